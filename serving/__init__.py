@@ -1,0 +1,1 @@
+"""tierline's service: FastAPI app, settings, routes. Run time only: no torch here."""

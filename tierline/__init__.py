@@ -1,0 +1,1 @@
+"""The tierline command line (``tierline --help``)."""

@@ -1,0 +1,3 @@
+from tierline.cli import app
+
+app(prog_name="tierline")

@@ -1,0 +1,110 @@
+"""The ``tierline`` command line.
+
+Run-time commands (``analyze``, ``serve``) need only the runtime install. Training, evaluation
+and benchmark commands import ``training`` inside the command, so they need the ``train`` extra
+and nothing else pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="tierline: escalation brain for WhatsApp customer support.",
+                  no_args_is_help=True, add_completion=False)
+train_app = typer.Typer(help="Train models (needs the 'train' extra).", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate models against baselines.", no_args_is_help=True)
+bench_app = typer.Typer(help="Latency and throughput benchmarks.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(bench_app, name="bench")
+
+ModelOption = Annotated[Path | None, typer.Option(help="model bundle folder (default: shipped)")]
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """One logging format for every command."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def analyze(texts: Annotated[list[str], typer.Argument(help="messages to analyse")],
+            model: ModelOption = None) -> None:
+    """Print one JSON object per text: intent, confidence, all intents, frustration, cues."""
+    setup_logging("WARNING")
+    from nlu import Analyzer
+
+    try:
+        analyzer = Analyzer.load(model)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for result in analyzer.analyze(texts):
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST")] = None,
+          port: Annotated[int | None, typer.Option(help="default: TIERLINE_PORT")] = None) -> None:
+    """Run the HTTP service (uvicorn) with the settings from the environment."""
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level.lower())
+
+
+@train_app.command("nlu")
+def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/nlu"),
+              epochs: float = 2.0, batch_size: int = 32, threads: int = 2,
+              max_steps: Annotated[int | None, typer.Option(help="stop early (smoke runs)")] = None,
+              rows_per_split: Annotated[int | None, typer.Option(help="subsample (smoke runs)")] = None,
+              ship: Annotated[bool, typer.Option(help="copy the result into models/nlu")] = False
+              ) -> None:
+    """Fine-tune intent + frustration, export ONNX, fuse, quantise int8, calibrate."""
+    setup_logging()
+    from nlu.bundle import DEFAULT_BUNDLE_DIR
+    from training.pipeline import ship_bundle
+    from training.pipeline import train_nlu as run_training
+    from training.trainer import TrainConfig
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, threads=threads,
+                         max_steps=max_steps)
+    run_dir = run_training(out, config, rows_per_split=rows_per_split)
+    if ship:
+        ship_bundle(run_dir, DEFAULT_BUNDLE_DIR)
+        typer.echo(f"shipped {run_dir} -> {DEFAULT_BUNDLE_DIR}")
+
+
+@evaluate_app.command("nlu")
+def evaluate_nlu(model: ModelOption = None,
+                 split: Annotated[str, typer.Option(help="validation or test")] = "test",
+                 out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
+    """Accuracy, macro-F1, ECE, out-of-scope, frustration ROC-AUC vs TF-IDF and keyword baselines."""
+    setup_logging()
+    from training.evaluate import evaluate_nlu as run_evaluation
+
+    report = run_evaluation(model, split=split, out_dir=out)
+    typer.echo(json.dumps(report["summary"], indent=2))
+
+
+@bench_app.command("nlu")
+def bench_nlu(model: ModelOption = None, messages: int = 1000,
+              out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
+    """Latency (batch 1) and throughput (batch 32/64): ONNX int8 vs fp32 vs torch eager."""
+    setup_logging()
+    from training.bench import bench_nlu as run_bench
+
+    run_bench(model, n_messages=messages, out_dir=out)
+
+
+if __name__ == "__main__":
+    app()
