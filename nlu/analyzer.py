@@ -115,6 +115,9 @@ class Analyzer:
         if isinstance(texts, str):
             raise TypeError("analyze() takes a list of texts, not a single string")
         raw = list(texts)
+        for i, t in enumerate(raw):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} must be str, got {type(t).__name__}")
         cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in raw]
         results: list[AnalysisResult | None] = [None] * len(raw)
         todo = [i for i, t in enumerate(cleaned) if not is_blank(t)]

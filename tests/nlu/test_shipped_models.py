@@ -15,7 +15,7 @@ CLEAR_INTENTS = [
     ("can I speak to a human agent", "contact_human_agent"),
     ("I forgot my password and can't log in", "recover_password"),
     ("what payment methods do you accept?", "check_payment_methods"),
-    ("I need a copy of my invoice", "get_invoice"),
+    ("how can I get an invoice for my purchase?", "get_invoice"),
     ("I want to change the shipping address of my order", "change_shipping_address"),
     ("hello there", "greeting"),
     ("thank you so much for your help", "thanks"),
