@@ -36,10 +36,14 @@ class AnalysisResult:
     truncated: bool = False
     empty: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: L2-normalised sentence embedding from the same encoder pass (for FAQ similarity).
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form (what the CLI prints and the API returns)."""
-        return asdict(self)
+        """Plain-JSON form (what the CLI prints and the API returns); no embedding."""
+        out = asdict(self)
+        out.pop("embedding")
+        return out
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -90,6 +94,9 @@ class Analyzer:
         self.batch_size = batch_size
         self.labels = list(config.intent_labels)
         self._input_names = {i.name for i in session.get_inputs()}
+        self._outputs = ["intent_logits", "frustration_logit"]
+        if "sentence_embedding" in {o.name for o in session.get_outputs()}:
+            self._outputs.append("sentence_embedding")
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, model_file: str | None = None,
@@ -144,18 +151,35 @@ class Analyzer:
         What calibration is fitted on, so it is fitted on exactly the model that ships.
         """
         cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in texts]
+        if not cleaned:
+            return np.zeros((0, len(self.labels)), np.float32), np.zeros((0,), np.float32)
+        order = np.argsort([len(t) for t in cleaned], kind="stable")  # less padding per batch
         intents, frustration = [], []
         for start in range(0, len(cleaned), self.batch_size):
-            batch = cleaned[start : start + self.batch_size]
-            a, b, _, _ = self._forward(batch)
+            batch = [cleaned[i] for i in order[start : start + self.batch_size]]
+            a, b, _, _, _ = self._forward(batch)
             intents.append(a)
             frustration.append(b.reshape(-1))
-        if not intents:
-            return np.zeros((0, len(self.labels)), np.float32), np.zeros((0,), np.float32)
-        return np.concatenate(intents), np.concatenate(frustration)
+        intent_logits = np.empty_like(np.concatenate(intents))
+        frustration_logit = np.empty(len(cleaned), dtype=np.float32)
+        intent_logits[order] = np.concatenate(intents)
+        frustration_logit[order] = np.concatenate(frustration)
+        return intent_logits, frustration_logit
 
-    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list, list]:
-        """One model call on cleaned ``texts``: logits, token encodings and cues."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised sentence embeddings ``[n, hidden]`` (the encoder's mean pooling)."""
+        cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in texts]
+        out = []
+        for start in range(0, len(cleaned), self.batch_size):
+            _, _, emb, _, _ = self._forward(cleaned[start : start + self.batch_size])
+            if emb is None:
+                raise RuntimeError("this model bundle has no sentence_embedding output")
+            out.append(emb)
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def _forward(self, texts: list[str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list, list]:
+        """One model call on cleaned ``texts``: logits, embeddings, token encodings and cues."""
         encodings = self.tokenizer.encode_batch([t[:MAX_MODEL_CHARS] for t in texts])
         cues = [extract_cues(t) for t in texts]
         feeds = {
@@ -163,21 +187,23 @@ class Analyzer:
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "cues": np.stack([c.values for c in cues]),
         }
-        intent_logits, frustration_logit = self.session.run(
-            ["intent_logits", "frustration_logit"],
-            {k: v for k, v in feeds.items() if k in self._input_names},
-        )
-        return intent_logits, frustration_logit, encodings, cues
+        outputs = self.session.run(
+            self._outputs, {k: v for k, v in feeds.items() if k in self._input_names})
+        embedding = None
+        if len(outputs) == 3:
+            embedding = outputs[2] / np.clip(np.linalg.norm(outputs[2], axis=1, keepdims=True),
+                                             1e-9, None)
+        return outputs[0], outputs[1], embedding, encodings, cues
 
     def _run_batch(self, texts: list[str], raw_lengths: list[int]) -> list[AnalysisResult]:
-        intent_logits, frustration_logit, encodings, cues = self._forward(texts)
+        intent_logits, frustration_logit, embedding, encodings, cues = self._forward(texts)
         probs = softmax(intent_logits, self.config.intent_temperature)
         cal = self.config.frustration_calibration
         frustration = sigmoid(cal.scale * frustration_logit.reshape(-1) + cal.shift)
         out = []
-        for row, p_frus, enc, cue, raw_len, text in zip(
+        for n, (row, p_frus, enc, cue, raw_len, text) in enumerate(zip(
             probs, frustration, encodings, cues, raw_lengths, texts
-        ):
+        )):
             best = int(row.argmax())
             truncated = bool(enc.overflowing) or raw_len > MAX_SCAN_CHARS or len(text) > MAX_MODEL_CHARS
             warnings = []
@@ -194,5 +220,6 @@ class Analyzer:
                 cues=list(cue.fired),
                 truncated=truncated,
                 warnings=warnings,
+                embedding=None if embedding is None else embedding[n],
             ))
         return out

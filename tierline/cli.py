@@ -62,12 +62,73 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
                 log_level=settings.log_level.lower())
 
 
+@app.command()
+def chat(tier: Annotated[str, typer.Option(help="customer tier: standard, premium, vip")] = "standard",
+         at: Annotated[str | None, typer.Option(help='clock for business hours, e.g. "2026-11-28 22:00" (flow timezone)')] = None,
+         lang: Annotated[str | None, typer.Option(help="force the reply language (default: detect)")] = None,
+         customer: Annotated[str, typer.Option(help="customer id (phone number)")] = "cli-customer",
+         flow: Annotated[Path | None, typer.Option(help="bot flow YAML")] = None) -> None:
+    """Talk to the bot as a WhatsApp customer. Piped input: one message per line, JSON out."""
+    import sys
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from nlu.engine import TurnEngine
+    from nlu.flow import FlowError
+
+    setup_logging("WARNING")
+    try:
+        engine = TurnEngine.load(flow)
+    except (FileNotFoundError, FlowError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    zone = ZoneInfo(engine.flow.business_hours.timezone)
+    clock = datetime.fromisoformat(at).replace(tzinfo=zone) if at else None
+    state = engine.new_state("cli", customer_id=customer, tier=tier, language=lang)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        typer.echo(f"{engine.flow.brand} on WhatsApp ({tier}). Type a message; Ctrl-D to quit.")
+    for n, line in enumerate(_customer_lines(interactive)):
+        text = line.rstrip("\n")
+        now = clock + timedelta(minutes=n) if clock else None
+        result = engine.turn(state, text, now=now)
+        state = result.state
+        if interactive:
+            for reply in result.replies:
+                typer.echo(f"bot> {reply.text}")
+                for button_id, title in reply.buttons:
+                    typer.echo(f"     [{title}]")
+            d = result.decision
+            typer.echo(f"     · intent {result.analysis.intent} ({result.analysis.intent_confidence:.2f}), "
+                       f"frustration {result.analysis.frustration:.2f}, p_escalate {d.p_escalate:.2f}"
+                       f"{' -> HANDOFF to ' + d.team if result.handoff else ''}"
+                       f"{'; ' + '; '.join(d.reasons) if d.reasons else ''}")
+        else:
+            typer.echo(json.dumps({"text": text, **result.to_dict()}, ensure_ascii=False))
+
+
+def _customer_lines(interactive: bool):
+    """Lines from a pipe, or prompted lines from a terminal until Ctrl-D."""
+    import sys
+
+    if not interactive:
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input("you> ")
+        except EOFError:
+            return
+
+
 @train_app.command("nlu")
 def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/nlu"),
               epochs: float = 2.0, batch_size: int = 32, threads: int = 2,
               max_steps: Annotated[int | None, typer.Option(help="stop early (smoke runs)")] = None,
               rows_per_split: Annotated[int | None, typer.Option(help="subsample (smoke runs)")] = None,
-              ship: Annotated[bool, typer.Option(help="copy the result into models/nlu")] = False
+              ship: Annotated[bool, typer.Option(help="copy the result into models/nlu")] = False,
+              checkpoint: Annotated[Path | None, typer.Option(
+                  help="rebuild from an earlier run's model.pt instead of fine-tuning")] = None,
               ) -> None:
     """Fine-tune intent + frustration, export ONNX, fuse, quantise int8, calibrate."""
     setup_logging()
@@ -78,10 +139,47 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, threads=threads,
                          max_steps=max_steps)
-    run_dir = run_training(out, config, rows_per_split=rows_per_split)
+    run_dir = run_training(out, config, rows_per_split=rows_per_split, checkpoint=checkpoint)
     if ship:
         ship_bundle(run_dir, DEFAULT_BUNDLE_DIR)
         typer.echo(f"shipped {run_dir} -> {DEFAULT_BUNDLE_DIR}")
+
+
+@train_app.command("policy")
+def train_policy(conversations: Annotated[int, typer.Option(help="simulated for training")] = 2500,
+                 test_conversations: Annotated[int, typer.Option(help="held out")] = 1000,
+                 seed: int = 29,
+                 out: Annotated[Path, typer.Option(help="artefact folder")] = Path("runs/policy"),
+                 ship: Annotated[bool, typer.Option(help="write into models/policy")] = False
+                 ) -> None:
+    """Simulate labelled conversations, fit the calibrated policy, evaluate vs the rule baseline."""
+    setup_logging()
+    from nlu.policy import DEFAULT_POLICY_DIR
+    from training.policy_fit import train_policy as run_policy_training
+
+    report = run_policy_training(DEFAULT_POLICY_DIR if ship else out, conversations,
+                                 test_conversations, seed)
+    typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
+
+
+@evaluate_app.command("policy")
+def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy folder")] = None,
+                    out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")
+                    ) -> None:
+    """Evaluate a policy on the saved held-out simulated conversations vs the rule baseline."""
+    setup_logging()
+    from nlu.policy import DEFAULT_POLICY_DIR, POLICY_FILE, PolicyArtifact
+    from training.policy_fit import evaluate_policy as run_policy_eval
+    from training.policy_fit import plot_policy_reliability
+    from training.simulator import SIMULATED_DIR, load_rows
+
+    folder = policy or DEFAULT_POLICY_DIR
+    artifact = PolicyArtifact.model_validate_json((folder / POLICY_FILE).read_text())
+    report = run_policy_eval(artifact, load_rows(SIMULATED_DIR / "policy_test.jsonl"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "policy_eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_policy_reliability(report, out / "policy_reliability.png")
+    typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
 
 
 @evaluate_app.command("nlu")

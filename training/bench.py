@@ -40,7 +40,7 @@ FUSED_FILE = "model.fused.fp32.onnx"
 
 def sample_messages(n: int, seed: int = 7) -> list[str]:
     """``n`` real messages (intent and frustration test texts, so real length spread)."""
-    texts = load_intent_data()["test"]["text"] + load_frustration_data()["test"]["text"]
+    texts = list(load_intent_data()["test"]["text"]) + list(load_frustration_data()["test"]["text"])
     rng = np.random.default_rng(seed)
     return [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]
 
@@ -75,7 +75,12 @@ def latency_ms(run: Callable[[list[str]], object], messages: list[str], warmup: 
 
 
 def throughput(run: Callable[[list[str]], object], messages: list[str], batch: int) -> float:
-    """Messages per second when scoring ``messages`` in batches of ``batch``."""
+    """Messages per second when scoring ``messages`` in batches of ``batch``.
+
+    Messages are sorted by length first, as ``Analyzer.analyze`` does for a batch job, so a
+    batch is padded to similar lengths; every engine gets the same batches.
+    """
+    messages = sorted(messages, key=len)
     run(messages[:batch])
     t0 = time.perf_counter()
     for i in range(0, len(messages), batch):

@@ -20,7 +20,7 @@ from training.modeling import IntentFrustrationModel
 log = logging.getLogger(__name__)
 
 INPUT_NAMES = ["input_ids", "attention_mask", "cues"]
-OUTPUT_NAMES = ["intent_logits", "frustration_logit"]
+OUTPUT_NAMES = ["intent_logits", "frustration_logit", "sentence_embedding"]
 
 
 def export_fp32(model: IntentFrustrationModel, path: Path, n_cues: int) -> Path:
@@ -37,7 +37,8 @@ def export_fp32(model: IntentFrustrationModel, path: Path, n_cues: int) -> Path:
             dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
                           "attention_mask": {0: "batch", 1: "sequence"},
                           "cues": {0: "batch"},
-                          "intent_logits": {0: "batch"}, "frustration_logit": {0: "batch"}},
+                          "intent_logits": {0: "batch"}, "frustration_logit": {0: "batch"},
+                          "sentence_embedding": {0: "batch"}},
             opset_version=17, do_constant_folding=True, dynamo=False,
         )
     onnx.checker.check_model(str(path))
@@ -63,7 +64,13 @@ def quantise_int8(src: Path, dst: Path) -> Path:
     """Dynamic int8 quantisation of the MatMul weights (activations quantised at run time)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # Fused contrib ops defeat ONNX shape inference; their outputs are float tensors.
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # the quantizer logs every tensor at INFO on the root logger
+    try:
+        # Fused contrib ops defeat ONNX shape inference; their outputs are float tensors.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
     return dst

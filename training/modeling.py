@@ -54,10 +54,15 @@ class IntentFrustrationModel(nn.Module):
         return nn.functional.softplus(self.cue_weight_raw)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cues: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(intent_logits [B, n_intents], frustration_logit [B])``."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(intent_logits [B, n_intents], frustration_logit [B], embedding [B, H])``.
+
+        The sentence embedding (mean-pooled, before dropout) is an output too, so FAQ matching
+        by similarity reuses the same encoder pass instead of running a second model.
+        """
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = self.dropout(mean_pool(hidden, attention_mask))
+        embedding = mean_pool(hidden, attention_mask)
+        pooled = self.dropout(embedding)
         intent_logits = self.intent_head(pooled)
         frustration_logit = self.frustration_head(pooled).squeeze(-1) + cues @ self.cue_weights()
-        return intent_logits, frustration_logit
+        return intent_logits, frustration_logit, embedding

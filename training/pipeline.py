@@ -49,8 +49,13 @@ def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_nlu(run_dir: Path, config: TrainConfig = TrainConfig(), raw_dir: Path = RAW_DIR,
-              encoder_path: Path | None = None, rows_per_split: int | None = None) -> Path:
-    """Train, export, quantise and calibrate; return the run folder (a loadable bundle)."""
+              encoder_path: Path | None = None, rows_per_split: int | None = None,
+              checkpoint: Path | None = None) -> Path:
+    """Train, export, quantise and calibrate; return the run folder (a loadable bundle).
+
+    With ``checkpoint`` (a ``model.pt`` of an earlier run) fine-tuning is skipped and the
+    bundle is rebuilt from those weights: export, fusion, quantisation and calibration again.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     encoder_path = Path(encoder_path or default_encoder_path())
@@ -64,10 +69,16 @@ def train_nlu(run_dir: Path, config: TrainConfig = TrainConfig(), raw_dir: Path 
 
     shutil.copy(encoder_path / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)
     model = IntentFrustrationModel.from_pretrained(encoder_path, len(INTENT_LABELS), len(CUE_NAMES))
-    fine_tune(model, run_dir / TOKENIZER_FILE,
-              intents["train"]["text"], [label_id[x] for x in intents["train"]["label"]],
-              frustration["train"]["text"], frustration["train"]["label"], config)
-    torch.save(model.state_dict(), run_dir / "model.pt")
+    if checkpoint is None:
+        fine_tune(model, run_dir / TOKENIZER_FILE,
+                  intents["train"]["text"], [label_id[x] for x in intents["train"]["label"]],
+                  frustration["train"]["text"], frustration["train"]["label"], config)
+        torch.save(model.state_dict(), run_dir / "model.pt")
+    else:
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+        model.eval()
+        if Path(checkpoint).resolve() != (run_dir / "model.pt").resolve():
+            shutil.copy(checkpoint, run_dir / "model.pt")
 
     export_fp32(model, run_dir / FP32_MODEL_FILE, len(CUE_NAMES))
     fused = fuse_transformer_ops(run_dir / FP32_MODEL_FILE, run_dir / FUSED_FP32_FILE,
@@ -111,7 +122,7 @@ def train_nlu(run_dir: Path, config: TrainConfig = TrainConfig(), raw_dir: Path 
                 probs.max(1), probs.argmax(1) == y_test)
     metrics["intent_temperature"] = scaler.temperature_
     metrics["frustration_threshold"] = threshold
-    metrics["train_seconds"] = time.time() - started
+    metrics["build_seconds"] = time.time() - started
     bundle.metrics = {k: float(f"{float(v):.6g}") for k, v in metrics.items()}
     save_bundle_config(run_dir, bundle)
 

@@ -103,7 +103,7 @@ def fine_tune(model: IntentFrustrationModel, tokenizer_path: Path,
     for step, (task, idx) in enumerate(bar):
         texts = [(intent_texts if task == "intent" else frustration_texts)[i] for i in idx]
         batch = encode_batch(tokenizer, texts)
-        intent_logits, frustration_logit = model(**batch)
+        intent_logits, frustration_logit, _ = model(**batch)
         if task == "intent":
             y = torch.tensor([intent_labels[i] for i in idx], dtype=torch.long)
             loss = ce(intent_logits, y)
@@ -133,7 +133,7 @@ def predict_logits(model: IntentFrustrationModel, tokenizer_path: Path, texts: l
     model.eval()
     intents, frustration = [], []
     for i in range(0, len(texts), batch_size):
-        a, b = model(**encode_batch(tokenizer, texts[i : i + batch_size]))
+        a, b, _ = model(**encode_batch(tokenizer, texts[i : i + batch_size]))
         intents.append(a.numpy())
         frustration.append(b.numpy())
     return np.concatenate(intents), np.concatenate(frustration)

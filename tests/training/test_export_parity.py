@@ -63,9 +63,9 @@ def test_cues_can_only_raise_the_frustration_logit(tiny_bundle):
     ids = torch.ones((1, 4), dtype=torch.long)
     mask = torch.ones((1, 4), dtype=torch.long)
     with torch.no_grad():
-        _, calm = model(ids, mask, torch.zeros((1, len(CUE_NAMES))))
+        _, calm, _ = model(ids, mask, torch.zeros((1, len(CUE_NAMES))))
         for k in range(len(CUE_NAMES)):
             cues = torch.zeros((1, len(CUE_NAMES)))
             cues[0, k] = 1.0
-            _, loud = model(ids, mask, cues)
+            _, loud, _ = model(ids, mask, cues)
             assert loud.item() > calm.item()

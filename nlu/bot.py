@@ -1,0 +1,158 @@
+"""The menu bot (tier 1): a small state machine with no I/O of its own.
+
+Given the conversation state, the customer's message and the Analyzer's view of it, the bot
+returns what to send (text, reply buttons) and how the state changes. Channels (the WhatsApp
+webhook, the terminal chat, tests) turn the returned actions into messages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nlu.analyzer import AnalysisResult
+from nlu.directory import OrderLookup
+from nlu.faq import FaqIndex
+from nlu.flow import BotFlow
+
+#: Reply-button ids of the main menu; a customer may also type the digit.
+MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
+MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
+HISTORY_LIMIT = 20
+#: Below this intent confidence the bot does not act on the intent (it falls back instead).
+MIN_CONFIDENCE = 0.5
+
+
+@dataclass
+class Reply:
+    """A message to send: plain text, or text with up to three reply buttons (id, title)."""
+
+    text: str
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ConversationState:
+    """Everything the bot and the policy remember about one conversation (JSON-serialisable)."""
+
+    conversation_id: str
+    customer_id: str = ""
+    tier: str = "standard"
+    language: str = "en"
+    language_locked: bool = False
+    step: str = "new"  # new | menu | awaiting_order_number | faq | with_agent
+    turns: int = 0
+    failed_attempts: int = 0
+    order_number: str | None = None
+    recent_intents: list[str] = field(default_factory=list)
+    max_frustration: float = 0.0
+    frustrated_turns: int = 0
+    escalated: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (what a store persists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConversationState:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored so old states still load."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def remember(self, role: str, text: str, at: str) -> None:
+        """Append a message to the bounded history (the agent sees the full log elsewhere)."""
+        self.history.append({"role": role, "text": text[:2000], "at": at})
+        del self.history[:-HISTORY_LIMIT]
+
+
+@dataclass
+class BotResponse:
+    """What the bot does with one message: replies, and whether it failed to help."""
+
+    replies: list[Reply]
+    failed: bool
+
+
+class MenuBot:
+    """Menu, order tracking, FAQ, small talk and the fallback; escalation is the policy's job."""
+
+    def __init__(self, flow: BotFlow, orders: OrderLookup, faq: FaqIndex) -> None:
+        self.flow = flow
+        self.orders = orders
+        self.faq = faq
+        self._order_pattern = re.compile(flow.orders.number_pattern.strip("^$"), re.IGNORECASE)
+
+    def menu(self, state: ConversationState, text_key: str = "welcome") -> Reply:
+        """The main menu as reply buttons."""
+        lang = state.language
+        return Reply(self.flow.text(text_key, lang), buttons=[
+            (MENU_ORDER, self.flow.text("menu_order_status", lang)),
+            (MENU_FAQ, self.flow.text("menu_faq", lang)),
+            (MENU_AGENT, self.flow.text("menu_agent", lang)),
+        ])
+
+    def find_order_number(self, text: str) -> str | None:
+        """An order number in the configured format inside ``text``, upper-cased."""
+        match = self._order_pattern.search(text)
+        return match.group(0).upper() if match else None
+
+    def respond(self, state: ConversationState, text: str, analysis: AnalysisResult,
+                button_id: str | None = None) -> BotResponse:
+        """Answer one message; mutates ``state.step``/``order_number``, never escalates."""
+        lang = state.language
+        choice = button_id or MENU_DIGITS.get(text.strip())
+        if choice == MENU_ORDER:
+            state.step = "awaiting_order_number"
+            return BotResponse([Reply(self.flow.text("ask_order_number", lang))], failed=False)
+        if choice == MENU_FAQ:
+            state.step = "faq"
+            return BotResponse([Reply(self.flow.text("faq_prompt", lang))], failed=False)
+
+        number = self.find_order_number(text)
+        if number:
+            return self._order_status(state, number)
+        if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
+            return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
+
+        intent, confident = analysis.intent, analysis.intent_confidence >= MIN_CONFIDENCE
+        if intent == "greeting" and confident:
+            state.step = "menu"
+            return BotResponse([self.menu(state)], failed=False)
+        if intent == "thanks" and confident:
+            return BotResponse([Reply(self.flow.text("thanks", lang))], failed=False)
+        if intent == "goodbye" and confident:
+            return BotResponse([Reply(self.flow.text("goodbye", lang))], failed=False)
+        if intent == "track_order" and confident:
+            if state.order_number:
+                return self._order_status(state, state.order_number)
+            state.step = "awaiting_order_number"
+            return BotResponse([Reply(self.flow.text("ask_order_number", lang))], failed=False)
+        match = self.faq.match(analysis)
+        if match is not None:
+            answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
+            state.step = "menu"
+            return BotResponse([Reply(answer)], failed=False)
+        if state.step == "new":
+            state.step = "menu"
+            return BotResponse([self.menu(state)], failed=False)
+        return BotResponse([self.menu(state, "fallback")], failed=True)
+
+    def _order_status(self, state: ConversationState, number: str) -> BotResponse:
+        lang = state.language
+        order = self.orders.find(number)
+        if order is None:
+            return BotResponse([Reply(self.flow.text("order_not_found", lang, order_number=number))],
+                               failed=True)
+        state.order_number = order.number
+        state.step = "menu"
+        return BotResponse([Reply(self.flow.text(
+            "order_status", lang, order_number=order.number, status=order.status,
+            carrier=order.carrier, eta=order.eta))], failed=False)
+
+    @staticmethod
+    def _looks_like_an_attempt(text: str, analysis: AnalysisResult) -> bool:
+        """While waiting for an order number: a short code-like answer is a (bad) attempt."""
+        return any(ch.isdigit() for ch in text) or (
+            len(text.split()) <= 2 and analysis.intent in ("out_of_scope", "track_order"))

@@ -1,0 +1,65 @@
+"""FAQ matching: by the NLU intent first, then by embedding similarity with the same encoder.
+
+"how long does shipping take" finds the delivery-time entry either because the intent model
+says ``delivery_period`` or because its sentence embedding is close to an example question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, TypeAdapter
+
+from nlu.analyzer import AnalysisResult, Analyzer
+
+
+class FaqEntry(BaseModel):
+    """One FAQ answer with the intents and example questions that lead to it."""
+
+    id: str
+    intents: list[str] = []
+    questions: dict[str, list[str]]
+    answer: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    """The entry that answers a message, how it matched, and the similarity."""
+
+    entry: FaqEntry
+    by: str  # "intent" or "similarity"
+    similarity: float
+
+
+class FaqIndex:
+    """FAQ entries with their example questions embedded once at load time."""
+
+    def __init__(self, entries: list[FaqEntry], analyzer: Analyzer, min_similarity: float) -> None:
+        self.entries = entries
+        self.min_similarity = min_similarity
+        pairs = [(i, q) for i, e in enumerate(entries) for qs in e.questions.values() for q in qs]
+        self._owner = np.array([i for i, _ in pairs], dtype=int)
+        self._vectors = analyzer.embed([q for _, q in pairs]) if pairs else np.zeros((0, 1))
+
+    @classmethod
+    def load(cls, path: Path, analyzer: Analyzer, min_similarity: float) -> FaqIndex:
+        """Read the FAQ YAML (a list of entries) and embed its questions."""
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        entries = TypeAdapter(list[FaqEntry]).validate_python(raw)
+        return cls(entries, analyzer, min_similarity)
+
+    def match(self, analysis: AnalysisResult) -> FaqMatch | None:
+        """The best entry for ``analysis``, or None when nothing is close enough."""
+        for entry in self.entries:
+            if analysis.intent in entry.intents and analysis.intent_confidence >= 0.5:
+                return FaqMatch(entry, "intent", 1.0)
+        if analysis.embedding is None or not len(self._vectors):
+            return None
+        sims = self._vectors @ analysis.embedding
+        best = int(sims.argmax())
+        if sims[best] >= self.min_similarity:
+            return FaqMatch(self.entries[self._owner[best]], "similarity", float(sims[best]))
+        return None

@@ -1,0 +1,238 @@
+"""The escalation policy at run time: features -> calibrated P(escalate) -> decision + reasons.
+
+The learned part is a logistic regression whose weights on "more reason to escalate" features
+(frustration, failed replies, VIP tier, sensitive topic...) are constrained non-negative, then
+an isotonic calibration; both are monotone, so more frustration, more failures or a higher tier
+never lower ``p_escalate``. It is fitted in ``training.policy_fit`` (scikit-learn) and shipped as
+plain numbers in ``models/policy/policy.json``, so run time needs only numpy.
+
+Hard guarantees stay rules on top of the model: an explicit request for a human always
+escalates (WhatsApp requires a clear path to one), and so does the bot failing
+``max_failed_attempts`` times. Off hours change the handoff, not the decision.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from nlu.analyzer import AnalysisResult
+from nlu.flow import EscalationConfig
+from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
+
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "models" / "policy"
+POLICY_FILE = "policy.json"
+
+#: Feature order of the policy model, and whether each is constrained monotone (weight >= 0).
+FEATURES: tuple[tuple[str, bool], ...] = (
+    ("frustration", True),
+    ("max_frustration", True),
+    ("frustrated_turns", True),
+    ("failed_attempts", True),
+    ("explicit_request", True),
+    ("p_contact_human", True),
+    ("p_sensitive", True),
+    ("p_complaint", True),
+    ("premium", True),
+    ("vip", True),
+    ("repeated_intent", True),
+    ("turns", True),
+    ("cue_count", True),
+    ("p_out_of_scope", False),
+    ("p_small_talk", False),
+    ("intent_confidence", False),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
+MONOTONE: tuple[bool, ...] = tuple(mono for _, mono in FEATURES)
+TIER_RANK = {"standard": 0, "premium": 1, "vip": 2}
+
+
+@dataclass
+class PolicyContext:
+    """What the policy knows of the conversation *before* the current message."""
+
+    tier: str = "standard"
+    turns: int = 0
+    failed_attempts: int = 0
+    max_frustration: float = 0.0
+    frustrated_turns: int = 0
+    recent_intents: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    """The policy's answer for one customer message."""
+
+    p_escalate: float
+    escalate: bool
+    reasons: list[str]
+    team: str
+    priority: str
+    features: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        return {"p_escalate": self.p_escalate, "escalate": self.escalate, "reasons": self.reasons,
+                "team": self.team, "priority": self.priority, "features": self.features}
+
+
+class PolicyArtifact(BaseModel):
+    """``policy.json``: the fitted weights and isotonic calibration as plain numbers."""
+
+    format_version: int = 1
+    feature_names: list[str]
+    coef: list[float]
+    intercept: float
+    calibration_x: list[float]
+    calibration_y: list[float]
+    frustrated_at: float = 0.5
+    metrics: dict[str, float] = {}
+
+    @classmethod
+    def untrained(cls) -> PolicyArtifact:
+        """Zero weights, p = 0.5 everywhere: lets the simulator record features before a fit."""
+        return cls(feature_names=list(FEATURE_NAMES), coef=[0.0] * len(FEATURE_NAMES),
+                   intercept=0.0, calibration_x=[-1.0, 1.0], calibration_y=[0.5, 0.5])
+
+
+def fold(text: str) -> str:
+    """Lower-case without accents: 'Operatore' and 'opératore' match 'operatore'."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def asks_for_human(text: str, keywords: list[str]) -> bool:
+    """True when the message names a human ('agent', 'operatore', ...) as a word."""
+    words = set("".join(ch if ch.isalnum() else " " for ch in fold(text)).split())
+    return any(fold(k) in words for k in keywords)
+
+
+def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: bool,
+                    config: EscalationConfig, frustrated_at: float = 0.5) -> dict[str, float]:
+    """The feature vector (as a dict in FEATURE_NAMES order) for one customer message."""
+    intents = analysis.intents
+    substantive = analysis.intent not in SMALL_TALK_INTENTS + (OUT_OF_SCOPE,)
+    frustrated_now = analysis.frustration >= frustrated_at
+    return {
+        "frustration": analysis.frustration,
+        "max_frustration": max(context.max_frustration, analysis.frustration),
+        "frustrated_turns": min(context.frustrated_turns + int(frustrated_now), 3) / 3,
+        "failed_attempts": min(context.failed_attempts, 5) / 5,
+        "explicit_request": float(explicit),
+        "p_contact_human": intents.get("contact_human_agent", 0.0),
+        "p_sensitive": min(1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents)),
+        "p_complaint": intents.get("complaint", 0.0),
+        "premium": float(TIER_RANK.get(context.tier, 0) >= 1),
+        "vip": float(TIER_RANK.get(context.tier, 0) >= 2),
+        "repeated_intent": float(substantive and analysis.intent in context.recent_intents),
+        "turns": min(context.turns + 1, 10) / 10,
+        "cue_count": min(len(analysis.cues), 4) / 4,
+        "p_out_of_scope": intents.get(OUT_OF_SCOPE, 0.0),
+        "p_small_talk": sum(intents.get(i, 0.0) for i in SMALL_TALK_INTENTS),
+        "intent_confidence": analysis.intent_confidence,
+    }
+
+
+class EscalationPolicy:
+    """Run-time policy: calibrated probability, tier thresholds, hard rules, reasons, routing."""
+
+    def __init__(self, artifact: PolicyArtifact, config: EscalationConfig) -> None:
+        if artifact.feature_names != list(FEATURE_NAMES):
+            raise ValueError("policy artefact was fitted on another feature set")
+        self.artifact = artifact
+        self.config = config
+        self._coef = np.asarray(artifact.coef, dtype=float)
+        self._cal_x = np.asarray(artifact.calibration_x, dtype=float)
+        self._cal_y = np.asarray(artifact.calibration_y, dtype=float)
+
+    @classmethod
+    def load(cls, config: EscalationConfig, path: str | Path | None = None) -> EscalationPolicy:
+        """Load ``policy.json`` from a folder (default: the shipped ``models/policy``)."""
+        folder = Path(path) if path is not None else DEFAULT_POLICY_DIR
+        file = folder / POLICY_FILE
+        if not file.is_file():
+            raise FileNotFoundError(f"no policy artefact at {folder} (missing {POLICY_FILE})")
+        artifact = PolicyArtifact.model_validate(json.loads(file.read_text(encoding="utf-8")))
+        return cls(artifact, config)
+
+    def probability(self, features: dict[str, float]) -> float:
+        """Calibrated P(escalate) for one feature dict."""
+        x = np.array([features[name] for name in FEATURE_NAMES], dtype=float)
+        score = float(x @ self._coef + self.artifact.intercept)
+        return float(np.interp(score, self._cal_x, self._cal_y))
+
+    def decide(self, analysis: AnalysisResult, context: PolicyContext, explicit: bool,
+               intent_for_routing: str | None = None) -> Decision:
+        """Decide for one customer message; ``explicit`` = asked for a human (words or menu)."""
+        features = policy_features(analysis, context, explicit, self.config,
+                                   self.artifact.frustrated_at)
+        p = self.probability(features)
+        rules = []
+        if explicit:
+            rules.append("customer asked for a human agent")
+        if context.failed_attempts >= self.config.max_failed_attempts:
+            rules.append(f"{context.failed_attempts} failed bot replies")
+        escalate = bool(rules) or p >= self.config.threshold_for(context.tier)
+        reasons = rules + [r for r in self.explain(features, analysis, context) if r not in rules]
+        return Decision(p_escalate=p, escalate=escalate, reasons=reasons,
+                        team=self.config.routing.team_for(intent_for_routing or analysis.intent),
+                        priority=self.priority(context.tier, analysis.frustration),
+                        features=features)
+
+    def priority(self, tier: str, frustration: float) -> str:
+        """Tier priority, raised to ``high`` for a strongly frustrated customer."""
+        rules = self.config.priority
+        if frustration >= rules.frustration_high:
+            return "high"
+        return {"vip": rules.vip, "premium": rules.premium}.get(tier, rules.standard)
+
+    def explain(self, features: dict[str, float], analysis: AnalysisResult,
+                context: PolicyContext) -> list[str]:
+        """Human-readable reasons, the largest contribution to the score first."""
+        contributions = {name: features[name] * w for name, w in zip(FEATURE_NAMES, self._coef)
+                         if features[name] * w > 0.05}
+        texts: dict[str, str] = {}
+        for name in sorted(contributions, key=contributions.get, reverse=True):
+            text = self._reason(name, features, analysis, context)
+            if text and text not in texts.values():
+                texts[name] = text
+        return list(texts.values())
+
+    def _reason(self, name: str, f: dict[str, float], analysis: AnalysisResult,
+                context: PolicyContext) -> str | None:
+        if name in ("frustration", "cue_count", "frustrated_turns") and \
+                analysis.frustration >= self.artifact.frustrated_at:
+            cues = ", ".join(describe_cue(c) for c in analysis.cues)
+            return f"customer frustrated ({analysis.frustration:.2f}" + (f": {cues})" if cues else ")")
+        if name == "max_frustration" and context.max_frustration >= self.artifact.frustrated_at:
+            return f"customer was frustrated earlier ({context.max_frustration:.2f})"
+        if name == "failed_attempts" and context.failed_attempts:
+            return f"{context.failed_attempts} failed bot replies"
+        if name in ("explicit_request", "p_contact_human") and \
+                (f["explicit_request"] or analysis.intent == "contact_human_agent"):
+            return "customer asked for a human agent"
+        if name == "p_sensitive" and analysis.intent in self.config.sensitive_intents:
+            return f"sensitive topic: {analysis.intent}"
+        if name == "p_complaint" and analysis.intent == "complaint":
+            return "sensitive topic: complaint"
+        if name == "vip" and f["vip"]:
+            return "VIP customer"
+        if name == "premium" and f["premium"] and not f["vip"]:
+            return "premium customer"
+        if name == "repeated_intent" and f["repeated_intent"]:
+            return f"repeated request: {analysis.intent}"
+        if name == "turns" and context.turns >= 4:
+            return f"long conversation ({context.turns + 1} messages)"
+        return None
+
+
+def describe_cue(cue: str) -> str:
+    """'negative_word:useless' -> "'useless'"; 'all_caps' -> 'all caps'."""
+    if ":" in cue:
+        return f"'{cue.split(':', 1)[1]}'"
+    return cue.replace("_", " ")
