@@ -135,8 +135,11 @@ class TurnEngine:
         state.remember("customer", text, now.isoformat())
 
         if state.step == "with_agent":
-            decision = self.policy.decide(analysis, self.context_of(state), explicit=True,
+            # The agent has the conversation: the bot stays quiet and the decision stands.
+            decision = self.policy.decide(analysis, self.context_of(state), explicit=False,
                                           intent_for_routing=self._routing_intent(state, analysis))
+            decision.escalate = True
+            decision.reasons = ["conversation is already with an agent"] + decision.reasons
             self._update_counters(state, analysis, failed=False)
             return TurnResult([], decision, analysis, state)
 

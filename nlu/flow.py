@@ -74,7 +74,7 @@ class FaqConfig(BaseModel):
     """FAQ file and the cosine similarity a question needs to match an entry by embedding."""
 
     file: str = "faq.yaml"
-    min_similarity: float = Field(0.55, ge=0, le=1)
+    min_similarity: float = Field(0.85, ge=0, le=1)
 
 
 class BusinessHours(BaseModel):

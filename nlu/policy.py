@@ -43,6 +43,8 @@ FEATURES: tuple[tuple[str, bool], ...] = (
     ("repeated_intent", True),
     ("turns", True),
     ("cue_count", True),
+    ("vip_x_frustration", True),
+    ("vip_x_sensitive", True),
     ("p_out_of_scope", False),
     ("p_small_talk", False),
     ("intent_confidence", False),
@@ -132,6 +134,10 @@ def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: 
         "repeated_intent": float(substantive and analysis.intent in context.recent_intents),
         "turns": min(context.turns + 1, 10) / 10,
         "cue_count": min(len(analysis.cues), 4) / 4,
+        # A VIP's reasons weigh more: interactions let a linear model say so.
+        "vip_x_frustration": float(TIER_RANK.get(context.tier, 0) >= 2) * analysis.frustration,
+        "vip_x_sensitive": float(TIER_RANK.get(context.tier, 0) >= 2) * min(
+            1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents)),
         "p_out_of_scope": intents.get(OUT_OF_SCOPE, 0.0),
         "p_small_talk": sum(intents.get(i, 0.0) for i in SMALL_TALK_INTENTS),
         "intent_confidence": analysis.intent_confidence,
@@ -220,7 +226,7 @@ class EscalationPolicy:
             return f"sensitive topic: {analysis.intent}"
         if name == "p_complaint" and analysis.intent == "complaint":
             return "sensitive topic: complaint"
-        if name == "vip" and f["vip"]:
+        if name in ("vip", "vip_x_frustration", "vip_x_sensitive") and f["vip"]:
             return "VIP customer"
         if name == "premium" and f["premium"] and not f["vip"]:
             return "premium customer"

@@ -25,3 +25,25 @@ def test_analyze_with_a_missing_bundle_fails_clearly(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "no model bundle" in out.stderr
+
+
+def test_chat_replays_a_piped_conversation_as_json_lines():
+    script = "hello\n1\nND-100000\nTHIS IS USELESS!!! I WANT A HUMAN\n"
+    out = subprocess.run([TIERLINE, "chat", "--at", "2026-11-24 11:00"], input=script,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    turns = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert [t["text"] for t in turns] == script.strip().split("\n")
+    assert {"reply", "intent", "frustration", "p_escalate", "escalate", "reasons", "team"} <= set(turns[0])
+    assert "ND-100000" in turns[2]["reply"]
+    assert turns[3]["escalate"] and not turns[0]["escalate"]
+    assert turns[3]["reasons"][0] == "customer asked for a human agent"
+
+
+def test_chat_off_hours_in_italian_for_a_vip():
+    out = subprocess.run([TIERLINE, "chat", "--tier", "vip", "--lang", "it", "--at",
+                          "2026-11-28 22:00"], input="operatore\n", capture_output=True,
+                         text=True, timeout=120)
+    turn = json.loads(out.stdout.strip())
+    assert turn["escalate"] and turn["off_hours"]
+    assert "non è disponibile" in turn["reply"]
