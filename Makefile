@@ -38,12 +38,15 @@ test: $(VENV)/.train
 
 train: $(VENV)/.train
 	$(BIN)/tierline train nlu --out runs/nlu --ship
+	$(BIN)/tierline train policy --ship
 
 eval: $(VENV)/.train
 	$(BIN)/tierline evaluate nlu --split test
+	$(BIN)/tierline evaluate policy
 
 bench: $(VENV)/.train
 	$(BIN)/tierline bench nlu --messages 1000
+	$(BIN)/tierline bench turn --messages 1000
 
 clean:
 	rm -rf $(VENV) runs reports .pytest_cache

@@ -204,5 +204,15 @@ def bench_nlu(model: ModelOption = None, messages: int = 1000,
     run_bench(model, n_messages=messages, out_dir=out)
 
 
+@bench_app.command("turn")
+def bench_turn(messages: int = 1000,
+               out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
+    """Latency of a whole turn (NLU + policy + bot) on one thread."""
+    setup_logging()
+    from training.bench import bench_turns
+
+    bench_turns(n_messages=messages, out_dir=out)
+
+
 if __name__ == "__main__":
     app()

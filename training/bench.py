@@ -163,3 +163,39 @@ def format_table(result: dict) -> str:
                      f"{r['msgs_per_s_b32']:.0f} | {r['msgs_per_s_b64']:.0f} | "
                      f"{r['speedup_p50_vs_torch']:.2f}x | {r['speedup_b64_vs_torch']:.2f}x |")
     return "\n".join(lines)
+
+
+def bench_turns(n_messages: int = 1000, out_dir: Path = Path("reports")) -> dict:
+    """Latency of whole turns (NLU + policy + bot, one thread) over real messages.
+
+    Messages are played as conversations of four turns each, so states carry history,
+    counters and FAQ/order look-ups as they do in production.
+    """
+    from datetime import datetime, timezone
+
+    from nlu.engine import TurnEngine
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = TurnEngine.load(analyzer=Analyzer.load(threads=1))
+    messages = sample_messages(n_messages, seed=11)
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    for m in messages[:20]:  # warm-up
+        engine.turn(engine.new_state("warm"), m, now=now)
+    samples = []
+    state = engine.new_state("bench-0")
+    for i, m in enumerate(messages):
+        if i % 4 == 0:
+            state = engine.new_state(f"bench-{i}", tier=("standard", "premium", "vip")[i % 3])
+        t0 = time.perf_counter()
+        state = engine.turn(state, m, now=now).state
+        samples.append((time.perf_counter() - t0) * 1000)
+    result = {"machine": machine_info(), "turns": len(samples),
+              "p50_ms": statistics.median(samples), "p99_ms": float(np.percentile(samples, 99)),
+              "mean_ms": statistics.fmean(samples), "max_ms": max(samples)}
+    (out_dir / "turn_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    line = (f"whole turn (NLU + policy + bot), 1 thread, {len(samples)} real messages on "
+            f"{result['machine']['cpu']}: p50 {result['p50_ms']:.2f} ms, "
+            f"p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms")
+    (out_dir / "turn_bench.md").write_text(line + "\n")
+    print(line)  # the benchmark's product is this line on stdout
+    return result
