@@ -1,8 +1,10 @@
-"""The model bundle: one folder holding everything the Analyzer needs at run time.
+"""The shipped artefacts and their one loader.
 
-A bundle is ``config.json`` (this schema), ``tokenizer.json`` and the ONNX model(s). Training
-writes bundles (``training.pipeline``); the Analyzer, the evaluation and the benchmark read them
-through :func:`load_bundle_config`, so there is one loader.
+An NLU bundle is ``config.json`` (this schema), ``tokenizer.json`` and the ONNX model(s);
+the policy artefact is ``policy.json``. Training writes them (``training.pipeline``,
+``training.policy_fit``); the Analyzer, the policy, the evaluation and the benchmark read them
+through :func:`load_bundle_config` and :func:`read_policy_json`, beside each other in
+``models/``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from pydantic import BaseModel, Field
 from nlu.cues import CUE_NAMES
 from nlu.labels import INTENT_LABELS
 
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: The shipped default bundle (``models/nlu`` in the repository).
-DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "models" / "nlu"
+DEFAULT_BUNDLE_DIR = MODELS_DIR / "nlu"
+#: The shipped escalation policy (``models/policy``).
+DEFAULT_POLICY_DIR = MODELS_DIR / "policy"
+POLICY_FILE = "policy.json"
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -64,3 +70,12 @@ def save_bundle_config(bundle_dir: Path, config: BundleConfig) -> Path:
     path = Path(bundle_dir) / CONFIG_FILE
     path.write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def read_policy_json(folder: Path | None = None) -> dict:
+    """The raw ``policy.json`` of a policy folder (default: the shipped ``models/policy``)."""
+    folder = Path(folder) if folder is not None else DEFAULT_POLICY_DIR
+    path = folder / POLICY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no policy artefact at {folder} (missing {POLICY_FILE})")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -13,7 +13,6 @@ escalates (WhatsApp requires a clear path to one), and so does the bot failing
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from nlu.analyzer import AnalysisResult
+from nlu.bundle import read_policy_json
 from nlu.flow import EscalationConfig
 from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
 
-DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "models" / "policy"
-POLICY_FILE = "policy.json"
 
 #: Feature order of the policy model, and whether each is constrained monotone (weight >= 0).
 FEATURES: tuple[tuple[str, bool], ...] = (
@@ -159,12 +157,7 @@ class EscalationPolicy:
     @classmethod
     def load(cls, config: EscalationConfig, path: str | Path | None = None) -> EscalationPolicy:
         """Load ``policy.json`` from a folder (default: the shipped ``models/policy``)."""
-        folder = Path(path) if path is not None else DEFAULT_POLICY_DIR
-        file = folder / POLICY_FILE
-        if not file.is_file():
-            raise FileNotFoundError(f"no policy artefact at {folder} (missing {POLICY_FILE})")
-        artifact = PolicyArtifact.model_validate(json.loads(file.read_text(encoding="utf-8")))
-        return cls(artifact, config)
+        return cls(PolicyArtifact.model_validate(read_policy_json(path)), config)
 
     def probability(self, features: dict[str, float]) -> float:
         """Calibrated P(escalate) for one feature dict."""

@@ -154,7 +154,7 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
                  ) -> None:
     """Simulate labelled conversations, fit the calibrated policy, evaluate vs the rule baseline."""
     setup_logging()
-    from nlu.policy import DEFAULT_POLICY_DIR
+    from nlu.bundle import DEFAULT_POLICY_DIR
     from training.policy_fit import train_policy as run_policy_training
 
     report = run_policy_training(DEFAULT_POLICY_DIR if ship else out, conversations,
@@ -168,13 +168,13 @@ def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy fol
                     ) -> None:
     """Evaluate a policy on the saved held-out simulated conversations vs the rule baseline."""
     setup_logging()
-    from nlu.policy import DEFAULT_POLICY_DIR, POLICY_FILE, PolicyArtifact
+    from nlu.bundle import read_policy_json
+    from nlu.policy import PolicyArtifact
     from training.policy_fit import evaluate_policy as run_policy_eval
     from training.policy_fit import plot_policy_reliability
     from training.simulator import SIMULATED_DIR, load_rows
 
-    folder = policy or DEFAULT_POLICY_DIR
-    artifact = PolicyArtifact.model_validate_json((folder / POLICY_FILE).read_text())
+    artifact = PolicyArtifact.model_validate(read_policy_json(policy))
     report = run_policy_eval(artifact, load_rows(SIMULATED_DIR / "policy_test.jsonl"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "policy_eval.json").write_text(json.dumps(report, indent=2) + "\n")

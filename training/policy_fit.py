@@ -22,7 +22,8 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from nlu.cues import NEGATIVE_WORDS, extract_cues
 from nlu.flow import load_flow
-from nlu.policy import FEATURE_NAMES, MONOTONE, POLICY_FILE, PolicyArtifact
+from nlu.bundle import POLICY_FILE
+from nlu.policy import FEATURE_NAMES, MONOTONE, PolicyArtifact
 from training.calibration import expected_calibration_error, reliability_curve
 
 log = logging.getLogger(__name__)
