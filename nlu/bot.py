@@ -49,6 +49,8 @@ class ConversationState:
     max_frustration: float = 0.0
     frustrated_turns: int = 0
     escalated: bool = False
+    #: Set when the bot asked for a satisfaction score after an agent resolved a ticket.
+    csat_ticket_id: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

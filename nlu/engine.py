@@ -187,7 +187,7 @@ class TurnEngine:
         for intent in reversed(state.recent_intents):
             if intent not in generic:
                 return intent
-        return analysis.intent
+        return OUT_OF_SCOPE  # nothing confident to route by: the default team
 
     def _update_counters(self, state: ConversationState, analysis: AnalysisResult, failed: bool
                          ) -> None:

@@ -8,26 +8,37 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from nlu import Analyzer
-from serving.routes import analyze, health
+from serving.routes import agents, analyze, decide, health, metrics, webhook
+from serving.services import Services
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; models load at startup (lifespan), so ``/readyz`` turns ready after."""
+def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
+    """Build the app. Models load, the schema migrates and the workers start at start-up
+    (lifespan), so ``/readyz`` turns ready after; shutdown drains the workers."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.analyzer = Analyzer.load(settings.nlu_model_dir, threads=settings.nlu_threads)
-        log.info("tierline ready: NLU bundle %s", settings.nlu_model_dir)
-        yield
+        services = Services(settings, analyzer=analyzer)
+        services.start()
+        app.state.services = services
+        app.state.analyzer = services.engine.analyzer
+        log.info("tierline ready: NLU %s, policy %s, flow %s", settings.nlu_model_dir,
+                 settings.policy_dir, settings.flow_path)
+        try:
+            yield
+        finally:
+            log.info("draining background work")
+            services.stop()
 
     app = FastAPI(title="tierline", version="0.1.0", lifespan=lifespan,
                   description="Escalation brain for WhatsApp customer support.")
     app.state.settings = settings
     app.state.analyzer = None
-    app.include_router(health.router)
-    app.include_router(analyze.router)
+    app.state.services = None
+    for module in (health, analyze, decide, webhook, agents, metrics):
+        app.include_router(module.router)
     return app

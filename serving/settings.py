@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nlu.bundle import DEFAULT_BUNDLE_DIR
+from nlu.bundle import DEFAULT_BUNDLE_DIR, DEFAULT_POLICY_DIR
+from nlu.flow import DEFAULT_FLOW_PATH
 
 
 class Settings(BaseSettings):
@@ -18,11 +19,56 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="service processes (uvicorn workers)")
     log_level: str = "INFO"
     nlu_model_dir: Path = DEFAULT_BUNDLE_DIR
     nlu_threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
+    policy_dir: Path = DEFAULT_POLICY_DIR
+    flow_path: Path = DEFAULT_FLOW_PATH
     max_texts_per_request: int = Field(64, ge=1, le=1024)
     max_text_chars: int = Field(50_000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
+
+    database_url: str = "sqlite:///./tierline.db"
+
+    # WhatsApp Cloud API. Without the app secret and verify token the webhook is disabled.
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
+    whatsapp_send_rate: float = Field(80.0, gt=0, description="messages/s to the Graph API")
+    whatsapp_send_timeout: float = Field(10.0, gt=0)
+    whatsapp_max_send_attempts: int = Field(8, ge=1)
+    whatsapp_retry_base_seconds: float = Field(1.0, gt=0)
+    whatsapp_retry_max_seconds: float = Field(300.0, gt=0)
+    #: Template used for agent replies outside the 24-hour customer-service window.
+    whatsapp_reopen_template: str = "support_follow_up"
+    whatsapp_reopen_template_language: str = "en"
+
+    # Background work.
+    worker_poll_seconds: float = Field(0.05, gt=0)
+    job_lease_seconds: float = Field(60.0, gt=0, description="a 'running' job older than this is retried")
+    job_max_attempts: int = Field(5, ge=1)
+    sending_lease_seconds: float = Field(60.0, gt=0)
+
+    # Notifications and ticket sinks (all optional).
+    notify_slack_url: str | None = None
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    zendesk_base_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_api_token: SecretStr | None = None
+
+    @property
+    def webhook_enabled(self) -> bool:
+        """The webhook needs the app secret (signatures) and the verify token (handshake)."""
+        return self.whatsapp_app_secret is not None and self.whatsapp_verify_token is not None
+
+    @property
+    def sending_enabled(self) -> bool:
+        """Replies go out only with an access token and a phone number id."""
+        return self.whatsapp_access_token is not None and self.whatsapp_phone_number_id is not None
 
 
 @lru_cache

@@ -59,10 +59,11 @@ class LiveServer:
 
 
 @pytest.fixture(scope="module")
-def live_server() -> Iterator[LiveServer]:
+def live_server(analyzer, tmp_path_factory) -> Iterator[LiveServer]:
     """The tierline app with default settings and shipped models, on a free loopback port."""
     from serving.app import create_app
     from serving.settings import Settings
 
-    with LiveServer(create_app(Settings())) as server:
+    db = tmp_path_factory.mktemp("db") / "tierline.db"
+    with LiveServer(create_app(Settings(database_url=f"sqlite:///{db}"), analyzer=analyzer)) as server:
         yield server

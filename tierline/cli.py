@@ -49,17 +49,44 @@ def analyze(texts: Annotated[list[str], typer.Argument(help="messages to analyse
 
 @app.command()
 def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST")] = None,
-          port: Annotated[int | None, typer.Option(help="default: TIERLINE_PORT")] = None) -> None:
-    """Run the HTTP service (uvicorn) with the settings from the environment."""
+          port: Annotated[int | None, typer.Option(help="default: TIERLINE_PORT")] = None,
+          workers: Annotated[int | None, typer.Option(help="processes; default: TIERLINE_WORKERS")] = None
+          ) -> None:
+    """Run the HTTP service (uvicorn) with the settings from the environment.
+
+    SIGTERM drains: the worker finishes the turn in hand, the sender the send in hand.
+    """
     import uvicorn
 
-    from serving.app import create_app
+    from serving.logging_setup import setup_logging as setup_service_logging
     from serving.settings import get_settings
 
     settings = get_settings()
-    setup_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level.lower())
+    setup_service_logging(settings.log_level)
+    n = workers or settings.workers
+    uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=n if n > 1 else None,
+                log_level=settings.log_level.lower(), log_config=None, timeout_graceful_shutdown=20)
+
+
+agents_app = typer.Typer(help="Manage agents of the agent API.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+
+
+@agents_app.command("add")
+def agents_add(name: Annotated[str, typer.Option(help="display name")],
+               teams: Annotated[str, typer.Option(help="comma-separated teams")] = "general",
+               admin: Annotated[bool, typer.Option(help="sees every team")] = False) -> None:
+    """Register an agent in TIERLINE_DATABASE_URL and print its bearer token (shown once)."""
+    from serving.routes.agents import create_agent
+    from serving.settings import get_settings
+    from serving.storage.db import Database
+
+    setup_logging("WARNING")
+    db = Database(get_settings().database_url)
+    db.migrate()
+    token = create_agent(db, name, [t.strip() for t in teams.split(",") if t.strip()], admin)
+    typer.echo(token)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Liveness (the process answers) and readiness (the models are loaded)."""
+"""Liveness (the process answers) and readiness (models loaded, database reachable)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(request: Request):
-    """Ready when the NLU models are loaded; 503 otherwise so a load balancer waits."""
-    analyzer = getattr(request.app.state, "analyzer", None)
-    if analyzer is None:
+    """Ready when the models are loaded and the database answers; 503 otherwise."""
+    services = getattr(request.app.state, "services", None)
+    checks = {"nlu": "loaded" if getattr(request.app.state, "analyzer", None) else "not loaded",
+              "database": "reachable" if services and services.db.ping() else "unreachable"}
+    if checks != {"nlu": "loaded", "database": "reachable"}:
         return JSONResponse(status_code=503,
-                            content=Health(status="not ready", checks={"nlu": "not loaded"}).model_dump())
-    return Health(status="ready", checks={"nlu": "loaded"})
+                            content=Health(status="not ready", checks=checks).model_dump())
+    return Health(status="ready", checks=checks)

@@ -6,7 +6,8 @@ import httpx
 def test_health_and_readiness(live_server):
     assert httpx.get(f"{live_server.url}/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(f"{live_server.url}/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"nlu": "loaded"}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"nlu": "loaded", "database": "reachable"}
 
 
 def test_analyze_returns_one_result_per_text_in_order(live_server):

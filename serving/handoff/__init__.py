@@ -1,0 +1,1 @@
+"""Handoff side effects: notifications to agents and external ticket sinks."""

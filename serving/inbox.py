@@ -1,0 +1,106 @@
+"""Persisting what the webhook receives, before it answers 200.
+
+Inbound messages are inserted with their job in one transaction, deduplicated on ``wamid`` by
+a unique constraint (Meta delivers at least once, sometimes concurrently); statuses update the
+outbound message they refer to. If the database cannot be reached, the caller answers 503 so
+Meta retries: nothing is acknowledged that was not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from serving.storage.db import Database
+from serving.storage.models import Conversation, InboundMessage, Job, OutboundMessage, utcnow
+from serving.whatsapp.payload import IncomingMessage, StatusUpdate
+
+log = logging.getLogger(__name__)
+STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+@dataclass
+class StoreResult:
+    """How many messages were new, duplicates, or for another number; statuses applied."""
+
+    stored: int = 0
+    duplicates: int = 0
+    foreign: int = 0
+    statuses: int = 0
+
+
+def conversation_id(phone_number_id: str, customer_id: str) -> str:
+    """One WhatsApp conversation per (business number, customer)."""
+    return f"wa:{phone_number_id}:{customer_id}"
+
+
+def store_webhook(db: Database, messages: list[IncomingMessage], statuses: list[StatusUpdate],
+                  phone_number_id: str | None, new_state) -> StoreResult:
+    """Store new messages (+ jobs, + conversations) and apply statuses, in one transaction.
+
+    ``new_state(conversation_id, customer_id) -> dict`` builds the state of a new conversation.
+    A concurrent duplicate makes the transaction fail on the unique constraint; it is retried
+    once, and the second pass sees the row and skips it.
+    """
+    for attempt in range(3):
+        try:
+            with db.session() as session:
+                return _store(session, messages, statuses, phone_number_id, new_state)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("concurrent delivery of the same message; retrying the insert")
+    raise AssertionError("unreachable")
+
+
+def _store(session, messages, statuses, phone_number_id, new_state) -> StoreResult:
+    result = StoreResult()
+    ours = [m for m in messages if phone_number_id is None or m.phone_number_id == phone_number_id]
+    result.foreign = len(messages) - len(ours)
+    if result.foreign:
+        log.warning("ignored %d message(s) for another phone_number_id", result.foreign)
+    seen = set(session.scalars(select(InboundMessage.wamid).where(
+        InboundMessage.wamid.in_([m.wamid for m in ours]))).all()) if ours else set()
+    for msg in ours:
+        if msg.wamid in seen:
+            result.duplicates += 1
+            continue
+        seen.add(msg.wamid)
+        conv_id = conversation_id(msg.phone_number_id, msg.customer_id)
+        if session.get(Conversation, conv_id) is None:
+            session.add(Conversation(id=conv_id, channel="whatsapp", customer_id=msg.customer_id,
+                                     phone_number_id=msg.phone_number_id,
+                                     state=new_state(conv_id, msg.customer_id)))
+            session.flush()
+        inbound = InboundMessage(wamid=msg.wamid, conversation_id=conv_id,
+                                 customer_id=msg.customer_id, phone_number_id=msg.phone_number_id,
+                                 type=msg.type, text=msg.text[:60_000], button_id=msg.button_id,
+                                 payload=msg.raw, sent_at=msg.sent_at)
+        session.add(inbound)
+        session.flush()
+        session.add(Job(inbound_id=inbound.id))
+        result.stored += 1
+    for st in statuses:
+        result.statuses += _apply_status(session, st)
+    return result
+
+
+def _apply_status(session, st: StatusUpdate) -> int:
+    row = session.scalars(select(OutboundMessage).where(OutboundMessage.wamid == st.wamid)).first()
+    if row is None and st.callback_data:
+        # The send succeeded but the process died before recording the wamid: reconcile.
+        row = session.scalars(select(OutboundMessage).where(
+            OutboundMessage.idempotency_key == st.callback_data)).first()
+        if row is not None and row.wamid is None:
+            row.wamid = st.wamid
+    if row is None:
+        return 0
+    if STATUS_ORDER.get(st.status, 0) >= STATUS_ORDER.get(row.status, 0):
+        row.status = st.status
+        row.status_at = st.at or utcnow()
+        if st.status == "failed":
+            row.last_error = str(st.errors)[:500]
+    return 1

@@ -1,0 +1,40 @@
+"""Logging for the service: one format, phone numbers masked in every record.
+
+Customer phone numbers are personal data: a filter rewrites any run of 8-15 digits (with an
+optional +) in log messages and their arguments to its first 5 characters and asterisks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_PHONE = re.compile(r"\+?\d{8,15}")
+
+
+def mask_phone(text: str) -> str:
+    """'+447700900123' -> '+4477*******' (also inside longer strings)."""
+    return _PHONE.sub(lambda m: m.group(0)[:5] + "*" * (len(m.group(0)) - 5), text)
+
+
+class MaskPhoneNumbers(logging.Filter):
+    """Rewrites the formatted message of each record with phone numbers masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logged as it is
+            return True
+        record.msg, record.args = mask_phone(message), None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Root handler with the masking filter (idempotent)."""
+    root = logging.getLogger()
+    if not any(isinstance(f, MaskPhoneNumbers) for h in root.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(MaskPhoneNumbers())
+        root.addHandler(handler)
+    root.setLevel(level)

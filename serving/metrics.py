@@ -1,0 +1,49 @@
+"""Prometheus metrics of the service, exposed at ``/metrics``.
+
+Counters for messages in/out and escalations (by reason and team), a gauge for queue depth
+(refreshed at scrape time), histograms for webhook and model latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    """All metric objects, on one registry (so tests can read them)."""
+
+    registry: CollectorRegistry
+    messages_in: Counter
+    duplicates: Counter
+    messages_out: Counter
+    escalations: Counter
+    queue_depth: Gauge
+    jobs_pending: Gauge
+    webhook_latency: Histogram
+    turn_latency: Histogram
+
+
+def build_metrics() -> Metrics:
+    """A fresh registry with every metric."""
+    r = CollectorRegistry()
+    return Metrics(
+        registry=r,
+        messages_in=Counter("tierline_messages_in_total", "Inbound WhatsApp messages stored", registry=r),
+        duplicates=Counter("tierline_duplicate_deliveries_total", "Redelivered messages ignored", registry=r),
+        messages_out=Counter("tierline_messages_out_total", "Outbound messages by final status",
+                             ["status"], registry=r),
+        escalations=Counter("tierline_escalations_total", "Handoffs by team and first reason",
+                            ["team", "reason"], registry=r),
+        queue_depth=Gauge("tierline_queue_depth", "Open or claimed tickets", ["team"], registry=r),
+        jobs_pending=Gauge("tierline_jobs_pending", "Inbound jobs waiting for the worker", registry=r),
+        webhook_latency=Histogram("tierline_webhook_seconds", "Webhook POST handling time",
+                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5), registry=r),
+        turn_latency=Histogram("tierline_turn_seconds", "NLU + policy + bot time per turn",
+                               buckets=(.002, .005, .01, .025, .05, .1, .25), registry=r),
+    )
+
+
+METRICS = build_metrics()

@@ -1,0 +1,112 @@
+"""The service's long-lived parts, built once from the settings and injected into routes.
+
+Database (migrated at start), the turn engine (NLU + policy + bot), the durable worker, the
+outbox sender (when sending is configured) and the notification dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+
+from nlu import Analyzer
+from nlu.engine import TurnEngine
+from serving.handoff.notify import (NotificationDispatcher, SignedWebhookNotifier, SlackNotifier,
+                                    TicketNotice)
+from serving.logging_setup import mask_phone
+from serving.metrics import METRICS
+from serving.sender import OutboxSender
+from serving.settings import Settings
+from serving.storage.db import Database
+from serving.storage.models import Job, Ticket
+from serving.whatsapp.client import GraphClient
+from serving.worker import JobWorker
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Everything with a lifetime longer than a request."""
+
+    def __init__(self, settings: Settings, analyzer: Analyzer | None = None) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        analyzer = analyzer or Analyzer.load(settings.nlu_model_dir, threads=settings.nlu_threads)
+        self.engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
+                                      policy_dir=settings.policy_dir)
+        self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
+                                lease_seconds=settings.job_lease_seconds,
+                                max_attempts=settings.job_max_attempts,
+                                on_ticket=self.ticket_created)
+        self.sender = None
+        if settings.sending_enabled:
+            client = GraphClient(settings.whatsapp_api_base,
+                                 settings.whatsapp_access_token.get_secret_value(),
+                                 timeout=settings.whatsapp_send_timeout)
+            self.sender = OutboxSender(self.db, client, rate=settings.whatsapp_send_rate,
+                                       max_attempts=settings.whatsapp_max_send_attempts,
+                                       base_delay=settings.whatsapp_retry_base_seconds,
+                                       max_delay=settings.whatsapp_retry_max_seconds,
+                                       lease_seconds=settings.sending_lease_seconds,
+                                       poll_seconds=settings.worker_poll_seconds)
+        notifiers = []
+        if settings.notify_slack_url:
+            notifiers.append(SlackNotifier(settings.notify_slack_url))
+        if settings.notify_webhook_url and settings.notify_webhook_secret:
+            notifiers.append(SignedWebhookNotifier(settings.notify_webhook_url,
+                                                   settings.notify_webhook_secret.get_secret_value()))
+        self.dispatcher = NotificationDispatcher(notifiers)
+
+    def start(self) -> None:
+        """Migrate the schema, then start the background threads."""
+        self.db.migrate()
+        self.dispatcher.start()
+        self.worker.start()
+        if self.sender:
+            self.sender.start()
+        else:
+            log.warning("WhatsApp sending disabled: set TIERLINE_WHATSAPP_ACCESS_TOKEN and "
+                        "TIERLINE_WHATSAPP_PHONE_NUMBER_ID (replies stay in the outbox)")
+        if not self.settings.webhook_enabled:
+            log.warning("WhatsApp webhook disabled: set TIERLINE_WHATSAPP_APP_SECRET and "
+                        "TIERLINE_WHATSAPP_VERIFY_TOKEN to enable /webhooks/whatsapp")
+
+    def stop(self) -> None:
+        """Drain: finish the job and the send in hand, flush notifications, close the pool."""
+        self.worker.stop()
+        if self.sender:
+            self.sender.stop()
+        self.dispatcher.stop()
+        self.db.dispose()
+
+    def new_state(self, conversation_id: str, customer_id: str) -> dict:
+        """The initial state of a new conversation (tier from the customer directory)."""
+        return self.engine.new_state(conversation_id, customer_id=customer_id).to_dict()
+
+    def wake_worker(self) -> None:
+        """Hook for the webhook: new work is there (the worker polls every few ms anyway)."""
+
+    def ticket_created(self, ticket_id: int) -> None:
+        """After the turn's transaction committed: metrics and agent notifications."""
+        with self.db.session() as s:
+            ticket = s.get(Ticket, ticket_id)
+            conv_customer = ticket.conversation_id.rsplit(":", 1)[-1]
+            notice = TicketNotice(
+                ticket_id=ticket.id, conversation_id=ticket.conversation_id, team=ticket.team,
+                priority=ticket.priority, reasons=ticket.context.get("reasons", []),
+                customer=mask_phone(conv_customer), p_escalate=ticket.context.get("p_escalate", 0.0),
+                intent=ticket.context.get("intent", ""),
+                off_hours=bool(ticket.context.get("off_hours")), created_at=ticket.created_at)
+        reasons = notice.reasons or ["unspecified"]
+        METRICS.escalations.labels(team=notice.team, reason=reasons[0][:60]).inc()
+        self.dispatcher.submit(notice)
+
+    def refresh_gauges(self) -> None:
+        """Queue depth per team and pending jobs, read at scrape time."""
+        with self.db.session() as s:
+            METRICS.jobs_pending.set(s.scalar(select(func.count()).select_from(Job).where(
+                Job.status == "pending")) or 0)
+            for team, count in s.execute(select(Ticket.team, func.count()).where(
+                    Ticket.status != "resolved").group_by(Ticket.team)):
+                METRICS.queue_depth.labels(team=team).set(count)

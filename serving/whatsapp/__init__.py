@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: webhook payload parsing, signatures, and the Graph API client."""

@@ -1,0 +1,91 @@
+"""A running tierline service wired to a fake Graph API, on SQLite and (when configured)
+PostgreSQL: set ``TIERLINE_TEST_POSTGRES_URL`` (``.ci/run`` does) to run every serving test
+against both."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from serving.app import create_app
+from serving.settings import Settings
+from tests.conftest import LiveServer
+from tests.serving.fakes import (ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN,
+                                 FakeGraphAPI, envelope, sign)
+
+POSTGRES_URL = os.environ.get("TIERLINE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A fresh, empty database per test module and backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'tierline.db'}"
+        return
+    name = f"tierline_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@dataclass
+class Service:
+    """The running service, its fake Graph API peer and helpers to talk to it."""
+
+    server: LiveServer
+    graph: FakeGraphAPI
+    app: object
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    def deliver(self, body: dict, secret: str = APP_SECRET) -> httpx.Response:
+        """POST a signed webhook like Meta does."""
+        raw = httpx.Request("POST", "http://x", json=body).content
+        return httpx.post(f"{self.url}/webhooks/whatsapp", content=raw, timeout=10,
+                          headers={"content-type": "application/json",
+                                   "x-hub-signature-256": sign(raw, secret)})
+
+    def say(self, *messages: dict) -> httpx.Response:
+        """Deliver customer messages in one webhook."""
+        response = self.deliver(envelope(list(messages)))
+        assert response.status_code == 200, response.text
+        return response
+
+
+def settings_for(database_url: str, graph_url: str, **overrides) -> Settings:
+    """Service settings for tests: fast polling and retries, the fake Graph API."""
+    values = dict(database_url=database_url, whatsapp_app_secret=APP_SECRET,
+                  whatsapp_verify_token=VERIFY_TOKEN, whatsapp_access_token=ACCESS_TOKEN,
+                  whatsapp_phone_number_id=PHONE_NUMBER_ID, whatsapp_api_base=graph_url,
+                  worker_poll_seconds=0.01, whatsapp_retry_base_seconds=0.05,
+                  whatsapp_retry_max_seconds=0.5, whatsapp_send_timeout=2.0)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def service(analyzer, database_url) -> Iterator[Service]:
+    """tierline with the webhook and sending enabled, talking to a fake Graph API."""
+    graph = FakeGraphAPI()
+    app = create_app(settings_for(database_url, graph.url), analyzer=analyzer)
+    with LiveServer(app) as server:
+        yield Service(server, graph, app)
+    graph.close()

@@ -1,0 +1,160 @@
+"""Peers for the serving tests: a fake WhatsApp Graph API and Meta-shaped webhook payloads.
+
+The fake is the *peer* (Meta's servers), never the code under test: it runs a real HTTP server
+on 127.0.0.1 and records what tierline sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PHONE_NUMBER_ID = "109876543210"
+CUSTOMER = "447700900123"
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+ACCESS_TOKEN = "test-access-token"
+_ids = itertools.count(1)
+
+
+class FakeGraphAPI:
+    """Answers ``POST /{phone_number_id}/messages``; ``script`` lists failures to play first.
+
+    A script entry is an HTTP status (500, 429...), ``("meta", status, code)`` for a Meta error
+    body, or ``("sleep", seconds)`` to answer late (a timeout for the client).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []  # successfully accepted payloads
+        self.attempts = 0
+        self.script: list = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with fake.lock:
+                    fake.attempts += 1
+                    step = fake.script.pop(0) if fake.script else None
+                if isinstance(step, tuple) and step[0] == "sleep":
+                    time.sleep(step[1])
+                    step = None
+                if step is not None:
+                    status, code = (step[1], step[2]) if isinstance(step, tuple) else (step, None)
+                    payload = {"error": {"message": "scripted failure", "code": code or status}}
+                    return self._answer(status, payload)
+                if self.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+                    return self._answer(401, {"error": {"message": "bad token", "code": 190}})
+                message = json.loads(body)
+                message["_path"] = self.path
+                with fake.lock:
+                    fake.received.append(message)
+                wamid = f"wamid.out.{next(_ids)}"
+                self._answer(200, {"messaging_product": "whatsapp",
+                                   "contacts": [{"input": message.get("to"), "wa_id": message.get("to")}],
+                                   "messages": [{"id": wamid}]})
+
+            def _answer(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, n: int, timeout: float = 20.0) -> list[dict]:
+        """Wait until ``n`` messages were accepted; return them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= n:
+                    return list(self.received)
+            time.sleep(0.02)
+        raise AssertionError(f"expected {n} messages at the Graph API, got {len(self.received)}")
+
+    def texts(self) -> list[str]:
+        """The visible text of every accepted message."""
+        out = []
+        for m in self.received:
+            if m["type"] == "text":
+                out.append(m["text"]["body"])
+            elif m["type"] == "interactive":
+                out.append(m["interactive"]["body"]["text"])
+            else:
+                out.append(f"[template {m['template']['name']}]")
+        return out
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sign(body: bytes, secret: str = APP_SECRET) -> str:
+    """Meta's ``X-Hub-Signature-256`` header value."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def envelope(messages: list[dict] | None = None, statuses: list[dict] | None = None,
+             phone_number_id: str = PHONE_NUMBER_ID, customer: str = CUSTOMER) -> dict:
+    """A webhook body in Meta's shape."""
+    value: dict = {"messaging_product": "whatsapp",
+                   "metadata": {"display_phone_number": "15550001111",
+                                "phone_number_id": phone_number_id}}
+    if messages is not None:
+        value["contacts"] = [{"profile": {"name": "Test Customer"}, "wa_id": customer}]
+        value["messages"] = messages
+    if statuses is not None:
+        value["statuses"] = statuses
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "WABA_ID", "changes": [{"field": "messages", "value": value}]}]}
+
+
+def message(kind: str = "text", text: str = "hi", wamid: str | None = None,
+            customer: str = CUSTOMER, **extra) -> dict:
+    """One inbound message of the given type."""
+    base = {"from": customer, "id": wamid or f"wamid.in.{next(_ids)}",
+            "timestamp": str(int(time.time())), "type": kind}
+    if kind == "text":
+        base["text"] = {"body": text}
+    elif kind == "button_reply":
+        base["type"] = "interactive"
+        base["interactive"] = {"type": "button_reply",
+                               "button_reply": {"id": extra["button_id"], "title": text}}
+    elif kind == "list_reply":
+        base["type"] = "interactive"
+        base["interactive"] = {"type": "list_reply",
+                               "list_reply": {"id": extra["button_id"], "title": text}}
+    elif kind == "button":
+        base["button"] = {"payload": extra.get("payload", "menu_agent"), "text": text}
+    elif kind == "reaction":
+        base["reaction"] = {"message_id": "wamid.out.1", "emoji": "👍"}
+    elif kind == "location":
+        base["location"] = {"latitude": 45.46, "longitude": 9.19}
+    elif kind in ("image", "audio", "video", "document", "sticker"):
+        base[kind] = {"id": "MEDIA_ID", "mime_type": "application/octet-stream"}
+    elif kind == "unsupported":
+        base["errors"] = [{"code": 131051, "title": "Message type unknown"}]
+    return base
+
+
+def status(wamid: str, state: str, callback: str | None = None) -> dict:
+    """A delivery status for one of our outbound messages."""
+    st = {"id": wamid, "status": state, "timestamp": str(int(time.time())),
+          "recipient_id": CUSTOMER}
+    if callback:
+        st["biz_opaque_callback_data"] = callback
+    return st

@@ -1,0 +1,165 @@
+"""Handoff queue and agent API over real HTTP: from a frustrated customer to CSAT."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from serving.routes.agents import create_agent
+from serving.storage.models import Conversation, EscalationLabel, Ticket, utcnow
+from tests.serving.fakes import PHONE_NUMBER_ID, message
+
+
+def wait_ticket(service, customer: str, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with service.services.db.session() as s:
+            t = s.scalars(select(Ticket).where(
+                Ticket.conversation_id == f"wa:{PHONE_NUMBER_ID}:{customer}")).first()
+            if t is not None:
+                return t.id
+        time.sleep(0.05)
+    raise AssertionError("no ticket")
+
+
+@pytest.fixture(scope="module")
+def tokens(service):
+    db = service.services.db
+    return {"general": create_agent(db, "Gina", ["general"]),
+            "billing": create_agent(db, "Bruno", ["billing"]),
+            "admin": create_agent(db, "Ada", [], admin=True)}
+
+
+def auth(token: str) -> dict:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_end_to_end_handoff_agent_reply_resolve_csat(service, tokens):
+    customer = "447700900501"
+    before = len(service.graph.received)
+    service.say(message(text="hi", customer=customer))
+    service.say(message(text="what's the weather in Rome?", customer=customer))
+    service.say(message(text="THIS IS RIDICULOUS!!! NOTHING WORKS, USELESS BOT", customer=customer))
+    ticket_id = wait_ticket(service, customer)
+    sent = service.graph.wait_for(before + 3)[before:]
+    assert "transferring you" in sent[2]["text"]["body"] or "offline" in sent[2]["text"]["body"]
+
+    # The bot stays quiet while the agent has the conversation; the message joins the ticket.
+    service.say(message(text="hello? anyone?", customer=customer))
+    time.sleep(0.5)
+    assert len(service.graph.received) == before + 3
+
+    general = auth(tokens["general"])
+    queue = httpx.get(f"{service.url}/v1/agent/tickets", headers=general).json()
+    assert ticket_id in [t["id"] for t in queue]
+    detail = httpx.get(f"{service.url}/v1/agent/tickets/{ticket_id}", headers=general).json()
+    assert [m["role"] for m in detail["transcript"]][:2] == ["customer", "bot"]
+    assert detail["transcript"][-1]["text"] == "hello? anyone?"
+    assert any(r.startswith("customer frustrated") for r in detail["reasons"])
+    frustration = detail["context"]["frustration"]
+    assert frustration > 0.5
+    assert detail["priority"] == ("high" if frustration >= 0.8 else "normal")  # flow: frustration_high
+    assert detail["customer"].endswith("*") and "447700900501" not in str(detail)
+
+    assert httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/claim", headers=general).json()["status"] == "claimed"
+    r = httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/reply", headers=general,
+                   json={"text": "Hi, I'm Gina. Let me look into it."})
+    assert r.json()["sent_as"] == "text"
+    agent_msg = service.graph.wait_for(before + 4)[before + 3]
+    assert agent_msg["text"]["body"] == "Hi, I'm Gina. Let me look into it."
+
+    assert httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/resolve", headers=general).json()["status"] == "resolved"
+    csat = service.graph.wait_for(before + 5)[before + 4]
+    assert csat["interactive"]["type"] == "list"
+    service.say(message("list_reply", text="★★★★", button_id="csat_4", customer=customer))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with service.services.db.session() as s:
+            if s.get(Ticket, ticket_id).csat == 4:
+                break
+        time.sleep(0.05)
+    with service.services.db.session() as s:
+        assert s.get(Ticket, ticket_id).csat == 4
+
+    label = {"escalation_needed": "earlier", "corrected_intent": "complaint", "frustrated": True,
+             "note": "should have handed off after the first failure"}
+    assert httpx.put(f"{service.url}/v1/agent/tickets/{ticket_id}/label", headers=general,
+                     json=label).status_code == 200
+    label["escalation_needed"] = "yes"
+    httpx.put(f"{service.url}/v1/agent/tickets/{ticket_id}/label", headers=general, json=label)
+    with service.services.db.session() as s:
+        rows = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == ticket_id)).all()
+        assert len(rows) == 1 and rows[0].escalation_needed == "yes"
+
+
+def test_agents_see_only_their_teams(service, tokens):
+    customer = "447700900502"
+    service.say(message(text="I was charged twice for the same order, agent please", customer=customer))
+    ticket_id = wait_ticket(service, customer)
+    with service.services.db.session() as s:
+        team = s.get(Ticket, ticket_id).team
+    assert team == "billing"
+    other = auth(tokens["general"])
+    assert httpx.get(f"{service.url}/v1/agent/tickets/{ticket_id}", headers=other).status_code == 404
+    assert httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/reply", headers=other,
+                      json={"text": "x"}).status_code == 404
+    assert httpx.get(f"{service.url}/v1/agent/tickets", headers=other,
+                     params={"team": "billing"}).status_code == 403
+    assert ticket_id not in [t["id"] for t in httpx.get(f"{service.url}/v1/agent/tickets", headers=other).json()]
+    assert httpx.get(f"{service.url}/v1/agent/tickets/{ticket_id}", headers=auth(tokens["billing"])).status_code == 200
+    assert httpx.get(f"{service.url}/v1/agent/tickets/{ticket_id}", headers=auth(tokens["admin"])).status_code == 200
+
+
+def test_missing_and_invalid_tokens_are_401(service):
+    assert httpx.get(f"{service.url}/v1/agent/tickets").status_code == 401
+    r = httpx.get(f"{service.url}/v1/agent/tickets", headers=auth("nope"))
+    assert r.status_code == 401 and "nope" not in r.text
+
+
+def test_bad_agent_input_is_422(service, tokens):
+    h = auth(tokens["admin"])
+    assert httpx.get(f"{service.url}/v1/agent/tickets", headers=h,
+                     params={"status": "open' OR 1=1 --"}).status_code == 422
+    assert httpx.post(f"{service.url}/v1/agent/tickets/1/reply", headers=h,
+                      json={"text": "x" * 5000}).status_code == 422
+    assert httpx.put(f"{service.url}/v1/agent/tickets/1/label", headers=h,
+                     json={"escalation_needed": "maybe"}).status_code == 422
+    assert httpx.post(f"{service.url}/v1/agent/tickets/1/transfer", headers=h,
+                      json={"team": "nonexistent"}).status_code == 422
+
+
+def test_transfer_moves_the_ticket_between_queues(service, tokens):
+    customer = "447700900503"
+    service.say(message(text="agent", customer=customer))
+    ticket_id = wait_ticket(service, customer)
+    r = httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/transfer",
+                   headers=auth(tokens["general"]), json={"team": "billing"})
+    assert r.status_code == 200 and r.json()["team"] == "billing"
+    assert httpx.get(f"{service.url}/v1/agent/tickets/{ticket_id}",
+                     headers=auth(tokens["general"])).status_code == 404
+
+
+def test_reply_outside_the_24_hour_window_goes_as_a_template(service, tokens):
+    customer = "447700900504"
+    service.say(message(text="human please", customer=customer))
+    ticket_id = wait_ticket(service, customer)
+    with service.services.db.session() as s:
+        conv = s.get(Conversation, f"wa:{PHONE_NUMBER_ID}:{customer}")
+        conv.last_customer_at = utcnow() - timedelta(hours=25)
+    before = len(service.graph.received)
+    r = httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/reply",
+                   headers=auth(tokens["general"]), json={"text": "Sorry for the wait!"})
+    assert r.json()["sent_as"] == "template"
+    sent = service.graph.wait_for(before + 1)[before]
+    assert sent["type"] == "template" and sent["template"]["name"] == "support_follow_up"
+    assert sent["template"]["components"][0]["parameters"][0]["text"] == "Sorry for the wait!"
+
+
+def test_queue_orders_by_priority_then_age(service, tokens):
+    queue = httpx.get(f"{service.url}/v1/agent/tickets", headers=auth(tokens["admin"])).json()
+    ranks = [{"high": 0, "normal": 1, "low": 2}[t["priority"]] for t in queue]
+    assert ranks == sorted(ranks)

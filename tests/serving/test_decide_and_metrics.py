@@ -1,0 +1,65 @@
+"""``/v1/decide`` keeps conversation state server-side; ``/metrics`` exposes the counters;
+phone numbers never reach the logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+
+from serving.logging_setup import MaskPhoneNumbers, mask_phone
+from tests.serving.fakes import message
+
+
+def decide(service, conversation: str, text: str, **extra) -> dict:
+    body = {"conversation_id": conversation, "customer": {"id": "cust-1", **extra.pop("customer", {})},
+            "text": text, "at": "2026-11-24T11:00:00+01:00", **extra}
+    r = httpx.post(f"{service.url}/v1/decide", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_decide_keeps_state_across_calls(service):
+    first = decide(service, "c-1", "hi")
+    assert not first["escalate"] and first["buttons"][0][0] == "menu_order"
+    assert decide(service, "c-1", "1")["state"]["step"] == "awaiting_order_number"
+    third = decide(service, "c-1", "ND-100000")
+    assert "ND-100000" in third["reply"] and third["state"]["order_number"] == "ND-100000"
+
+
+def test_decide_escalates_with_reasons_team_and_priority(service):
+    out = decide(service, "c-2", "I was charged twice for my order", customer={"tier": "vip"})
+    assert out["escalate"] and out["team"] == "billing" and out["priority"] == "high"
+    assert "sensitive topic: payment_issue" in out["reasons"]
+    assert 0.0 <= out["p_escalate"] <= 1.0
+
+
+def test_decide_rejects_bad_input(service):
+    for body in ({"conversation_id": "x", "text": "hi"}, {"conversation_id": "", "customer": {"id": "a"}, "text": "hi"},
+                 {"conversation_id": "x", "customer": {"id": "a"}, "text": "a" * 50_001}):
+        assert httpx.post(f"{service.url}/v1/decide", json=body).status_code == 422
+
+
+def test_metrics_count_messages_and_escalations(service):
+    service.say(message(text="agent", customer="447700900601"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{service.url}/metrics").text
+        if "tierline_escalations_total{" in text:
+            break
+        time.sleep(0.05)
+    assert "tierline_messages_in_total" in text
+    assert 'tierline_escalations_total{reason="customer asked for a human agent",team="general"}' in text
+    assert "tierline_queue_depth" in text and "tierline_webhook_seconds_bucket" in text
+    assert "447700900601" not in text
+
+
+def test_phone_numbers_are_masked_in_logs(caplog):
+    assert mask_phone("from +447700900123 and 393331234567") == "from +4477******** and 39333*******"
+    logger = logging.getLogger("tierline.test")
+    handler_filter = MaskPhoneNumbers()
+    record = logger.makeRecord("tierline.test", logging.INFO, __file__, 1,
+                               "message from %s", ("447700900123",), None)
+    handler_filter.filter(record)
+    assert record.getMessage() == "message from 44770*******"
