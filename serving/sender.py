@@ -80,15 +80,25 @@ class OutboxSender(BackgroundLoop):
                 status="pending")).rowcount or 0
 
     def claim(self) -> OutboundMessage | None:
-        """Claim the oldest due row (marked ``sending``), or None."""
-        with self.db.session() as s:
-            row = s.scalars(select(OutboundMessage).where(
-                OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= utcnow())
-                .order_by(OutboundMessage.id).limit(1).with_for_update(skip_locked=True)).first()
-            if row is None:
-                return None
-            row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, utcnow()
-            return row
+        """Claim the oldest due row (marked ``sending``), or None.
+
+        Row locks (PostgreSQL) plus a compare-and-set on the status (also SQLite).
+        """
+        for _ in range(5):
+            with self.db.session() as s:
+                row = s.scalars(select(OutboundMessage).where(
+                    OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= utcnow())
+                    .order_by(OutboundMessage.id).limit(1).with_for_update(skip_locked=True)).first()
+                if row is None:
+                    return None
+                won = s.execute(update(OutboundMessage).where(
+                    OutboundMessage.id == row.id, OutboundMessage.status == "pending").values(
+                    status="sending", attempts=OutboundMessage.attempts + 1,
+                    next_attempt_at=utcnow())).rowcount
+                if won == 1:
+                    s.refresh(row)
+                    return row
+        return None
 
     def send_once(self) -> bool:
         """Send one due message; False when nothing was due."""

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from nlu import Analyzer
 from nlu.engine import TurnEngine
+from serving.batching import BatchingAnalyzer
 from serving.handoff.notify import (NotificationDispatcher, SignedWebhookNotifier, SlackNotifier,
                                     TicketNotice)
 from serving.logging_setup import mask_phone
@@ -33,6 +34,7 @@ class Services:
         self.settings = settings
         self.db = Database(settings.database_url)
         analyzer = analyzer or Analyzer.load(settings.nlu_model_dir, threads=settings.nlu_threads)
+        self.batcher = BatchingAnalyzer(analyzer)
         self.engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
                                       policy_dir=settings.policy_dir)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
@@ -78,6 +80,7 @@ class Services:
         if self.sender:
             self.sender.stop()
         self.dispatcher.stop()
+        self.batcher.close()
         self.db.dispose()
 
     def new_state(self, conversation_id: str, customer_id: str) -> dict:

@@ -72,16 +72,25 @@ class JobWorker(BackgroundLoop):
             return result.rowcount or 0
 
     def claim(self) -> int | None:
-        """Claim the oldest due job; return its id (None when there is nothing to do)."""
-        with self.db.session() as s:
-            job = s.scalars(select(Job).where(Job.status == "pending",
-                                              Job.available_at <= utcnow())
-                            .order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
-            if job is None:
-                return None
-            job.status, job.locked_at, job.locked_by = "running", utcnow(), self.worker_id
-            job.attempts += 1
-            return job.id
+        """Claim the oldest due job; return its id (None when there is nothing to do).
+
+        ``FOR UPDATE SKIP LOCKED`` keeps PostgreSQL workers off each other's rows; the
+        conditional update (``... WHERE status = 'pending'``) is the compare-and-set that also
+        holds on SQLite, where row locks do not exist.
+        """
+        for _ in range(5):
+            with self.db.session() as s:
+                job_id = s.scalars(select(Job.id).where(Job.status == "pending",
+                                                        Job.available_at <= utcnow())
+                                   .order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
+                if job_id is None:
+                    return None
+                won = s.execute(update(Job).where(Job.id == job_id, Job.status == "pending").values(
+                    status="running", locked_at=utcnow(), locked_by=self.worker_id,
+                    attempts=Job.attempts + 1)).rowcount
+                if won == 1:
+                    return job_id
+        return None
 
     def run_once(self) -> bool:
         """Claim and process one job; False when the queue was empty."""

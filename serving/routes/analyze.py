@@ -5,16 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from nlu import Analyzer
+from serving.batching import BatchingAnalyzer
 from serving.schemas import AnalysisOut, AnalyzeRequest, AnalyzeResponse
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["nlu"])
 
 
-def get_analyzer(request: Request) -> Analyzer:
-    """The app's loaded Analyzer (injected, so tests and workers share one session)."""
-    return request.app.state.analyzer
+def get_analyzer(request: Request) -> BatchingAnalyzer:
+    """The app's micro-batching Analyzer (one model call serves concurrent requests)."""
+    return request.app.state.services.batcher
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -23,7 +23,7 @@ def get_app_settings(request: Request) -> Settings:
 
 
 @router.post("/analyze", response_model=AnalyzeResponse)
-async def analyze(body: AnalyzeRequest, analyzer: Analyzer = Depends(get_analyzer),
+async def analyze(body: AnalyzeRequest, analyzer: BatchingAnalyzer = Depends(get_analyzer),
                   settings: Settings = Depends(get_app_settings)) -> AnalyzeResponse:
     """Intent distribution, frustration and cues for each text, scored in one batch."""
     if len(body.texts) > settings.max_texts_per_request:

@@ -62,6 +62,7 @@ async def decide(body: DecideIn, request: Request) -> DecideOut:
 
 def _decide(services, body: DecideIn) -> DecideOut:
     conv_id = f"api:{body.conversation_id}"
+    analysis = services.batcher.analyze([body.text])[0]  # outside the row lock
     with services.db.session() as s:
         conv = s.get(Conversation, conv_id, with_for_update=True)
         if conv is None:
@@ -75,7 +76,7 @@ def _decide(services, body: DecideIn) -> DecideOut:
             state.tier = body.customer.tier
         with METRICS.turn_latency.time():
             result = services.engine.turn(state, body.text, now=body.at or utcnow(),
-                                          button_id=body.button_id)
+                                          button_id=body.button_id, analysis=analysis)
         conv.state, conv.last_customer_at = result.state.to_dict(), utcnow()
         s.add(MessageLog(conversation_id=conv_id, role="customer", text=body.text[:60_000]))
         for reply in result.replies:

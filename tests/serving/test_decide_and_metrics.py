@@ -63,3 +63,19 @@ def test_phone_numbers_are_masked_in_logs(caplog):
                                "message from %s", ("447700900123",), None)
     handler_filter.filter(record)
     assert record.getMessage() == "message from 44770*******"
+
+
+def test_concurrent_analyze_requests_are_micro_batched(service):
+    import concurrent.futures
+
+    batcher = service.services.batcher
+    batches, requests = batcher.batches, batcher.requests
+    clear = {"where is my order": "track_order", "I want a refund": "get_refund",
+             "I forgot my password": "recover_password", "hello there": "greeting"}
+    texts = list(clear) * 12
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda t: httpx.post(f"{service.url}/v1/analyze",
+                                                     json={"texts": [t]}, timeout=30).json(), texts))
+    assert [r["results"][0]["intent"] for r in results] == [clear[t] for t in texts]
+    served = batcher.requests - requests
+    assert served == 48 and batcher.batches - batches < served  # some calls shared a model run

@@ -1,0 +1,86 @@
+"""Micro-batching of Analyzer calls across concurrent requests.
+
+Requests put their texts on a queue; one model thread takes whatever arrived within
+``max_wait`` (or up to ``max_batch`` texts) and scores it in one call. A lone request waits at
+most ``max_wait`` (2 ms by default) longer than it would alone; under concurrency, one model
+call serves many requests, and onnxruntime never runs several sessions at once on a small
+machine (which is slower than running them one after another).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from nlu.analyzer import AnalysisResult, Analyzer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    future: Future
+
+
+class BatchingAnalyzer:
+    """Same ``analyze`` as the Analyzer, shared by concurrent callers."""
+
+    def __init__(self, analyzer: Analyzer, max_batch: int = 64, max_wait: float = 0.002) -> None:
+        self.analyzer = analyzer
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.batches = 0
+        self.requests = 0
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="tierline-batcher", daemon=True)
+        self._thread.start()
+
+    def analyze(self, texts: list[str], timeout: float = 30.0) -> list[AnalysisResult]:
+        """Analyse ``texts`` together with whatever other callers sent meanwhile."""
+        future: Future = Future()
+        self._queue.put(_Request(list(texts), future))
+        return future.result(timeout)
+
+    def close(self) -> None:
+        """Stop the model thread after the queued work."""
+        self._queue.put(None)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, size = [first], len(first.texts)
+            deadline = time.monotonic() + self.max_wait
+            while size < self.max_batch:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+                size += len(item.texts)
+            self._score(batch)
+
+    def _score(self, batch: list[_Request]) -> None:
+        texts = [t for r in batch for t in r.texts]
+        try:
+            results = self.analyzer.analyze(texts)
+        except Exception as exc:  # noqa: BLE001 - each caller gets the error, not the thread
+            for r in batch:
+                r.future.set_exception(exc)
+            return
+        self.batches += 1
+        self.requests += len(batch)
+        start = 0
+        for r in batch:
+            r.future.set_result(results[start : start + len(r.texts)])
+            start += len(r.texts)
