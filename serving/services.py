@@ -15,16 +15,43 @@ from nlu.engine import TurnEngine
 from serving.batching import BatchingAnalyzer
 from serving.handoff.notify import (NotificationDispatcher, SignedWebhookNotifier, SlackNotifier,
                                     TicketNotice)
+from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
 from serving.logging_setup import mask_phone
 from serving.metrics import METRICS
 from serving.sender import OutboxSender
 from serving.settings import Settings
 from serving.storage.db import Database
-from serving.storage.models import Job, Ticket
+from serving.storage.models import Job, MessageLog, Ticket
 from serving.whatsapp.client import GraphClient
 from serving.worker import JobWorker
 
 log = logging.getLogger(__name__)
+
+
+class TicketSinkNotifier:
+    """Copies a new ticket (transcript included) into an external help desk, recording its id.
+
+    Runs in the notification dispatcher's thread, so retries never block a customer turn.
+    """
+
+    def __init__(self, db: Database, sink: TicketSink) -> None:
+        self.db = db
+        self.sink = sink
+
+    def send(self, notice: TicketNotice) -> None:
+        """Export the ticket, create it in the sink (idempotent there), store the external id."""
+        with self.db.session() as s:
+            conversation_id = s.get(Ticket, notice.ticket_id).conversation_id
+            lines = s.scalars(select(MessageLog).where(
+                MessageLog.conversation_id == conversation_id).order_by(MessageLog.id)).all()
+            export = TicketExport(
+                ticket_id=notice.ticket_id, team=notice.team, priority=notice.priority,
+                subject=f"WhatsApp escalation: {', '.join(notice.reasons[:2]) or notice.intent}",
+                transcript=[{"role": m.role, "text": m.text, "at": str(m.at)} for m in lines],
+                tags=[notice.intent], requester_phone_masked=notice.customer)
+        external = self.sink.create(export)
+        with self.db.session() as s:
+            s.get(Ticket, notice.ticket_id).external_id = external
 
 
 class Services:
@@ -58,6 +85,10 @@ class Services:
         if settings.notify_webhook_url and settings.notify_webhook_secret:
             notifiers.append(SignedWebhookNotifier(settings.notify_webhook_url,
                                                    settings.notify_webhook_secret.get_secret_value()))
+        if settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_api_token:
+            notifiers.append(TicketSinkNotifier(self.db, ZendeskSink(
+                settings.zendesk_base_url, settings.zendesk_email,
+                settings.zendesk_api_token.get_secret_value())))
         self.dispatcher = NotificationDispatcher(notifiers)
 
     def start(self) -> None:
@@ -96,7 +127,8 @@ class Services:
             ticket = s.get(Ticket, ticket_id)
             conv_customer = ticket.conversation_id.rsplit(":", 1)[-1]
             notice = TicketNotice(
-                ticket_id=ticket.id, conversation_id=ticket.conversation_id, team=ticket.team,
+                ticket_id=ticket.id, conversation_id=mask_phone(ticket.conversation_id),
+                team=ticket.team,
                 priority=ticket.priority, reasons=ticket.context.get("reasons", []),
                 customer=mask_phone(conv_customer), p_escalate=ticket.context.get("p_escalate", 0.0),
                 intent=ticket.context.get("intent", ""),

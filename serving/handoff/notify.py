@@ -84,7 +84,11 @@ def _slack_escape(text: str) -> str:
 
 
 def slack_payload(notice: TicketNotice) -> dict[str, Any]:
-    """An incoming-webhook message: a one-line ``text`` fallback and Block Kit ``blocks``."""
+    """An incoming-webhook message: a one-line ``text`` fallback and Block Kit ``blocks``.
+
+    Slack is a third party: the conversation id (which embeds the WhatsApp number) stays out;
+    agents follow ``url`` instead.
+    """
     esc = _slack_escape
     reasons = ", ".join(notice.reasons) or "none given"
     text = (f"[{notice.priority}] Ticket #{notice.ticket_id} for {esc(notice.team)}: "
@@ -103,7 +107,7 @@ def slack_payload(notice: TicketNotice) -> dict[str, Any]:
                                        for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Reasons*\n{bullets}"[:3000]}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"conversation {esc(notice.conversation_id)} · {notice.created_at.isoformat()}")}]},
+            f"tierline ticket {notice.ticket_id} · created {notice.created_at.isoformat()}")}]},
     ]
     if notice.url:
         button = {"type": "button", "text": {"type": "plain_text", "text": "Open ticket"},

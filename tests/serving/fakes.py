@@ -158,3 +158,47 @@ def status(wamid: str, state: str, callback: str | None = None) -> dict:
     if callback:
         st["biz_opaque_callback_data"] = callback
     return st
+
+
+class RecordingPeer:
+    """A generic HTTP peer (Slack, a signed-webhook receiver, Zendesk): records every request
+    and answers with ``answer(method, path) -> (status, json)``."""
+
+    def __init__(self, answer=None) -> None:
+        self.requests: list[dict] = []
+        self.answer = answer or (lambda method, path: (200, {"ok": True}))
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                peer.requests.append({"method": self.command, "path": self.path,
+                                      "headers": {k.lower(): v for k, v in self.headers.items()},
+                                      "body": body})
+                status_code, payload = peer.answer(self.command, self.path)
+                data = json.dumps(payload).encode()
+                self.send_response(status_code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, n: int, timeout: float = 15.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.requests) < n:
+            time.sleep(0.02)
+        assert len(self.requests) >= n, f"expected {n} requests, got {len(self.requests)}"
+        return self.requests
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

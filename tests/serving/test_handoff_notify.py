@@ -172,6 +172,7 @@ def test_slack_payload_shape(peer_factory):
     fields = " ".join(f["text"] for b in payload["blocks"] for f in b.get("fields", []))
     assert "*Team*\nbilling" in fields and "*Customer*\n+44770090****" in fields
     assert payload["blocks"][-1]["elements"][0]["url"] == "https://tierline.example/tickets/42"
+    assert "conv-abc" not in req.body.decode()  # conversation ids embed the WhatsApp number
 
 
 def test_slack_payload_without_url_has_no_link(peer_factory):
