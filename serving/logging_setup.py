@@ -6,6 +6,7 @@ optional +) in log messages and their arguments to its first 5 characters and as
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -29,12 +30,24 @@ class MaskPhoneNumbers(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Root handler with the masking filter (idempotent)."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (+ exception), for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = mask_phone(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Root handler with the masking filter (idempotent); ``fmt`` is ``text`` or ``json``."""
     root = logging.getLogger()
     if not any(isinstance(f, MaskPhoneNumbers) for h in root.handlers for f in h.filters):
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(JsonFormatter() if fmt == "json" else
+                             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(MaskPhoneNumbers())
         root.addHandler(handler)
     root.setLevel(level)

@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from serving.background import BackgroundLoop
+from serving.metrics import METRICS
 from serving.storage.db import Database
 from serving.storage.models import OutboundMessage, utcnow
 from serving.whatsapp.client import GraphClient, PermanentSendError, RetryableSendError
@@ -136,6 +137,7 @@ class OutboxSender(BackgroundLoop):
 
     def _finish(self, row_id: int, status: str, wamid: str | None = None, error: str | None = None
                 ) -> None:
+        METRICS.messages_out.labels(status=status).inc()
         with self.db.session() as s:
             row = s.get(OutboundMessage, row_id)
             if status == "sent" and row.status in ("delivered", "read"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="service processes (uvicorn workers)")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     nlu_model_dir: Path = DEFAULT_BUNDLE_DIR
     nlu_threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
     policy_dir: Path = DEFAULT_POLICY_DIR

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from nlu.bot import ConversationState, Reply
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BackgroundLoop
+from serving.metrics import METRICS
 from serving.storage.db import Database
 from serving.storage.models import (Conversation, Decision, InboundMessage, Job, MessageLog,
                                     OutboundMessage, Ticket, utcnow)
@@ -168,7 +169,9 @@ class JobWorker(BackgroundLoop):
             conv.state = state.to_dict()
             return None
         state.csat_ticket_id = None
-        result = self.engine.turn(state, inbound.text, now=_aware(now), button_id=inbound.button_id)
+        with METRICS.turn_latency.time():
+            result = self.engine.turn(state, inbound.text, now=_aware(now),
+                                      button_id=inbound.button_id)
         s.add(MessageLog(conversation_id=conv.id, role="customer", text=inbound.text))
         s.add(Decision(conversation_id=conv.id, inbound_id=inbound.id, intent=result.analysis.intent,
                        frustration=result.analysis.frustration,

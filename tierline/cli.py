@@ -62,7 +62,7 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
     from serving.settings import get_settings
 
     settings = get_settings()
-    setup_service_logging(settings.log_level)
+    setup_service_logging(settings.log_level, settings.log_format)
     n = workers or settings.workers
     uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=n if n > 1 else None,
@@ -239,6 +239,17 @@ def bench_turn(messages: int = 1000,
     from training.bench import bench_turns
 
     bench_turns(n_messages=messages, out_dir=out)
+
+
+@bench_app.command("webhook")
+def bench_webhook(messages: int = 1000, concurrency: int = 16, customers: int = 200) -> None:
+    """Signed webhook deliveries over HTTP to an in-process service: latency and throughput."""
+    setup_logging("WARNING")
+    from serving.loadgen import run_webhook_load
+
+    result = run_webhook_load(messages, concurrency, customers)
+    typer.echo(json.dumps({k: round(v, 2) if isinstance(v, float) else v
+                           for k, v in result.items()}, indent=2))
 
 
 if __name__ == "__main__":

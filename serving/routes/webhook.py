@@ -15,6 +15,7 @@ import logging
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from serving.inbox import store_webhook
 from serving.metrics import METRICS
@@ -93,8 +94,9 @@ async def receive(request: Request):
             log.warning("signed webhook body has an unexpected shape: %s", exc)
             return error(422, f"not a WhatsApp webhook payload: {exc}")
         try:
-            result = store_webhook(services.db, messages, statuses,
-                                   settings.whatsapp_phone_number_id, services.new_state)
+            # Database I/O off the event loop, so one slow commit does not stall every request.
+            result = await run_in_threadpool(store_webhook, services.db, messages, statuses,
+                                             settings.whatsapp_phone_number_id, services.new_state)
         except (OperationalError, SQLAlchemyError):
             log.exception("database unavailable: webhook not acknowledged (503, Meta retries)")
             return error(503, "storage unavailable, retry later")

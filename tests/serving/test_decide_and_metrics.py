@@ -79,3 +79,14 @@ def test_concurrent_analyze_requests_are_micro_batched(service):
     assert [r["results"][0]["intent"] for r in results] == [clear[t] for t in texts]
     served = batcher.requests - requests
     assert served == 48 and batcher.batches - batches < served  # some calls shared a model run
+
+
+def test_json_log_lines_are_masked():
+    import json as _json
+
+    from serving.logging_setup import JsonFormatter
+    record = logging.getLogger("t").makeRecord("t", logging.WARNING, __file__, 1,
+                                              "reply to %s failed", ("+447700900123",), None)
+    MaskPhoneNumbers().filter(record)
+    line = _json.loads(JsonFormatter().format(record))
+    assert line["message"] == "reply to +4477******** failed" and line["level"] == "WARNING"

@@ -6,6 +6,7 @@ notifiers and the dispatcher run unmodified.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import socket
@@ -247,10 +248,17 @@ def test_submit_returns_fast_when_peer_is_slow_or_down(peer_factory, dispatchers
     slow = peer_factory(delay=0.3)
     d = dispatchers([SignedWebhookNotifier(f"{slow.url}/hook", SECRET, timeout=2.0),
                      SlackNotifier(dead_url)], max_attempts=2)
-    for i in range(50):
-        started = time.perf_counter()
-        assert d.submit(notice(ticket_id=i)) is True
-        assert time.perf_counter() - started < 0.05
+    notices = [notice(ticket_id=i) for i in range(50)]
+    gc.disable()  # a collector pause is not submit() waiting on the network
+    try:
+        took = []
+        for n in notices:
+            started = time.perf_counter()
+            assert d.submit(n) is True
+            took.append(time.perf_counter() - started)
+    finally:
+        gc.enable()
+    assert max(took) < 0.05, f"slowest submit took {max(took) * 1000:.1f} ms"
 
 
 def test_one_failing_notifier_does_not_stop_another(peer_factory, dispatchers, dead_url, caplog):

@@ -87,6 +87,19 @@ def test_redelivered_message_is_answered_once(service):
     assert count(service, OutboundMessage, OutboundMessage.idempotency_key.like("reply:wamid.dup.1:%")) == 1
 
 
+def test_redelivered_escalation_opens_one_ticket(service):
+    body = envelope([message(text="agent please", wamid="wamid.dup.agent", customer=new_customer(9))],
+                    customer=new_customer(9))
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert set(pool.map(lambda _: service.deliver(body).status_code, range(6))) == {200}
+    conv = f"wa:{PHONE_NUMBER_ID}:{new_customer(9)}"
+    deadline = time.monotonic() + 10
+    while count(service, Ticket, Ticket.conversation_id == conv) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert count(service, Ticket, Ticket.conversation_id == conv) == 1
+
+
 @pytest.mark.parametrize("kind", ["image", "audio", "video", "document", "location", "sticker",
                                   "unsupported"])
 def test_media_and_unknown_types_get_a_polite_text_request(service, kind):
@@ -115,7 +128,8 @@ def test_menu_button_and_template_button_escalate(service):
     service.say(message("button", text="Talk to an agent", payload="menu_agent",
                         customer=new_customer(5)))
     deadline = time.monotonic() + 10
-    while count(service, Ticket, Ticket.conversation_id.like("%44770090000_")) < 2 and \
+    convs = [f"wa:{PHONE_NUMBER_ID}:{new_customer(n)}" for n in (4, 5)]
+    while count(service, Ticket, Ticket.conversation_id.in_(convs)) < 2 and \
             time.monotonic() < deadline:
         time.sleep(0.05)
     for n in (4, 5):
