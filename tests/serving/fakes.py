@@ -86,6 +86,20 @@ class FakeGraphAPI:
             time.sleep(0.02)
         raise AssertionError(f"expected {n} messages at the Graph API, got {len(self.received)}")
 
+    def wait_to(self, customer: str, n: int, timeout: float = 20.0) -> list[dict]:
+        """Wait until ``n`` messages to ``customer`` were accepted; return those (in order).
+
+        Tests filter by recipient: replies to earlier tests' customers may still be in flight.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                mine = [m for m in self.received if m.get("to") == customer]
+            if len(mine) >= n:
+                return mine
+            time.sleep(0.02)
+        raise AssertionError(f"expected {n} messages to {customer}, got {len(mine)}")
+
     def texts(self) -> list[str]:
         """The visible text of every accepted message."""
         out = []
