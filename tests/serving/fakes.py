@@ -33,6 +33,9 @@ class FakeGraphAPI:
         self.received: list[dict] = []  # successfully accepted payloads
         self.attempts = 0
         self.script: list = []
+        #: (webhook URL, app secret): like Meta, post a signed "sent" status for every accepted
+        #: message, retrying until the service answers 200.
+        self.status_target: tuple[str, str] | None = None
         self.lock = threading.Lock()
         fake = self
 
@@ -56,9 +59,11 @@ class FakeGraphAPI:
                     return self._answer(401, {"error": {"message": "bad token", "code": 190}})
                 message = json.loads(body)
                 message["_path"] = self.path
+                wamid = f"wamid.out.{next(_ids)}"
                 with fake.lock:
                     fake.received.append(message)
-                wamid = f"wamid.out.{next(_ids)}"
+                if fake.status_target is not None:
+                    fake.report_status(wamid, message.get("biz_opaque_callback_data"))
                 self._answer(200, {"messaging_product": "whatsapp",
                                    "contacts": [{"input": message.get("to"), "wa_id": message.get("to")}],
                                    "messages": [{"id": wamid}]})
@@ -75,6 +80,26 @@ class FakeGraphAPI:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def report_status(self, wamid: str, callback: str | None) -> None:
+        """Deliver a 'sent' status webhook in the background, retried like Meta does."""
+        url, secret = self.status_target
+        body = json.dumps(envelope(statuses=[status(wamid, "sent", callback)])).encode()
+
+        def deliver() -> None:
+            import httpx
+            for _ in range(600):
+                try:
+                    r = httpx.post(url, content=body, timeout=5,
+                                   headers={"x-hub-signature-256": sign(body, secret),
+                                            "content-type": "application/json"})
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+
+        threading.Thread(target=deliver, daemon=True).start()
 
     def wait_for(self, n: int, timeout: float = 20.0) -> list[dict]:
         """Wait until ``n`` messages were accepted; return them."""
