@@ -27,6 +27,12 @@ class MaskPhoneNumbers(logging.Filter):
         except Exception:  # noqa: BLE001 - a broken record is logged as it is
             return True
         record.msg, record.args = mask_phone(message), None
+        if record.exc_info and not record.exc_text:
+            # Tracebacks can quote SQL parameters or payloads: mask them too (the formatter
+            # uses this cached text instead of formatting the exception again).
+            record.exc_text = mask_phone(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = mask_phone(record.stack_info)
         return True
 
 

@@ -23,7 +23,8 @@ from serving.background import BackgroundLoop
 from serving.metrics import METRICS
 from serving.storage.db import Database
 from serving.storage.models import OutboundMessage, utcnow
-from serving.whatsapp.client import GraphClient, PermanentSendError, RetryableSendError
+from serving.whatsapp.client import (AmbiguousSendError, GraphClient, PermanentSendError,
+                                     RetryableSendError)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,12 @@ class OutboxSender(BackgroundLoop):
         payload = {**row.payload, "biz_opaque_callback_data": row.idempotency_key}
         try:
             wamid = self.client.send(row.phone_number_id, payload)
+        except AmbiguousSendError as exc:
+            # Meta may have the message: leave it 'sending' so a status webhook can confirm it;
+            # requeue_unconfirmed retries it only if none arrives within the lease.
+            log.warning("outbound %s: %s; waiting for a status before any retry", row.id, exc)
+            if row.attempts >= self.max_attempts:
+                self._finish(row.id, status="failed", error=f"unconfirmed after {row.attempts} attempts")
         except RetryableSendError as exc:
             self._retry(row.id, row.attempts, str(exc), exc.retry_after)
         except PermanentSendError as exc:

@@ -28,6 +28,11 @@ class RetryableSendError(SendError):
         self.retry_after = retry_after
 
 
+class AmbiguousSendError(RetryableSendError):
+    """The request may have reached Meta (timeout after sending): it must not be re-sent until
+    a status webhook could confirm it (the sender waits one lease, then retries)."""
+
+
 class PermanentSendError(SendError):
     """Sending failed for good (bad request, recipient, or policy)."""
 
@@ -78,8 +83,10 @@ class GraphClient:
         url = f"{self.api_base}/{phone_number_id}/messages"
         try:
             response = self._client.post(url, json=payload, headers=self._headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise RetryableSendError(f"not sent: {type(exc).__name__}") from None
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise RetryableSendError(f"transport error: {type(exc).__name__}") from None
+            raise AmbiguousSendError(f"sent, no answer: {type(exc).__name__}") from None
         if response.status_code < 300:
             try:
                 return str(response.json()["messages"][0]["id"])

@@ -48,9 +48,12 @@ class FakeGraphAPI:
                 with fake.lock:
                     fake.attempts += 1
                     step = fake.script.pop(0) if fake.script else None
-                if isinstance(step, tuple) and step[0] == "sleep":
+                if isinstance(step, tuple) and step[0] == "sleep":  # slow, then accepted
                     time.sleep(step[1])
                     step = None
+                if isinstance(step, tuple) and step[0] == "hang":  # times out, never accepted
+                    time.sleep(step[1])
+                    return self._answer(504, {"error": {"message": "gateway timeout", "code": 2}})
                 if step is not None:
                     status, code = (step[1], step[2]) if isinstance(step, tuple) else (step, None)
                     payload = {"error": {"message": "scripted failure", "code": code or status}}

@@ -90,3 +90,22 @@ def test_json_log_lines_are_masked():
     MaskPhoneNumbers().filter(record)
     line = _json.loads(JsonFormatter().format(record))
     assert line["message"] == "reply to +4477******** failed" and line["level"] == "WARNING"
+
+
+def test_tracebacks_in_logs_are_masked_too():
+    import io
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MaskPhoneNumbers())
+    logger = logging.getLogger("tierline.mask-test")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("INSERT ... VALUES ('447700900123', 'hello')")
+        except ValueError:
+            logger.exception("job %s failed for %s", 7, "+447700900123")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "447700900123" not in output and "44770*******" in output and "ValueError" in output
