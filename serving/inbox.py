@@ -1,7 +1,8 @@
 """Persisting what the webhook receives, before it answers 200.
 
 Inbound messages are inserted with their job in one transaction, deduplicated on ``wamid`` by
-a unique constraint (Meta delivers at least once, sometimes concurrently); statuses update the
+a unique constraint (``INSERT ... ON CONFLICT DO NOTHING``; Meta delivers at least once,
+sometimes concurrently); statuses update the
 outbound message they refer to. If the database cannot be reached, the caller answers 503 so
 Meta retries: nothing is acknowledged that was not stored.
 """
@@ -12,7 +13,8 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from serving.storage.db import Database
 from serving.storage.models import Conversation, InboundMessage, Job, OutboundMessage, utcnow
@@ -42,18 +44,17 @@ def store_webhook(db: Database, messages: list[IncomingMessage], statuses: list[
     """Store new messages (+ jobs, + conversations) and apply statuses, in one transaction.
 
     ``new_state(conversation_id, customer_id) -> dict`` builds the state of a new conversation.
-    A concurrent duplicate makes the transaction fail on the unique constraint; it is retried
-    once, and the second pass sees the row and skips it.
+    Inserts are ``ON CONFLICT DO NOTHING`` on the unique keys, so a concurrent duplicate
+    delivery is simply not inserted again (no read-then-write race, no retry).
     """
-    for attempt in range(3):
-        try:
-            with db.session() as session:
-                return _store(session, messages, statuses, phone_number_id, new_state)
-        except IntegrityError:
-            if attempt == 2:
-                raise
-            log.info("concurrent delivery of the same message; retrying the insert")
-    raise AssertionError("unreachable")
+    with db.session() as session:
+        return _store(session, messages, statuses, phone_number_id, new_state)
+
+
+def _insert(session, model):
+    """The dialect's INSERT (SQLite and PostgreSQL both support ON CONFLICT DO NOTHING)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 
 def _store(session, messages, statuses, phone_number_id, new_state) -> StoreResult:
@@ -62,26 +63,22 @@ def _store(session, messages, statuses, phone_number_id, new_state) -> StoreResu
     result.foreign = len(messages) - len(ours)
     if result.foreign:
         log.warning("ignored %d message(s) for another phone_number_id", result.foreign)
-    seen = set(session.scalars(select(InboundMessage.wamid).where(
-        InboundMessage.wamid.in_([m.wamid for m in ours]))).all()) if ours else set()
     for msg in ours:
-        if msg.wamid in seen:
+        conv_id = conversation_id(msg.phone_number_id, msg.customer_id)
+        session.execute(_insert(session, Conversation).values(
+            id=conv_id, channel="whatsapp", customer_id=msg.customer_id,
+            phone_number_id=msg.phone_number_id, state=new_state(conv_id, msg.customer_id),
+            created_at=utcnow(), updated_at=utcnow()).on_conflict_do_nothing(index_elements=["id"]))
+        inbound_id = session.execute(_insert(session, InboundMessage).values(
+            wamid=msg.wamid, conversation_id=conv_id, customer_id=msg.customer_id,
+            phone_number_id=msg.phone_number_id, type=msg.type, text=msg.text[:60_000],
+            button_id=msg.button_id, payload=msg.raw, sent_at=msg.sent_at, received_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=["wamid"]).returning(InboundMessage.id)).scalar()
+        if inbound_id is None:
             result.duplicates += 1
             continue
-        seen.add(msg.wamid)
-        conv_id = conversation_id(msg.phone_number_id, msg.customer_id)
-        if session.get(Conversation, conv_id) is None:
-            session.add(Conversation(id=conv_id, channel="whatsapp", customer_id=msg.customer_id,
-                                     phone_number_id=msg.phone_number_id,
-                                     state=new_state(conv_id, msg.customer_id)))
-            session.flush()
-        inbound = InboundMessage(wamid=msg.wamid, conversation_id=conv_id,
-                                 customer_id=msg.customer_id, phone_number_id=msg.phone_number_id,
-                                 type=msg.type, text=msg.text[:60_000], button_id=msg.button_id,
-                                 payload=msg.raw, sent_at=msg.sent_at)
-        session.add(inbound)
-        session.flush()
-        session.add(Job(inbound_id=inbound.id))
+        session.execute(_insert(session, Job).values(
+            inbound_id=inbound_id, status="pending", attempts=0, available_at=utcnow()))
         result.stored += 1
     for st in statuses:
         result.statuses += _apply_status(session, st)
