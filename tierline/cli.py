@@ -156,6 +156,7 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
               ship: Annotated[bool, typer.Option(help="copy the result into models/nlu")] = False,
               checkpoint: Annotated[Path | None, typer.Option(
                   help="rebuild from an earlier run's model.pt instead of fine-tuning")] = None,
+              track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
               ) -> None:
     """Fine-tune intent + frustration, export ONNX, fuse, quantise int8, calibrate."""
     setup_logging()
@@ -167,6 +168,11 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
     config = TrainConfig(epochs=epochs, batch_size=batch_size, threads=threads,
                          max_steps=max_steps)
     run_dir = run_training(out, config, rows_per_split=rows_per_split, checkpoint=checkpoint)
+    if track:
+        from training.pipeline import track_nlu_run
+
+        version = track_nlu_run(run_dir, ship=ship)
+        typer.echo(f"registered tierline-nlu version {version}")
     if ship:
         ship_bundle(run_dir, DEFAULT_BUNDLE_DIR)
         typer.echo(f"shipped {run_dir} -> {DEFAULT_BUNDLE_DIR}")
@@ -177,7 +183,8 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
                  test_conversations: Annotated[int, typer.Option(help="held out")] = 1000,
                  seed: int = 29,
                  out: Annotated[Path, typer.Option(help="artefact folder")] = Path("runs/policy"),
-                 ship: Annotated[bool, typer.Option(help="write into models/policy")] = False
+                 ship: Annotated[bool, typer.Option(help="write into models/policy")] = False,
+                 track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
                  ) -> None:
     """Simulate labelled conversations, fit the calibrated policy, evaluate vs the rule baseline."""
     setup_logging()
@@ -185,7 +192,7 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
     from training.policy_fit import train_policy as run_policy_training
 
     report = run_policy_training(DEFAULT_POLICY_DIR if ship else out, conversations,
-                                 test_conversations, seed)
+                                 test_conversations, seed, track=track, ship=ship)
     typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
 
 
@@ -250,6 +257,18 @@ def bench_webhook(messages: int = 1000, concurrency: int = 16, customers: int = 
     result = run_webhook_load(messages, concurrency, customers)
     typer.echo(json.dumps({k: round(v, 2) if isinstance(v, float) else v
                            for k, v in result.items()}, indent=2))
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(port: int = 5000) -> None:
+    """Open the MLflow UI on the tracking store (local mlflow.db unless MLFLOW_TRACKING_URI)."""
+    import subprocess
+    import sys
+
+    from training.tracking import tracking_uri
+
+    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(),
+                    "--host", "127.0.0.1", "--port", str(port)], check=False)
 
 
 if __name__ == "__main__":

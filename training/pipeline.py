@@ -155,6 +155,24 @@ def parity_metrics(model: IntentFrustrationModel, run_dir: Path, texts: list[str
     return out
 
 
+def track_nlu_run(run_dir: Path, ship: bool = False) -> str:
+    """Log a finished NLU run folder to MLflow and register its bundle; returns the version."""
+    import mlflow
+
+    from training import tracking
+
+    training = json.loads((run_dir / "training.json").read_text())
+    params = {**training["train_config"], "encoder": training["encoder_path"],
+              "fused_ops": training["fused_ops"], "runtime_max_length": RUNTIME_MAX_LENGTH}
+    with tracking.tracked_run("tierline-nlu", run_dir.name, params) as run:
+        tracking.log_data_versions(training["data"])
+        tracking.log_metrics(training["metrics"])
+        for name in (INT8_MODEL_FILE, TOKENIZER_FILE, "config.json", "training.json"):
+            mlflow.log_artifact(str(run_dir / name), artifact_path="bundle")
+        run_id = run.info.run_id
+    return tracking.register(tracking.NLU_MODEL, run_id, "bundle", ship=ship)
+
+
 def ship_bundle(run_dir: Path, target: Path) -> Path:
     """Copy the run-time part of a run (int8 model, tokenizer, config) into ``target``."""
     target.mkdir(parents=True, exist_ok=True)

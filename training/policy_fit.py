@@ -230,7 +230,7 @@ def plot_policy_reliability(report: dict, path: Path) -> None:
 
 def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: int = 29,
                  data_dir: Path | None = None, report_dir: Path = Path("reports"),
-                 flow_path: Path | None = None) -> dict:
+                 flow_path: Path | None = None, track: bool = False, ship: bool = False) -> dict:
     """Simulate, label, fit, evaluate and write ``policy.json``; returns the evaluation report.
 
     The simulated sets are saved (JSON lines, fixed seed) under ``data_dir`` so a fit can be
@@ -253,5 +253,40 @@ def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: i
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "policy_eval.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_policy_reliability(report, report_dir / "policy_reliability.png")
+    if track:
+        report["registered_version"] = track_policy_run(
+            out_dir, report_dir, train_rows, test_rows, report,
+            {"n_train": n_train, "n_test": n_test, "seed": seed, "C": 1.0,
+             "calibration": "isotonic, 5-fold, ensemble=False"}, ship)
     log.info("policy written to %s: %s", out_dir, report["policy"])
     return report
+
+
+def rows_fingerprint(rows: list[dict]) -> str:
+    """Content hash of simulated rows (the policy's data version)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(f"{r['conversation_id']}\t{r['turn']}\t{r['text']}\t{r['label']}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def track_policy_run(out_dir: Path, report_dir: Path, train_rows: list[dict],
+                     test_rows: list[dict], report: dict, params: dict, ship: bool) -> str:
+    """Log a policy fit to MLflow (params, data versions, metrics, artefacts) and register it."""
+    import mlflow
+
+    from training import tracking
+
+    with tracking.tracked_run("tierline-policy", "policy", params) as run:
+        tracking.log_data_versions({
+            "policy/train": {"rows": len(train_rows), "sha256_16": rows_fingerprint(train_rows)},
+            "policy/test": {"rows": len(test_rows), "sha256_16": rows_fingerprint(test_rows)}})
+        tracking.log_metrics({f"test_{k}": v for k, v in report["policy"].items()})
+        tracking.log_metrics({f"baseline_{k}": v for k, v in report["rule_baseline"].items()})
+        mlflow.log_artifact(str(out_dir / POLICY_FILE), artifact_path="policy")
+        for name in ("policy_eval.json", "policy_reliability.png"):
+            mlflow.log_artifact(str(report_dir / name), artifact_path="reports")
+        run_id = run.info.run_id
+    return tracking.register(tracking.POLICY_MODEL, run_id, "policy", ship=ship)
