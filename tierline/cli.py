@@ -216,6 +216,31 @@ def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy fol
     typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
 
 
+@evaluate_app.command("conversations")
+def evaluate_conversations(
+        log_file: Annotated[Path, typer.Argument(help="JSONL chat log, one conversation per line")],
+        out: Annotated[Path, typer.Option(help="report folder")] = Path("reports/conversations"),
+        model: ModelOption = None,
+        policy: Annotated[Path | None, typer.Option(help="policy folder")] = None,
+        threads: Annotated[int, typer.Option(help="onnxruntime threads")] = 2) -> None:
+    """Score a chat log: escalation rate, where and why, intents, agreement with agent labels."""
+    setup_logging()
+    from nlu import Analyzer
+    from nlu.engine import TurnEngine
+    from training.batch_eval import InputError
+    from training.batch_eval import evaluate_conversations as run_batch
+
+    try:
+        engine = TurnEngine.load(policy_dir=policy, analyzer=Analyzer.load(model, threads=threads))
+        report = run_batch(log_file, engine, out)
+    except (InputError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({k: report[k] for k in ("conversations", "turns",
+                                                  "escalation_rate_conversations",
+                                                  "throughput", "agreement_with_labels")}, indent=2))
+
+
 @evaluate_app.command("nlu")
 def evaluate_nlu(model: ModelOption = None,
                  split: Annotated[str, typer.Option(help="validation or test")] = "test",
