@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from nlu import Analyzer
-from serving.routes import agents, analyze, decide, health, metrics, webhook
+from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
 from serving.settings import Settings, get_settings
 
@@ -39,6 +39,6 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.settings = settings
     app.state.analyzer = None
     app.state.services = None
-    for module in (health, analyze, decide, webhook, agents, metrics):
+    for module in (health, analyze, decide, webhook, agents, admin, metrics):
         app.include_router(module.router)
     return app

@@ -37,17 +37,21 @@ class BatchingAnalyzer:
         self.batches = 0
         self.requests = 0
         self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="tierline-batcher", daemon=True)
         self._thread.start()
 
     def analyze(self, texts: list[str], timeout: float = 30.0) -> list[AnalysisResult]:
         """Analyse ``texts`` together with whatever other callers sent meanwhile."""
+        if self._closed:  # replaced by a reload: finish on the old model, unbatched
+            return self.analyzer.analyze(texts)
         future: Future = Future()
         self._queue.put(_Request(list(texts), future))
         return future.result(timeout)
 
     def close(self) -> None:
-        """Stop the model thread after the queued work."""
+        """Stop the model thread after the queued work (later callers run unbatched)."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(5)
 
@@ -55,6 +59,7 @@ class BatchingAnalyzer:
         while True:
             first = self._queue.get()
             if first is None:
+                self._drain_after_close()
                 return
             batch, size = [first], len(first.texts)
             deadline = time.monotonic() + self.max_wait
@@ -69,6 +74,16 @@ class BatchingAnalyzer:
                 batch.append(item)
                 size += len(item.texts)
             self._score(batch)
+
+    def _drain_after_close(self) -> None:
+        """Requests that raced with ``close()`` (queued behind the sentinel) still get answers."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._score([item])
 
     def _score(self, batch: list[_Request]) -> None:
         texts = [t for r in batch for t in r.texts]

@@ -91,6 +91,27 @@ class Services:
                 settings.zendesk_api_token.get_secret_value())))
         self.dispatcher = NotificationDispatcher(notifiers)
 
+    def reload(self) -> dict:
+        """Load the models again from their folders and switch to them without a restart.
+
+        The new engine is built beside the old one; the swap is one reference assignment per
+        user (routes read ``services.engine``/``batcher`` per request, the worker per job), so
+        requests in flight finish on the old models and none is dropped.
+        """
+        settings = self.settings
+        analyzer = Analyzer.load(settings.nlu_model_dir, threads=settings.nlu_threads)
+        engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
+                                 policy_dir=settings.policy_dir)
+        old_batcher = self.batcher
+        self.batcher = BatchingAnalyzer(analyzer)
+        self.engine = self.worker.engine = engine
+        old_batcher.close()
+        log.info("models reloaded from %s and %s", settings.nlu_model_dir, settings.policy_dir)
+        return {"nlu_model_dir": str(settings.nlu_model_dir),
+                "nlu_metrics": analyzer.config.metrics,
+                "policy_dir": str(settings.policy_dir),
+                "policy_metrics": engine.policy.artifact.metrics}
+
     def start(self) -> None:
         """Migrate the schema, then start the background threads."""
         self.db.migrate()

@@ -1,0 +1,51 @@
+"""Hot reload: ``POST /v1/admin/reload`` swaps the models while requests keep flowing."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+import httpx
+
+from serving.routes.agents import create_agent
+
+
+def test_reload_needs_an_admin_token(service):
+    db = service.services.db
+    agent = create_agent(db, "Plain", ["general"])
+    assert httpx.post(f"{service.url}/v1/admin/reload").status_code == 401
+    assert httpx.post(f"{service.url}/v1/admin/reload",
+                      headers={"authorization": f"Bearer {agent}"}).status_code == 403
+
+
+def test_reload_under_concurrent_requests_drops_nothing(service):
+    admin = create_agent(service.services.db, "Root", [], admin=True)
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def traffic(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if i % 2:
+                r = httpx.post(f"{service.url}/v1/analyze", json={"texts": ["where is my order"]},
+                               timeout=30)
+            else:
+                r = httpx.post(f"{service.url}/v1/decide", timeout=30, json={
+                    "conversation_id": f"reload-{n}", "customer": {"id": "c"}, "text": "hi"})
+            statuses.append(r.status_code)
+
+    old_engine = service.services.engine
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        workers = [pool.submit(traffic, n) for n in range(6)]
+        for _ in range(2):
+            r = httpx.post(f"{service.url}/v1/admin/reload", timeout=120,
+                           headers={"authorization": f"Bearer {admin}"})
+            assert r.status_code == 200, r.text
+            assert "int8_intent_accuracy" in r.json()["nlu_metrics"]
+        stop.set()
+        for w in workers:
+            w.result()
+    assert service.services.engine is not old_engine
+    assert service.services.worker.engine is service.services.engine
+    assert len(statuses) > 20 and set(statuses) == {200}
