@@ -15,7 +15,12 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from nlu.bundle import DEFAULT_BUNDLE_DIR, TOKENIZER_FILE, BundleConfig, load_bundle_config
+from nlu.bundle import (
+    DEFAULT_BUNDLE_DIR,
+    TOKENIZER_FILE,
+    BundleConfig,
+    load_bundle_config,
+)
 from nlu.cues import MAX_SCAN_CHARS, extract_cues
 from nlu.labels import OUT_OF_SCOPE
 from nlu.text import MAX_MODEL_CHARS, clean_text, is_blank

@@ -14,12 +14,23 @@ from pathlib import Path
 
 from nlu.analyzer import AnalysisResult, Analyzer
 from nlu.bot import MENU_AGENT, MENU_DIGITS, ConversationState, MenuBot, Reply
-from nlu.directory import CsvCustomerDirectory, CsvOrderLookup, CustomerDirectory, OrderLookup
+from nlu.directory import (
+    CsvCustomerDirectory,
+    CsvOrderLookup,
+    CustomerDirectory,
+    OrderLookup,
+)
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow, load_flow
 from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
 from nlu.language import guess_language
-from nlu.policy import Decision, EscalationPolicy, PolicyArtifact, PolicyContext, asks_for_human
+from nlu.policy import (
+    Decision,
+    EscalationPolicy,
+    PolicyArtifact,
+    PolicyContext,
+    asks_for_human,
+)
 
 RECENT_INTENTS = 5
 

@@ -25,7 +25,6 @@ from nlu.bundle import read_policy_json
 from nlu.flow import EscalationConfig
 from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
 
-
 #: Feature order of the policy model, and whether each is constrained monotone (weight >= 0).
 FEATURES: tuple[tuple[str, bool], ...] = (
     ("frustration", True),

@@ -17,7 +17,13 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from serving.storage.db import Database
-from serving.storage.models import Conversation, InboundMessage, Job, OutboundMessage, utcnow
+from serving.storage.models import (
+    Conversation,
+    InboundMessage,
+    Job,
+    OutboundMessage,
+    utcnow,
+)
 from serving.whatsapp.payload import IncomingMessage, StatusUpdate
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,12 @@ from serving.background import BackgroundLoop
 from serving.metrics import METRICS
 from serving.storage.db import Database
 from serving.storage.models import OutboundMessage, utcnow
-from serving.whatsapp.client import (AmbiguousSendError, GraphClient, PermanentSendError,
-                                     RetryableSendError)
+from serving.whatsapp.client import (
+    AmbiguousSendError,
+    GraphClient,
+    PermanentSendError,
+    RetryableSendError,
+)
 
 log = logging.getLogger(__name__)
 

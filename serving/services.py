@@ -13,8 +13,12 @@ from sqlalchemy import func, select
 from nlu import Analyzer
 from nlu.engine import TurnEngine
 from serving.batching import BatchingAnalyzer
-from serving.handoff.notify import (NotificationDispatcher, SignedWebhookNotifier, SlackNotifier,
-                                    TicketNotice)
+from serving.handoff.notify import (
+    NotificationDispatcher,
+    SignedWebhookNotifier,
+    SlackNotifier,
+    TicketNotice,
+)
 from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
 from serving.logging_setup import mask_phone
 from serving.metrics import METRICS

@@ -23,8 +23,16 @@ from nlu.engine import TurnEngine, TurnResult
 from serving.background import BackgroundLoop
 from serving.metrics import METRICS
 from serving.storage.db import Database
-from serving.storage.models import (Conversation, Decision, InboundMessage, Job, MessageLog,
-                                    OutboundMessage, Ticket, utcnow)
+from serving.storage.models import (
+    Conversation,
+    Decision,
+    InboundMessage,
+    Job,
+    MessageLog,
+    OutboundMessage,
+    Ticket,
+    utcnow,
+)
 from serving.whatsapp.client import buttons_payload, list_payload, text_payload
 
 log = logging.getLogger(__name__)

@@ -23,15 +23,19 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from nlu.analyzer import Analyzer
-from nlu.bundle import DEFAULT_BUNDLE_DIR, FP32_MODEL_FILE, TOKENIZER_FILE, load_bundle_config
+from nlu.analyzer import Analyzer, make_tokenizer
+from nlu.bundle import (
+    DEFAULT_BUNDLE_DIR,
+    FP32_MODEL_FILE,
+    TOKENIZER_FILE,
+    load_bundle_config,
+)
 from nlu.cues import CUE_NAMES
 from nlu.labels import INTENT_LABELS
 from training.data import load_frustration_data, load_intent_data
 from training.export_onnx import export_fp32, fuse_transformer_ops
 from training.modeling import IntentFrustrationModel, default_encoder_path
 from training.trainer import encode_batch
-from nlu.analyzer import make_tokenizer
 
 log = logging.getLogger(__name__)
 

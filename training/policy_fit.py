@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from nlu.bundle import POLICY_FILE
 from nlu.cues import NEGATIVE_WORDS, extract_cues
 from nlu.flow import load_flow
-from nlu.bundle import POLICY_FILE
 from nlu.policy import FEATURE_NAMES, MONOTONE, PolicyArtifact
 from training.calibration import expected_calibration_error, reliability_curve
 

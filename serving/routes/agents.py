@@ -21,8 +21,15 @@ from nlu.bot import ConversationState
 from nlu.labels import INTENT_LABELS
 from serving.logging_setup import mask_phone
 from serving.storage.db import Database
-from serving.storage.models import (Agent, Conversation, EscalationLabel, MessageLog,
-                                    OutboundMessage, Ticket, utcnow)
+from serving.storage.models import (
+    Agent,
+    Conversation,
+    EscalationLabel,
+    MessageLog,
+    OutboundMessage,
+    Ticket,
+    utcnow,
+)
 from serving.whatsapp.client import template_payload, text_payload
 from serving.worker import csat_payload
 

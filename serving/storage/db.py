@@ -7,8 +7,8 @@ production store. The schema is owned by Alembic: ``migrate()`` runs at start-up
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 

@@ -16,8 +16,15 @@ from sqlalchemy import create_engine, text
 from serving.app import create_app
 from serving.settings import Settings
 from tests.conftest import LiveServer
-from tests.serving.fakes import (ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN,
-                                 FakeGraphAPI, envelope, sign)
+from tests.serving.fakes import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    FakeGraphAPI,
+    envelope,
+    sign,
+)
 
 POSTGRES_URL = os.environ.get("TIERLINE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])

@@ -19,8 +19,16 @@ import time
 import httpx
 
 from tests.conftest import free_port
-from tests.serving.fakes import (ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN,
-                                 FakeGraphAPI, envelope, message, sign)
+from tests.serving.fakes import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    FakeGraphAPI,
+    envelope,
+    message,
+    sign,
+)
 
 N = 300
 

@@ -21,8 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pydantic
 import pytest
 
-from serving.handoff.notify import (NotificationDispatcher, NotifyError, SignedWebhookNotifier,
-                                    SlackNotifier, TicketNotice, sign, verify)
+from serving.handoff.notify import (
+    NotificationDispatcher,
+    NotifyError,
+    SignedWebhookNotifier,
+    SlackNotifier,
+    TicketNotice,
+    sign,
+    verify,
+)
 
 SECRET = "whsec-test-9f8e7d"
 LOGGER = "serving.handoff.notify"

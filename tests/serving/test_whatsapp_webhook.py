@@ -12,8 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from serving.storage.models import InboundMessage, Job, OutboundMessage, Ticket
-from tests.serving.fakes import (CUSTOMER, PHONE_NUMBER_ID, VERIFY_TOKEN, envelope, message,
-                                 sign, status)
+from tests.serving.fakes import (
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    envelope,
+    message,
+    sign,
+    status,
+)
 
 
 def count(service, model, *where) -> int:

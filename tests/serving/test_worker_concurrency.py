@@ -11,7 +11,7 @@ from nlu.engine import TurnEngine
 from serving.inbox import store_webhook
 from serving.sender import TokenBucket
 from serving.storage.db import Database
-from serving.storage.models import Decision, InboundMessage, Job, OutboundMessage
+from serving.storage.models import Decision, Job, OutboundMessage
 from serving.whatsapp.payload import parse_webhook
 from serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message

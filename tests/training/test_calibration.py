@@ -2,7 +2,11 @@
 
 import numpy as np
 
-from training.calibration import PlattScaler, TemperatureScaler, expected_calibration_error
+from training.calibration import (
+    PlattScaler,
+    TemperatureScaler,
+    expected_calibration_error,
+)
 
 
 def sample_logits(rng, n=4000, k=5, sharpen=1.0):

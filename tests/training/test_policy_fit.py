@@ -6,8 +6,13 @@ import pytest
 from nlu.flow import load_flow
 from nlu.policy import FEATURE_NAMES, MONOTONE, EscalationPolicy, PolicyArtifact
 from training.labelling import TurnTruth, lead_probability
-from training.policy_fit import (MonotoneLogisticRegression, evaluate_policy, feature_matrix,
-                                 fit_policy, to_artifact)
+from training.policy_fit import (
+    MonotoneLogisticRegression,
+    evaluate_policy,
+    feature_matrix,
+    fit_policy,
+    to_artifact,
+)
 from training.simulator import SIMULATED_DIR, load_rows
 
 

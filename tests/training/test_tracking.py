@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
