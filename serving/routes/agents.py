@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -36,6 +37,8 @@ from serving.worker import csat_payload
 router = APIRouter(prefix="/v1/agent", tags=["agents"])
 WINDOW = timedelta(hours=24)
 IntentName = Literal[INTENT_LABELS]  # type: ignore[valid-type]
+#: Ticket ids are 32-bit integers in both databases: larger values are a 422, not a 500.
+TicketId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]
 
 
 def token_hash(token: str) -> str:
@@ -151,7 +154,7 @@ def list_queue(request: Request, agent: Agent = Depends(current_agent),
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail)
-def show(ticket_id: int, request: Request, agent: Agent = Depends(current_agent)):
+def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
     """A ticket with its full transcript and the context of the escalation."""
     with get_db(request).session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id))
@@ -175,7 +178,7 @@ def _window_open(conv: Conversation | None) -> bool:
 
 
 @router.post("/tickets/{ticket_id}/claim", response_model=TicketSummary)
-def claim(ticket_id: int, request: Request, agent: Agent = Depends(current_agent)):
+def claim(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
     """Take a ticket (409 if another agent has it or it is resolved)."""
     with get_db(request).session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
@@ -188,7 +191,7 @@ def claim(ticket_id: int, request: Request, agent: Agent = Depends(current_agent
 
 
 @router.post("/tickets/{ticket_id}/reply")
-def reply(ticket_id: int, body: ReplyIn, request: Request, agent: Agent = Depends(current_agent)):
+def reply(ticket_id: TicketId, body: ReplyIn, request: Request, agent: Agent = Depends(current_agent)):
     """Send the agent's reply to the customer (as a template outside the 24-hour window)."""
     settings = request.app.state.settings
     with get_db(request).session() as s:
@@ -214,7 +217,7 @@ def reply(ticket_id: int, body: ReplyIn, request: Request, agent: Agent = Depend
 
 
 @router.post("/tickets/{ticket_id}/transfer", response_model=TicketSummary)
-def transfer(ticket_id: int, body: TransferIn, request: Request,
+def transfer(ticket_id: TicketId, body: TransferIn, request: Request,
              agent: Agent = Depends(current_agent)):
     """Move a ticket to another team (back to its queue, unassigned)."""
     routing = request.app.state.services.engine.flow.escalation.routing
@@ -230,7 +233,7 @@ def transfer(ticket_id: int, body: TransferIn, request: Request,
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketSummary)
-def resolve(ticket_id: int, request: Request, agent: Agent = Depends(current_agent)):
+def resolve(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
     """Close the ticket; the bot takes the conversation back and asks for a 1-5 score."""
     flow = request.app.state.services.engine.flow
     with get_db(request).session() as s:
@@ -256,7 +259,7 @@ def resolve(ticket_id: int, request: Request, agent: Agent = Depends(current_age
 
 
 @router.put("/tickets/{ticket_id}/label")
-def label(ticket_id: int, body: LabelIn, request: Request, agent: Agent = Depends(current_agent)):
+def label(ticket_id: TicketId, body: LabelIn, request: Request, agent: Agent = Depends(current_agent)):
     """Save (or edit) the agent's label of this escalation."""
     with get_db(request).session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id))
