@@ -33,7 +33,8 @@ FEATURES: tuple[tuple[str, bool], ...] = (
     ("failed_attempts", True),
     ("explicit_request", True),
     ("p_contact_human", True),
-    ("p_sensitive", True),
+    ("p_sensitive_billing", True),
+    ("p_sensitive_other", True),
     ("p_complaint", True),
     ("premium", True),
     ("vip", True),
@@ -124,7 +125,11 @@ def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: 
         "failed_attempts": min(context.failed_attempts, 5) / 5,
         "explicit_request": float(explicit),
         "p_contact_human": intents.get("contact_human_agent", 0.0),
-        "p_sensitive": min(1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents)),
+        # Split by the team that handles them, so agents' labels can move one without the other.
+        "p_sensitive_billing": min(1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents
+                                            if config.routing.team_for(i) == "billing")),
+        "p_sensitive_other": min(1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents
+                                          if config.routing.team_for(i) != "billing")),
         "p_complaint": intents.get("complaint", 0.0),
         "premium": float(TIER_RANK.get(context.tier, 0) >= 1),
         "vip": float(TIER_RANK.get(context.tier, 0) >= 2),
@@ -214,7 +219,8 @@ class EscalationPolicy:
         if name in ("explicit_request", "p_contact_human") and \
                 (f["explicit_request"] or analysis.intent == "contact_human_agent"):
             return "customer asked for a human agent"
-        if name == "p_sensitive" and analysis.intent in self.config.sensitive_intents:
+        if name in ("p_sensitive_billing", "p_sensitive_other") and \
+                analysis.intent in self.config.sensitive_intents:
             return f"sensitive topic: {analysis.intent}"
         if name == "p_complaint" and analysis.intent == "complaint":
             return "sensitive topic: complaint"

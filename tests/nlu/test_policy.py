@@ -23,7 +23,8 @@ def random_features(rng):
 
 
 @pytest.mark.parametrize("feature", ["frustration", "max_frustration", "failed_attempts",
-                                     "frustrated_turns", "p_sensitive", "explicit_request"])
+                                     "frustrated_turns", "p_sensitive_billing",
+                                     "p_sensitive_other", "explicit_request"])
 def test_more_of_a_reason_never_lowers_p(policy, feature):
     rng = np.random.default_rng(0)
     for _ in range(300):
