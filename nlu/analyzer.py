@@ -155,32 +155,33 @@ class Analyzer:
 
         What calibration is fitted on, so it is fitted on exactly the model that ships.
         """
-        cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in texts]
-        if not cleaned:
+        if not texts:
             return np.zeros((0, len(self.labels)), np.float32), np.zeros((0,), np.float32)
-        order = np.argsort([len(t) for t in cleaned], kind="stable")  # less padding per batch
-        intents, frustration = [], []
-        for start in range(0, len(cleaned), self.batch_size):
-            batch = [cleaned[i] for i in order[start : start + self.batch_size]]
-            a, b, _, _, _ = self._forward(batch)
-            intents.append(a)
-            frustration.append(b.reshape(-1))
-        intent_logits = np.empty_like(np.concatenate(intents))
-        frustration_logit = np.empty(len(cleaned), dtype=np.float32)
-        intent_logits[order] = np.concatenate(intents)
-        frustration_logit[order] = np.concatenate(frustration)
+        intent_logits, frustration_logit, _ = self._forward_all(texts)
         return intent_logits, frustration_logit
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence embeddings ``[n, hidden]`` (the encoder's mean pooling)."""
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        embeddings = self._forward_all(texts)[2]
+        if embeddings is None:
+            raise RuntimeError("this model bundle has no sentence_embedding output")
+        return embeddings
+
+    def _forward_all(self, texts: Sequence[str]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Every output for ``texts``, in input order, scored in length-sorted batches
+        (similar lengths per batch means less padding)."""
         cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in texts]
-        out = []
-        for start in range(0, len(cleaned), self.batch_size):
-            _, _, emb, _, _ = self._forward(cleaned[start : start + self.batch_size])
-            if emb is None:
-                raise RuntimeError("this model bundle has no sentence_embedding output")
-            out.append(emb)
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        order = np.argsort([len(t) for t in cleaned], kind="stable")
+        parts = [self._forward([cleaned[i] for i in order[start : start + self.batch_size]])
+                 for start in range(0, len(cleaned), self.batch_size)]
+        inverse = np.argsort(order)
+        intent_logits = np.concatenate([p[0] for p in parts])[inverse]
+        frustration_logit = np.concatenate([p[1].reshape(-1) for p in parts])[inverse]
+        embeddings = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])[inverse]
+        return intent_logits, frustration_logit, embeddings
 
     def _forward(self, texts: list[str]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list, list]:

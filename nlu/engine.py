@@ -8,7 +8,7 @@ its reasons, and the new conversation state. No I/O happens here.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,7 +57,6 @@ class TurnResult:
     state: ConversationState
     handoff: Handoff | None = None
     bot_failed: bool = False
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The per-turn JSON of ``tierline chat`` and ``/v1/decide``."""

@@ -118,6 +118,12 @@ def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: 
     intents = analysis.intents
     substantive = analysis.intent not in SMALL_TALK_INTENTS + (OUT_OF_SCOPE,)
     frustrated_now = analysis.frustration >= frustrated_at
+    # Split by the team that handles them, so agents' labels can move one without the other.
+    billing = sum(intents.get(i, 0.0) for i in config.sensitive_intents
+                  if config.routing.team_for(i) == "billing")
+    other = sum(intents.get(i, 0.0) for i in config.sensitive_intents
+                if config.routing.team_for(i) != "billing")
+    vip = float(TIER_RANK.get(context.tier, 0) >= 2)
     return {
         "frustration": analysis.frustration,
         "max_frustration": max(context.max_frustration, analysis.frustration),
@@ -125,21 +131,17 @@ def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: 
         "failed_attempts": min(context.failed_attempts, 5) / 5,
         "explicit_request": float(explicit),
         "p_contact_human": intents.get("contact_human_agent", 0.0),
-        # Split by the team that handles them, so agents' labels can move one without the other.
-        "p_sensitive_billing": min(1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents
-                                            if config.routing.team_for(i) == "billing")),
-        "p_sensitive_other": min(1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents
-                                          if config.routing.team_for(i) != "billing")),
+        "p_sensitive_billing": min(1.0, billing),
+        "p_sensitive_other": min(1.0, other),
         "p_complaint": intents.get("complaint", 0.0),
         "premium": float(TIER_RANK.get(context.tier, 0) >= 1),
-        "vip": float(TIER_RANK.get(context.tier, 0) >= 2),
+        "vip": vip,
         "repeated_intent": float(substantive and analysis.intent in context.recent_intents),
         "turns": min(context.turns + 1, 10) / 10,
         "cue_count": min(len(analysis.cues), 4) / 4,
         # A VIP's reasons weigh more: interactions let a linear model say so.
-        "vip_x_frustration": float(TIER_RANK.get(context.tier, 0) >= 2) * analysis.frustration,
-        "vip_x_sensitive": float(TIER_RANK.get(context.tier, 0) >= 2) * min(
-            1.0, sum(intents.get(i, 0.0) for i in config.sensitive_intents)),
+        "vip_x_frustration": vip * analysis.frustration,
+        "vip_x_sensitive": vip * min(1.0, billing + other),
         "p_out_of_scope": intents.get(OUT_OF_SCOPE, 0.0),
         "p_small_talk": sum(intents.get(i, 0.0) for i in SMALL_TALK_INTENTS),
         "intent_confidence": analysis.intent_confidence,

@@ -9,8 +9,6 @@ the worker took until every message had its reply stored.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import socket
@@ -28,6 +26,7 @@ from sqlalchemy import func, select
 from serving.app import create_app
 from serving.settings import Settings
 from serving.storage.models import Job
+from serving.whatsapp.payload import signature
 
 log = logging.getLogger(__name__)
 SECRET = "loadgen-secret"
@@ -49,6 +48,19 @@ def delivery(i: int, customers: int) -> bytes:
     return json.dumps(body).encode()
 
 
+async def post_delivery(client: httpx.AsyncClient, url: str, i: int, customers: int,
+                        latencies: list[float]) -> None:
+    """POST delivery ``i`` signed like Meta; record its latency; fail loudly on non-200."""
+    raw = delivery(i, customers)
+    t0 = time.perf_counter()
+    r = await client.post(f"{url}/webhooks/whatsapp", content=raw,
+                          headers={"x-hub-signature-256": signature(raw, SECRET),
+                                   "content-type": "application/json"})
+    latencies.append((time.perf_counter() - t0) * 1000)
+    if r.status_code != 200:
+        raise RuntimeError(f"delivery {i}: HTTP {r.status_code} {r.text[:200]}")
+
+
 async def fire(url: str, n: int, concurrency: int, customers: int) -> list[float]:
     """POST ``n`` signed deliveries, ``concurrency`` at a time; latencies in ms."""
     latencies: list[float] = []
@@ -58,16 +70,7 @@ async def fire(url: str, n: int, concurrency: int, customers: int) -> list[float
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
-            i = queue.get_nowait()
-            raw = delivery(i, customers)
-            sig = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-            t0 = time.perf_counter()
-            r = await client.post(f"{url}/webhooks/whatsapp", content=raw,
-                                  headers={"x-hub-signature-256": sig,
-                                           "content-type": "application/json"})
-            latencies.append((time.perf_counter() - t0) * 1000)
-            if r.status_code != 200:
-                raise RuntimeError(f"delivery {i}: HTTP {r.status_code} {r.text[:200]}")
+            await post_delivery(client, url, queue.get_nowait(), customers, latencies)
 
     async with httpx.AsyncClient(timeout=30) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
@@ -79,17 +82,6 @@ async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: in
     """Open-loop load: start a delivery every ``1/rate`` seconds whatever the answers do
     (how Meta sends), so queueing shows up in the latencies instead of slowing the sender."""
     latencies: list[float] = []
-
-    async def one(client: httpx.AsyncClient, i: int) -> None:
-        raw = delivery(i + offset, customers)
-        sig = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        t0 = time.perf_counter()
-        r = await client.post(f"{url}/webhooks/whatsapp", content=raw,
-                              headers={"x-hub-signature-256": sig, "content-type": "application/json"})
-        latencies.append((time.perf_counter() - t0) * 1000)
-        if r.status_code != 200:
-            raise RuntimeError(f"delivery {i}: HTTP {r.status_code}")
-
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         start, tasks = time.perf_counter(), []
@@ -97,7 +89,8 @@ async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: in
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(client, i)))
+            tasks.append(asyncio.create_task(
+                post_delivery(client, url, i + offset, customers, latencies)))
         await asyncio.gather(*tasks)
     return latencies
 

@@ -143,9 +143,6 @@ class Services:
         """The initial state of a new conversation (tier from the customer directory)."""
         return self.engine.new_state(conversation_id, customer_id=customer_id).to_dict()
 
-    def wake_worker(self) -> None:
-        """Hook for the webhook: new work is there (the worker polls every few ms anyway)."""
-
     def ticket_created(self, ticket_id: int) -> None:
         """After the turn's transaction committed: metrics and agent notifications."""
         with self.db.session() as s:

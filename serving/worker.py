@@ -14,7 +14,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -31,6 +31,7 @@ from serving.storage.models import (
     MessageLog,
     OutboundMessage,
     Ticket,
+    as_utc,
     utcnow,
 )
 from serving.whatsapp.client import buttons_payload, list_payload, text_payload
@@ -146,7 +147,7 @@ class JobWorker(BackgroundLoop):
                 return None
             state = ConversationState.from_dict(conv.state)
             now = inbound.sent_at or utcnow()
-            if conv.last_customer_at is None or _aware(now) > _aware(conv.last_customer_at):
+            if conv.last_customer_at is None or as_utc(now) > as_utc(conv.last_customer_at):
                 conv.last_customer_at = now  # opens the 24-hour customer-service window
             ticket_id = self._turn(s, conv, inbound, state, now)
             job.status, inbound.processed_at = "done", utcnow()
@@ -155,7 +156,7 @@ class JobWorker(BackgroundLoop):
     def _turn(self, s, conv: Conversation, inbound: InboundMessage, state: ConversationState,
               now: datetime) -> int | None:
         flow, lang = self.engine.flow, state.language
-        to, key = inbound.customer_id, inbound.wamid
+        key = inbound.wamid
         if inbound.type == "reaction":
             s.add(MessageLog(conversation_id=conv.id, role="customer", text=f"[reaction {inbound.text}]"))
             return None
@@ -163,8 +164,7 @@ class JobWorker(BackgroundLoop):
             s.add(MessageLog(conversation_id=conv.id, role="customer",
                              text=MEDIA_LABEL.format(type=inbound.type)))
             if state.step != "with_agent":
-                self._send(s, conv, key, 0, text_payload(to, flow.text("unsupported_message", lang)),
-                           flow.text("unsupported_message", lang))
+                self._send(s, conv, key, 0, Reply(flow.text("unsupported_message", lang)))
             return None
         if state.csat_ticket_id and inbound.button_id and inbound.button_id.startswith("csat_"):
             ticket = s.get(Ticket, state.csat_ticket_id)
@@ -172,13 +172,12 @@ class JobWorker(BackgroundLoop):
                 ticket.csat = int(inbound.button_id.removeprefix("csat_"))
             state.csat_ticket_id = None
             s.add(MessageLog(conversation_id=conv.id, role="customer", text=inbound.text))
-            self._send(s, conv, key, 0, text_payload(to, flow.text("thanks", lang)),
-                       flow.text("thanks", lang))
+            self._send(s, conv, key, 0, Reply(flow.text("thanks", lang)))
             conv.state = state.to_dict()
             return None
         state.csat_ticket_id = None
         with METRICS.turn_latency.time():
-            result = self.engine.turn(state, inbound.text, now=_aware(now),
+            result = self.engine.turn(state, inbound.text, now=as_utc(now),
                                       button_id=inbound.button_id)
         s.add(MessageLog(conversation_id=conv.id, role="customer", text=inbound.text))
         s.add(Decision(conversation_id=conv.id, inbound_id=inbound.id, intent=result.analysis.intent,
@@ -186,17 +185,17 @@ class JobWorker(BackgroundLoop):
                        p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
                        reasons=result.decision.reasons, features=result.decision.features))
         for n, reply in enumerate(result.replies):
-            self._send(s, conv, key, n, reply_payload(to, reply), reply.text)
+            self._send(s, conv, key, n, reply)
         conv.state = result.state.to_dict()
         if result.handoff is None:
             return None
         return self._open_ticket(s, conv, result)
 
-    def _send(self, s, conv: Conversation, key: str, n: int, payload: dict, text: str) -> None:
+    def _send(self, s, conv: Conversation, key: str, n: int, reply: Reply) -> None:
         s.add(OutboundMessage(idempotency_key=f"reply:{key}:{n}", conversation_id=conv.id,
                               to=conv.customer_id, phone_number_id=conv.phone_number_id or "",
-                              role="bot", payload=payload))
-        s.add(MessageLog(conversation_id=conv.id, role="bot", text=text))
+                              role="bot", payload=reply_payload(conv.customer_id, reply)))
+        s.add(MessageLog(conversation_id=conv.id, role="bot", text=reply.text))
 
     @staticmethod
     def _open_ticket(s, conv: Conversation, result: TurnResult) -> int:
@@ -212,8 +211,3 @@ class JobWorker(BackgroundLoop):
         s.add(ticket)
         s.flush()
         return ticket.id
-
-
-def _aware(dt: datetime) -> datetime:
-    """SQLite returns naive datetimes: treat them as UTC."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

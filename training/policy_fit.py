@@ -21,10 +21,10 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from nlu.bundle import POLICY_FILE
-from nlu.cues import NEGATIVE_WORDS, extract_cues
 from nlu.flow import load_flow
 from nlu.policy import FEATURE_NAMES, MONOTONE, PolicyArtifact
 from training.calibration import expected_calibration_error, reliability_curve
+from training.evaluate import keyword_frustration
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ def baseline_escalates(row: dict, max_failed: int = 3) -> bool:
     words = set(re.findall(r"\w+", text.lower()))
     return bool(words & set(BASELINE_KEYWORDS)
                 or row["failed_before"] >= max_failed
-                or extract_cues(text).values[0] >= 0.5
-                or words & NEGATIVE_WORDS
+                or keyword_frustration(text)
                 or text.strip() == "3")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -29,6 +29,7 @@ from serving.storage.models import (
     MessageLog,
     OutboundMessage,
     Ticket,
+    as_utc,
     utcnow,
 )
 from serving.whatsapp.client import template_payload, text_payload
@@ -113,12 +114,8 @@ class LabelIn(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def _summary(t: Ticket) -> dict:
-    created = _aware(t.created_at)
+    created = as_utc(t.created_at)
     return {"id": t.id, "team": t.team, "status": t.status, "priority": t.priority,
             "customer": mask_phone(t.conversation_id.rsplit(":", 1)[-1]),
             "intent": t.context.get("intent", ""), "reasons": t.context.get("reasons", []),
@@ -164,7 +161,7 @@ def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_a
         label = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == t.id)).first()
         context = {k: v for k, v in t.context.items() if k != "features"}
         return {**_summary(t), "context": context, "csat": t.csat,
-                "transcript": [{"role": m.role, "text": m.text, "at": _aware(m.at)} for m in lines],
+                "transcript": [{"role": m.role, "text": m.text, "at": as_utc(m.at)} for m in lines],
                 "label": None if label is None else {
                     "escalation_needed": label.escalation_needed,
                     "corrected_intent": label.corrected_intent, "frustrated": label.frustrated,
@@ -173,7 +170,7 @@ def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_a
 
 
 def _window_open(conv: Conversation | None) -> bool:
-    last = _aware(conv.last_customer_at) if conv else None
+    last = as_utc(conv.last_customer_at) if conv else None
     return last is not None and utcnow() - last < WINDOW
 
 

@@ -102,7 +102,5 @@ async def receive(request: Request):
             return error(503, "storage unavailable, retry later")
     METRICS.messages_in.inc(result.stored)
     METRICS.duplicates.inc(result.duplicates)
-    if result.stored:
-        services.wake_worker()
     return {"stored": result.stored, "duplicates": result.duplicates,
             "ignored": result.foreign, "statuses": result.statuses}

@@ -29,6 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they are UTC; aware ones pass unchanged."""
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     """Declarative base; ``JSON`` maps to JSON on SQLite and PostgreSQL alike."""
 

@@ -88,6 +88,16 @@ def settings_for(database_url: str, graph_url: str, **overrides) -> Settings:
     return Settings(**values)
 
 
+def process_env(database_url: str, graph_url: str, **overrides: str) -> dict[str, str]:
+    """Environment of a ``python -m tierline serve`` process talking to the fake Graph API."""
+    return {**os.environ, "TIERLINE_DATABASE_URL": database_url,
+            "TIERLINE_WHATSAPP_APP_SECRET": APP_SECRET, "TIERLINE_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+            "TIERLINE_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+            "TIERLINE_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+            "TIERLINE_WHATSAPP_API_BASE": graph_url, "TIERLINE_WORKER_POLL_SECONDS": "0.01",
+            "TIERLINE_LOG_LEVEL": "WARNING", **overrides}
+
+
 @pytest.fixture(scope="module")
 def service(analyzer, database_url) -> Iterator[Service]:
     """tierline with the webhook and sending enabled, talking to a fake Graph API."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,11 +18,9 @@ import time
 import httpx
 
 from tests.conftest import free_port
+from tests.serving.conftest import process_env
 from tests.serving.fakes import (
-    ACCESS_TOKEN,
     APP_SECRET,
-    PHONE_NUMBER_ID,
-    VERIFY_TOKEN,
     FakeGraphAPI,
     envelope,
     message,
@@ -55,13 +52,9 @@ def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(database_url):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     graph.status_target = (f"{url}/webhooks/whatsapp", APP_SECRET)
-    env = {**os.environ, "TIERLINE_PORT": str(port),
-           "TIERLINE_DATABASE_URL": database_url,
-           "TIERLINE_WHATSAPP_APP_SECRET": APP_SECRET, "TIERLINE_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
-           "TIERLINE_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN, "TIERLINE_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
-           "TIERLINE_WHATSAPP_API_BASE": graph.url, "TIERLINE_WORKER_POLL_SECONDS": "0.01",
-           "TIERLINE_JOB_LEASE_SECONDS": "2", "TIERLINE_SENDING_LEASE_SECONDS": "4",
-           "TIERLINE_WHATSAPP_RETRY_BASE_SECONDS": "0.05", "TIERLINE_LOG_LEVEL": "WARNING"}
+    env = process_env(database_url, graph.url, TIERLINE_PORT=str(port),
+                      TIERLINE_JOB_LEASE_SECONDS="2", TIERLINE_SENDING_LEASE_SECONDS="4",
+                      TIERLINE_WHATSAPP_RETRY_BASE_SECONDS="0.05")
     proc = start_service(env)
     wait_ready(url)
     customers = [f"4477009{n:05d}" for n in range(N)]

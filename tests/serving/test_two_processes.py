@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,8 +15,13 @@ from sqlalchemy import create_engine, func, select
 from serving.storage.db import normalise_url
 from serving.storage.models import Decision, Job
 from tests.conftest import free_port
-from tests.serving.fakes import (ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN,
-                                 FakeGraphAPI, envelope, message, sign)
+from tests.serving.conftest import process_env
+from tests.serving.fakes import (
+    FakeGraphAPI,
+    envelope,
+    message,
+    sign,
+)
 from tests.serving.test_crash_recovery import wait_ready
 
 N = 200
@@ -26,12 +30,7 @@ N = 200
 def test_two_processes_share_the_queue_without_double_processing(database_url):
     graph = FakeGraphAPI()
     ports = [free_port(), free_port()]
-    base = {**os.environ, "TIERLINE_DATABASE_URL": database_url,
-            "TIERLINE_WHATSAPP_APP_SECRET": APP_SECRET, "TIERLINE_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
-            "TIERLINE_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-            "TIERLINE_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
-            "TIERLINE_WHATSAPP_API_BASE": graph.url, "TIERLINE_WORKER_POLL_SECONDS": "0.01",
-            "TIERLINE_LOG_LEVEL": "WARNING"}
+    base = process_env(database_url, graph.url)
     procs = []
     try:
         for port in ports:  # one after the other: the first one migrates the schema
