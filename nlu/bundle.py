@@ -23,6 +23,9 @@ DEFAULT_BUNDLE_DIR = MODELS_DIR / "nlu"
 #: The shipped escalation policy (``models/policy``).
 DEFAULT_POLICY_DIR = MODELS_DIR / "policy"
 POLICY_FILE = "policy.json"
+#: Names of the two models in an MLflow registry (training registers, serving loads champions).
+REGISTERED_NLU_MODEL = "tierline-nlu"
+REGISTERED_POLICY_MODEL = "tierline-policy"
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"

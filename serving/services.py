@@ -7,6 +7,7 @@ outbox sender (when sending is configured) and the notification dispatcher.
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy import func, select
 
@@ -22,6 +23,7 @@ from serving.handoff.notify import (
 from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
 from serving.logging_setup import mask_phone
 from serving.metrics import METRICS
+from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from serving.sender import OutboxSender
 from serving.settings import Settings
 from serving.storage.db import Database
@@ -64,10 +66,21 @@ class Services:
     def __init__(self, settings: Settings, analyzer: Analyzer | None = None) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
-        analyzer = analyzer or Analyzer.load(settings.nlu_model_dir, threads=settings.nlu_threads)
+        self._reload_lock = threading.Lock()
+        self.registry = None
+        self.watcher = None
+        self.models = ModelChoice(settings.nlu_model_dir, settings.policy_dir)
+        if settings.model_registry_uri:
+            self.registry = ChampionRegistry(settings.model_registry_uri, settings.model_cache_dir)
+            self.models = self.registry.choose(self.models)
+            if settings.model_registry_poll_seconds > 0:
+                self.watcher = ChampionWatcher(self, settings.model_registry_poll_seconds)
+            if analyzer is not None and self.models.nlu_version:
+                analyzer = None  # the registry's champion replaces the given analyzer
+        analyzer = analyzer or Analyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.batcher = BatchingAnalyzer(analyzer)
         self.engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
-                                      policy_dir=settings.policy_dir)
+                                      policy_dir=self.models.policy_dir)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
@@ -96,31 +109,38 @@ class Services:
         self.dispatcher = NotificationDispatcher(notifiers)
 
     def reload(self) -> dict:
-        """Load the models again from their folders and switch to them without a restart.
+        """Load the models again and switch to them without a restart: the registry's current
+        champions when a registry is configured, else the settings' folders.
 
         The new engine is built beside the old one; the swap is one reference assignment per
         user (routes read ``services.engine``/``batcher`` per request, the worker per job), so
-        requests in flight finish on the old models and none is dropped.
+        requests in flight finish on the old models and none is dropped. Serialised, so a
+        watcher and an admin cannot interleave two swaps.
         """
-        settings = self.settings
-        analyzer = Analyzer.load(settings.nlu_model_dir, threads=settings.nlu_threads)
-        engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
-                                 policy_dir=settings.policy_dir)
-        old_batcher = self.batcher
-        self.batcher = BatchingAnalyzer(analyzer)
-        self.engine = self.worker.engine = engine
-        old_batcher.close()
-        log.info("models reloaded from %s and %s", settings.nlu_model_dir, settings.policy_dir)
-        return {"nlu_model_dir": str(settings.nlu_model_dir),
-                "nlu_metrics": analyzer.config.metrics,
-                "policy_dir": str(settings.policy_dir),
-                "policy_metrics": engine.policy.artifact.metrics}
+        with self._reload_lock:
+            settings = self.settings
+            models = ModelChoice(settings.nlu_model_dir, settings.policy_dir)
+            if self.registry is not None:
+                models = self.registry.choose(models)
+            analyzer = Analyzer.load(models.nlu_dir, threads=settings.nlu_threads)
+            engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
+                                     policy_dir=models.policy_dir)
+            old_batcher = self.batcher
+            self.batcher = BatchingAnalyzer(analyzer)
+            self.engine = self.worker.engine = engine
+            self.models = models
+            old_batcher.close()
+            log.info("models reloaded: %s", models.describe())
+            return {**models.describe(), "nlu_metrics": analyzer.config.metrics,
+                    "policy_metrics": engine.policy.artifact.metrics}
 
     def start(self) -> None:
         """Migrate the schema, then start the background threads."""
         self.db.migrate()
         self.dispatcher.start()
         self.worker.start()
+        if self.watcher:
+            self.watcher.start()
         if self.sender:
             self.sender.start()
         else:
@@ -132,6 +152,8 @@ class Services:
 
     def stop(self) -> None:
         """Drain: finish the job and the send in hand, flush notifications, close the pool."""
+        if self.watcher:
+            self.watcher.stop()
         self.worker.stop()
         if self.sender:
             self.sender.stop()

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./tierline.db"
 
+    # MLflow model registry (optional, needs the ``registry`` extra): serve the champions.
+    model_registry_uri: str | None = Field(
+        None, description="MLflow tracking/registry URI; when set, the service serves "
+                          "tierline-nlu@champion and tierline-policy@champion")
+    model_registry_poll_seconds: float = Field(
+        0.0, ge=0, description="how often to look for a new champion (0: only on admin reload)")
+    model_cache_dir: Path = Field(Path(".tierline/models"),
+                                  description="where registry versions are downloaded")
+
     # WhatsApp Cloud API. Without the app secret and verify token the webhook is disabled.
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None

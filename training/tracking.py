@@ -20,13 +20,14 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
+from nlu.bundle import REGISTERED_NLU_MODEL, REGISTERED_POLICY_MODEL
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACKING_URI = f"sqlite:///{REPO / 'mlflow.db'}"
-ARTIFACTS_DIR = REPO / "mlartifacts"
-NLU_MODEL = "tierline-nlu"
-POLICY_MODEL = "tierline-policy"
+NLU_MODEL = REGISTERED_NLU_MODEL
+POLICY_MODEL = REGISTERED_POLICY_MODEL
 
 
 def tracking_uri() -> str:
@@ -52,8 +53,15 @@ def _experiment(name: str) -> str:
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    location = ARTIFACTS_DIR.as_uri() if tracking_uri() == DEFAULT_TRACKING_URI else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=artifacts_location(tracking_uri()))
+
+
+def artifacts_location(uri: str) -> str | None:
+    """Artefacts of a SQLite store live beside its file (``<dir>/mlartifacts``), not in the
+    current directory; a server store decides for itself (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
 
 
 @contextmanager

@@ -1,4 +1,6 @@
-"""Admin routes: ``POST /v1/admin/reload`` switches to the models on disk without a restart."""
+"""Admin routes: ``POST /v1/admin/reload`` switches to new models without a restart (the
+registry's champions when one is configured, else the folders on disk); ``GET
+/v1/admin/models`` says what is being served."""
 
 from __future__ import annotations
 
@@ -23,5 +25,11 @@ async def reload_models(request: Request, _: Agent = Depends(require_admin)) -> 
     """Reload the NLU bundle and the policy from their folders; requests keep flowing."""
     try:
         return await run_in_threadpool(request.app.state.services.reload)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise HTTPException(409, f"reload failed, still serving the previous models: {exc}") from None
+
+
+@router.get("/models")
+def served_models(request: Request, _: Agent = Depends(require_admin)) -> dict:
+    """The folders (and registry versions) of the models being served right now."""
+    return request.app.state.services.models.describe()

@@ -15,8 +15,6 @@ from training.trainer import TrainConfig
 def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setattr(tracking, "ARTIFACTS_DIR", tmp_path / "mlartifacts")
-    monkeypatch.chdir(tmp_path)  # a store without an artifact location writes under ./mlruns
     return uri
 
 
@@ -42,6 +40,11 @@ def test_nlu_run_is_logged_registered_and_loadable(store, tmp_path):
 def test_tracking_uri_defaults_to_the_repository_store(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking.tracking_uri() == f"sqlite:///{Path(tracking.REPO) / 'mlflow.db'}"
+
+
+def test_a_sqlite_store_keeps_its_artifacts_beside_it(store, tmp_path):
+    assert tracking.artifacts_location(store) == (tmp_path / "mlartifacts").as_uri()
+    assert tracking.artifacts_location("http://127.0.0.1:5000") is None
 
 
 def test_policy_fit_is_logged_and_registered(store, tmp_path):

@@ -1,0 +1,123 @@
+"""The service serves the registry's champion and follows the alias without a restart."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+import time
+
+import httpx
+import mlflow
+import pytest
+
+from nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
+from serving.app import create_app
+from serving.routes.agents import create_agent
+from serving.settings import Settings
+from tests.conftest import LiveServer
+from training import tracking
+
+
+def register_policy(folder, promote: bool) -> str:
+    """Log ``folder/policy.json`` in a run and register it (champion when ``promote``)."""
+    with tracking.tracked_run("tierline-policy", "test", {}) as run:
+        mlflow.log_artifact(str(folder / POLICY_FILE), artifact_path="policy")
+    return tracking.register(tracking.POLICY_MODEL, run.info.run_id, "policy", ship=promote)
+
+
+@pytest.fixture()
+def registry(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def decide(url: str, conversation: str) -> dict:
+    r = httpx.post(f"{url}/v1/decide", timeout=30, json={
+        "conversation_id": conversation, "customer": {"id": "c1"},
+        "text": "I was charged twice for my order"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_path, analyzer):
+    assert register_policy(DEFAULT_POLICY_DIR, promote=True) == "1"
+    # Version 2: the same policy shifted so that every probability is (almost) 1.
+    eager = json.loads((DEFAULT_POLICY_DIR / POLICY_FILE).read_text())
+    eager["intercept"] += 50.0
+    (tmp_path / "eager").mkdir()
+    (tmp_path / "eager" / POLICY_FILE).write_text(json.dumps(eager))
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}",
+                        model_registry_uri=registry, model_registry_poll_seconds=0.2,
+                        model_cache_dir=tmp_path / "cache")
+    with LiveServer(create_app(settings, analyzer=analyzer)) as server:
+        services = server.server.config.app.state.services
+        admin = create_agent(services.db, "Root", [], admin=True)
+        headers = {"authorization": f"Bearer {admin}"}
+        served = httpx.get(f"{server.url}/v1/admin/models", headers=headers).json()
+        assert served["policy_version"] == "1" and served["nlu_version"] is None
+        assert served["policy_dir"] == str(tmp_path / "cache" / "tierline-policy" / "1")
+        before = decide(server.url, "before")["p_escalate"]
+        assert before < 0.99
+
+        stop = threading.Event()
+        statuses: list[int] = []
+
+        def traffic(n: int) -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                statuses.append(httpx.post(f"{server.url}/v1/decide", timeout=30, json={
+                    "conversation_id": f"live-{n}-{i}", "customer": {"id": "c"},
+                    "text": "where is my order"}).status_code)
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            jobs = [pool.submit(traffic, n) for n in range(4)]
+            assert register_policy(tmp_path / "eager", promote=True) == "2"
+            deadline = time.monotonic() + 20
+            while services.models.policy_version != "2" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.3)
+            stop.set()
+            for job in jobs:
+                job.result()
+        assert services.models.policy_version == "2"
+        assert decide(server.url, "after")["p_escalate"] > 0.99
+        assert len(statuses) > 10 and set(statuses) == {200}
+
+
+def test_a_registry_without_champions_falls_back_to_the_folders(registry, tmp_path, analyzer):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}",
+                        model_registry_uri=registry, model_cache_dir=tmp_path / "cache")
+    with LiveServer(create_app(settings, analyzer=analyzer)) as server:
+        services = server.server.config.app.state.services
+        assert services.models.policy_dir == settings.policy_dir
+        assert services.models.policy_version is None
+        admin = create_agent(services.db, "Root", [], admin=True)
+        # Promote a champion, then ask for it explicitly (no polling configured).
+        register_policy(DEFAULT_POLICY_DIR, promote=True)
+        r = httpx.post(f"{server.url}/v1/admin/reload", timeout=60,
+                       headers={"authorization": f"Bearer {admin}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["policy_version"] == "1"
+
+
+def test_an_unreachable_registry_keeps_the_current_models(registry, tmp_path, analyzer,
+                                                          monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}",
+                        model_registry_uri=registry, model_cache_dir=tmp_path / "cache")
+    with LiveServer(create_app(settings, analyzer=analyzer)) as server:
+        services = server.server.config.app.state.services
+        admin = create_agent(services.db, "Root", [], admin=True)
+        services.registry.uri = "http://127.0.0.1:9"  # nothing listens there
+        services.registry.client = type(services.registry.client)(
+            tracking_uri=services.registry.uri, registry_uri=services.registry.uri)
+        engine = services.engine
+        r = httpx.post(f"{server.url}/v1/admin/reload", timeout=120,
+                       headers={"authorization": f"Bearer {admin}"})
+        assert r.status_code == 409 and "still serving the previous models" in r.json()["detail"]
+        assert services.engine is engine
