@@ -59,13 +59,17 @@ def get_db(request: Request) -> Database:
     return request.app.state.services.db
 
 
+def agent_for_token(db: Database, token: str) -> Agent | None:
+    """The agent whose token this is (compared by SHA-256), or None."""
+    with db.session() as s:
+        return s.scalars(select(Agent).where(Agent.token_sha256 == token_hash(token.strip()))).first()
+
+
 def current_agent(request: Request, authorization: str | None = Header(None)) -> Agent:
     """The agent behind ``Authorization: Bearer <token>``; 401 otherwise."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    with get_db(request).session() as s:
-        agent = s.scalars(select(Agent).where(
-            Agent.token_sha256 == token_hash(authorization[7:].strip()))).first()
+    agent = agent_for_token(get_db(request), authorization[7:])
     if agent is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     return agent
@@ -130,11 +134,12 @@ def _visible(agent: Agent, ticket: Ticket | None) -> Ticket:
     return ticket
 
 
-@router.get("/tickets", response_model=list[TicketSummary])
-def list_queue(request: Request, agent: Agent = Depends(current_agent),
-               team: str | None = Query(None, max_length=60),
-               status: Literal["open", "claimed", "resolved", "active"] = "active",
-               limit: int = Query(100, ge=1, le=500)):
+# The operations below are plain functions over the database so that the JSON API and the agent
+# console (serving/console) share one implementation; they raise HTTPException (404 for a ticket
+# of another team, 409 for a conflict) which both front ends turn into their own answers.
+
+def queue_for(db: Database, agent: Agent, team: str | None = None,
+              status: str = "active", limit: int = 100) -> list[dict]:
     """The queue of the agent's teams: most urgent first, then oldest first."""
     if team is not None and not agent.is_admin and team not in agent.teams:
         raise HTTPException(403, "not one of your teams")
@@ -145,15 +150,14 @@ def list_queue(request: Request, agent: Agent = Depends(current_agent),
         q = q.where(Ticket.team == team)
     elif not agent.is_admin:
         q = q.where(Ticket.team.in_(agent.teams))
-    with get_db(request).session() as s:
+    with db.session() as s:
         tickets = s.scalars(q.order_by(Ticket.priority_rank, Ticket.created_at).limit(limit)).all()
-        return [_summary(t) for t in tickets]
+        return [{**_summary(t), "context": t.context} for t in tickets]
 
 
-@router.get("/tickets/{ticket_id}", response_model=TicketDetail)
-def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
-    """A ticket with its full transcript and the context of the escalation."""
-    with get_db(request).session() as s:
+def ticket_detail(db: Database, agent: Agent, ticket_id: int) -> dict:
+    """A ticket with its full transcript, the context of the escalation and its label."""
+    with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id))
         conv = s.get(Conversation, t.conversation_id)
         lines = s.scalars(select(MessageLog).where(MessageLog.conversation_id == t.conversation_id)
@@ -174,10 +178,9 @@ def _window_open(conv: Conversation | None) -> bool:
     return last is not None and utcnow() - last < WINDOW
 
 
-@router.post("/tickets/{ticket_id}/claim", response_model=TicketSummary)
-def claim(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
+def claim_ticket(db: Database, agent: Agent, ticket_id: int) -> dict:
     """Take a ticket (409 if another agent has it or it is resolved)."""
-    with get_db(request).session() as s:
+    with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             raise HTTPException(409, "ticket is resolved")
@@ -187,25 +190,23 @@ def claim(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_
         return _summary(t)
 
 
-@router.post("/tickets/{ticket_id}/reply")
-def reply(ticket_id: TicketId, body: ReplyIn, request: Request, agent: Agent = Depends(current_agent)):
-    """Send the agent's reply to the customer (as a template outside the 24-hour window)."""
-    settings = request.app.state.settings
-    with get_db(request).session() as s:
+def send_reply(db: Database, settings, agent: Agent, ticket_id: int, text: str) -> dict:
+    """Queue the agent's reply in the outbox (as a template outside the 24-hour window)."""
+    with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             raise HTTPException(409, "ticket is resolved")
         conv = s.get(Conversation, t.conversation_id)
         in_window = _window_open(conv)
-        payload = text_payload(conv.customer_id, body.text) if in_window else template_payload(
+        payload = text_payload(conv.customer_id, text) if in_window else template_payload(
             conv.customer_id, settings.whatsapp_reopen_template,
-            settings.whatsapp_reopen_template_language, [body.text])
+            settings.whatsapp_reopen_template_language, [text])
         row = OutboundMessage(idempotency_key=f"agent:{ticket_id}:{secrets.token_hex(8)}",
                               conversation_id=conv.id, to=conv.customer_id,
                               phone_number_id=conv.phone_number_id or "", role="agent",
                               payload=payload)
         s.add(row)
-        s.add(MessageLog(conversation_id=conv.id, role="agent", text=body.text))
+        s.add(MessageLog(conversation_id=conv.id, role="agent", text=text))
         if t.status == "open":
             t.status, t.assigned_agent_id, t.claimed_at = "claimed", agent.id, utcnow()
         t.first_agent_reply_at = t.first_agent_reply_at or utcnow()
@@ -213,27 +214,27 @@ def reply(ticket_id: TicketId, body: ReplyIn, request: Request, agent: Agent = D
         return {"outbound_id": row.id, "sent_as": "text" if in_window else "template"}
 
 
-@router.post("/tickets/{ticket_id}/transfer", response_model=TicketSummary)
-def transfer(ticket_id: TicketId, body: TransferIn, request: Request,
-             agent: Agent = Depends(current_agent)):
+def known_teams(routing) -> list[str]:
+    """The teams of the bot flow's routing: where a ticket can be transferred."""
+    return sorted(set(routing.teams) | {routing.default_team})
+
+
+def transfer_ticket(db: Database, routing, agent: Agent, ticket_id: int, team: str) -> dict:
     """Move a ticket to another team (back to its queue, unassigned)."""
-    routing = request.app.state.services.engine.flow.escalation.routing
-    known = set(routing.teams) | {routing.default_team}
-    if body.team not in known:
-        raise HTTPException(422, f"unknown team; known teams: {sorted(known)}")
-    with get_db(request).session() as s:
+    known = known_teams(routing)
+    if team not in known:
+        raise HTTPException(422, f"unknown team; known teams: {known}")
+    with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             raise HTTPException(409, "ticket is resolved")
-        t.team, t.status, t.assigned_agent_id = body.team, "open", None
+        t.team, t.status, t.assigned_agent_id = team, "open", None
         return _summary(t)
 
 
-@router.post("/tickets/{ticket_id}/resolve", response_model=TicketSummary)
-def resolve(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
+def resolve_ticket(db: Database, flow, agent: Agent, ticket_id: int) -> dict:
     """Close the ticket; the bot takes the conversation back and asks for a 1-5 score."""
-    flow = request.app.state.services.engine.flow
-    with get_db(request).session() as s:
+    with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             return _summary(t)
@@ -255,10 +256,9 @@ def resolve(ticket_id: TicketId, request: Request, agent: Agent = Depends(curren
         return _summary(t)
 
 
-@router.put("/tickets/{ticket_id}/label")
-def label(ticket_id: TicketId, body: LabelIn, request: Request, agent: Agent = Depends(current_agent)):
-    """Save (or edit) the agent's label of this escalation."""
-    with get_db(request).session() as s:
+def save_label(db: Database, agent: Agent, ticket_id: int, body: LabelIn) -> dict:
+    """Save (or edit) the agent's label of this escalation: one row per ticket."""
+    with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id))
         row = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == t.id)).first()
         if row is None:
@@ -268,3 +268,50 @@ def label(ticket_id: TicketId, body: LabelIn, request: Request, agent: Agent = D
         row.agent_id, row.escalation_needed = agent.id, body.escalation_needed
         row.corrected_intent, row.frustrated, row.note = body.corrected_intent, body.frustrated, body.note
         return {"ticket_id": t.id, **body.model_dump()}
+
+
+@router.get("/tickets", response_model=list[TicketSummary])
+def list_queue(request: Request, agent: Agent = Depends(current_agent),
+               team: str | None = Query(None, max_length=60),
+               status: Literal["open", "claimed", "resolved", "active"] = "active",
+               limit: int = Query(100, ge=1, le=500)):
+    """The queue of the agent's teams: most urgent first, then oldest first."""
+    return queue_for(get_db(request), agent, team, status, limit)
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketDetail)
+def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
+    """A ticket with its full transcript and the context of the escalation."""
+    return ticket_detail(get_db(request), agent, ticket_id)
+
+
+@router.post("/tickets/{ticket_id}/claim", response_model=TicketSummary)
+def claim(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
+    """Take a ticket (409 if another agent has it or it is resolved)."""
+    return claim_ticket(get_db(request), agent, ticket_id)
+
+
+@router.post("/tickets/{ticket_id}/reply")
+def reply(ticket_id: TicketId, body: ReplyIn, request: Request, agent: Agent = Depends(current_agent)):
+    """Send the agent's reply to the customer (as a template outside the 24-hour window)."""
+    return send_reply(get_db(request), request.app.state.settings, agent, ticket_id, body.text)
+
+
+@router.post("/tickets/{ticket_id}/transfer", response_model=TicketSummary)
+def transfer(ticket_id: TicketId, body: TransferIn, request: Request,
+             agent: Agent = Depends(current_agent)):
+    """Move a ticket to another team (back to its queue, unassigned)."""
+    routing = request.app.state.services.engine.flow.escalation.routing
+    return transfer_ticket(get_db(request), routing, agent, ticket_id, body.team)
+
+
+@router.post("/tickets/{ticket_id}/resolve", response_model=TicketSummary)
+def resolve(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
+    """Close the ticket; the bot takes the conversation back and asks for a 1-5 score."""
+    return resolve_ticket(get_db(request), request.app.state.services.engine.flow, agent, ticket_id)
+
+
+@router.put("/tickets/{ticket_id}/label")
+def label(ticket_id: TicketId, body: LabelIn, request: Request, agent: Agent = Depends(current_agent)):
+    """Save (or edit) the agent's label of this escalation."""
+    return save_label(get_db(request), agent, ticket_id, body)
