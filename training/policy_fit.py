@@ -87,12 +87,14 @@ def feature_matrix(rows: list[dict]) -> np.ndarray:
     return np.array([[r["features"][name] for name in FEATURE_NAMES] for r in rows], dtype=float)
 
 
-def fit_policy(rows: list[dict], C: float = 1.0) -> CalibratedClassifierCV:
-    """Fit the monotone LR + isotonic calibration on simulated rows."""
+def fit_policy(rows: list[dict], C: float = 1.0, sample_weight: np.ndarray | None = None
+               ) -> CalibratedClassifierCV:
+    """Fit the monotone LR + isotonic calibration on labelled rows (simulated or agent-labelled;
+    ``sample_weight`` lets a retrain weigh agents' verdicts above the bootstrap labels)."""
     X, y = feature_matrix(rows), np.array([r["label"] for r in rows])
     model = CalibratedClassifierCV(MonotoneLogisticRegression(C=C), method="isotonic", cv=5,
                                    ensemble=False)
-    return model.fit(X, y)
+    return model.fit(X, y, sample_weight=sample_weight)
 
 
 def to_artifact(model: CalibratedClassifierCV, metrics: dict[str, float]) -> PolicyArtifact:

@@ -1,0 +1,136 @@
+"""Retraining from agent labels, end to end: simulated conversations go through the service's
+intake and worker into a database, a simulated agent labels the tickets (disagreeing with the
+bootstrap labels on billing questions from non-VIP customers), and the retrain + gate must
+move the policy that way, promote it, and reject a challenger trained on shuffled labels."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from nlu.engine import TurnEngine
+from nlu.flow import load_flow
+from nlu.policy import EscalationPolicy
+from serving.storage.db import Database
+from serving.storage.models import Decision, EscalationLabel
+from training import tracking
+from training.agent_sim import SimulatedAgent, replay_conversations
+from training.retrain import RetrainConfig, export_labels, retrain, split_recent, topic_of
+from training.simulator import SIMULATED_DIR, load_rows
+
+N_CONVERSATIONS = 400
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory, analyzer):
+    """A service database with 400 replayed conversations and the simulated agent's labels."""
+    rows = load_rows(SIMULATED_DIR / "policy_train.jsonl")
+    conversations = sorted({r["conversation_id"] for r in rows})
+    random.Random(0).shuffle(conversations)
+    chosen = set(conversations[:N_CONVERSATIONS])
+    url = f"sqlite:///{tmp_path_factory.mktemp('svc') / 'tierline.db'}"
+    db = Database(url)
+    db.migrate()
+    engine = TurnEngine.load(analyzer=analyzer)
+    by_wamid = replay_conversations(db, engine, [r for r in rows if r["conversation_id"] in chosen])
+    written = SimulatedAgent(billing_needs_human_for_non_vip=False).label_tickets(db, engine, by_wamid)
+    db.dispose()
+    bootstrap = [r for r in rows if r["conversation_id"] not in chosen]
+    return {"url": url, "written": written, "bootstrap": bootstrap}
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def billing_non_vip(rows):
+    return [r for r in rows if topic_of(r["features"]) == "billing" and r["features"]["vip"] < 0.5]
+
+
+def test_labels_are_joined_with_the_features_seen_at_decision_time(labelled):
+    ds = export_labels(labelled["url"])
+    assert labelled["written"] > 150
+    escalated = [r for r in ds if r["role"] == "escalated"]
+    assert len(escalated) == labelled["written"]
+    previous = [r for r in ds if r["role"] == "previous"]
+    db = Database(labelled["url"])
+    with db.session() as s:
+        for r in escalated[:50]:
+            d = s.get(Decision, r["decision_id"])
+            assert d.escalate and d.features == pytest.approx(r["features"])
+            verdict = s.query(EscalationLabel).filter_by(ticket_id=r["ticket_id"]).one()
+            assert r["label"] == int(verdict.escalation_needed != "no")
+        for r in previous:
+            assert not s.get(Decision, r["decision_id"]).escalate and r["label"] == 1
+    db.dispose()
+    # Most recent tickets are held out whole.
+    train, holdout = split_recent(ds, 0.3)
+    assert not set(train["ticket_id"]) & set(holdout["ticket_id"])
+    assert max(train["at"]) <= min(holdout["at"])
+
+
+def test_retrain_moves_the_policy_towards_the_agents_and_is_promoted(labelled, store, tmp_path):
+    result = retrain(labelled["url"], tmp_path / "out", bootstrap_rows=labelled["bootstrap"])
+    gate = result.gate
+    assert gate.promote, gate.reasons
+    assert {d["slice"] for d in gate.disputed_slices} >= {"billing/non_vip"}
+    assert all(d["agent_yes_rate"] < d["champion_mean_p"] for d in gate.disputed_slices)
+    # Calibration against the agents' held-out labels improves.
+    assert gate.challenger["agent_brier"] < gate.champion["agent_brier"] - 0.01
+    assert gate.challenger["agent_log_loss"] < gate.champion["agent_log_loss"]
+    # Decisions move that way: billing questions of non-VIP customers escalate less...
+    flow = load_flow()
+    champion = EscalationPolicy.load(flow.escalation)
+    challenger = EscalationPolicy(result.challenger, flow.escalation)
+    frozen = load_rows(SIMULATED_DIR / "policy_test.jsonl")
+    billing = billing_non_vip(frozen)
+    assert len(billing) > 30
+    p_old = np.mean([champion.probability(r["features"]) for r in billing])
+    p_new = np.mean([challenger.probability(r["features"]) for r in billing])
+    assert p_new < p_old - 0.2
+    # ... while frustrated customers still do (undisputed slices keep their recall).
+    assert gate.challenger["frozen_recall"] >= gate.champion["frozen_recall"] - 0.03
+    # Logged to MLflow with the decision; registered and promoted.
+    client = MlflowClient(store)
+    champion_version = client.get_model_version_by_alias(tracking.POLICY_MODEL, "champion")
+    assert str(champion_version.version) == result.registered_version and result.promoted
+    run = client.get_run(champion_version.run_id)
+    assert run.data.tags["gate"] == "promote"
+    assert run.data.metrics["promote"] == 1.0
+    assert run.data.params["data.agent_labels.rows"] == str(result.labels_version["rows"])
+    assert "challenger_agent_brier" in run.data.metrics and "champion_frozen_recall" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"gate.json", "policy"}
+
+
+def test_a_challenger_trained_on_shuffled_labels_is_rejected(labelled, store, tmp_path):
+    result = retrain(labelled["url"], tmp_path / "out", bootstrap_rows=labelled["bootstrap"],
+                     shuffle_labels_seed=1)
+    assert not result.gate.promote
+    assert any("worse" in reason for reason in result.gate.reasons)
+    client = MlflowClient(store)
+    # Registered as a challenger for inspection, never promoted.
+    assert client.get_model_version_by_alias(tracking.POLICY_MODEL, "challenger")
+    assert not result.promoted
+    assert not client.get_registered_model(tracking.POLICY_MODEL).aliases.get("champion")
+
+
+def test_dry_run_reports_without_registering(labelled, store, tmp_path):
+    result = retrain(labelled["url"], tmp_path / "out", bootstrap_rows=labelled["bootstrap"],
+                     dry_run=True, config=RetrainConfig(holdout_share=0.4))
+    assert result.gate.promote and result.registered_version is None and not result.promoted
+    assert not MlflowClient(store).search_registered_models()
+    assert (tmp_path / "out" / "gate.json").exists()
+    assert (tmp_path / "out" / "labels" / "dataset_info.json").exists()
+
+
+def test_a_database_without_labels_is_a_clear_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Database(url).migrate()
+    with pytest.raises(ValueError, match="no agent labels"):
+        export_labels(url)

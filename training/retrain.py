@@ -1,0 +1,432 @@
+"""Retraining from agent-labelled escalations, with a promotion gate.
+
+The loop: agents label tickets in the service (escalation needed yes / no / earlier, corrected
+intent, frustrated) → :func:`export_labels` joins each label with the features the policy saw
+when it decided (stored with the decision, so nothing is recomputed with a different model)
+into a versioned ``datasets.Dataset`` → :func:`fit_challenger` refits the policy → :func:`gate`
+compares challenger and champion → :func:`retrain` logs all of it to MLflow and moves the
+``champion`` alias only when the gate says so.
+
+Agent labels are *selective*: agents only see turns the champion escalated. Two consequences
+shape the design:
+
+* A gate scored on agent labels alone rewards a model that merely re-learns the base rate of
+  the labelled turns (a challenger trained on shuffled labels would pass). So the gate also
+  guards recall and calibration on a frozen evaluation set that covers every turn.
+* Where agents *systematically* disagree with the bootstrap labels (a "disputed slice": topic
+  x VIP or not, e.g. billing x non-VIP), the bootstrap labels are outdated there. Those slices'
+  bootstrap rows leave the training set (the agents' verdicts govern them) and leave the
+  frozen guard (the old labels cannot veto the agents). Disputes are found from the labels,
+  never from the challenger, and are logged with the decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+from sklearn.metrics import brier_score_loss, log_loss
+
+from nlu.flow import BotFlow, load_flow
+from nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyArtifact
+from training.calibration import expected_calibration_error
+from training.policy_fit import fit_policy, to_artifact
+
+log = logging.getLogger(__name__)
+
+LABEL_VALUES = ("yes", "no", "earlier")
+
+
+class RetrainConfig(BaseModel):
+    """Every knob of a retrain, in one validated object (logged to MLflow as parameters)."""
+
+    holdout_share: float = Field(0.3, gt=0, lt=1, description="most recent tickets kept for the gate")
+    agent_weight: float = Field(3.0, gt=0, description="weight of an agent label vs a bootstrap row")
+    min_slice_labels: int = Field(10, ge=1, description="labels a slice needs before it can be disputed")
+    dispute_margin: float = Field(0.25, gt=0, lt=1,
+                                  description="|agent yes-rate - champion mean p| that disputes a slice")
+    recall_tolerance: float = Field(0.03, ge=0, description="frozen recall may fall at most this much")
+    ece_tolerance: float = Field(0.02, ge=0, description="frozen-set ECE may rise at most this much")
+    brier_tolerance: float = Field(0.0, ge=0, description="agent-label Brier may rise at most this much")
+    agent_ece_tolerance: float = Field(
+        0.05, ge=0, description="agent-label ECE may rise at most this much (a small, noisy set)")
+    intent_tolerance: float = Field(0.005, ge=0, description="intent accuracy may fall at most this much")
+    min_gain: float = Field(0.005, ge=0, description="improvement needed on at least one metric")
+    nlu_min_corrections: int = Field(200, ge=1,
+                                     description="corrected intents needed before the NLU heads retrain")
+    C: float = Field(1.0, gt=0)
+
+
+# --- export ---------------------------------------------------------------------------------
+
+def tier_of(features: dict) -> str:
+    """The customer's tier as the policy saw it (from its own tier features)."""
+    return "vip" if features["vip"] >= 0.5 else "premium" if features["premium"] >= 0.5 else "standard"
+
+
+def topic_of(features: dict) -> str:
+    """The escalation topic as the policy saw it: which sensitive group dominated, if any."""
+    if features["p_sensitive_billing"] >= 0.5:
+        return "billing"
+    if features["p_sensitive_other"] >= 0.5:
+        return "sensitive_other"
+    return "other"
+
+
+def slice_of(features: dict) -> str:
+    """Where agents' disagreements are looked for: topic x (VIP or not).
+
+    The granularity the policy can express: it has VIP interaction features but none for
+    premium, so a finer slice could be disputed without any challenger able to follow it.
+    """
+    return f"{topic_of(features)}/{'vip' if features['vip'] >= 0.5 else 'non_vip'}"
+
+
+def ticket_decisions(session, ticket):
+    """(the decision that opened ``ticket``, the customer's turn before it if not escalated)."""
+    from sqlalchemy import select
+
+    from serving.storage.models import Decision
+
+    last_two = session.scalars(select(Decision).where(
+        Decision.conversation_id == ticket.conversation_id, Decision.at <= ticket.created_at)
+        .order_by(Decision.id.desc()).limit(2)).all()
+    escalated = last_two[0] if last_two and last_two[0].escalate else None
+    previous = last_two[1] if escalated and len(last_two) > 1 and not last_two[1].escalate else None
+    return escalated, previous
+
+
+def export_labels(database_url: str):
+    """Agent labels joined with the decision-time features, as a ``datasets.Dataset``.
+
+    One row per labelled escalation (label 1 for yes/earlier, 0 for no); an "earlier" label
+    also marks the customer's previous turn as one that should have escalated (label 1).
+    Sorted by ticket time, so the most recent rows are last.
+    """
+    from datasets import Dataset
+    from sqlalchemy import select
+
+    from serving.storage.db import Database
+    from serving.storage.models import EscalationLabel, Ticket, as_utc
+
+    db = Database(database_url)
+    rows: list[dict] = []
+    try:
+        with db.session() as s:
+            pairs = s.execute(select(EscalationLabel, Ticket).join(
+                Ticket, Ticket.id == EscalationLabel.ticket_id).order_by(Ticket.created_at, Ticket.id))
+            for label, ticket in pairs:
+                escalated, previous = ticket_decisions(s, ticket)
+                if escalated is None:
+                    log.warning("ticket %s has no escalating decision; label skipped", ticket.id)
+                    continue
+                at = as_utc(ticket.created_at).isoformat()
+                base = {"ticket_id": ticket.id, "conversation_id": ticket.conversation_id,
+                        "team": ticket.team, "at": at, "escalation_needed": label.escalation_needed,
+                        "corrected_intent": label.corrected_intent or "",
+                        "frustrated": -1 if label.frustrated is None else int(label.frustrated)}
+                rows.append({**base, "decision_id": escalated.id, "intent": escalated.intent,
+                             "p_escalate_then": escalated.p_escalate, "role": "escalated",
+                             "label": int(label.escalation_needed != "no"),
+                             "features": {k: float(escalated.features[k]) for k in FEATURE_NAMES}})
+                if label.escalation_needed == "earlier" and previous is not None:
+                    d = previous
+                    rows.append({**base, "decision_id": d.id, "intent": d.intent,
+                                 "p_escalate_then": d.p_escalate, "role": "previous", "label": 1,
+                                 "corrected_intent": "", "frustrated": -1,
+                                 "features": {k: float(d.features[k]) for k in FEATURE_NAMES}})
+    finally:
+        db.dispose()
+    if not rows:
+        raise ValueError("no agent labels in the database: nothing to retrain on")
+    for r in rows:
+        r["slice"] = slice_of(r["features"])
+    return Dataset.from_list(rows)
+
+
+def dataset_version(ds) -> dict:
+    """Row count and content hash of a labels dataset (its data version)."""
+    h = hashlib.sha256()
+    for r in ds:
+        h.update(json.dumps([r["ticket_id"], r["decision_id"], r["label"], r["corrected_intent"]]
+                            ).encode())
+    return {"rows": len(ds), "sha256_16": h.hexdigest()[:16]}
+
+
+def split_recent(ds, holdout_share: float):
+    """(train, holdout): the most recent ``holdout_share`` of tickets are held out, whole."""
+    tickets = list(dict.fromkeys(ds["ticket_id"]))
+    cut = int(round(len(tickets) * (1 - holdout_share)))
+    held = set(tickets[cut:])
+    flags = [t in held for t in ds["ticket_id"]]
+    train = ds.select([i for i, f in enumerate(flags) if not f])
+    holdout = ds.select([i for i, f in enumerate(flags) if f])
+    return train, holdout
+
+
+# --- disputes and fitting -------------------------------------------------------------------
+
+@dataclass
+class SliceDispute:
+    slice: str
+    labels: int
+    agent_yes_rate: float
+    champion_mean_p: float
+
+    @property
+    def direction(self) -> str:
+        return "agents escalate less" if self.agent_yes_rate < self.champion_mean_p else \
+            "agents escalate more"
+
+
+def find_disputes(rows: list[dict], champion: EscalationPolicy, config: RetrainConfig
+                  ) -> dict[str, SliceDispute]:
+    """Slices where agents' verdicts differ from the champion's probabilities by the margin."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["slice"], []).append(r)
+    disputes = {}
+    for name, members in sorted(groups.items()):
+        yes = float(np.mean([r["label"] for r in members]))
+        mean_p = float(np.mean([champion.probability(r["features"]) for r in members]))
+        if len(members) >= config.min_slice_labels and abs(yes - mean_p) >= config.dispute_margin:
+            disputes[name] = SliceDispute(name, len(members), yes, mean_p)
+    return disputes
+
+
+def fit_challenger(bootstrap_rows: list[dict], agent_rows: list[dict],
+                   disputed: set[str], config: RetrainConfig) -> PolicyArtifact:
+    """Refit the policy on the bootstrap rows outside disputed slices plus the agent labels."""
+    kept = [r for r in bootstrap_rows if slice_of(r["features"]) not in disputed]
+    rows = kept + agent_rows
+    weight = np.array([1.0] * len(kept) + [config.agent_weight] * len(agent_rows))
+    log.info("challenger: %d bootstrap rows (%d dropped in disputed slices) + %d agent labels",
+             len(kept), len(bootstrap_rows) - len(kept), len(agent_rows))
+    return to_artifact(fit_policy(rows, C=config.C, sample_weight=weight), {})
+
+
+# --- the gate -------------------------------------------------------------------------------
+
+def operating_decisions(policy: EscalationPolicy, rows: list[dict], flow: BotFlow) -> np.ndarray:
+    """What the policy does at its operating point: tier thresholds plus the hard rules."""
+    esc = flow.escalation
+    out = []
+    for r in rows:
+        f = r["features"]
+        rules = f["explicit_request"] > 0 or round(f["failed_attempts"] * 5) >= esc.max_failed_attempts
+        out.append(rules or policy.probability(f) >= esc.threshold_for(tier_of(f)))
+    return np.array(out, dtype=bool)
+
+
+def policy_metrics(policy: EscalationPolicy, frozen: list[dict], holdout: list[dict],
+                   flow: BotFlow) -> dict[str, float]:
+    """The gate's numbers for one policy: frozen-set recall/ECE, agent-slice Brier/ECE/agreement."""
+    m: dict[str, float] = {}
+    if frozen:
+        y = np.array([r["label"] for r in frozen])
+        p = np.array([policy.probability(r["features"]) for r in frozen])
+        decided = operating_decisions(policy, frozen, flow)
+        m["frozen_recall"] = float(decided[y == 1].mean())
+        m["frozen_escalation_rate"] = float(decided.mean())
+        m["frozen_ece"] = expected_calibration_error(p, y, bins=10)
+        m["frozen_brier"] = float(brier_score_loss(y, p))
+    if holdout:
+        y = np.array([r["label"] for r in holdout])
+        p = np.clip(np.array([policy.probability(r["features"]) for r in holdout]), 1e-4, 1 - 1e-4)
+        m["agent_brier"] = float(brier_score_loss(y, p))
+        m["agent_log_loss"] = float(log_loss(y, p, labels=[0, 1]))
+        m["agent_ece"] = expected_calibration_error(p, y, bins=10)
+        m["agent_agreement"] = float((operating_decisions(policy, holdout, flow) == (y == 1)).mean())
+        m["agent_mean_p"] = float(p.mean())
+    return m
+
+
+def intent_accuracy(holdout: list[dict]) -> float | None:
+    """Accuracy of the NLU intent against agents' corrected intents on the held-out labels."""
+    pairs = [(r["intent"], r["corrected_intent"]) for r in holdout if r.get("corrected_intent")]
+    return float(np.mean([a == b for a, b in pairs])) if pairs else None
+
+
+@dataclass
+class GateDecision:
+    """The gate's verdict with every number it used."""
+
+    promote: bool
+    reasons: list[str]
+    champion: dict[str, float]
+    challenger: dict[str, float]
+    disputed_slices: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: metric -> (+1 higher is better / -1 lower is better, tolerance field (None: not guarded),
+#: whether a gain counts as "better"). Only proper scores count as an improvement: recall at the
+#: operating point rises by escalating more, which is no progress in itself.
+GATE_METRICS = {
+    "frozen_recall": (+1, "recall_tolerance", False),
+    "frozen_ece": (-1, "ece_tolerance", False),
+    "agent_brier": (-1, "brier_tolerance", True),
+    "agent_log_loss": (-1, None, True),
+    "agent_ece": (-1, "agent_ece_tolerance", False),
+    "intent_accuracy": (+1, "intent_tolerance", True),
+    "frozen_brier": (-1, None, True),
+}
+
+
+def gate(champion: EscalationPolicy, challenger: EscalationPolicy, frozen_rows: list[dict],
+         holdout: list[dict], disputes: dict[str, SliceDispute], flow: BotFlow,
+         config: RetrainConfig, challenger_intent_accuracy: float | None = None) -> GateDecision:
+    """Promote only if no guarded metric is worse beyond its tolerance and one is better.
+
+    Guarded: escalation recall at the operating point and ECE on the frozen set (outside the
+    disputed slices), Brier and ECE on the held-out agent labels, intent accuracy on agents'
+    corrected intents. "Better" means a proper score (Brier, log-loss) or intent accuracy
+    improved by ``min_gain``.
+    """
+    frozen = [r for r in frozen_rows if slice_of(r["features"]) not in disputes]
+    a = policy_metrics(champion, frozen, holdout, flow)
+    b = policy_metrics(challenger, frozen, holdout, flow)
+    champion_intent = intent_accuracy(holdout)
+    if champion_intent is not None:
+        a["intent_accuracy"] = champion_intent
+        b["intent_accuracy"] = champion_intent if challenger_intent_accuracy is None \
+            else challenger_intent_accuracy
+    worse, better = [], []
+    for name, (sign, tol_field, improvement) in GATE_METRICS.items():
+        if name not in a or name not in b:
+            continue
+        gain = sign * (b[name] - a[name])
+        if tol_field is not None and gain < -getattr(config, tol_field):
+            worse.append(f"{name} worse: {a[name]:.4f} -> {b[name]:.4f} "
+                         f"(tolerance {getattr(config, tol_field)})")
+        if improvement and gain >= config.min_gain:
+            better.append(f"{name} better: {a[name]:.4f} -> {b[name]:.4f}")
+    promote = not worse and bool(better)
+    reasons = worse + better if worse or better else ["no metric moved by min_gain"]
+    return GateDecision(promote, reasons, a, b, [asdict(d) for d in disputes.values()])
+
+
+# --- the whole retrain ----------------------------------------------------------------------
+
+@dataclass
+class RetrainResult:
+    gate: GateDecision
+    challenger: PolicyArtifact
+    labels_version: dict
+    counts: dict
+    nlu_retrain_due: bool
+    registered_version: str | None = None
+    promoted: bool = False
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["challenger"] = self.challenger.model_dump()
+        return d
+
+
+def load_champion(flow: BotFlow, policy_dir: Path | None = None, registry: bool = True
+                  ) -> tuple[EscalationPolicy, str]:
+    """The current champion policy: the registry's ``tierline-policy@champion`` when one exists,
+    else the shipped (or given) policy folder; returns it with where it came from."""
+    if policy_dir is None and registry:
+        from mlflow.exceptions import MlflowException
+
+        from training import tracking
+        try:
+            folder = tracking.download_alias(tracking.POLICY_MODEL, "champion",
+                                             Path(_tmpdir()) / "champion")
+            return EscalationPolicy.load(flow.escalation, folder), "registry:tierline-policy@champion"
+        except MlflowException:
+            log.info("no registered champion policy; using the shipped one")
+    return EscalationPolicy.load(flow.escalation, policy_dir), f"folder:{policy_dir or 'models/policy'}"
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="tierline-retrain-")
+
+
+def retrain(database_url: str, out_dir: Path, config: RetrainConfig | None = None,
+            bootstrap_rows: list[dict] | None = None, frozen_rows: list[dict] | None = None,
+            flow_path: Path | None = None, champion_dir: Path | None = None,
+            dry_run: bool = False, track: bool = True, shuffle_labels_seed: int | None = None
+            ) -> RetrainResult:
+    """Export labels, fit a challenger, gate it against the champion, log, maybe promote.
+
+    ``shuffle_labels_seed`` trains the challenger on shuffled agent labels (the gate still
+    judges it on the real ones): the negative control that a working gate must reject.
+    """
+    from training.simulator import SIMULATED_DIR, load_rows
+
+    config = config or RetrainConfig()
+    flow = load_flow(flow_path)
+    bootstrap_rows = bootstrap_rows if bootstrap_rows is not None else \
+        load_rows(SIMULATED_DIR / "policy_train.jsonl")
+    frozen_rows = frozen_rows if frozen_rows is not None else \
+        load_rows(SIMULATED_DIR / "policy_test.jsonl")
+    champion, champion_source = load_champion(flow, champion_dir, registry=track)
+
+    labels = export_labels(database_url)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels.save_to_disk(str(out_dir / "labels"))
+    train_ds, holdout_ds = split_recent(labels, config.holdout_share)
+    train_rows, holdout_rows = list(train_ds), list(holdout_ds)
+    disputes = find_disputes(list(labels), champion, config)
+    fit_rows = train_rows
+    if shuffle_labels_seed is not None:
+        shuffled = np.random.default_rng(shuffle_labels_seed).permutation([r["label"] for r in train_rows])
+        fit_rows = [{**r, "label": int(y)} for r, y in zip(train_rows, shuffled)]
+        disputes_for_fit = find_disputes(fit_rows, champion, config)
+    else:
+        disputes_for_fit = find_disputes(train_rows, champion, config)
+    artifact = fit_challenger(bootstrap_rows, fit_rows, set(disputes_for_fit), config)
+    challenger = EscalationPolicy(artifact, flow.escalation)
+    decision = gate(champion, challenger, frozen_rows, holdout_rows, disputes, flow, config)
+    artifact.metrics = {f"gate_{k}": v for k, v in decision.challenger.items()}
+    corrections = sum(1 for r in labels if r["corrected_intent"] and r["corrected_intent"] != r["intent"])
+    result = RetrainResult(
+        gate=decision, challenger=artifact, labels_version=dataset_version(labels),
+        counts={"labels": len(labels), "train": len(train_rows), "holdout": len(holdout_rows),
+                "bootstrap": len(bootstrap_rows), "frozen": len(frozen_rows),
+                "intent_corrections": corrections, "champion_source": champion_source},
+        nlu_retrain_due=corrections >= config.nlu_min_corrections)
+    (out_dir / "policy").mkdir(exist_ok=True)
+    (out_dir / "policy" / "policy.json").write_text(json.dumps(artifact.model_dump(), indent=2) + "\n")
+    (out_dir / "gate.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    log.info("gate: %s (%s)", "PROMOTE" if decision.promote else "REJECT", "; ".join(decision.reasons))
+    if track:
+        result.registered_version, result.promoted = _track(result, out_dir, config, dry_run)
+    return result
+
+
+def _track(result: RetrainResult, out_dir: Path, config: RetrainConfig, dry_run: bool
+           ) -> tuple[str | None, bool]:
+    """Log the retrain to MLflow; register the challenger; move ``champion`` if promoted."""
+    import mlflow
+
+    from training import tracking
+
+    with tracking.tracked_run("tierline-retrain", "retrain-policy",
+                              {**config.model_dump(), "dry_run": dry_run}) as run:
+        tracking.log_data_versions({"agent_labels": result.labels_version})
+        tracking.log_metrics({f"champion_{k}": v for k, v in result.gate.champion.items()})
+        tracking.log_metrics({f"challenger_{k}": v for k, v in result.gate.challenger.items()})
+        tracking.log_metrics({"promote": float(result.gate.promote), **{
+            f"count_{k}": v for k, v in result.counts.items() if isinstance(v, int)}})
+        mlflow.set_tag("gate", "promote" if result.gate.promote else "reject")
+        mlflow.log_dict(result.gate.to_dict(), "gate.json")
+        mlflow.log_artifact(str(out_dir / "policy" / "policy.json"), artifact_path="policy")
+        run_id = run.info.run_id
+    if dry_run:
+        return None, False
+    version = tracking.register(tracking.POLICY_MODEL, run_id, "policy",
+                                ship=result.gate.promote)
+    return version, result.gate.promote
