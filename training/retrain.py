@@ -169,6 +169,65 @@ def split_recent(ds, holdout_share: float):
     return train, holdout
 
 
+def describe_labels(rows: list[dict], champion: EscalationPolicy, worst: int = 10) -> dict:
+    """What a data scientist looks at before retraining: label balance, where agents disagree
+    with the champion (and most strongly), its reliability on the labels, intent confusions."""
+    from collections import Counter
+
+    from training.calibration import reliability_curve
+
+    escalated = [r for r in rows if r["role"] == "escalated"]
+    p = np.array([champion.probability(r["features"]) for r in rows])
+    y = np.array([r["label"] for r in rows])
+    by_slice: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_slice.setdefault(r["slice"], []).append(i)
+    gap = np.abs(p - y)
+    confusions = Counter((r["intent"], r["corrected_intent"]) for r in escalated
+                         if r["corrected_intent"] and r["corrected_intent"] != r["intent"])
+    return {
+        "balance": dict(Counter(r["escalation_needed"] for r in escalated)),
+        "rows": len(rows), "positive_rate": float(y.mean()),
+        "champion_mean_p": float(p.mean()),
+        "by_slice": {name: {"labels": len(idx), "agent_yes_rate": float(y[idx].mean()),
+                            "champion_mean_p": float(p[idx].mean())}
+                     for name, idx in sorted(by_slice.items())},
+        "worst_disagreements": [
+            {"ticket_id": rows[i]["ticket_id"], "slice": rows[i]["slice"],
+             "intent": rows[i]["intent"], "agent": rows[i]["escalation_needed"],
+             "champion_p": float(p[i])} for i in np.argsort(-gap)[:worst]],
+        "reliability": dict(zip(("confidence", "accuracy", "count"),
+                                (a.tolist() for a in reliability_curve(p, y)))),
+        "ece": expected_calibration_error(p, y, bins=10),
+        "intent_confusions": [{"predicted": a, "agent": b, "count": n}
+                              for (a, b), n in confusions.most_common(worst)],
+    }
+
+
+def plot_label_reliability(summary: dict, path: Path | None = None):
+    """Reliability diagram of the champion's P(escalate) against agent labels."""
+    import matplotlib
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = summary["reliability"]
+    conf, acc, count = (np.array(rel[k], dtype=float) for k in ("confidence", "accuracy", "count"))
+    ok = count > 0
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    ax.scatter(conf[ok], acc[ok], s=10 + 3 * count[ok], label="champion (size = labels)")
+    ax.set_xlabel("champion P(escalate)")
+    ax.set_ylabel("share agents said 'needed'")
+    ax.set_title(f"Champion vs agent labels (ECE {summary['ece']:.3f})")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
 # --- disputes and fitting -------------------------------------------------------------------
 
 @dataclass
@@ -322,6 +381,7 @@ class RetrainResult:
     labels_version: dict
     counts: dict
     nlu_retrain_due: bool
+    labels_summary: dict = field(default_factory=dict)
     registered_version: str | None = None
     promoted: bool = False
 
@@ -397,7 +457,9 @@ def retrain(database_url: str, out_dir: Path, config: RetrainConfig | None = Non
         counts={"labels": len(labels), "train": len(train_rows), "holdout": len(holdout_rows),
                 "bootstrap": len(bootstrap_rows), "frozen": len(frozen_rows),
                 "intent_corrections": corrections, "champion_source": champion_source},
-        nlu_retrain_due=corrections >= config.nlu_min_corrections)
+        nlu_retrain_due=corrections >= config.nlu_min_corrections,
+        labels_summary=describe_labels(list(labels), champion))
+    plot_label_reliability(result.labels_summary, out_dir / "label_reliability.png")
     (out_dir / "policy").mkdir(exist_ok=True)
     (out_dir / "policy" / "policy.json").write_text(json.dumps(artifact.model_dump(), indent=2) + "\n")
     (out_dir / "gate.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
@@ -424,6 +486,7 @@ def _track(result: RetrainResult, out_dir: Path, config: RetrainConfig, dry_run:
         mlflow.set_tag("gate", "promote" if result.gate.promote else "reject")
         mlflow.log_dict(result.gate.to_dict(), "gate.json")
         mlflow.log_artifact(str(out_dir / "policy" / "policy.json"), artifact_path="policy")
+        mlflow.log_artifact(str(out_dir / "label_reliability.png"), artifact_path="reports")
         run_id = run.info.run_id
     if dry_run:
         return None, False
