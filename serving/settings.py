@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     zendesk_email: str | None = None
     zendesk_api_token: SecretStr | None = None
 
+    # Agent console (/console): signed session cookies.
+    console_secret: SecretStr | None = Field(
+        None, description="key that signs console session cookies; unset: a random key per "
+                          "process (sessions end at restart; set it when running several workers)")
+    console_session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    console_secure_cookie: bool = Field(False, description="mark the cookie Secure (behind HTTPS)")
+
     @property
     def webhook_enabled(self) -> bool:
         """The webhook needs the app secret (signatures) and the verify token (handshake)."""

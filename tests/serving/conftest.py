@@ -5,16 +5,18 @@ against both."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from serving.app import create_app
 from serving.settings import Settings
+from serving.storage.models import Ticket
 from tests.conftest import LiveServer
 from tests.serving.fakes import (
     ACCESS_TOKEN,
@@ -75,6 +77,18 @@ class Service:
         response = self.deliver(envelope(list(messages)))
         assert response.status_code == 200, response.text
         return response
+
+    def wait_ticket(self, customer: str, timeout: float = 15.0) -> int:
+        """The id of the ticket the worker opens for this customer's WhatsApp conversation."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.services.db.session() as s:
+                ticket = s.scalars(select(Ticket).where(
+                    Ticket.conversation_id == f"wa:{PHONE_NUMBER_ID}:{customer}")).first()
+                if ticket is not None:
+                    return ticket.id
+            time.sleep(0.05)
+        raise AssertionError(f"no ticket for {customer}")
 
 
 def settings_for(database_url: str, graph_url: str, **overrides) -> Settings:

@@ -15,15 +15,7 @@ from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 
 def wait_ticket(service, customer: str, timeout: float = 15.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with service.services.db.session() as s:
-            t = s.scalars(select(Ticket).where(
-                Ticket.conversation_id == f"wa:{PHONE_NUMBER_ID}:{customer}")).first()
-            if t is not None:
-                return t.id
-        time.sleep(0.05)
-    raise AssertionError("no ticket")
+    return service.wait_ticket(customer, timeout)
 
 
 @pytest.fixture(scope="module")
