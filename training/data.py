@@ -260,7 +260,12 @@ def read_xlmt(language: str, part: str, raw_dir: Path = RAW_DIR) -> list[tuple[s
             for t, lab in zip(texts, labels)]
 
 
-def frustration_rows(raw_dir: Path = RAW_DIR, seed: int = 13) -> list[dict]:
+#: XLM-T folder name -> language code (the ``source`` suffix of its rows).
+XLMT_LANGUAGES = {"english": "en", "italian": "it", "spanish": "es", "portuguese": "pt"}
+
+
+def frustration_rows(raw_dir: Path = RAW_DIR, seed: int = 13,
+                     xlmt_languages: tuple[str, ...] = ("english",)) -> list[dict]:
     """All frustration rows with ``text``, ``label`` (1 = frustrated), ``source``, ``split``.
 
     Positives: GoEmotions anger/annoyance/disappointment/disapproval/disgust, XLM-T English
@@ -268,7 +273,14 @@ def frustration_rows(raw_dir: Path = RAW_DIR, seed: int = 13) -> list[dict]:
     negatives sampled to match its positives). In training only, a share of the customer-service
     positives is duplicated as a shouted rewrite (see :func:`shout`): GoEmotions alone does not
     teach what ALL CAPS + "!!!" means from a customer.
+
+    ``xlmt_languages`` adds the XLM-T tweets of more languages (the multilingual model uses all
+    four), split and shouted like the English ones. They are appended after the English rows
+    with their own random stream, so the English data set is the same whatever is added.
     """
+    unknown = set(xlmt_languages) - set(XLMT_LANGUAGES)
+    if unknown:
+        raise ValueError(f"unknown XLM-T languages {sorted(unknown)}; known: {sorted(XLMT_LANGUAGES)}")
     rng = np.random.default_rng(seed)
     out: list[dict] = []
     train = read_goemotions("train", raw_dir)
@@ -299,6 +311,26 @@ def frustration_rows(raw_dir: Path = RAW_DIR, seed: int = 13) -> list[dict]:
         if label == 1 and stable_fraction(f"xlmt:{text}") < 0.8 and rng.random() < SHOUTED_SHARE:
             out.append({"text": shout(text), "label": 1, "source": "xlmt_en_shouted",
                         "split": "train"})
+    other_rng = np.random.default_rng(seed + 1)
+    for language in xlmt_languages:
+        if language != "english":
+            out += xlmt_frustration_rows(language, raw_dir, other_rng)
+    return out
+
+
+def xlmt_frustration_rows(language: str, raw_dir: Path, rng: np.random.Generator) -> list[dict]:
+    """XLM-T ``language`` as frustration rows: train split 80/20 into train/test by a hash of
+    the text, ``val`` as validation, and a shouted copy of a share of the negative (frustrated) training tweets."""
+    code = XLMT_LANGUAGES[language]
+    out = []
+    for text, label in read_xlmt(language, "train", raw_dir):
+        split = "train" if stable_fraction(f"xlmt:{text}") < 0.8 else "test"
+        out.append({"text": text, "label": label, "source": f"xlmt_{code}", "split": split})
+        if split == "train" and label == 1 and rng.random() < SHOUTED_SHARE:
+            out.append({"text": shout(text), "label": 1, "source": f"xlmt_{code}_shouted",
+                        "split": "train"})
+    for text, label in read_xlmt(language, "val", raw_dir):
+        out.append({"text": text, "label": label, "source": f"xlmt_{code}", "split": "validation"})
     return out
 
 
@@ -315,9 +347,14 @@ def load_intent_data(raw_dir: Path = RAW_DIR) -> DatasetDict:
     return to_dataset_dict(intent_rows(raw_dir))
 
 
-def load_frustration_data(raw_dir: Path = RAW_DIR) -> DatasetDict:
-    """Frustration DatasetDict (train/validation/test) with columns text, label, source."""
-    return to_dataset_dict(frustration_rows(raw_dir))
+def load_frustration_data(raw_dir: Path = RAW_DIR,
+                          xlmt_languages: tuple[str, ...] = ("english",)) -> DatasetDict:
+    """Frustration DatasetDict (train/validation/test) with columns text, label, source.
+
+    The default is the English model's data; the multilingual model passes all four
+    ``XLMT_LANGUAGES``.
+    """
+    return to_dataset_dict(frustration_rows(raw_dir, xlmt_languages=xlmt_languages))
 
 
 def fingerprint(ds: Dataset) -> str:

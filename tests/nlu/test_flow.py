@@ -22,7 +22,7 @@ def write_flow(tmp_path: Path, change) -> Path:
 
 def test_shipped_flow_loads():
     flow = load_flow()
-    assert flow.languages == ["en", "it"]
+    assert flow.languages == ["en", "it", "es", "pt"]
     assert flow.escalation.routing.team_for("payment_issue") == "billing"
     assert flow.escalation.routing.team_for("recover_password") == "technical"
     assert flow.escalation.routing.team_for("track_order") == "general"
@@ -35,7 +35,7 @@ def test_shipped_flow_loads():
     (lambda r: r["business_hours"]["weekly"].update(mon=[["18:00", "09:00"]]), "business_hours.weekly"),
     (lambda r: r["business_hours"]["weekly"].update(funday=[]), "business_hours.weekly"),
     (lambda r: r["messages"]["it"].pop("handoff"), "messages.it.handoff"),
-    (lambda r: r.update(languages=["en", "it", "es"]), "messages missing"),
+    (lambda r: r.update(languages=["en", "it", "es", "pt", "fr"]), "messages missing"),
     (lambda r: r["orders"].update(number_pattern="ND-(["), "orders.number_pattern"),
     (lambda r: r.pop("brand"), "brand"),
 ])
