@@ -53,6 +53,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "claim": "Claim",
         "resolve": "Resolve",
         "transfer": "Transfer to",
+        "transfer_button": "Transfer",
         "label": "Label",
         "escalation_needed": "Was the escalation needed?",
         "yes": "yes",
@@ -145,6 +146,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "claim": "Prendi in carico",
         "resolve": "Risolvi",
         "transfer": "Trasferisci a",
+        "transfer_button": "Trasferisci",
         "label": "Etichetta",
         "escalation_needed": "Il passaggio era necessario?",
         "yes": "sì",
@@ -224,10 +226,12 @@ def translator(lang: str):
 
 
 def format_duration(seconds: float | None, lang: str) -> str:
-    """'42 min', '3.5 h', '2.0 d': how long a ticket waited, at a glance."""
+    """'40 s', '42 min', '3.5 h', '2.0 d': how long a ticket waited, at a glance."""
     if seconds is None:
         return "–"
     t = translator(lang)
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f} s"
     minutes = seconds / 60
     if minutes < 90:
         return f"{max(minutes, 0):.0f} {t('unit_min')}"

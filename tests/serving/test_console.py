@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from serving.console.i18n import STRINGS
+from serving.console.charts import bar_chart
+from serving.console.i18n import STRINGS, format_duration
 from serving.routes.agents import create_agent
 from serving.storage.models import Conversation, EscalationLabel, OutboundMessage, Ticket, utcnow
 from tests.serving.fakes import PHONE_NUMBER_ID, message
@@ -292,3 +293,17 @@ def test_static_files_are_a_fixed_list(service):
     assert httpx.get(f"{service.url}/console/static/console.css").headers["content-type"].startswith("text/css")
     assert httpx.get(f"{service.url}/console/static/..%2F..%2Fsettings.py").status_code == 404
     assert httpx.get(f"{service.url}/console/static/views.py").status_code == 404
+
+
+def test_charts_escape_their_labels_and_leave_gaps_for_missing_values():
+    svg = str(bar_chart("Rate <by> team", [("a&b", 0.5), ("<script>", None), ("c", 1.0)],
+                        lambda v: f"{v:.0%}"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "a&amp;b" in svg
+    assert svg.count('<rect class="bar"') == 2                  # None is a gap, not a zero bar
+    assert ">50%<" in svg and ">100%<" in svg                     # values written on the bars
+
+
+def test_durations_read_at_a_glance():
+    assert [format_duration(s, "en") for s in (None, 42, 600, 5400, 3 * 86400)] == [
+        "–", "42 s", "10 min", "1.5 h", "3.0 d"]
+    assert format_duration(3 * 86400, "it") == "3.0 g"
