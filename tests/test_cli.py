@@ -1,6 +1,7 @@
 """The ``tierline`` command line, run as a user runs it."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -47,3 +48,21 @@ def test_chat_off_hours_in_italian_for_a_vip():
     turn = json.loads(out.stdout.strip())
     assert turn["escalate"] and turn["off_hours"]
     assert "non è disponibile" in turn["reply"]
+
+
+def test_simulate_labels_then_retrain_dry_run(tmp_path):
+    """The retraining loop from the command line: labels into a database, a gated dry run."""
+    exe = TIERLINE
+    url = f"sqlite:///{tmp_path / 'svc.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    filled = subprocess.run([exe, "simulate-labels", "--database-url", url, "--conversations", "300"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert filled.returncode == 0, filled.stderr
+    assert "labels written" in filled.stdout
+    out = subprocess.run([exe, "retrain", "--database-url", url, "--out", str(tmp_path / "run"),
+                          "--dry-run"], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout[out.stdout.index("{"):])
+    assert report["promote"] is True and report["registered_version"] is None
+    assert report["disputed_slices"][0]["slice"] == "billing/non_vip"
+    assert report["challenger"]["agent_brier"] < report["champion"]["agent_brier"]

@@ -214,6 +214,71 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
     typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
 
 
+@app.command()
+def retrain(database_url: Annotated[str | None, typer.Option(
+                help="service database with agent labels (default: TIERLINE_DATABASE_URL)")] = None,
+            out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/retrain"),
+            config: Annotated[Path | None, typer.Option(
+                help="YAML/JSON with RetrainConfig fields (tolerances, weights, thresholds)")] = None,
+            dry_run: Annotated[bool, typer.Option(help="report without registering/promoting")] = False,
+            track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
+            ship: Annotated[bool, typer.Option(help="also write a promoted policy to models/policy")
+                            ] = False) -> None:
+    """Retrain the policy from agent labels; promote the challenger only if the gate passes."""
+    setup_logging()
+    import shutil
+
+    import yaml
+
+    from nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
+    from serving.settings import Settings
+    from training.retrain import RetrainConfig
+    from training.retrain import retrain as run_retrain
+
+    settings = RetrainConfig.model_validate(yaml.safe_load(config.read_text()) or {}) if config \
+        else RetrainConfig()
+    result = run_retrain(database_url or Settings().database_url, out, settings,
+                         dry_run=dry_run, track=track)
+    if ship and result.gate.promote and not dry_run:
+        shutil.copy(out / "policy" / POLICY_FILE, DEFAULT_POLICY_DIR / POLICY_FILE)
+        typer.echo(f"shipped the new policy to {DEFAULT_POLICY_DIR}")
+    typer.echo(json.dumps({"promote": result.gate.promote, "reasons": result.gate.reasons,
+                           "champion": result.gate.champion, "challenger": result.gate.challenger,
+                           "disputed_slices": result.gate.disputed_slices, "counts": result.counts,
+                           "label_balance": result.labels_summary["balance"],
+                           "nlu_retrain_due": result.nlu_retrain_due,
+                           "registered_version": result.registered_version,
+                           "promoted": result.promoted}, indent=2))
+
+
+@app.command("simulate-labels")
+def simulate_labels(database_url: Annotated[str, typer.Option(help="database to fill")],
+                    conversations: Annotated[int, typer.Option(help="simulated conversations")] = 400,
+                    billing_needs_human_for_non_vip: Annotated[bool, typer.Option(
+                        help="False: agents say non-VIP billing questions need no human")] = False,
+                    seed: int = 0) -> None:
+    """Fill a service database with replayed simulated conversations and a simulated agent's
+    labels (for trying `tierline retrain` without real agents)."""
+    setup_logging()
+    import random
+
+    from nlu.engine import TurnEngine
+    from serving.storage.db import Database
+    from training.agent_sim import SimulatedAgent, replay_conversations
+    from training.simulator import SIMULATED_DIR, load_rows
+
+    rows = load_rows(SIMULATED_DIR / "policy_train.jsonl")
+    ids = sorted({r["conversation_id"] for r in rows})
+    random.Random(seed).shuffle(ids)
+    chosen = set(ids[:conversations])
+    db = Database(database_url)
+    db.migrate()
+    engine = TurnEngine.load()
+    by_wamid = replay_conversations(db, engine, [r for r in rows if r["conversation_id"] in chosen])
+    agent = SimulatedAgent(billing_needs_human_for_non_vip=billing_needs_human_for_non_vip, seed=seed)
+    typer.echo(f"{agent.label_tickets(db, engine, by_wamid)} labels written to {database_url}")
+
+
 @evaluate_app.command("policy")
 def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy folder")] = None,
                     out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")
@@ -236,27 +301,58 @@ def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy fol
 
 @evaluate_app.command("conversations")
 def evaluate_conversations(
-        log_file: Annotated[Path, typer.Argument(help="JSONL chat log, one conversation per line")],
+        log_file: Annotated[Path, typer.Argument(
+            help="JSONL chat log (one conversation per line) or a folder of webhook payloads")],
         out: Annotated[Path, typer.Option(help="report folder")] = Path("reports/conversations"),
         model: ModelOption = None,
         policy: Annotated[Path | None, typer.Option(help="policy folder")] = None,
-        threads: Annotated[int, typer.Option(help="onnxruntime threads")] = 2) -> None:
-    """Score a chat log: escalation rate, where and why, intents, agreement with agent labels."""
+        nlu_version: Annotated[str | None, typer.Option(
+            help="registered tierline-nlu version or alias (e.g. 3, champion)")] = None,
+        policy_version: Annotated[str | None, typer.Option(
+            help="registered tierline-policy version or alias")] = None,
+        threads: Annotated[int, typer.Option(help="onnxruntime threads")] = 2,
+        engine_name: Annotated[str, typer.Option("--engine", help="local or ray")] = "local",
+        ray_address: Annotated[str | None, typer.Option(help="Ray cluster (default: local)")] = None,
+        database_url: Annotated[str | None, typer.Option(
+            help="service database: add its KPIs to the report")] = None,
+        since: Annotated[str | None, typer.Option(help="KPI start day YYYY-MM-DD")] = None,
+        until: Annotated[str | None, typer.Option(help="KPI end day YYYY-MM-DD")] = None) -> None:
+    """Score a chat log: escalation rate, where and why, intents, agreement with agent labels,
+    and the service's KPIs when given its database."""
     setup_logging()
+    import tempfile
+    from datetime import date
+
     from nlu import Analyzer
     from nlu.engine import TurnEngine
-    from training.batch_eval import InputError
+    from training import tracking
+    from training.batch_eval import InputError, evaluate_conversations_ray
     from training.batch_eval import evaluate_conversations as run_batch
 
+    if engine_name not in ("local", "ray"):
+        raise typer.BadParameter("--engine must be local or ray")
     try:
-        engine = TurnEngine.load(policy_dir=policy, analyzer=Analyzer.load(model, threads=threads))
-        report = run_batch(log_file, engine, out)
-    except (InputError, FileNotFoundError) as exc:
+        days = (date.fromisoformat(since), date.fromisoformat(until)) if since and until else None
+        staging = Path(tempfile.mkdtemp(prefix="tierline-eval-"))
+        if nlu_version:
+            model = tracking.download_version(tracking.NLU_MODEL, nlu_version, staging / "nlu")
+        if policy_version:
+            policy = tracking.download_version(tracking.POLICY_MODEL, policy_version, staging / "policy")
+        if engine_name == "ray":
+            report = evaluate_conversations_ray(log_file, out, nlu_dir=model, policy_dir=policy,
+                                                address=ray_address, database_url=database_url,
+                                                kpi_days=days)
+        else:
+            engine = TurnEngine.load(policy_dir=policy, analyzer=Analyzer.load(model, threads=threads))
+            report = run_batch(log_file, engine, out, database_url=database_url, kpi_days=days)
+    except (InputError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps({k: report[k] for k in ("conversations", "turns",
                                                   "escalation_rate_conversations",
-                                                  "throughput", "agreement_with_labels")}, indent=2))
+                                                  "throughput", "agreement_with_labels",
+                                                  "service_kpis") if k in report},
+                          indent=2, default=str))
 
 
 @evaluate_app.command("nlu")

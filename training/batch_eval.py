@@ -7,21 +7,28 @@ Input: JSON lines, one conversation per line::
                   {"text": "I WAS CHARGED TWICE", "escalate": true}]}
 
 ``escalate`` (optional, per message) is an agent's label: should this turn have gone to a human.
-The file is streamed in chunks: each chunk's messages are scored in one batched model call,
-then its conversations are played turn by turn through the real engine. Memory stays bounded
-by the chunk size plus one float pair per labelled turn. Bad lines fail with their line number.
+Or a folder of exported WhatsApp webhook payloads (``*.json``), grouped into conversations.
+
+The JSONL file is streamed in chunks: each chunk's messages are scored in one batched model
+call, then its conversations are played turn by turn through the real engine
+(:func:`score_conversations`), and the turn records fold into a :class:`ReportBuilder`. Memory
+stays bounded by the chunk size plus one float triple per labelled turn. Bad lines fail with
+their line number. The Ray engine (:func:`evaluate_conversations_ray`) maps the same scoring
+function over blocks of the file on a Ray cluster and folds the same records the same way.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -92,69 +99,251 @@ def chunks(items: Iterator[LogConversation], size: int) -> Iterator[list[LogConv
         yield chunk
 
 
+@dataclass
+class TurnRecord:
+    """What the engine did at one turn of a logged conversation (the unit both engines emit)."""
+
+    conversation_id: str
+    turn: int
+    intent: str
+    p_escalate: float
+    decided: bool
+    label: int | None
+    handoff_team: str | None = None
+    handoff_reasons: list[str] = field(default_factory=list)
+
+
+def score_conversations(engine: TurnEngine, conversations: list[LogConversation]
+                        ) -> tuple[list[TurnRecord], float, int]:
+    """Play a chunk of conversations: one batched model call for its unique texts, then each
+    conversation turn by turn. Returns (records, model seconds, unique texts)."""
+    texts = sorted({m.text for c in conversations for m in c.messages})
+    t0 = time.perf_counter()
+    analyses = dict(zip(texts, engine.analyzer.analyze(texts)))
+    model_seconds = time.perf_counter() - t0
+    records = []
+    for conv in conversations:
+        state = engine.new_state(conv.conversation_id, customer_id=conv.customer.id,
+                                 tier=conv.customer.tier)
+        escalated = False
+        for n, msg in enumerate(conv.messages):
+            result = engine.turn(state, msg.text, now=msg.at, button_id=msg.button_id,
+                                 analysis=analyses[msg.text], act=not escalated)
+            state = result.state
+            record = TurnRecord(conv.conversation_id, n, result.analysis.intent,
+                                result.decision.p_escalate, result.decision.escalate,
+                                None if msg.escalate is None else int(msg.escalate))
+            if result.handoff and not escalated:
+                escalated = True
+                record.handoff_team = result.handoff.team
+                record.handoff_reasons = [r.split(" (")[0] for r in result.handoff.reasons[:3]]
+            records.append(record)
+    return records, model_seconds, len(texts)
+
+
+class ReportBuilder:
+    """Aggregates turn records into the report; memory grows only with labelled turns."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.conversations: set[str] = set()
+        self.escalated: set[str] = set()
+        self.turn_of_handoff: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.intents: Counter = Counter()
+        self.teams: Counter = Counter()
+        self.labelled: list[tuple[float, int, int]] = []
+        self.model_seconds = 0.0
+        self.unique_texts = 0
+
+    def add(self, records: list[TurnRecord]) -> None:
+        for r in records:
+            self.turns += 1
+            self.conversations.add(r.conversation_id)
+            self.intents[r.intent] += 1
+            if r.label is not None:
+                self.labelled.append((r.p_escalate, r.label, int(r.decided)))
+            if r.handoff_team is not None:
+                self.escalated.add(r.conversation_id)
+                self.turn_of_handoff[r.turn + 1] += 1
+                self.teams[r.handoff_team] += 1
+                self.reasons.update(r.handoff_reasons)
+
+    def report(self, source: str, elapsed: float, engine_name: str) -> dict:
+        n_conv = len(self.conversations)
+        p, y, decided = (np.array(col) for col in zip(*self.labelled)) if self.labelled else \
+            (np.array([]), np.array([]), np.array([]))
+        return {
+            "input": source, "engine": engine_name, "conversations": n_conv, "turns": self.turns,
+            "escalation_rate_conversations": len(self.escalated) / n_conv,
+            "containment_rate": 1 - len(self.escalated) / n_conv,
+            "handoff_at_turn": dict(sorted(self.turn_of_handoff.items())),
+            "handoff_reasons": dict(self.reasons.most_common()),
+            "handoff_teams": dict(self.teams.most_common()),
+            "intent_distribution": dict(self.intents.most_common()),
+            "throughput": {"messages_per_s": self.turns / elapsed, "seconds": elapsed,
+                           "model_seconds": self.model_seconds,
+                           "unique_texts_scored": self.unique_texts},
+            "agreement_with_labels": agreement(p, y.astype(int), decided.astype(bool)),
+        }
+
+
+def read_input(path: Path) -> Iterator[LogConversation]:
+    """A JSONL chat log, or a folder of exported WhatsApp webhook payloads."""
+    if path.is_dir():
+        return read_webhook_folder(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    return read_conversations(path)
+
+
+def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
+    """Conversations from exported webhook bodies (``*.json``, one delivery per file).
+
+    Text, button and interactive messages are grouped by (business number, customer) and
+    ordered by their WhatsApp timestamp; redeliveries (same message id) count once. Unlike the
+    JSONL path this holds the folder's texts in memory: export large logs as JSONL.
+    """
+    from serving.inbox import conversation_id
+    from serving.whatsapp.payload import PayloadError, parse_webhook
+
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise InputError(f"{folder}: no webhook payloads (*.json)")
+    seen: set[str] = set()
+    by_conv: dict[str, list] = {}
+    for file in files:
+        try:
+            messages, _ = parse_webhook(json.loads(file.read_bytes()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{file.name}: not valid JSON ({exc})") from None
+        except PayloadError as exc:
+            raise InputError(f"{file.name}: not a WhatsApp webhook payload ({exc})") from None
+        for m in messages:
+            if m.wamid in seen or m.type not in ("text", "button", "interactive"):
+                continue
+            seen.add(m.wamid)
+            by_conv.setdefault(conversation_id(m.phone_number_id, m.customer_id), []).append(m)
+    for conv_id, messages in by_conv.items():
+        messages.sort(key=lambda m: (m.sent_at is None, m.sent_at))
+        yield LogConversation(conversation_id=conv_id, customer=LogCustomer(id=messages[0].customer_id),
+                              messages=[LogMessage(text=m.text[:50_000], at=m.sent_at,
+                                                   button_id=m.button_id) for m in messages])
+
+
 def evaluate_conversations(path: Path, engine: TurnEngine | None = None,
-                           out_dir: Path = Path("reports/conversations")) -> dict:
-    """Play every conversation of the log; write ``report.json`` and ``report.html``."""
+                           out_dir: Path = Path("reports/conversations"),
+                           database_url: str | None = None,
+                           kpi_days: tuple[date, date] | None = None) -> dict:
+    """Play every conversation of the log on this machine; write ``report.json`` and
+    ``report.html``. With ``database_url``, the service's KPIs join the report."""
     engine = engine or TurnEngine.load()
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    model_seconds = 0.0
-    n_unique = 0
-    n_conv = n_turns = n_escalated_conv = 0
-    turn_of_handoff: Counter = Counter()
-    reasons: Counter = Counter()
-    intents: Counter = Counter()
-    teams: Counter = Counter()
-    p_labelled, y_labelled, decided_labelled = [], [], []
+    builder = ReportBuilder()
     bar = tqdm(desc="conversations", unit="conv", mininterval=2)
-    for chunk in chunks(read_conversations(path), CHUNK):
-        texts = sorted({m.text for c in chunk for m in c.messages})
-        n_unique += len(texts)
-        t0 = time.perf_counter()
-        analyses = dict(zip(texts, engine.analyzer.analyze(texts)))
-        model_seconds += time.perf_counter() - t0
-        for conv in chunk:
-            state = engine.new_state(conv.conversation_id, customer_id=conv.customer.id,
-                                     tier=conv.customer.tier)
-            escalated = False
-            for n, msg in enumerate(conv.messages):
-                result = engine.turn(state, msg.text, now=msg.at, button_id=msg.button_id,
-                                     analysis=analyses[msg.text], act=not escalated)
-                state = result.state
-                n_turns += 1
-                intents[result.analysis.intent] += 1
-                if msg.escalate is not None:
-                    p_labelled.append(result.decision.p_escalate)
-                    y_labelled.append(int(msg.escalate))
-                    decided_labelled.append(int(result.decision.escalate))
-                if result.handoff and not escalated:
-                    escalated = True
-                    turn_of_handoff[n + 1] += 1
-                    teams[result.handoff.team] += 1
-                    reasons.update(r.split(" (")[0] for r in result.handoff.reasons[:3])
-            n_conv += 1
-            n_escalated_conv += int(escalated)
+    for chunk in chunks(read_input(path), CHUNK):
+        records, seconds, unique = score_conversations(engine, chunk)
+        builder.add(records)
+        builder.model_seconds += seconds
+        builder.unique_texts += unique
         bar.update(len(chunk))
     bar.close()
-    elapsed = time.perf_counter() - started
-    report = {
-        "input": str(path), "conversations": n_conv, "turns": n_turns,
-        "escalation_rate_conversations": n_escalated_conv / n_conv,
-        "containment_rate": 1 - n_escalated_conv / n_conv,
-        "handoff_at_turn": dict(sorted(turn_of_handoff.items())),
-        "handoff_reasons": dict(reasons.most_common()),
-        "handoff_teams": dict(teams.most_common()),
-        "intent_distribution": dict(intents.most_common()),
-        "throughput": {"messages_per_s": n_turns / elapsed, "seconds": elapsed,
-                       "model_seconds": model_seconds,
-                       "unique_texts_scored": n_unique},
-        "agreement_with_labels": agreement(np.array(p_labelled), np.array(y_labelled),
-                                           np.array(decided_labelled, dtype=bool)),
-    }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = builder.report(str(path), time.perf_counter() - started, "local")
+    return finish_report(report, out_dir, database_url, kpi_days)
+
+
+def finish_report(report: dict, out_dir: Path, database_url: str | None,
+                  kpi_days: tuple[date, date] | None) -> dict:
+    """Add the service KPIs (when a database is given) and write JSON + HTML."""
+    if database_url:
+        report["service_kpis"] = service_kpis(database_url, kpi_days)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
-    log.info("evaluated %d conversations (%d turns) in %.1fs", n_conv, n_turns, elapsed)
+    log.info("evaluated %d conversations (%d turns) in %.1fs with the %s engine",
+             report["conversations"], report["turns"], report["throughput"]["seconds"],
+             report["engine"])
     return report
+
+
+def service_kpis(database_url: str, days: tuple[date, date] | None) -> dict:
+    """The service's own KPIs (escalation rate, containment, time to first agent reply,
+    resolution time, CSAT), total and per team, over ``days`` (default: the last 30)."""
+    from serving.kpis import compute_kpis
+    from serving.storage.db import Database
+
+    end = days[1] if days else datetime.now(timezone.utc).date()
+    start = days[0] if days else end - timedelta(days=29)
+    db = Database(database_url)
+    try:
+        kpis = compute_kpis(db, start, end)
+    finally:
+        db.dispose()
+    return {"start": str(start), "end": str(end), "total": asdict(kpis.total),
+            "by_team": [asdict(r) for r in kpis.by_team]}
+
+
+def evaluate_conversations_ray(path: Path, out_dir: Path = Path("reports/conversations"),
+                               nlu_dir: Path | None = None, policy_dir: Path | None = None,
+                               address: str | None = None, database_url: str | None = None,
+                               kpi_days: tuple[date, date] | None = None) -> dict:
+    """The same job on Ray Data: the JSONL log is read in blocks, each block's conversations
+    are played by actors that load the ONNX engine once, and the records stream back into the
+    same report builder. ``address`` joins a running cluster (default: a local instance)."""
+    import ray
+
+    if path.is_dir():
+        raise InputError("the Ray engine reads JSONL logs; convert webhook folders with the local engine")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    started = time.perf_counter()
+    builder = ReportBuilder()
+    ds = ray.data.read_text(str(path.resolve()))
+    scored = ds.map_batches(_RayScorer, fn_constructor_kwargs={"nlu_dir": nlu_dir,
+                                                               "policy_dir": policy_dir},
+                            batch_size=CHUNK, batch_format="pandas", concurrency=1)
+    for batch in tqdm(scored.iter_batches(batch_format="pandas", batch_size=1024),
+                      desc="record batches", mininterval=2):
+        for row in batch.to_dict("records"):
+            if row["kind"] == "stats":
+                builder.model_seconds += row["model_seconds"]
+                builder.unique_texts += int(row["unique_texts"])
+                continue
+            label = row["label"]
+            builder.add([TurnRecord(row["conversation_id"], int(row["turn"]), row["intent"],
+                                    float(row["p_escalate"]), bool(row["decided"]),
+                                    None if label is None or label != label else int(label),
+                                    row["handoff_team"] or None,
+                                    json.loads(row["handoff_reasons"]))])
+    report = builder.report(str(path), time.perf_counter() - started, "ray")
+    return finish_report(report, out_dir, database_url, kpi_days)
+
+
+class _RayScorer:
+    """A Ray Data actor: one engine per actor, a block of JSONL lines in, turn records out."""
+
+    def __init__(self, nlu_dir: Path | None, policy_dir: Path | None) -> None:
+        self.engine = TurnEngine.load(nlu_dir=nlu_dir, policy_dir=policy_dir)
+
+    def __call__(self, batch):
+        import pandas as pd
+
+        conversations = []
+        for line in batch["text"]:
+            if line.strip():
+                try:
+                    conversations.append(LogConversation.model_validate_json(line))
+                except ValidationError as exc:
+                    raise InputError(f"bad line {line[:80]!r}: {exc.errors()[0]['msg']}") from None
+        records, seconds, unique = score_conversations(self.engine, conversations)
+        rows = [{"kind": "turn", **{k: v for k, v in asdict(r).items() if k != "handoff_reasons"},
+                 "handoff_team": r.handoff_team or "", "label": r.label,
+                 "handoff_reasons": json.dumps(r.handoff_reasons),
+                 "model_seconds": 0.0, "unique_texts": 0} for r in records]
+        rows.append({"kind": "stats", "conversation_id": "", "turn": -1, "intent": "",
+                     "p_escalate": 0.0, "decided": False, "label": None, "handoff_team": "",
+                     "handoff_reasons": "[]", "model_seconds": seconds, "unique_texts": unique})
+        return pd.DataFrame(rows)
 
 
 def agreement(p: np.ndarray, y: np.ndarray, decided: np.ndarray) -> dict | None:
@@ -194,6 +383,8 @@ def render_html(report: dict) -> str:
                            ("intent_distribution", "Intents"))
         if report[key])
     summary = {k: report[k] for k in ("conversations", "turns", "escalation_rate_conversations",
-                                      "containment_rate", "throughput", "agreement_with_labels")}
+                                      "containment_rate", "throughput", "agreement_with_labels",
+                                      "service_kpis") if k in report}
     return ("<!doctype html><meta charset='utf-8'><title>tierline: conversation evaluation</title>"
-            f"<h1>Conversation evaluation</h1><pre>{json.dumps(summary, indent=2)}</pre>{plots}")
+            f"<h1>Conversation evaluation</h1><pre>{html.escape(json.dumps(summary, indent=2, default=str))}"
+            f"</pre>{plots}")

@@ -400,8 +400,8 @@ def load_champion(flow: BotFlow, policy_dir: Path | None = None, registry: bool 
 
         from training import tracking
         try:
-            folder = tracking.download_alias(tracking.POLICY_MODEL, "champion",
-                                             Path(_tmpdir()) / "champion")
+            folder = tracking.download_version(tracking.POLICY_MODEL, "champion",
+                                               Path(_tmpdir()) / "champion")
             return EscalationPolicy.load(flow.escalation, folder), "registry:tierline-policy@champion"
         except MlflowException:
             log.info("no registered champion policy; using the shipped one")

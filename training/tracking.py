@@ -105,10 +105,13 @@ def register(model_name: str, run_id: str, artifact_path: str, ship: bool = Fals
     return str(version)
 
 
-def download_alias(model_name: str, alias: str, dst: Path) -> Path:
-    """Download the artefact folder of ``model_name@alias`` into ``dst``; return its path."""
+
+
+
+def download_version(model_name: str, version: str, dst: Path) -> Path:
+    """Download a registered version (a number, or an alias such as ``champion``) into ``dst``."""
     client = MlflowClient(tracking_uri())
-    version = client.get_model_version_by_alias(model_name, alias)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source,
-                                                    dst_path=str(dst),
+    mv = client.get_model_version(model_name, version) if version.isdigit() else \
+        client.get_model_version_by_alias(model_name, version)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst),
                                                     tracking_uri=tracking_uri()))

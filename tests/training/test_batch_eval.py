@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nlu.engine import TurnEngine
-from training.batch_eval import InputError, evaluate_conversations, read_conversations
+from training.batch_eval import InputError, evaluate_conversations, read_conversations, read_input
 from training.simulator import SIMULATED_DIR, load_rows
 
 
@@ -72,3 +72,98 @@ def test_cli_reports_bad_input_clearly(tmp_path):
     out = subprocess.run([exe, "evaluate", "conversations", str(path), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "line 1: not valid JSON" in out.stderr
+
+
+def test_a_folder_of_webhook_payloads_is_grouped_into_conversations(engine, tmp_path):
+    from tests.serving.fakes import envelope, message
+
+    folder = tmp_path / "webhooks"
+    folder.mkdir()
+    t0 = 1_790_000_000
+    deliveries = [  # two customers, out of order across files, one redelivery, one image
+        envelope([{**message(text="I was charged twice", wamid="w2", customer="447700900111"),
+                   "timestamp": str(t0 + 60)}], customer="447700900111"),
+        envelope([{**message(text="hi", wamid="w1", customer="447700900111"),
+                   "timestamp": str(t0)}], customer="447700900111"),
+        envelope([{**message(text="I was charged twice", wamid="w2", customer="447700900111"),
+                   "timestamp": str(t0 + 60)}], customer="447700900111"),
+        envelope([{**message(text="where is my order", wamid="w3", customer="447700900222"),
+                   "timestamp": str(t0 + 5)},
+                  {**message(kind="image", wamid="w4", customer="447700900222"),
+                   "timestamp": str(t0 + 6)}], customer="447700900222"),
+    ]
+    for n, body in enumerate(deliveries):
+        (folder / f"{n:03d}.json").write_text(json.dumps(body))
+    report = evaluate_conversations(folder, engine, tmp_path / "out")
+    assert report["conversations"] == 2 and report["turns"] == 3
+    conversations = {c.customer.id: [m.text for m in c.messages] for c in read_input(folder)}
+    assert conversations == {"447700900111": ["hi", "I was charged twice"],
+                             "447700900222": ["where is my order"]}
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("{not json", "000.json: not valid JSON"),
+    ('{"object": "page"}', "000.json: not a WhatsApp webhook payload"),
+])
+def test_bad_webhook_files_name_the_file(tmp_path, content, expected):
+    (tmp_path / "000.json").write_text(content)
+    with pytest.raises(InputError, match=expected):
+        list(read_input(tmp_path))
+
+
+def test_an_empty_folder_or_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no webhook payloads"):
+        list(read_input(tmp_path))
+    with pytest.raises(InputError, match="no such file"):
+        list(read_input(tmp_path / "missing.jsonl"))
+
+
+def test_report_includes_the_service_kpis(engine, tmp_path):
+    from datetime import date, datetime, timedelta, timezone
+
+    from serving.storage.db import Database
+    from serving.storage.models import MessageLog, Ticket
+
+    url = f"sqlite:///{tmp_path / 'svc.db'}"
+    db = Database(url)
+    db.migrate()
+    day = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+    with db.session() as s:
+        for n in range(4):  # four conversations that day, one escalated and resolved
+            s.add(MessageLog(conversation_id=f"wa:1:{n}", role="customer", text="hi", at=day))
+        s.add(Ticket(conversation_id="wa:1:0", team="billing", priority="normal", priority_rank=1,
+                     context={}, created_at=day, first_agent_reply_at=day + timedelta(minutes=2),
+                     resolved_at=day + timedelta(minutes=10), status="resolved", csat=4))
+    db.dispose()
+    log = write_log(tmp_path / "l.jsonl", [{"conversation_id": "a", "messages": [{"text": "hi"}]}])
+    report = evaluate_conversations(log, engine, tmp_path / "o", database_url=url,
+                                    kpi_days=(date(2026, 11, 20), date(2026, 11, 20)))
+    total = report["service_kpis"]["total"]
+    assert total["conversations"] == 4 and total["escalations"] == 1
+    assert total["escalation_rate"] == pytest.approx(0.25)
+    assert total["containment"] == pytest.approx(0.75)
+    assert total["first_reply_median_s"] == pytest.approx(120)
+    assert total["resolution_median_s"] == pytest.approx(600)
+    assert total["csat_mean"] == pytest.approx(4.0)
+    assert [r["team"] for r in report["service_kpis"]["by_team"]] == ["billing"]
+    assert "service_kpis" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_the_ray_engine_gives_the_same_report(engine, tmp_path):
+    ray = pytest.importorskip("ray")
+    from training.batch_eval import evaluate_conversations_ray
+
+    log = simulated_log(tmp_path / "log.jsonl", limit=150)
+    local = evaluate_conversations(log, engine, tmp_path / "local")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=200 * 1024 * 1024)
+    try:
+        remote = evaluate_conversations_ray(log, tmp_path / "ray")
+    finally:
+        ray.shutdown()
+    assert remote["engine"] == "ray" and local["engine"] == "local"
+    for key in ("conversations", "turns", "escalation_rate_conversations", "handoff_at_turn",
+                "handoff_reasons", "handoff_teams", "intent_distribution"):
+        assert remote[key] == local[key], key
+    for key, value in local["agreement_with_labels"].items():
+        assert remote["agreement_with_labels"][key] == pytest.approx(value, abs=1e-9), key

@@ -32,7 +32,7 @@ def test_nlu_run_is_logged_registered_and_loadable(store, tmp_path):
     assert "int8_intent_accuracy" in run.data.metrics
     assert run.data.params["batch_size"] == "16"
     assert run.data.tags["code_version"]
-    bundle = tracking.download_alias("tierline-nlu", "champion", tmp_path / "dl")
+    bundle = tracking.download_version("tierline-nlu", "champion", tmp_path / "dl")
     results = Analyzer.load(bundle).analyze(["where is my order"])
     assert results[0].intent  # the registered bundle loads and runs
 
