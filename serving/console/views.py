@@ -175,10 +175,13 @@ def ticket_page(ticket_id: TicketId, request: Request):
         if exc.status_code != 404:
             raise
         return _page(request, "error.html", session, agent, status_code=404, message="not_found")
-    routing = request.app.state.services.engine.flow.escalation.routing
+    engine = request.app.state.services.engine
     return _page(request, "ticket.html", session, agent, ticket=ticket,
-                 teams=[team for team in known_teams(routing) if team != ticket["team"]],
-                 template_name=request.app.state.settings.whatsapp_reopen_template)
+                 teams=[team for team in known_teams(engine.flow.escalation.routing)
+                        if team != ticket["team"]],
+                 template_name=request.app.state.settings.whatsapp_reopen_template,
+                 # the label form's default is the model's own verdict, at the model's threshold
+                 frustration_threshold=engine.analyzer.config.frustration_threshold)
 
 
 def _act(request: Request, ticket_id: int, csrf: str, operation, done) -> Response:

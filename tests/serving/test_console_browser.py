@@ -42,9 +42,22 @@ def browser() -> Iterator:
 
 
 def wait_until(driver, condition, timeout: float = 15.0):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(condition)
+
+
+def submit(driver, element) -> None:
+    """Click a form's button (or pick a self-submitting option) and wait for the next page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element() if callable(element) else element.click()
+    wait_until(driver, expected_conditions.staleness_of(page))
+    wait_until(driver, lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def shot(driver, backend: str, name: str) -> None:
@@ -67,8 +80,8 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
     # Sign in.
     browser.get(f"{service.url}/console/login")
     browser.find_element(By.ID, "token").send_keys(token)
-    browser.find_element(By.ID, "sign-in").click()
-    wait_until(browser, lambda d: d.current_url.endswith("/console/queue"))
+    submit(browser, browser.find_element(By.ID, "sign-in"))
+    assert browser.current_url.endswith("/console/queue")
     assert browser.find_element(By.ID, "agent-name").text == "Giulia"
     assert "tierline_console" in {c["name"] for c in browser.get_cookies()}
     assert browser.execute_script("return document.cookie").find("tierline_console") < 0  # HTTP-only
@@ -85,8 +98,7 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
     shot(browser, backend, "02-queue-new-ticket")
 
     # Open the ticket: transcript bubbles and the context panel.
-    browser.find_element(By.CSS_SELECTOR, f'a[href="/console/tickets/{first_ticket}"]').click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "transcript"))
+    submit(browser, browser.find_element(By.CSS_SELECTOR, f'a[href="/console/tickets/{first_ticket}"]'))
     bubbles = browser.find_elements(By.CSS_SELECTOR, "#transcript .bubble")
     assert "customer" in bubbles[0].get_attribute("class")
     assert "talk to a person" in bubbles[0].text
@@ -96,8 +108,7 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
 
     # Reply: it reaches WhatsApp (the fake Graph API).
     browser.find_element(By.ID, "reply-text").send_keys("Ciao, sono Giulia: ci penso io.")
-    browser.find_element(By.ID, "send-reply").click()
-    wait_until(browser, lambda d: d.find_elements(By.ID, "flash"))
+    submit(browser, browser.find_element(By.ID, "send-reply"))
     assert browser.find_element(By.ID, "flash").text == "Reply sent."
     sent = service.graph.wait_to(first, 2)
     assert sent[-1]["type"] == "text" and sent[-1]["text"]["body"] == "Ciao, sono Giulia: ci penso io."
@@ -107,8 +118,8 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
     browser.find_element(By.ID, "needed-earlier").click()
     Select(browser.find_element(By.ID, "corrected-intent")).select_by_value("contact_human_agent")
     browser.find_element(By.ID, "label-note").send_keys("asked twice before the handoff")
-    browser.find_element(By.ID, "save-label").click()
-    wait_until(browser, lambda d: "Label saved." in d.find_element(By.ID, "flash").text)
+    submit(browser, browser.find_element(By.ID, "save-label"))
+    assert browser.find_element(By.ID, "flash").text == "Label saved."
     with db.session() as s:
         [label] = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == first_ticket)).all()
         assert (label.escalation_needed, label.corrected_intent, label.note) == (
@@ -117,16 +128,28 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
     shot(browser, backend, "04-labelled")
 
     # Resolve.
-    browser.find_element(By.ID, "resolve").click()
-    wait_until(browser, lambda d: d.find_element(By.ID, "ticket-status").text == "resolved")
+    submit(browser, browser.find_element(By.ID, "resolve"))
+    assert browser.find_element(By.ID, "ticket-status").text == "resolved"
     with db.session() as s:
         assert s.get(Ticket, first_ticket).status == "resolved"
     assert not browser.find_elements(By.ID, "reply-form")
     shot(browser, backend, "05-resolved")
 
+    # One click: the second ticket's label form is pre-filled with the model's verdict.
+    browser.get(f"{service.url}/console/tickets/{second_ticket}")
+    submit(browser, browser.find_element(By.ID, "save-label"))
+    assert browser.find_element(By.ID, "flash").text == "Label saved."
+    with db.session() as s:
+        context = s.get(Ticket, second_ticket).context
+        [label] = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == second_ticket)).all()
+    threshold = service.services.engine.analyzer.config.frustration_threshold
+    assert (label.escalation_needed, label.corrected_intent, label.frustrated) == (
+        "yes", context["intent"], context["frustration"] >= threshold)
+    browser.get(f"{service.url}/console/tickets/{first_ticket}")
+
     # Italian, chosen by the agent: the selector submits itself and the page comes back translated.
-    Select(browser.find_element(By.ID, "language")).select_by_value("it")
-    wait_until(browser, lambda d: d.find_element(By.ID, "nav-queue").text == "Coda")
+    submit(browser, lambda: Select(browser.find_element(By.ID, "language")).select_by_value("it"))
+    assert browser.find_element(By.ID, "nav-queue").text == "Coda"
     assert browser.find_element(By.ID, "ticket-status").text == "risolto"
     assert browser.find_element(By.ID, "logout").text == "Esci"
     shot(browser, backend, "06-italian")
@@ -136,8 +159,8 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
     shot(browser, backend, "07-kpis")
 
     # Sign out: the cookie is gone and the queue asks for sign-in again.
-    browser.find_element(By.ID, "logout").click()
-    wait_until(browser, lambda d: d.current_url.endswith("/console/login"))
+    submit(browser, browser.find_element(By.ID, "logout"))
+    assert browser.current_url.endswith("/console/login")
     assert "tierline_console" not in {c["name"] for c in browser.get_cookies()}
     browser.get(f"{service.url}/console/queue")
     assert browser.current_url.endswith("/console/login")
