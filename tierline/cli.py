@@ -223,7 +223,9 @@ def retrain(database_url: Annotated[str | None, typer.Option(
             dry_run: Annotated[bool, typer.Option(help="report without registering/promoting")] = False,
             track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
             ship: Annotated[bool, typer.Option(help="also write a promoted policy to models/policy")
-                            ] = False) -> None:
+                            ] = False,
+            nlu: Annotated[bool, typer.Option(
+                help="also fine-tune the NLU when enough intents were corrected")] = True) -> None:
     """Retrain the policy from agent labels; promote the challenger only if the gate passes."""
     setup_logging()
     import shutil
@@ -238,7 +240,7 @@ def retrain(database_url: Annotated[str | None, typer.Option(
     settings = RetrainConfig.model_validate(yaml.safe_load(config.read_text()) or {}) if config \
         else RetrainConfig()
     result = run_retrain(database_url or Settings().database_url, out, settings,
-                         dry_run=dry_run, track=track)
+                         dry_run=dry_run, track=track, retrain_nlu=nlu)
     if ship and result.gate.promote and not dry_run:
         shutil.copy(out / "policy" / POLICY_FILE, DEFAULT_POLICY_DIR / POLICY_FILE)
         typer.echo(f"shipped the new policy to {DEFAULT_POLICY_DIR}")
@@ -247,6 +249,7 @@ def retrain(database_url: Annotated[str | None, typer.Option(
                            "disputed_slices": result.gate.disputed_slices, "counts": result.counts,
                            "label_balance": result.labels_summary["balance"],
                            "nlu_retrain_due": result.nlu_retrain_due,
+                           "nlu_run": str(result.nlu_run) if result.nlu_run else None,
                            "registered_version": result.registered_version,
                            "promoted": result.promoted}, indent=2))
 

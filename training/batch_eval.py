@@ -183,7 +183,10 @@ class ReportBuilder:
             "intent_distribution": dict(self.intents.most_common()),
             "throughput": {"messages_per_s": self.turns / elapsed, "seconds": elapsed,
                            "model_seconds": self.model_seconds,
-                           "unique_texts_scored": self.unique_texts},
+                           "unique_texts_scored": self.unique_texts,
+                           # The model's own batched speed in this run, for comparison.
+                           "model_messages_per_s": (self.unique_texts / self.model_seconds
+                                                    if self.model_seconds else None)},
             "agreement_with_labels": agreement(p, y.astype(int), decided.astype(bool)),
         }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import Dataset, concatenate_datasets
 from sklearn.metrics import f1_score, roc_auc_score
 
 from nlu.analyzer import Analyzer
@@ -72,14 +73,17 @@ def encoder_name(encoder_path: Path) -> str:
 def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = RAW_DIR,
               encoder_path: Path | None = None, rows_per_split: int | None = None,
               checkpoint: Path | None = None,
-              xlmt_languages: tuple[str, ...] = ("english",)) -> Path:
+              xlmt_languages: tuple[str, ...] = ("english",),
+              extra_train: dict[str, list[dict]] | None = None) -> Path:
     """Train, export, quantise and calibrate; return the run folder (a loadable bundle).
 
     With ``checkpoint`` (a ``model.pt`` of an earlier run) fine-tuning is skipped and the
     bundle is rebuilt from those weights: export, fusion, quantisation and calibration again.
     ``encoder_path`` picks the encoder folder (default: all-MiniLM-L6-v2); its
     ``tokenizer.json`` ships with the bundle. ``xlmt_languages`` picks the XLM-T languages of
-    the frustration data (the multilingual model uses all four).
+    the frustration data (the multilingual model uses all four). ``extra_train`` adds rows
+    (``{"intent": [{"text", "label"}], "frustration": [...]}``, e.g. agents' corrections) to
+    the training splits only, mixed with the original data so old skills are kept.
     """
     config = config or TrainConfig()
     run_dir = Path(run_dir)
@@ -91,6 +95,13 @@ def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = 
     frustration = load_frustration_data(raw_dir, xlmt_languages=xlmt_languages)
     intents = {s: subsample(intents[s], rows_per_split, config.seed) for s in intents}
     frustration = {s: subsample(frustration[s], rows_per_split, config.seed) for s in frustration}
+    for task, data in (("intent", intents), ("frustration", frustration)):
+        extra = (extra_train or {}).get(task) or []
+        if extra:
+            data["train"] = concatenate_datasets([data["train"], Dataset.from_list(
+                [{"text": r["text"], "label": r["label"], "source": "agents"} for r in extra]
+            ).cast(data["train"].features)])
+            log.info("%s training data: %d agent rows added", task, len(extra))
     label_id = {label: i for i, label in enumerate(INTENT_LABELS)}
 
     shutil.copy(encoder_path / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)

@@ -60,6 +60,9 @@ class RetrainConfig(BaseModel):
     nlu_min_corrections: int = Field(200, ge=1,
                                      description="corrected intents needed before the NLU heads retrain")
     C: float = Field(1.0, gt=0)
+    nlu_epochs: float = Field(2.0, gt=0, description="fine-tuning epochs of an NLU retrain")
+    nlu_max_steps: int | None = Field(None, ge=1, description="cap on steps (tiny test runs)")
+    nlu_rows_per_split: int | None = Field(None, ge=1, description="subsample (tiny test runs)")
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -101,6 +104,24 @@ def ticket_decisions(session, ticket):
     return escalated, previous
 
 
+def customer_text(session, decision) -> str:
+    """The customer message a decision was about (WhatsApp decisions keep their inbound id)."""
+    from serving.storage.models import InboundMessage
+
+    inbound = session.get(InboundMessage, decision.inbound_id) if decision.inbound_id else None
+    return inbound.text if inbound is not None else ""
+
+
+def nlu_corrections(rows: list[dict]) -> dict[str, list[dict]]:
+    """Training rows for the NLU heads from agent labels: the escalated customer message with
+    the agent's intent (corrections and confirmations alike) and frustrated yes/no."""
+    escalated = [r for r in rows if r["role"] == "escalated" and r["text"]]
+    return {"intent": [{"text": r["text"], "label": r["corrected_intent"]}
+                       for r in escalated if r["corrected_intent"]],
+            "frustration": [{"text": r["text"], "label": int(r["frustrated"])}
+                            for r in escalated if r["frustrated"] in (0, 1)]}
+
+
 def export_labels(database_url: str):
     """Agent labels joined with the decision-time features, as a ``datasets.Dataset``.
 
@@ -131,12 +152,14 @@ def export_labels(database_url: str):
                         "corrected_intent": label.corrected_intent or "",
                         "frustrated": -1 if label.frustrated is None else int(label.frustrated)}
                 rows.append({**base, "decision_id": escalated.id, "intent": escalated.intent,
+                             "text": customer_text(s, escalated),
                              "p_escalate_then": escalated.p_escalate, "role": "escalated",
                              "label": int(label.escalation_needed != "no"),
                              "features": {k: float(escalated.features[k]) for k in FEATURE_NAMES}})
                 if label.escalation_needed == "earlier" and previous is not None:
                     d = previous
                     rows.append({**base, "decision_id": d.id, "intent": d.intent,
+                                 "text": customer_text(s, d),
                                  "p_escalate_then": d.p_escalate, "role": "previous", "label": 1,
                                  "corrected_intent": "", "frustrated": -1,
                                  "features": {k: float(d.features[k]) for k in FEATURE_NAMES}})
@@ -382,6 +405,7 @@ class RetrainResult:
     counts: dict
     nlu_retrain_due: bool
     labels_summary: dict = field(default_factory=dict)
+    nlu_run: Path | None = None
     registered_version: str | None = None
     promoted: bool = False
 
@@ -414,15 +438,57 @@ def _tmpdir() -> str:
     return tempfile.mkdtemp(prefix="tierline-retrain-")
 
 
+def fit_nlu_challenger(train_rows: list[dict], holdout_rows: list[dict], run_dir: Path,
+                       config: RetrainConfig) -> tuple[Path, float | None]:
+    """Fine-tune the NLU on the original data plus the agents' training rows; return the run
+    folder and its intent accuracy on the agents' held-out corrections."""
+    from nlu import Analyzer
+    from training.pipeline import train_nlu
+    from training.trainer import TrainConfig
+
+    extra = nlu_corrections(train_rows)
+    log.info("NLU challenger: +%d intent and +%d frustration rows from agents",
+             len(extra["intent"]), len(extra["frustration"]))
+    train_config = TrainConfig(epochs=config.nlu_epochs, max_steps=config.nlu_max_steps)
+    run = train_nlu(run_dir, train_config, rows_per_split=config.nlu_rows_per_split,
+                    extra_train=extra)
+    held = nlu_corrections(holdout_rows)["intent"]
+    if not held:
+        return run, None
+    predicted = [r.intent for r in Analyzer.load(run).analyze([h["text"] for h in held])]
+    return run, float(np.mean([p == h["label"] for p, h in zip(predicted, held)]))
+
+
+def _gate_nlu_test_accuracy(decision: GateDecision, nlu_run: Path, champion_dir: Path | None,
+                            config: RetrainConfig) -> None:
+    """Guard the NLU challenger's accuracy on the frozen intent test split too."""
+    from nlu.bundle import DEFAULT_BUNDLE_DIR, load_bundle_config
+
+    name = "frozen_intent_accuracy"
+    a = load_bundle_config(champion_dir or DEFAULT_BUNDLE_DIR).metrics.get("int8_intent_accuracy")
+    b = load_bundle_config(nlu_run).metrics.get("int8_intent_accuracy")
+    if a is None or b is None:
+        return
+    decision.champion[name], decision.challenger[name] = a, b
+    if b < a - config.intent_tolerance:
+        decision.promote = False
+        decision.reasons.insert(0, f"{name} worse: {a:.4f} -> {b:.4f} "
+                                   f"(tolerance {config.intent_tolerance})")
+
+
 def retrain(database_url: str, out_dir: Path, config: RetrainConfig | None = None,
             bootstrap_rows: list[dict] | None = None, frozen_rows: list[dict] | None = None,
             flow_path: Path | None = None, champion_dir: Path | None = None,
-            dry_run: bool = False, track: bool = True, shuffle_labels_seed: int | None = None
-            ) -> RetrainResult:
+            dry_run: bool = False, track: bool = True, shuffle_labels_seed: int | None = None,
+            retrain_nlu: bool = True, champion_nlu_dir: Path | None = None) -> RetrainResult:
     """Export labels, fit a challenger, gate it against the champion, log, maybe promote.
 
     ``shuffle_labels_seed`` trains the challenger on shuffled agent labels (the gate still
     judges it on the real ones): the negative control that a working gate must reject.
+    With ``config.nlu_min_corrections`` corrected intents or more (and ``retrain_nlu``), the
+    intent/frustration model is fine-tuned again too (original data + agents' rows) and the
+    gate also guards intent accuracy: on agents' held-out corrections and on the frozen test
+    split, against ``champion_nlu_dir`` (default: the shipped bundle).
     """
     from training.simulator import SIMULATED_DIR, load_rows
 
@@ -449,15 +515,21 @@ def retrain(database_url: str, out_dir: Path, config: RetrainConfig | None = Non
         disputes_for_fit = find_disputes(train_rows, champion, config)
     artifact = fit_challenger(bootstrap_rows, fit_rows, set(disputes_for_fit), config)
     challenger = EscalationPolicy(artifact, flow.escalation)
-    decision = gate(champion, challenger, frozen_rows, holdout_rows, disputes, flow, config)
-    artifact.metrics = {f"gate_{k}": v for k, v in decision.challenger.items()}
     corrections = sum(1 for r in labels if r["corrected_intent"] and r["corrected_intent"] != r["intent"])
+    nlu_run = challenger_intent = None
+    if retrain_nlu and corrections >= config.nlu_min_corrections:
+        nlu_run, challenger_intent = fit_nlu_challenger(train_rows, holdout_rows, out_dir / "nlu", config)
+    decision = gate(champion, challenger, frozen_rows, holdout_rows, disputes, flow, config,
+                    challenger_intent_accuracy=challenger_intent)
+    if nlu_run is not None:
+        _gate_nlu_test_accuracy(decision, nlu_run, champion_nlu_dir, config)
+    artifact.metrics = {f"gate_{k}": v for k, v in decision.challenger.items()}
     result = RetrainResult(
         gate=decision, challenger=artifact, labels_version=dataset_version(labels),
         counts={"labels": len(labels), "train": len(train_rows), "holdout": len(holdout_rows),
                 "bootstrap": len(bootstrap_rows), "frozen": len(frozen_rows),
                 "intent_corrections": corrections, "champion_source": champion_source},
-        nlu_retrain_due=corrections >= config.nlu_min_corrections,
+        nlu_retrain_due=corrections >= config.nlu_min_corrections, nlu_run=nlu_run,
         labels_summary=describe_labels(list(labels), champion))
     plot_label_reliability(result.labels_summary, out_dir / "label_reliability.png")
     (out_dir / "policy").mkdir(exist_ok=True)
@@ -492,4 +564,8 @@ def _track(result: RetrainResult, out_dir: Path, config: RetrainConfig, dry_run:
         return None, False
     version = tracking.register(tracking.POLICY_MODEL, run_id, "policy",
                                 ship=result.gate.promote)
+    if result.nlu_run is not None:
+        from training.pipeline import track_nlu_run
+
+        track_nlu_run(result.nlu_run, ship=result.gate.promote)
     return version, result.gate.promote

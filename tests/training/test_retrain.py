@@ -5,6 +5,7 @@ move the policy that way, promote it, and reject a challenger trained on shuffle
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -18,7 +19,14 @@ from serving.storage.db import Database
 from serving.storage.models import Decision, EscalationLabel
 from training import tracking
 from training.agent_sim import SimulatedAgent, replay_conversations
-from training.retrain import RetrainConfig, export_labels, retrain, split_recent, topic_of
+from training.retrain import (
+    RetrainConfig,
+    export_labels,
+    nlu_corrections,
+    retrain,
+    split_recent,
+    topic_of,
+)
 from training.simulator import SIMULATED_DIR, load_rows
 
 N_CONVERSATIONS = 400
@@ -134,3 +142,23 @@ def test_a_database_without_labels_is_a_clear_error(tmp_path):
     Database(url).migrate()
     with pytest.raises(ValueError, match="no agent labels"):
         export_labels(url)
+
+
+@pytest.mark.slow
+def test_enough_intent_corrections_retrain_the_nlu_and_a_forgetful_one_is_rejected(labelled, tmp_path):
+    """A tiny fine-tune (4 steps) stands in for a challenger that forgot its skills: it is
+    trained on the original data plus the agents' rows, then rejected on intent accuracy."""
+    config = RetrainConfig(nlu_min_corrections=1, nlu_max_steps=4, nlu_rows_per_split=120)
+    result = retrain(labelled["url"], tmp_path / "out", config,
+                     bootstrap_rows=labelled["bootstrap"], track=False)
+    assert result.nlu_run is not None and (result.nlu_run / "model.int8.onnx").exists()
+    training = json.loads((result.nlu_run / "training.json").read_text())
+    ds = export_labels(labelled["url"])
+    train, _ = split_recent(ds, config.holdout_share)
+    extra = nlu_corrections(list(train))
+    assert training["data"]["intent/train"]["rows"] == 120 + len(extra["intent"])
+    assert training["data"]["frustration/train"]["rows"] == 120 + len(extra["frustration"])
+    assert "frozen_intent_accuracy" in result.gate.challenger
+    assert not result.gate.promote
+    assert any(r.startswith(("intent_accuracy worse", "frozen_intent_accuracy worse"))
+               for r in result.gate.reasons)
