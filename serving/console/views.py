@@ -52,6 +52,15 @@ templates = Jinja2Templates(env=jinja2.Environment(
     trim_blocks=True, lstrip_blocks=True))
 templates.env.globals.update(duration=format_duration, intents=INTENT_LABELS, languages=LANGUAGES)
 QueueStatus = Literal["active", "open", "claimed", "resolved"]
+#: Every console page: scripts and styles from /console/static only (an injected <script> or
+#: inline handler would not run even if escaping failed), no framing (clickjacking), and no
+#: caching of pages that show customers' messages.
+PAGE_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "x-frame-options": "DENY", "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin", "cache-control": "no-store"}
 
 
 class _SignInFirst(HTTPException):
@@ -78,7 +87,8 @@ def _page(request: Request, name: str, session: sessions.ConsoleSession | None,
         "t": translator(lang), "lang": lang, "agent": agent,
         "csrf": session.csrf if session else "", "path": request.url.path,
         "done": done if done in FLASH_KEYS else None,
-        "error": error if error in FLASH_KEYS else None, **context}, status_code=status_code)
+        "error": error if error in FLASH_KEYS else None, **context}, status_code=status_code,
+        headers=PAGE_HEADERS)
 
 
 def _back(ticket_id: int, **flash: str) -> RedirectResponse:

@@ -175,6 +175,11 @@ def test_customer_text_is_escaped_never_markup(service, gina):
     # A crafted flash parameter shows nothing: only known message keys are rendered.
     crafted = gina.get(f"/console/tickets/{ticket_id}", params={"done": "<b>hi</b>"}).text
     assert "<b>hi</b>" not in crafted and 'id="flash"' not in crafted
+    # Belt and braces: the page forbids inline scripts and framing, and is not cached.
+    headers = gina.get(f"/console/tickets/{ticket_id}").headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY" and headers["cache-control"] == "no-store"
 
 
 def test_reply_label_transfer_and_resolve_from_the_ticket_page(service, gina):

@@ -35,6 +35,7 @@ def browser() -> Iterator:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1360,1000", "--lang=en-GB"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # JS errors, CSP violations
     driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
     yield driver
@@ -165,3 +166,6 @@ def test_agent_takes_an_escalation_end_to_end_in_the_browser(service, browser, d
     browser.get(f"{service.url}/console/queue")
     assert browser.current_url.endswith("/console/login")
     shot(browser, backend, "08-signed-out")
+    # No script error and no Content-Security-Policy violation on any page along the way.
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
