@@ -17,6 +17,8 @@ Definitions (days are UTC calendar days, ``start`` and ``end`` both included):
 
 Teams are the tickets' current teams (a transfer moves the ticket's history with it). By team,
 *escalation rate* is the team's share of all escalations, and containment does not apply.
+With ``team=`` the whole report is one team's (day by team): escalation rate is then the share
+of conversations handed to that team, and containment again does not apply.
 """
 
 from __future__ import annotations
@@ -87,12 +89,13 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return begin, begin + timedelta(days=1)
 
 
-def compute_kpis(db: Database, start: date, end: date) -> KpiReport:
-    """The KPIs of ``start`` .. ``end`` (UTC days, inclusive): total, by day, by team."""
+def compute_kpis(db: Database, start: date, end: date, team: str | None = None) -> KpiReport:
+    """The KPIs of ``start`` .. ``end`` (UTC days, inclusive): total, by day, by team;
+    only ``team``'s tickets when given."""
     check_range(start, end)
     range_begin, range_end = day_bounds(start)[0], day_bounds(end)[1]
     active = _active_conversations(db, range_begin, range_end)
-    tickets = _tickets(db, range_begin, range_end)
+    tickets = _tickets(db, range_begin, range_end, team)
     opened = [t for t in tickets if range_begin <= t.created < range_end]
 
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
@@ -101,21 +104,21 @@ def compute_kpis(db: Database, start: date, end: date) -> KpiReport:
         begin, finish = day_bounds(day)
         todays = [t for t in opened if begin <= t.created < finish]
         conversations = active.get(day, set())
-        contained = len(conversations - {t.conversation_id for t in todays})
+        contained = None if team else len(conversations - {t.conversation_id for t in todays})
         contained_per_day.append(contained)
-        by_day.append(_row(day, None, len(conversations), todays, contained=contained,
+        by_day.append(_row(day, team, len(conversations), todays, contained=contained,
                            depth=_queue_depth(tickets, finish)))
 
     total_conversations = sum(r.conversations for r in by_day)
-    total = _row(None, None, total_conversations, opened, contained=sum(contained_per_day),
+    total = _row(None, team, total_conversations, opened,
+                 contained=None if team else sum(contained_per_day),
                  depth=_queue_depth(tickets, range_end))
 
-    teams = sorted({t.team for t in tickets})
     by_team = []
-    for team in teams:
-        mine = [t for t in opened if t.team == team]
-        row = _row(None, team, total_conversations, mine, contained=None,
-                   depth=_queue_depth([t for t in tickets if t.team == team], range_end))
+    for name in sorted({t.team for t in tickets}):
+        mine = [t for t in opened if t.team == name]
+        row = _row(None, name, total_conversations, mine, contained=None,
+                   depth=_queue_depth([t for t in tickets if t.team == name], range_end))
         share = len(mine) / len(opened) if opened else None
         by_team.append(replace(row, escalation_rate=share))
     return KpiReport(start=start, end=end, total=total, by_day=by_day, by_team=by_team)
@@ -152,12 +155,14 @@ def _active_conversations(db: Database, begin: datetime, end: datetime) -> dict[
     return out
 
 
-def _tickets(db: Database, begin: datetime, end: datetime) -> list[_TicketFacts]:
+def _tickets(db: Database, begin: datetime, end: datetime, team: str | None) -> list[_TicketFacts]:
     """Tickets opened in the range, and older ones still unresolved at its start (queue depth)."""
     q = select(Ticket.team, Ticket.conversation_id, Ticket.created_at, Ticket.first_agent_reply_at,
                Ticket.resolved_at, Ticket.csat).where(
         Ticket.created_at < end,
         or_(Ticket.created_at >= begin, Ticket.resolved_at.is_(None), Ticket.resolved_at >= begin))
+    if team is not None:
+        q = q.where(Ticket.team == team)
     with db.session() as s:
         return [_TicketFacts(team, conv, as_utc(created), as_utc(reply), as_utc(resolved), csat)
                 for team, conv, created, reply, resolved, csat in s.execute(q)]

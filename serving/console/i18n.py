@@ -104,6 +104,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unit_h": "h",
         "unit_d": "d",
         "kpi_scope": "Service-wide figures; UTC days.",
+        "every_team": "all teams",
     },
     "it": {
         "app": "console tierline",
@@ -197,6 +198,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unit_h": "h",
         "unit_d": "g",
         "kpi_scope": "Dati di tutto il servizio; giorni UTC.",
+        "every_team": "tutti i team",
     },
 }
 

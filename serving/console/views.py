@@ -280,18 +280,20 @@ def _charts(report: KpiReport, t, lang: str) -> list:
 
 
 @router.get("/kpis", response_class=HTMLResponse)
-def kpi_page(request: Request, start: date | None = Query(None), end: date | None = Query(None)):
-    """Service KPIs by day and team, with charts (default: the last 14 days)."""
+def kpi_page(request: Request, start: date | None = Query(None), end: date | None = Query(None),
+             team: str = Query("", max_length=60)):
+    """Service KPIs by day and team, with charts (default: the last 14 days, all teams)."""
     session, agent = _signed_in(request)
     end = end or utcnow().date()
     start = start or end - timedelta(days=13)
     try:
-        report = compute_kpis(get_db(request), start, end)
+        report = compute_kpis(get_db(request), start, end, team=team or None)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     t = translator(session.lang)
+    routing = request.app.state.services.engine.flow.escalation.routing
     return _page(request, "kpis.html", session, agent, report=report, start=start, end=end,
-                 charts=_charts(report, t, session.lang))
+                 team=team, teams=known_teams(routing), charts=_charts(report, t, session.lang))
 
 
 # --- static files ----------------------------------------------------------------------------

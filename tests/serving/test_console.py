@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from serving.console.charts import bar_chart
 from serving.console.i18n import STRINGS, format_duration
+from serving.kpis import compute_kpis
 from serving.routes.agents import create_agent
 from serving.storage.models import Conversation, EscalationLabel, OutboundMessage, Ticket, utcnow
 from tests.serving.fakes import PHONE_NUMBER_ID, message
@@ -290,6 +291,14 @@ def test_kpi_page_draws_charts_and_refuses_bad_ranges(service, gina):
     assert page.text.count("<svg") == 8 and "Escalation rate" in page.text
     today = utcnow().date().isoformat()
     assert f'data-day="{today}"' in page.text
+    # The page shows compute_kpis' figures (checked by hand in test_kpis.py): today's escalations.
+    todays = compute_kpis(service.services.db, utcnow().date(), utcnow().date())
+    row = re.search(rf'<tr data-day="{today}"><th>{today}</th>\s*<td>(\d+)</td><td>(\d+)</td>', page.text)
+    assert (int(row.group(1)), int(row.group(2))) == (todays.total.conversations, todays.total.escalations)
+    assert todays.total.escalations > 0
+    billing = gina.get("/console/kpis", params={"team": "billing"}).text
+    assert '<option value="billing" selected>' in billing
+    assert 'data-team="billing"' in billing and 'data-team="general"' not in billing
     assert gina.get("/console/kpis", params={"start": "2026-05-01", "end": "2026-04-01"}).status_code == 422
     assert gina.get("/console/kpis", params={"start": "yesterday"}).status_code == 422
 

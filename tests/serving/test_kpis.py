@@ -114,3 +114,17 @@ def test_bad_ranges_are_refused_with_a_reason(db):
         compute_kpis(db, D3, D1)
     with pytest.raises(ValueError, match="at most 366 days"):
         compute_kpis(db, date(2024, 1, 1), date(2026, 1, 1))
+
+
+def test_one_teams_report_day_by_day(db):
+    report = compute_kpis(db, D1, D3, team="general")
+    day1, day2, day3 = report.by_day
+    # general got c2's ticket on day 1 (1 of 4 conversations) and c5's on day 2 (1 of 3).
+    assert (day1.team, day1.escalations, day2.escalations, day3.escalations) == ("general", 1, 1, 0)
+    assert day1.escalation_rate == pytest.approx(1 / 4) and day2.escalation_rate == pytest.approx(1 / 3)
+    assert day1.containment is None and report.total.containment is None
+    assert (day1.queue_depth, day2.queue_depth, day3.queue_depth) == (2, 2, 2)   # c9+c2, c9+c5
+    assert day1.first_reply_median_s == pytest.approx(1200) and day1.csat_mean == 2.0
+    assert report.total.escalation_rate == pytest.approx(2 / 7)
+    assert [r.team for r in report.by_team] == ["general"]
+    assert compute_kpis(db, D1, D3, team="nobody").total.escalations == 0
