@@ -344,7 +344,7 @@ def evaluate_conversations(
         if engine_name == "ray":
             report = evaluate_conversations_ray(log_file, out, nlu_dir=model, policy_dir=policy,
                                                 address=ray_address, database_url=database_url,
-                                                kpi_days=days)
+                                                kpi_days=days, threads=threads)
         else:
             engine = TurnEngine.load(policy_dir=policy, analyzer=Analyzer.load(model, threads=threads))
             report = run_batch(log_file, engine, out, database_url=database_url, kpi_days=days)

@@ -289,7 +289,7 @@ def service_kpis(database_url: str, days: tuple[date, date] | None) -> dict:
 def evaluate_conversations_ray(path: Path, out_dir: Path = Path("reports/conversations"),
                                nlu_dir: Path | None = None, policy_dir: Path | None = None,
                                address: str | None = None, database_url: str | None = None,
-                               kpi_days: tuple[date, date] | None = None) -> dict:
+                               kpi_days: tuple[date, date] | None = None, threads: int = 1) -> dict:
     """The same job on Ray Data: the JSONL log is read in blocks, each block's conversations
     are played by actors that load the ONNX engine once, and the records stream back into the
     same report builder. ``address`` joins a running cluster (default: a local instance)."""
@@ -303,7 +303,8 @@ def evaluate_conversations_ray(path: Path, out_dir: Path = Path("reports/convers
     builder = ReportBuilder()
     ds = ray.data.read_text(str(path.resolve()))
     scored = ds.map_batches(_RayScorer, fn_constructor_kwargs={"nlu_dir": nlu_dir,
-                                                               "policy_dir": policy_dir},
+                                                               "policy_dir": policy_dir,
+                                                               "threads": threads},
                             batch_size=CHUNK, batch_format="pandas", concurrency=1)
     for batch in tqdm(scored.iter_batches(batch_format="pandas", batch_size=1024),
                       desc="record batches", mininterval=2):
@@ -325,8 +326,11 @@ def evaluate_conversations_ray(path: Path, out_dir: Path = Path("reports/convers
 class _RayScorer:
     """A Ray Data actor: one engine per actor, a block of JSONL lines in, turn records out."""
 
-    def __init__(self, nlu_dir: Path | None, policy_dir: Path | None) -> None:
-        self.engine = TurnEngine.load(nlu_dir=nlu_dir, policy_dir=policy_dir)
+    def __init__(self, nlu_dir: Path | None, policy_dir: Path | None, threads: int) -> None:
+        from nlu import Analyzer
+
+        self.engine = TurnEngine.load(policy_dir=policy_dir,
+                                      analyzer=Analyzer.load(nlu_dir, threads=threads))
 
     def __call__(self, batch):
         import pandas as pd
