@@ -69,26 +69,64 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
+#: Column widths in storage: longer ids are not Meta's, and must be a 422, never a database error.
+MAX_ID_CHARS = 200
+MAX_PHONE_CHARS = 64
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """``value`` as a JSON object (absent: empty); any other type is a :class:`PayloadError`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object")
+    return value
+
+
+def _array(value: Any, where: str) -> list[Any]:
+    """``value`` as a JSON array (absent: empty); any other type is a :class:`PayloadError`."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{where} must be a list")
+    return value
+
+
+def _scalar_text(value: Any) -> str:
+    """A text field: strings and numbers as text, anything else (objects, lists) refused."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise PayloadError("a text field holds an object or a list")
+    return str(value)
+
+
 def _message(msg: dict[str, Any], phone_number_id: str) -> IncomingMessage:
     if not isinstance(msg, dict) or not isinstance(msg.get("id"), str) or not msg.get("from"):
         raise PayloadError("message without id or from")
+    if not isinstance(msg["from"], (str, int)) or len(str(msg["from"])) > MAX_PHONE_CHARS \
+            or len(msg["id"]) > MAX_ID_CHARS:
+        raise PayloadError("message id or from of the wrong type or too long")
     kind = str(msg.get("type") or "unsupported")
     text, button_id = "", None
     if kind == "text":
-        text = str((msg.get("text") or {}).get("body") or "")
+        text = _scalar_text(_object(msg.get("text"), "text").get("body"))
     elif kind == "interactive":
-        interactive = msg.get("interactive") or {}
-        reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
-        text, button_id = str(reply.get("title") or ""), reply.get("id")
+        interactive = _object(msg.get("interactive"), "interactive")
+        reply = _object(interactive.get("button_reply") or interactive.get("list_reply"),
+                        "interactive reply")
+        text, button_id = _scalar_text(reply.get("title")), reply.get("id")
     elif kind == "button":
-        button = msg.get("button") or {}
-        text, button_id = str(button.get("text") or ""), button.get("payload")
+        button = _object(msg.get("button"), "button")
+        text, button_id = _scalar_text(button.get("text")), button.get("payload")
     elif kind == "reaction":
-        text = str((msg.get("reaction") or {}).get("emoji") or "")
+        text = _scalar_text(_object(msg.get("reaction"), "reaction").get("emoji"))
     elif kind not in MEDIA_TYPES:
         kind = "unsupported"
+    if button_id is not None and (isinstance(button_id, (dict, list)) or len(str(button_id)) > MAX_ID_CHARS):
+        raise PayloadError("button id of the wrong type or too long")
     return IncomingMessage(wamid=msg["id"], customer_id=str(msg["from"]),
-                           phone_number_id=phone_number_id, type=kind, text=text,
+                           phone_number_id=phone_number_id, type=kind[:30], text=text,
                            button_id=str(button_id) if button_id else None,
                            sent_at=_timestamp(msg.get("timestamp")), raw=msg)
 
@@ -110,10 +148,11 @@ def parse_webhook(body: Any) -> tuple[list[IncomingMessage], list[StatusUpdate]]
             value = change.get("value") if isinstance(change, dict) else None
             if not isinstance(value, dict):
                 raise PayloadError("changes[].value must be an object")
-            phone_number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
-            for msg in value.get("messages") or []:
+            phone_number_id = _scalar_text(_object(value.get("metadata"), "metadata")
+                                           .get("phone_number_id"))[:MAX_PHONE_CHARS]
+            for msg in _array(value.get("messages"), "messages"):
                 messages.append(_message(msg, phone_number_id))
-            for st in value.get("statuses") or []:
+            for st in _array(value.get("statuses"), "statuses"):
                 if not isinstance(st, dict) or not st.get("id"):
                     raise PayloadError("status without id")
                 statuses.append(StatusUpdate(
@@ -121,5 +160,5 @@ def parse_webhook(body: Any) -> tuple[list[IncomingMessage], list[StatusUpdate]]
                     recipient_id=str(st.get("recipient_id") or ""),
                     phone_number_id=phone_number_id, at=_timestamp(st.get("timestamp")),
                     errors=list(st.get("errors") or []),
-                    callback_data=st.get("biz_opaque_callback_data")))
+                    callback_data=_scalar_text(st.get("biz_opaque_callback_data")) or None))
     return messages, statuses
