@@ -207,6 +207,7 @@ def track_nlu_run(run_dir: Path, ship: bool = False) -> str:
         tracking.log_metrics(training["metrics"])
         for name in (INT8_MODEL_FILE, TOKENIZER_FILE, "config.json", "training.json"):
             mlflow.log_artifact(str(run_dir / name), artifact_path="bundle")
+        tracking.log_model_card()
         run_id = run.info.run_id
     return tracking.register(tracking.NLU_MODEL, run_id, "bundle", ship=ship)
 

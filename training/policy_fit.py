@@ -289,5 +289,6 @@ def track_policy_run(out_dir: Path, report_dir: Path, train_rows: list[dict],
         mlflow.log_artifact(str(out_dir / POLICY_FILE), artifact_path="policy")
         for name in ("policy_eval.json", "policy_reliability.png"):
             mlflow.log_artifact(str(report_dir / name), artifact_path="reports")
+        tracking.log_model_card()
         run_id = run.info.run_id
     return tracking.register(tracking.POLICY_MODEL, run_id, "policy", ship=ship)

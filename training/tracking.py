@@ -90,6 +90,13 @@ def log_metrics(metrics: dict[str, float]) -> None:
     mlflow.log_metrics(clean)
 
 
+def log_model_card() -> None:
+    """The model card (``models/README.md``) as it stood for this run, beside its artefacts."""
+    card = REPO / "models" / "README.md"
+    if card.is_file():
+        mlflow.log_artifact(str(card), artifact_path="model_card")
+
+
 def register(model_name: str, run_id: str, artifact_path: str, ship: bool = False) -> str:
     """Register ``runs:/<run>/<artifact_path>`` as a new version aliased ``challenger``
     (and ``champion`` when ``ship``); returns the version."""

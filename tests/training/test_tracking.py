@@ -61,3 +61,5 @@ def test_policy_fit_is_logged_and_registered(store, tmp_path):
         sum(1 for _ in open(tmp_path / "sim" / "policy_train.jsonl")))
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "policy")}
     assert artifacts == {"policy/policy.json"}
+    assert {a.path for a in client.list_artifacts(version.run_id, "model_card")} == {
+        "model_card/README.md"}
