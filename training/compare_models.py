@@ -8,6 +8,7 @@ validation texts.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
@@ -23,6 +24,16 @@ from training.data import XLMT_LANGUAGES, load_frustration_data, load_intent_dat
 from training.evaluate import frustration_metrics, intent_metrics
 
 log = logging.getLogger(__name__)
+
+#: Hand-written, hand-checked it/es/pt customer-support messages with their intent and whether
+#: the escalation brain should hand them to a person (blank: not asserted).
+HANDCHECKED_FILE = Path(__file__).resolve().parent.parent / "data" / "handchecked" / "support_it_es_pt.csv"
+
+
+def read_handchecked(path: Path = HANDCHECKED_FILE) -> list[dict[str, str]]:
+    """Rows of ``language, text, intent, escalate`` (intent/escalate may be blank)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def xlmt_validation() -> dict[str, tuple[list[str], np.ndarray]]:
@@ -51,6 +62,11 @@ def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> 
     for code, (x_texts, x_y) in xlmt_validation().items():
         _, logit = analyzer.raw_logits(x_texts)
         by_language[code] = round(float(roc_auc_score(x_y, logit)), 4)
+    checked = [r for r in read_handchecked() if r["intent"]]
+    checked_pred = analyzer.analyze([r["text"] for r in checked])
+    handchecked = {lang: round(float(np.mean([p.intent == r["intent"] for r, p in zip(checked, checked_pred)
+                                              if r["language"] == lang])), 4)
+                   for lang in sorted({r["language"] for r in checked})}
     latency = latency_ms(lambda batch: analyzer.analyze(batch), latency_messages)
     size_mb = (Path(model_dir) / config.model_file).stat().st_size / 2**20
     return {
@@ -63,23 +79,28 @@ def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> 
         "english_frustration_roc_auc": round(frus["roc_auc"], 4),
         "english_frustration_f1": round(frus["f1_at_threshold"], 4),
         "xlmt_val_frustration_roc_auc": by_language,
+        "handchecked_it_es_pt_intent_accuracy": handchecked,
         "latency_batch1_1thread_ms": {k: round(v, 2) for k, v in latency.items()},
     }
 
 
 def language_detection_figures(allowed: list[str]) -> dict:
-    """Accuracy of each detector on XLM-T validation (per language and overall)."""
+    """Accuracy of each detector on XLM-T validation (per language and overall) and on the
+    short hand-checked support messages."""
     detectors = {
         "stopwords": lambda t: stopword_guess(t, allowed, "none"),
         "lingua": lambda t: max((s := lingua_scores(t, allowed)), key=s.__getitem__),
         "combined (shipped)": lambda t: guess_language(t, allowed, "none"),
     }
     data = xlmt_validation()
+    short = read_handchecked()
     out = {}
     for name, detect in detectors.items():
         per = {code: float(np.mean([detect(t) == code for t in texts]))
                for code, (texts, _) in data.items()}
         per["all"] = float(np.mean(list(per.values())))
+        per["handchecked_short_messages"] = float(np.mean([detect(r["text"]) == r["language"]
+                                                           for r in short]))
         out[name] = {k: round(v, 4) for k, v in per.items()}
     return out
 

@@ -49,3 +49,8 @@ def test_only_allowed_languages_are_considered():
 def test_unknown_language_code_is_a_clear_error():
     with pytest.raises(ValueError, match="unsupported language code"):
         lingua_scores("hello", ["en", "xx"])
+
+
+@pytest.mark.parametrize("text", ["ok", "rimborso", "Maria"])
+def test_one_word_without_function_words_does_not_switch(text):
+    assert guess_language(text, LANGS, default="pt") == "pt"
