@@ -9,7 +9,8 @@ import importlib.abc, json, sys
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "transformers", "training", "sklearn", "datasets"}:
+        if name.split(".")[0] in {"torch", "transformers", "training", "sklearn", "datasets",
+                                  "mlflow", "ray"}:
             raise ImportError(f"{name} is not allowed at run time")
         return None
 
