@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from nlu import Analyzer
 from serving import console
@@ -43,4 +46,12 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     for module in (health, analyze, decide, webhook, agents, admin, metrics):
         app.include_router(module.router)
     app.include_router(console.router)
+    app.add_exception_handler(RequestValidationError, validation_error)
     return app
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 saying which field is wrong and why, without echoing the input back: a bad request
+    can carry a customer's phone number, a token or a megabyte of text."""
+    errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})

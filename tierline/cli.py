@@ -76,16 +76,24 @@ app.add_typer(agents_app, name="agents")
 @agents_app.command("add")
 def agents_add(name: Annotated[str, typer.Option(help="display name")],
                teams: Annotated[str, typer.Option(help="comma-separated teams")] = "general",
-               admin: Annotated[bool, typer.Option(help="sees every team")] = False) -> None:
+               admin: Annotated[bool, typer.Option(help="sees every team")] = False,
+               expires_in_days: Annotated[float | None, typer.Option(
+                   min=0.0, help="the token is refused (401) after this many days; default: never")] = None
+               ) -> None:
     """Register an agent in TIERLINE_DATABASE_URL and print its bearer token (shown once)."""
+    from datetime import timedelta
+
     from serving.routes.agents import create_agent
     from serving.settings import get_settings
     from serving.storage.db import Database
+    from serving.storage.models import utcnow
 
     setup_logging("WARNING")
     db = Database(get_settings().database_url)
     db.migrate()
-    token = create_agent(db, name, [t.strip() for t in teams.split(",") if t.strip()], admin)
+    expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
+    token = create_agent(db, name, [t.strip() for t in teams.split(",") if t.strip()], admin,
+                         expires_at)
     typer.echo(token)
 
 

@@ -93,10 +93,11 @@ def read_session(request: Request) -> ConsoleSession | None:
 
 
 def session_agent(db, session: ConsoleSession) -> Agent | None:
-    """The agent of the session, if it still exists with the same token."""
+    """The agent of the session, if it still exists with the same, unexpired token."""
     with db.session() as s:
         agent = s.get(Agent, session.agent_id)
-    if agent is None or not hmac.compare_digest(agent.token_sha256[:16], session.token_prefix):
+    if agent is None or agent.token_expired() or \
+            not hmac.compare_digest(agent.token_sha256[:16], session.token_prefix):
         return None
     return agent
 

@@ -47,11 +47,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_agent(db: Database, name: str, teams: list[str], admin: bool = False) -> str:
-    """Register an agent; returns the bearer token (shown once)."""
+def create_agent(db: Database, name: str, teams: list[str], admin: bool = False,
+                 expires_at: datetime | None = None) -> str:
+    """Register an agent; returns the bearer token (shown once), valid until ``expires_at``."""
     token = secrets.token_urlsafe(32)
     with db.session() as s:
-        s.add(Agent(name=name, token_sha256=token_hash(token), teams=teams, is_admin=admin))
+        s.add(Agent(name=name, token_sha256=token_hash(token), teams=teams, is_admin=admin,
+                    expires_at=expires_at))
     return token
 
 
@@ -60,9 +62,10 @@ def get_db(request: Request) -> Database:
 
 
 def agent_for_token(db: Database, token: str) -> Agent | None:
-    """The agent whose token this is (compared by SHA-256), or None."""
+    """The agent whose token this is (compared by SHA-256), or None (also once it expired)."""
     with db.session() as s:
-        return s.scalars(select(Agent).where(Agent.token_sha256 == token_hash(token.strip()))).first()
+        agent = s.scalars(select(Agent).where(Agent.token_sha256 == token_hash(token.strip()))).first()
+    return None if agent is None or agent.token_expired() else agent
 
 
 def current_agent(request: Request, authorization: str | None = Header(None)) -> Agent:

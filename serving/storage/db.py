@@ -40,6 +40,7 @@ class Database:
                                             pool_pre_ping=True, future=True)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "before_cursor_execute", _replace_nul, retval=True)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_lock = threading.RLock() if self.is_sqlite else nullcontext()
 
@@ -76,6 +77,25 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def _without_nul(value):
+    """A bound parameter with NUL characters replaced by U+FFFD (containers walked)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_nul(v) for v in value)
+    return value
+
+
+def _replace_nul(_conn, _cursor, statement, parameters, _context, _executemany):
+    """PostgreSQL text cannot hold NUL (``\x00``): a customer message, a note or a query filter
+    carrying one would fail its transaction (a 500, or a webhook answered 503 and redelivered
+    forever). Both databases get U+FFFD instead, the usual stand-in for an unusable character,
+    so SQLite and PostgreSQL store the same text."""
+    return statement, _without_nul(parameters)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -175,6 +175,12 @@ class Agent(Base):
     teams: Mapped[list[Any]] = mapped_column(JSON)
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: After this instant the token is refused (401); None: it never expires.
+    expires_at: Mapped[datetime | None]
+
+    def token_expired(self, now: datetime | None = None) -> bool:
+        """True once the token's expiry has passed (tokens without one never expire)."""
+        return self.expires_at is not None and as_utc(self.expires_at) <= (now or utcnow())
 
 
 class EscalationLabel(Base):
