@@ -2,6 +2,8 @@
 
 Customer phone numbers are personal data: a filter rewrites any run of 8-15 digits (with an
 optional +) in log messages and their arguments to its first 5 characters and asterisks.
+The same filter blanks secrets passed in query strings (Meta's handshake sends
+``hub.verify_token`` in the URL, which the access log would otherwise print).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import re
 
 _PHONE = re.compile(r"\+?\d{8,15}")
+_SECRET_PARAM = re.compile(r"((?:hub\.verify_token|verify_token|access_token|token)=)[^&\s\"']+",
+                           re.IGNORECASE)
 
 
 def mask_phone(text: str) -> str:
@@ -18,15 +22,21 @@ def mask_phone(text: str) -> str:
     return _PHONE.sub(lambda m: m.group(0)[:5] + "*" * (len(m.group(0)) - 5), text)
 
 
+def redact_query_secrets(text: str) -> str:
+    """'...?hub.verify_token=abc&x=1' -> '...?hub.verify_token=***&x=1'."""
+    return _SECRET_PARAM.sub(r"\1***", text)
+
+
 class MaskPhoneNumbers(logging.Filter):
-    """Rewrites the formatted message of each record with phone numbers masked."""
+    """Rewrites the formatted message of each record with phone numbers masked and secrets in
+    query strings blanked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken record is logged as it is
             return True
-        record.msg, record.args = mask_phone(message), None
+        record.msg, record.args = redact_query_secrets(mask_phone(message)), None
         if record.exc_info and not record.exc_text:
             # Tracebacks can quote SQL parameters or payloads: mask them too (the formatter
             # uses this cached text instead of formatting the exception again).
