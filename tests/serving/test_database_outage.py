@@ -164,10 +164,11 @@ def test_database_outage_answers_503_and_recovers_by_itself(analyzer, database_u
     assert cut_at < N, "the outage came after the load"
     assert answers[503] > 0, answers  # refused while the database was away, so Meta retried
     assert set(answers) <= {200, 503}, answers  # never a 500, never a dropped connection
-    assert slowest < 10, f"a webhook answer took {slowest:.1f}s during the outage"
+    # Bounded (typically 0.2 s on this machine; the bound leaves room for a loaded CI box).
+    assert slowest < 20, f"a webhook answer took {slowest:.1f}s during the outage: {answers}"
     assert during.status_code == 503 and during.json()["checks"]["database"] == "unreachable"
     assert after.status_code == 200
     assert acknowledged == stored == set(customers)  # nothing acknowledged that was not stored
     assert [c for c in customers if replies[c] != 1] == [], replies  # each answered exactly once
-    print(f"outage after {cut_at}/{N} acknowledged: {answers[503]} answers 503, "
+    print(f"outage after {cut_at}/{N} acknowledged: {answers[503]} answers 503 (slowest {slowest:.2f}s), "
           f"{answers[200]} 200; {len(graph.received)} replies, 0 lost, 0 duplicated")
