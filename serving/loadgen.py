@@ -1,21 +1,39 @@
 """A small load generator for the WhatsApp webhook: signed deliveries over real HTTP.
 
-Starts the service in-process on a free loopback port (SQLite in a temporary folder, sending
-disabled so replies stay in the outbox), fires ``n`` signed deliveries at a fixed concurrency
-with httpx, and reports webhook latency (p50/p99), accepted messages per second, and how long
-the worker took until every message had its reply stored.
+``run_webhook_load`` (``tierline bench webhook``) starts the service in-process on a free
+loopback port (SQLite in a temporary folder, sending disabled so replies stay in the outbox),
+fires ``n`` signed deliveries at a fixed concurrency with httpx, and reports webhook latency
+(p50/p99), accepted messages per second, and how long the worker took until every message had
+its reply stored.
+
+``run_http_bench`` (``tierline bench http``, part of ``make bench``) is the end-to-end figure:
+the service as ``make run`` starts it (``tierline serve``, its own processes, N uvicorn
+workers) on a fresh PostgreSQL database, replies going out to a fake Graph API (its own
+process); open-loop signed deliveries at increasing rates (accepted msg/s, webhook p50/p99,
+delivery-to-reply p50/p99 measured at the fake Graph API), a closed-loop ceiling per number of
+processes (one vs two), ``/v1/analyze`` and ``/v1/decide`` at concurrency 1, 16 and 64, CPU
+seconds per 1,000 messages (service, PostgreSQL, load generator, from /proc) and a py-spy
+profile of the service.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import logging
+import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -49,10 +67,13 @@ def delivery(i: int, customers: int) -> bytes:
 
 
 async def post_delivery(client: httpx.AsyncClient, url: str, i: int, customers: int,
-                        latencies: list[float]) -> None:
-    """POST delivery ``i`` signed like Meta; record its latency; fail loudly on non-200."""
+                        latencies: list[float], sent_at: dict[int, float] | None = None) -> None:
+    """POST delivery ``i`` signed like Meta; record its latency (and, in ``sent_at``, when it
+    left, on the system-wide monotonic clock); fail loudly on non-200."""
     raw = delivery(i, customers)
     t0 = time.perf_counter()
+    if sent_at is not None:
+        sent_at[i] = time.monotonic()
     r = await client.post(f"{url}/webhooks/whatsapp", content=raw,
                           headers={"x-hub-signature-256": signature(raw, SECRET),
                                    "content-type": "application/json"})
@@ -61,24 +82,25 @@ async def post_delivery(client: httpx.AsyncClient, url: str, i: int, customers: 
         raise RuntimeError(f"delivery {i}: HTTP {r.status_code} {r.text[:200]}")
 
 
-async def fire(url: str, n: int, concurrency: int, customers: int) -> list[float]:
+async def fire(url: str, n: int, concurrency: int, customers: int, offset: int = 0,
+               sent_at: dict[int, float] | None = None) -> list[float]:
     """POST ``n`` signed deliveries, ``concurrency`` at a time; latencies in ms."""
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
-        queue.put_nowait(i)
+        queue.put_nowait(i + offset)
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
-            await post_delivery(client, url, queue.get_nowait(), customers, latencies)
+            await post_delivery(client, url, queue.get_nowait(), customers, latencies, sent_at)
 
     async with httpx.AsyncClient(timeout=30) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return latencies
 
 
-async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: int = 0
-                       ) -> list[float]:
+async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: int = 0,
+                       sent_at: dict[int, float] | None = None) -> list[float]:
     """Open-loop load: start a delivery every ``1/rate`` seconds whatever the answers do
     (how Meta sends), so queueing shows up in the latencies instead of slowing the sender."""
     latencies: list[float] = []
@@ -90,7 +112,7 @@ async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: in
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(
-                post_delivery(client, url, i + offset, customers, latencies)))
+                post_delivery(client, url, i + offset, customers, latencies, sent_at)))
         await asyncio.gather(*tasks)
     return latencies
 
@@ -102,20 +124,12 @@ def run_webhook_load(n: int = 1000, concurrency: int = 16, customers: int = 200)
                             whatsapp_app_secret=SECRET, whatsapp_verify_token="v",
                             whatsapp_phone_number_id=PHONE_NUMBER_ID, worker_poll_seconds=0.005)
         app = create_app(settings)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_ready(url)
         t0 = time.perf_counter()
         latencies = asyncio.run(fire(url, n, concurrency, customers))
         accepted_s = time.perf_counter() - t0
@@ -134,3 +148,445 @@ def run_webhook_load(n: int = 1000, concurrency: int = 16, customers: int = 200)
             "webhook_p99_ms": float(np.percentile(latencies, 99)),
             "accepted_per_s": n / accepted_s, "all_replied_s": drained_s,
             "processed_per_s": n / drained_s}
+
+
+# ---------------------------------------------------------------------------------------------
+# `tierline bench http`: the service as `make run` starts it, PostgreSQL, a fake Graph API.
+# ---------------------------------------------------------------------------------------------
+
+#: Meta allows up to 1,000 messages/s per number after upgrades (80 by default): the bench
+#: sends at the upgraded rate, so the send rate limit does not cap delivery-to-reply.
+BENCH_SEND_RATE = 1000.0
+DECIDE_TEXTS = ("where is my order?", "ND-100000", "I was charged twice", "how long does shipping take?",
+                "this is useless, nothing works!!!", "thanks")
+
+
+async def _graph_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            arrivals: list) -> None:
+    """One keep-alive connection of the fake Graph API: ``POST /{id}/messages`` records the
+    message's idempotency key (``biz_opaque_callback_data``) with its arrival time and answers
+    like Meta; ``GET /_arrivals`` hands the record to the bench."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            arrived = time.monotonic()
+            lines = head.decode("latin-1").split("\r\n")
+            method = lines[0].split(" ", 1)[0]
+            length = next((int(v) for k, _, v in (line.partition(":") for line in lines[1:])
+                           if k.strip().lower() == "content-length"), 0)
+            body = await reader.readexactly(length) if length else b""
+            if method == "GET":
+                payload = json.dumps(arrivals).encode()
+            else:
+                arrivals.append((json.loads(body).get("biz_opaque_callback_data"), arrived))
+                payload = json.dumps({"messaging_product": "whatsapp",
+                                      "messages": [{"id": f"wamid.out.{len(arrivals)}"}]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        writer.close()
+
+
+def serve_fake_graph(port: int) -> None:
+    """Run the fake Graph API on 127.0.0.1:``port`` until killed (its own process, so its
+    work neither slows the load generator nor skews the times it records)."""
+    arrivals: list = []
+
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _graph_connection(r, w, arrivals), "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 120.0) -> None:
+    """Wait for ``/readyz`` (models loaded, database reachable)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready in {timeout:.0f}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+# CPU time of processes, read from /proc (Linux): user + system, in seconds.
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()  # fields after "pid (comm) "
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (uvicorn's worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += parents.get(pid, [])
+    return tree
+
+
+def postgres_backends(database: str) -> list[int]:
+    """PostgreSQL server processes serving ``database`` (``postgres: user db host ...``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if cmd.startswith("postgres:") and f" {database} " in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Sum of user + system CPU time of these processes."""
+    total = 0
+    for pid in pids:
+        if fields := _stat(pid):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent by the service, PostgreSQL (this database's backends) and the load
+    generator itself between ``start()`` and ``stop()``."""
+
+    def __init__(self, service_pid: int, database: str) -> None:
+        self.service_pid, self.database = service_pid, database
+
+    def _now(self) -> dict[str, float]:
+        me = os.times()
+        return {"service": cpu_seconds(process_tree(self.service_pid)),
+                "postgres": cpu_seconds(postgres_backends(self.database)),
+                "loadgen": me.user + me.system}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        end = self._now()
+        # PostgreSQL backends come and go with the pool: a backend that ended is not counted.
+        return {k: max(0.0, end[k] - self._start[k]) for k in end}
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run (dropped after): its URL."""
+    from sqlalchemy import create_engine, text
+
+    from serving.storage.db import normalise_url
+
+    name = f"tierline_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class BenchService:
+    """``tierline serve`` in its own process(es) (what ``make run`` starts), with production
+    settings except the webhook/sending secrets, the fake Graph API and the database."""
+
+    def __init__(self, database_url: str, graph_url: str, workers: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "TIERLINE_DATABASE_URL": database_url, "TIERLINE_PORT": str(self.port),
+               "TIERLINE_WORKERS": str(workers), "TIERLINE_LOG_LEVEL": "WARNING",
+               "TIERLINE_WHATSAPP_APP_SECRET": SECRET, "TIERLINE_WHATSAPP_VERIFY_TOKEN": "bench",
+               "TIERLINE_WHATSAPP_ACCESS_TOKEN": "bench-token",
+               "TIERLINE_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+               "TIERLINE_WHATSAPP_API_BASE": graph_url,
+               "TIERLINE_WHATSAPP_SEND_RATE": str(BENCH_SEND_RATE)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tierline", "serve"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_ready(self.url)
+            if workers > 1:  # /readyz answers as soon as the first worker process is ready
+                time.sleep(5.0)
+        except RuntimeError:
+            self.proc.kill()
+            raise RuntimeError(self.proc.stderr.read().decode(errors="replace")[-2000:]) from None
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _replies_by_message(graph_url: str) -> dict[int, list[float]]:
+    """Arrival times at the fake Graph API of the bot's replies, by load-generator message."""
+    by_message: dict[int, list[float]] = {}
+    for key, arrived in httpx.get(f"{graph_url}/_arrivals", timeout=30).json():
+        if key and key.startswith("reply:wamid.load."):
+            by_message.setdefault(int(key.split(":")[1].rsplit(".", 1)[1]), []).append(arrived)
+    return by_message
+
+
+def _wait_replies(graph_url: str, ids: range, timeout: float) -> dict[int, list[float]]:
+    """Wait until every message in ``ids`` has a reply at the fake Graph API (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        replies = _replies_by_message(graph_url)
+        if all(i in replies for i in ids) or time.monotonic() > deadline:
+            return replies
+        time.sleep(0.25)
+
+
+def webhook_step(service: BenchService, graph_url: str, meter: CpuMeter, *, rate: float | None,
+                 n: int, offset: int, concurrency: int = 64) -> dict:
+    """One load step: ``n`` deliveries open-loop at ``rate``/s (or closed-loop at
+    ``concurrency`` when ``rate`` is None), each from a new customer so that every message
+    gets a reply; then wait until every reply reached the fake Graph API."""
+    sent_at: dict[int, float] = {}
+    customers = 10 ** 7  # one customer per message: every message is answered
+    meter.start()
+    t0 = time.monotonic()
+    if rate is None:
+        latencies = asyncio.run(fire(service.url, n, concurrency, customers, offset, sent_at))
+    else:
+        latencies = asyncio.run(fire_at_rate(service.url, n, rate, customers, offset, sent_at))
+    accepted_s = time.monotonic() - t0
+    ids = range(offset, offset + n)
+    replies = _wait_replies(graph_url, ids, timeout=max(60.0, n / 20))
+    cpu = meter.stop()
+    answered = [i for i in ids if i in replies]
+    to_reply = [(min(replies[i]) - sent_at[i]) * 1000 for i in answered]
+    last = max((min(replies[i]) for i in answered), default=t0)
+    return {"mode": "open loop" if rate else f"closed loop, concurrency {concurrency}",
+            "offered_per_s": rate, "messages": n,
+            "accepted_per_s": n / accepted_s, "processed_per_s": len(answered) / (last - t0),
+            "webhook_p50_ms": percentile(latencies, 50), "webhook_p99_ms": percentile(latencies, 99),
+            "reply_p50_ms": percentile(to_reply, 50), "reply_p99_ms": percentile(to_reply, 99),
+            "answered": len(answered),
+            "duplicated_replies": sum(len(replies[i]) > 1 for i in answered),
+            **{f"cpu_s_per_1000_{k}": v * 1000 / n for k, v in cpu.items()}}
+
+
+async def _api_load(url: str, path: str, bodies: list[dict], concurrency: int) -> list[float]:
+    """POST ``bodies`` to ``path``, ``concurrency`` at a time; latencies in ms."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            t0 = time.perf_counter()
+            r = await client.post(f"{url}{path}", json=body)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return latencies
+
+
+def api_step(service: BenchService, meter: CpuMeter, path: str, concurrency: int, n: int) -> dict:
+    """Closed-loop throughput and latency of ``/v1/analyze`` or ``/v1/decide``."""
+    if path == "/v1/analyze":
+        bodies = [{"texts": [DECIDE_TEXTS[i % len(DECIDE_TEXTS)]]} for i in range(n)]
+    else:  # 200 conversations, each a few turns long
+        bodies = [{"conversation_id": f"bench-{concurrency}-{i % 200}",
+                   "customer": {"id": f"4477009{i % 200:05d}"},
+                   "text": DECIDE_TEXTS[i % len(DECIDE_TEXTS)]} for i in range(n)]
+    meter.start()
+    t0 = time.monotonic()
+    latencies = asyncio.run(_api_load(service.url, path, bodies, concurrency))
+    elapsed = time.monotonic() - t0
+    cpu = meter.stop()
+    return {"path": path, "concurrency": concurrency, "requests": n, "per_s": n / elapsed,
+            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            **{f"cpu_s_per_1000_{k}": v * 1000 / n for k, v in cpu.items()}}
+
+
+def profile_service(service: BenchService, seconds: float, out: Path) -> subprocess.Popen | None:
+    """Start py-spy (the dev extra) on the service's processes; None when it is not installed."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        log.warning("py-spy not installed: no profile (pip install -e '.[dev]')")
+        return None
+    # --gil: only the thread holding the GIL is sampled, i.e. where the Python CPU time goes
+    # (threads waiting on the database or the network are left out).
+    return subprocess.Popen([py_spy, "record", "--pid", str(service.proc.pid), "--subprocesses",
+                             "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
+                             "--gil", "--nonblocking", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarise_profile(raw: Path, top: int = 20) -> list[dict]:
+    """Where the time goes, from py-spy's collapsed stacks: the functions with the largest share
+    of samples on top of the stack (self), and tierline's own functions (``serving.``,
+    ``nlu.``) by their share of samples anywhere on the stack (inclusive)."""
+    inclusive: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    if not total:
+        return []
+    ours = [f for f, _ in inclusive.most_common() if "(serving/" in f or "(nlu/" in f][:top]
+    return ([{"kind": "self", "function": f, "pct": 100 * c / total} for f, c in own.most_common(top)]
+            + [{"kind": "tierline, inclusive", "function": f, "pct": 100 * inclusive[f] / total}
+               for f in ours])
+
+
+def run_http_bench(admin_url: str, rates: list[float], seconds: float, workers: list[int],
+                   api_requests: int, out_dir: Path, profile: bool = True) -> dict:
+    """The whole end-to-end benchmark; writes ``http_bench.json`` / ``.md`` to ``out_dir``."""
+    import multiprocessing
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request costs CPU here
+    graph_port = free_port()
+    graph_url = f"http://127.0.0.1:{graph_port}"
+    graph = multiprocessing.get_context("spawn").Process(target=serve_fake_graph, args=(graph_port,),
+                                                         daemon=True)
+    graph.start()
+    report: dict = {"machine": machine(), "load_at_start": Path("/proc/loadavg").read_text().split()[:3],
+                    "send_rate": BENCH_SEND_RATE, "webhook": [], "api": [], "scale_out": [],
+                    "profile": []}
+    offset = 0
+    try:
+        wait_ready_port(graph_port)
+        for n_workers in workers:
+            with fresh_postgres_database(admin_url) as database_url:
+                service = BenchService(database_url, graph_url, n_workers)
+                meter = CpuMeter(service.proc.pid, database_url.rsplit("/", 1)[1])
+                try:
+                    webhook_step(service, graph_url, meter, rate=50, n=100, offset=offset)  # warm-up
+                    offset += 100
+                    closed = webhook_step(service, graph_url, meter, rate=None,
+                                          n=int(max(rates) * seconds), offset=offset)
+                    offset += closed["messages"]
+                    report["scale_out"].append({"processes": n_workers, **closed})
+                    log.info("%d process(es), closed loop: %s", n_workers, _short(closed))
+                    if n_workers != workers[0]:
+                        continue
+                    spy = profile_service(service, seconds, out_dir / "http_bench_profile.txt") \
+                        if profile else None
+                    for rate in rates:
+                        step = webhook_step(service, graph_url, meter, rate=rate,
+                                            n=int(rate * seconds), offset=offset)
+                        offset += step["messages"]
+                        report["webhook"].append({"processes": n_workers, **step})
+                        log.info("%s msg/s: %s", rate, _short(step))
+                        if spy is not None:
+                            spy.wait(seconds * 3)
+                            report["profile"] = summarise_profile(out_dir / "http_bench_profile.txt")
+                            spy = None
+                    for path in ("/v1/analyze", "/v1/decide"):
+                        for concurrency in (1, 16, 64):
+                            n = api_requests // 4 if concurrency == 1 else api_requests
+                            step = api_step(service, meter, path, concurrency, n)
+                            report["api"].append({"processes": n_workers, **step})
+                            log.info("%s c=%d: %.0f/s p99 %.1f ms", path, concurrency,
+                                     step["per_s"], step["p99_ms"])
+                finally:
+                    service.close()
+    finally:
+        graph.kill()
+    report["load_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    (out_dir / "http_bench.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "http_bench.md").write_text(http_bench_markdown(report))
+    return report
+
+
+def wait_ready_port(port: int, timeout: float = 60.0) -> None:
+    """Wait until something listens on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def machine() -> dict:
+    """CPU model and cores (what the figures depend on)."""
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
+    return {"cpu": model, "cores": os.cpu_count(), "python": sys.version.split()[0]}
+
+
+def _short(step: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in step.items()
+                     if isinstance(v, float) and not k.startswith("cpu"))
+
+
+def http_bench_markdown(report: dict) -> str:
+    """The report as Markdown tables."""
+    m = report["machine"]
+    lines = [f"# tierline end-to-end HTTP benchmark\n\n{m['cpu']}, {m['cores']} cores, Python "
+             f"{m['python']}; load average at start {' '.join(report['load_at_start'])}, at end "
+             f"{' '.join(report['load_at_end'])}. Service: `tierline serve` (PostgreSQL, sending "
+             f"at up to {report['send_rate']:.0f} msg/s to a fake Graph API process); the load "
+             "generator runs on the same cores.\n",
+             "## Webhook: signed deliveries, open loop\n",
+             "| processes | offered msg/s | accepted msg/s | processed msg/s | webhook p50 / p99 ms | "
+             "delivery→reply p50 / p99 ms | answered | duplicated | CPU s per 1,000 msgs "
+             "(service / PostgreSQL / load generator) |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in report["webhook"] + report["scale_out"]:
+        lines.append(f"| {s['processes']} | {s['offered_per_s'] or s['mode']} | {s['accepted_per_s']:.0f} | "
+                     f"{s['processed_per_s']:.0f} | {s['webhook_p50_ms']:.1f} / {s['webhook_p99_ms']:.1f} | "
+                     f"{s['reply_p50_ms']:.0f} / {s['reply_p99_ms']:.0f} | {s['answered']}/{s['messages']} | "
+                     f"{s['duplicated_replies']} | {s['cpu_s_per_1000_service']:.1f} / "
+                     f"{s['cpu_s_per_1000_postgres']:.1f} / {s['cpu_s_per_1000_loadgen']:.1f} |")
+    lines += ["\n## /v1/analyze and /v1/decide, closed loop\n",
+              "| processes | route | concurrency | requests | req/s | p50 / p99 ms | CPU s per 1,000 "
+              "(service / PostgreSQL / load generator) |", "|---|---|---|---|---|---|---|"]
+    for s in report["api"]:
+        lines.append(f"| {s['processes']} | `{s['path']}` | {s['concurrency']} | {s['requests']} | "
+                     f"{s['per_s']:.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | "
+                     f"{s['cpu_s_per_1000_service']:.1f} / {s['cpu_s_per_1000_postgres']:.1f} / "
+                     f"{s['cpu_s_per_1000_loadgen']:.1f} |")
+    if report["profile"]:
+        lines += ["\n## Where the service's CPU goes (py-spy --gil, first open-loop step)\n",
+                  "| | function | % of samples |", "|---|---|---|"]
+        lines += [f"| {p['kind']} | `{p['function'][:110]}` | {p['pct']:.1f} |" for p in report["profile"]]
+    return "\n".join(lines) + "\n"

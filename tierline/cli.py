@@ -425,6 +425,29 @@ def bench_webhook(messages: int = 1000, concurrency: int = 16, customers: int = 
                            for k, v in result.items()}, indent=2))
 
 
+@bench_app.command("http")
+def bench_http(
+        database_url: Annotated[str, typer.Option(
+            envvar="TIERLINE_BENCH_POSTGRES_URL",
+            help="PostgreSQL server (a database on it to connect to); each run creates and drops its own")
+        ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+        rates: Annotated[str, typer.Option(help="open-loop webhook rates, msg/s")] = "100,200,300,400",
+        seconds: Annotated[float, typer.Option(min=1, help="length of each rate step")] = 10,
+        workers: Annotated[str, typer.Option(help="service processes to compare (closed-loop ceiling)")] = "1,2",
+        api_requests: Annotated[int, typer.Option(min=16, help="requests per /v1 step (a quarter at concurrency 1)")] = 1000,
+        profile: Annotated[bool, typer.Option(help="py-spy profile of the first rate step")] = True,
+        out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
+    """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
+    to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
+    setup_logging()
+    from serving.loadgen import run_http_bench
+
+    report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
+                            [int(w) for w in workers.split(",")], api_requests, out, profile)
+    typer.echo((out / "http_bench.md").read_text())
+    typer.echo(f"load average: {' '.join(report['load_at_start'])} -> {' '.join(report['load_at_end'])}")
+
+
 @app.command("mlflow-ui")
 def mlflow_ui(port: int = 5000) -> None:
     """Open the MLflow UI on the tracking store (local mlflow.db unless MLFLOW_TRACKING_URI)."""

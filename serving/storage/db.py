@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Key of the PostgreSQL advisory lock that serialises migrations across processes.
+MIGRATION_LOCK_KEY = 7_215_090_404
 
 
 def normalise_url(url: str) -> str:
@@ -56,14 +58,38 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        Several processes start at once (``tierline serve --workers N``): one migrates while
+        the others wait on a lock (a PostgreSQL advisory lock held by the migration's
+        transaction; a file lock beside an SQLite database), then find the schema up to date.
+        Without it, two processes created the same tables and one of them failed to start.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.engine.begin() as connection:
+        with self._migration_file_lock(), self.engine.begin() as connection:
+            if not self.is_sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         log.info("database schema up to date (%s)", self.engine.url.render_as_string(hide_password=True))
+
+    @contextmanager
+    def _migration_file_lock(self) -> Iterator[None]:
+        """An exclusive lock on ``<database file>.migrate.lock`` (SQLite files only)."""
+        database = self.engine.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{database}.migrate.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
