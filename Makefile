@@ -16,7 +16,7 @@ help:
 	@echo "make test   set up .venv (runtime + train + dev) and run the test suite"
 	@echo "make train  fine-tune, export, quantise, calibrate and ship models/nlu (long)"
 	@echo "make eval   evaluate models/nlu against baselines -> reports/"
-	@echo "make bench  latency/throughput: ONNX int8 vs fp32 vs torch eager -> reports/"
+	@echo "make bench  latency/throughput: ONNX int8 vs fp32 vs torch eager, end-to-end HTTP -> reports/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -51,6 +51,7 @@ eval: $(VENV)/.train
 bench: $(VENV)/.train
 	$(BIN)/tierline bench nlu --messages 1000
 	$(BIN)/tierline bench turn --messages 1000
+	$(BIN)/tierline bench http  # needs PostgreSQL: TIERLINE_BENCH_POSTGRES_URL (default postgres@127.0.0.1:5432)
 
 clean:
 	rm -rf $(VENV) runs reports .pytest_cache
