@@ -20,6 +20,8 @@ from nlu.labels import INTENT_LABELS
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: The shipped default bundle (``models/nlu`` in the repository).
 DEFAULT_BUNDLE_DIR = MODELS_DIR / "nlu"
+#: The multilingual bundle (multilingual-e5-small, en/it/es/pt; see models/README.md).
+MULTILINGUAL_BUNDLE_DIR = MODELS_DIR / "nlu-multilingual"
 #: The shipped escalation policy (``models/policy``).
 DEFAULT_POLICY_DIR = MODELS_DIR / "policy"
 POLICY_FILE = "policy.json"
