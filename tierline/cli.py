@@ -431,7 +431,7 @@ def bench_http(
             envvar="TIERLINE_BENCH_POSTGRES_URL",
             help="PostgreSQL server (a database on it to connect to); each run creates and drops its own")
         ] = "postgresql://postgres@127.0.0.1:5432/postgres",
-        rates: Annotated[str, typer.Option(help="open-loop webhook rates, msg/s")] = "100,200,300,400",
+        rates: Annotated[str, typer.Option(help="open-loop webhook rates, msg/s")] = "50,100,200,300",
         seconds: Annotated[float, typer.Option(min=1, help="length of each rate step")] = 10,
         workers: Annotated[str, typer.Option(help="service processes to compare (closed-loop ceiling)")] = "1,2",
         api_requests: Annotated[int, typer.Option(min=16, help="requests per /v1 step (a quarter at concurrency 1)")] = 1000,
