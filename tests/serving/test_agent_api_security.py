@@ -150,8 +150,8 @@ def test_sql_shaped_values_elsewhere_are_422_and_stored_text_stays_text(service,
         assert call(service, "GET", "/v1/agent/tickets", headers=admin, params=params).status_code == 422
     for path in ("/v1/agent/tickets/1%20OR%201=1", "/v1/agent/tickets/-1", "/v1/agent/tickets/99999999999"):
         assert call(service, "GET", path, headers=admin).status_code == 422
-    r = call(service, "POST", f"/v1/agent/tickets/{billing_ticket}/transfer", {"team": "billing'; DROP TABLE tickets; --"},
-             headers=admin)
+    r = call(service, "POST", f"/v1/agent/tickets/{billing_ticket}/transfer",
+             {"team": "billing'; DROP TABLE tickets; --"}, headers=admin)
     assert r.status_code == 422 and "unknown team" in r.json()["detail"]
     note = "x'); DELETE FROM tickets; --"
     r = call(service, "PUT", f"/v1/agent/tickets/{billing_ticket}/label",

@@ -142,7 +142,8 @@ def stored_text(service, wamid: str) -> str:
 @pytest.mark.parametrize("name, text, stored", [
     ("50k characters", ("where is my order? " * 2700)[:50_000], None),
     ("emoji", "👍🏽 where is my order 👨‍👩‍👧‍👦🇮🇹 ?!", None),
-    ("right to left", "\u202eأين طلبي؟ \u05d0\u05d9\u05e4\u05d4 \u05d4\u05d4\u05d6\u05de\u05e0\u05d4 \u05e9\u05dc\u05d9", None),
+    ("right to left", "\u202eأين طلبي؟ "
+                      "\u05d0\u05d9\u05e4\u05d4 \u05d4\u05d4\u05d6\u05de\u05e0\u05d4 \u05e9\u05dc\u05d9", None),
     # PostgreSQL text cannot hold NUL: both databases store U+FFFD (it used to be a 503 forever).
     ("NUL character", "where\x00is my order", "where\ufffdis my order"),
 ])
