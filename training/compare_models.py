@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Hand-written, hand-checked it/es/pt customer-support messages with their intent and whether
 #: the escalation brain should hand them to a person (blank: not asserted).
-HANDCHECKED_FILE = Path(__file__).resolve().parent.parent / "data" / "handchecked" / "support_it_es_pt.csv"
+HANDCHECKED_FILE = (Path(__file__).resolve().parent.parent / "data" / "handchecked"
+                    / "support_it_es_pt.csv")
 
 
 def read_handchecked(path: Path = HANDCHECKED_FILE) -> list[dict[str, str]]:
@@ -63,10 +65,10 @@ def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> 
         _, logit = analyzer.raw_logits(x_texts)
         by_language[code] = round(float(roc_auc_score(x_y, logit)), 4)
     checked = [r for r in read_handchecked() if r["intent"]]
-    checked_pred = analyzer.analyze([r["text"] for r in checked])
-    handchecked = {lang: round(float(np.mean([p.intent == r["intent"] for r, p in zip(checked, checked_pred)
-                                              if r["language"] == lang])), 4)
-                   for lang in sorted({r["language"] for r in checked})}
+    right = defaultdict(list)
+    for row, result in zip(checked, analyzer.analyze([r["text"] for r in checked])):
+        right[row["language"]].append(result.intent == row["intent"])
+    handchecked = {lang: round(float(np.mean(v)), 4) for lang, v in sorted(right.items())}
     latency = latency_ms(lambda batch: analyzer.analyze(batch), latency_messages)
     size_mb = (Path(model_dir) / config.model_file).stat().st_size / 2**20
     return {
