@@ -55,6 +55,12 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def cut(self) -> None:
+        # shutdown() first: close() alone neither wakes the thread blocked in accept() nor
+        # stops the kernel from accepting on the port while that call holds the socket.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             for conn in self._conns:
