@@ -70,9 +70,15 @@ class OutboxSender(BackgroundLoop):
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
+        # A row left 'sending' by a process that died may have reached Meta; its status
+        # webhook (retried by Meta while we were down) reconciles it. Give those retries one
+        # full lease after this process starts before treating any such row as lost, or a
+        # restart slower than the lease would resend messages that were delivered.
+        self._requeue_from = time.monotonic() + lease_seconds
 
     def housekeeping(self) -> None:
-        self.requeue_unconfirmed()
+        if time.monotonic() >= self._requeue_from:
+            self.requeue_unconfirmed()
 
     def step(self) -> bool:
         return self.send_once()

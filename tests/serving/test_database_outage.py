@@ -43,6 +43,7 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._generation = 0  # bumped by cut(): a connection accepted just before is dropped
         self.restore()
 
     def restore(self) -> None:
@@ -52,7 +53,8 @@ class TcpProxy:
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        threading.Thread(target=self._accept, args=(listener, self._generation),
+                         daemon=True).start()
 
     def cut(self) -> None:
         # shutdown() first: close() alone neither wakes the thread blocked in accept() nor
@@ -63,6 +65,7 @@ class TcpProxy:
             pass
         self._listener.close()
         with self._lock:
+            self._generation += 1
             for conn in self._conns:
                 try:
                     conn.shutdown(socket.SHUT_RDWR)
@@ -71,7 +74,7 @@ class TcpProxy:
                 conn.close()
             self._conns.clear()
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: socket.socket, generation: int) -> None:
         while True:
             try:
                 client, _ = listener.accept()
@@ -83,6 +86,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if generation != self._generation:  # cut() ran while this one was connecting
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
