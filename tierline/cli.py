@@ -271,23 +271,12 @@ def simulate_labels(database_url: Annotated[str, typer.Option(help="database to 
     """Fill a service database with replayed simulated conversations and a simulated agent's
     labels (for trying `tierline retrain` without real agents)."""
     setup_logging()
-    import random
-
     from nlu.engine import TurnEngine
-    from serving.storage.db import Database
-    from training.agent_sim import SimulatedAgent, replay_conversations
-    from training.simulator import SIMULATED_DIR, load_rows
+    from training.agent_sim import fill_with_labels
 
-    rows = load_rows(SIMULATED_DIR / "policy_train.jsonl")
-    ids = sorted({r["conversation_id"] for r in rows})
-    random.Random(seed).shuffle(ids)
-    chosen = set(ids[:conversations])
-    db = Database(database_url)
-    db.migrate()
-    engine = TurnEngine.load()
-    by_wamid = replay_conversations(db, engine, [r for r in rows if r["conversation_id"] in chosen])
-    agent = SimulatedAgent(billing_needs_human_for_non_vip=billing_needs_human_for_non_vip, seed=seed)
-    typer.echo(f"{agent.label_tickets(db, engine, by_wamid)} labels written to {database_url}")
+    filled = fill_with_labels(database_url, TurnEngine.load(), conversations, seed,
+                              billing_needs_human_for_non_vip)
+    typer.echo(f"{filled.labels} labels written to {database_url}")
 
 
 @evaluate_app.command("policy")

@@ -137,3 +137,37 @@ class SimulatedAgent:
                 written += 1
         log.info("simulated agent wrote %d labels", written)
         return written
+
+
+@dataclass
+class DemoLabels:
+    """What :func:`fill_with_labels` wrote, and the simulated rows it left for bootstrapping."""
+
+    labels: int
+    bootstrap_rows: list[dict]
+
+
+def fill_with_labels(database_url: str, engine: TurnEngine, conversations: int = 400,
+                     seed: int = 0, billing_needs_human_for_non_vip: bool = False) -> DemoLabels:
+    """Replay ``conversations`` simulated training conversations (drawn with ``seed``) into a
+    service database (migrated here) and let a :class:`SimulatedAgent` label their tickets.
+
+    The rest of the simulated training rows come back as ``bootstrap_rows``, so a retrain can
+    keep the replayed conversations out of its bootstrap set.
+    """
+    from training.simulator import SIMULATED_DIR, load_rows
+
+    rows = load_rows(SIMULATED_DIR / "policy_train.jsonl")
+    ids = sorted({r["conversation_id"] for r in rows})
+    random.Random(seed).shuffle(ids)
+    chosen = set(ids[:conversations])
+    db = Database(database_url)
+    try:
+        db.migrate()
+        by_wamid = replay_conversations(db, engine, [r for r in rows if r["conversation_id"] in chosen])
+        agent = SimulatedAgent(billing_needs_human_for_non_vip=billing_needs_human_for_non_vip,
+                               seed=seed)
+        written = agent.label_tickets(db, engine, by_wamid)
+    finally:
+        db.dispose()
+    return DemoLabels(written, [r for r in rows if r["conversation_id"] not in chosen])

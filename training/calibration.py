@@ -75,3 +75,35 @@ def reliability_curve(confidence: np.ndarray, correct: np.ndarray, bins: int = 1
         conf.append(float(confidence[sel].mean()) if sel.any() else np.nan)
         acc.append(float(np.asarray(correct)[sel].mean()) if sel.any() else np.nan)
     return np.array(conf), np.array(acc), np.array(count)
+
+
+def plot_reliability(confidence: np.ndarray, accuracy: np.ndarray, count: np.ndarray, *,
+                     title: str, xlabel: str, ylabel: str, label: str, path=None,
+                     size_by_count: bool = False, figsize: float = 5.0):
+    """Draw one reliability diagram (per-bin confidence vs accuracy, empty bins skipped).
+
+    Saved to ``path`` and closed when given (headless, for reports); returned open otherwise
+    (a notebook shows it). ``size_by_count`` draws bins as dots sized by how many rows they hold.
+    """
+    import matplotlib
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf, acc, count = (np.asarray(a, dtype=float) for a in (confidence, accuracy, count))
+    ok = count > 0
+    fig, ax = plt.subplots(figsize=(figsize, figsize))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    if size_by_count:
+        ax.scatter(conf[ok], acc[ok], s=10 + 3 * count[ok], label=label)
+    else:
+        ax.plot(conf[ok], acc[ok], "o-", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="upper left" if size_by_count else "best")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig

@@ -24,7 +24,7 @@ from nlu.analyzer import Analyzer
 from nlu.bundle import DEFAULT_BUNDLE_DIR, load_bundle_config
 from nlu.cues import NEGATIVE_WORDS, extract_cues
 from nlu.labels import INTENT_LABELS, OUT_OF_SCOPE
-from training.calibration import expected_calibration_error, reliability_curve
+from training.calibration import expected_calibration_error, plot_reliability, reliability_curve
 from training.data import load_frustration_data, load_intent_data
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def evaluate_nlu(model_dir: Path | None = None, split: str = "test", out_dir: Pa
     report["summary"] = summarise(report)
     (out_dir / "nlu_eval.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_confusion(labels, pred, out_dir / "nlu_confusion.png")
-    plot_reliability(conf, np.array(labels) == np.array(pred), out_dir / "nlu_reliability.png")
+    plot_intent_reliability(conf, np.array(labels) == np.array(pred),
+                            out_dir / "nlu_reliability.png")
     log.info("wrote %s", out_dir / "nlu_eval.json")
     return report
 
@@ -192,21 +193,9 @@ def plot_confusion(y_true: list[str], y_pred: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_reliability(confidence: np.ndarray, correct: np.ndarray, path: Path) -> None:
+def plot_intent_reliability(confidence: np.ndarray, correct: np.ndarray, path: Path) -> None:
     """Reliability diagram of the top-1 intent confidence."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    conf, acc, count = reliability_curve(confidence, correct)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    ok = count > 0
-    ax.plot(conf[ok], acc[ok], "o-", label="model")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Intent reliability (ECE {expected_calibration_error(confidence, correct):.3f})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ece = expected_calibration_error(confidence, correct)
+    plot_reliability(*reliability_curve(confidence, correct), path=path,
+                     title=f"Intent reliability (ECE {ece:.3f})", xlabel="confidence",
+                     ylabel="accuracy", label="model")

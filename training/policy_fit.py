@@ -23,7 +23,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from nlu.bundle import POLICY_FILE
 from nlu.flow import load_flow
 from nlu.policy import FEATURE_NAMES, MONOTONE, PolicyArtifact
-from training.calibration import expected_calibration_error, reliability_curve
+from training.calibration import expected_calibration_error, plot_reliability, reliability_curve
 from training.evaluate import keyword_frustration
 
 log = logging.getLogger(__name__)
@@ -210,23 +210,10 @@ def save_policy(artifact: PolicyArtifact, folder: Path) -> Path:
 
 def plot_policy_reliability(report: dict, path: Path) -> None:
     """Reliability diagram of P(escalate) on the held-out simulated turns."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rel = report["reliability"]
-    conf, acc, count = (np.array(rel[k], dtype=float) for k in ("confidence", "accuracy", "count"))
-    ok = count > 0
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    ax.plot(conf[ok], acc[ok], "o-", label="policy")
-    ax.set_xlabel("P(escalate)")
-    ax.set_ylabel("share labelled 'escalate'")
-    ax.set_title(f"Escalation policy reliability (ECE {report['policy']['ece']:.3f})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_reliability(rel["confidence"], rel["accuracy"], rel["count"], path=path,
+                     title=f"Escalation policy reliability (ECE {report['policy']['ece']:.3f})",
+                     xlabel="P(escalate)", ylabel="share labelled 'escalate'", label="policy")
 
 
 def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: int = 29,

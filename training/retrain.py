@@ -34,7 +34,7 @@ from sklearn.metrics import brier_score_loss, log_loss
 
 from nlu.flow import BotFlow, load_flow
 from nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyArtifact
-from training.calibration import expected_calibration_error
+from training.calibration import expected_calibration_error, plot_reliability
 from training.policy_fit import fit_policy, to_artifact
 
 log = logging.getLogger(__name__)
@@ -229,26 +229,11 @@ def describe_labels(rows: list[dict], champion: EscalationPolicy, worst: int = 1
 
 def plot_label_reliability(summary: dict, path: Path | None = None):
     """Reliability diagram of the champion's P(escalate) against agent labels."""
-    import matplotlib
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rel = summary["reliability"]
-    conf, acc, count = (np.array(rel[k], dtype=float) for k in ("confidence", "accuracy", "count"))
-    ok = count > 0
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    ax.scatter(conf[ok], acc[ok], s=10 + 3 * count[ok], label="champion (size = labels)")
-    ax.set_xlabel("champion P(escalate)")
-    ax.set_ylabel("share agents said 'needed'")
-    ax.set_title(f"Champion vs agent labels (ECE {summary['ece']:.3f})")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
+    return plot_reliability(rel["confidence"], rel["accuracy"], rel["count"], path=path,
+                            title=f"Champion vs agent labels (ECE {summary['ece']:.3f})",
+                            xlabel="champion P(escalate)", ylabel="share agents said 'needed'",
+                            label="champion (size = labels)", size_by_count=True, figsize=4.5)
 
 
 # --- disputes and fitting -------------------------------------------------------------------

@@ -6,7 +6,6 @@ move the policy that way, promote it, and reject a challenger trained on shuffle
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from nlu.policy import EscalationPolicy
 from serving.storage.db import Database
 from serving.storage.models import Decision, EscalationLabel
 from training import tracking
-from training.agent_sim import SimulatedAgent, replay_conversations
+from training.agent_sim import fill_with_labels
 from training.retrain import (
     RetrainConfig,
     export_labels,
@@ -35,19 +34,9 @@ N_CONVERSATIONS = 400
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory, analyzer):
     """A service database with 400 replayed conversations and the simulated agent's labels."""
-    rows = load_rows(SIMULATED_DIR / "policy_train.jsonl")
-    conversations = sorted({r["conversation_id"] for r in rows})
-    random.Random(0).shuffle(conversations)
-    chosen = set(conversations[:N_CONVERSATIONS])
     url = f"sqlite:///{tmp_path_factory.mktemp('svc') / 'tierline.db'}"
-    db = Database(url)
-    db.migrate()
-    engine = TurnEngine.load(analyzer=analyzer)
-    by_wamid = replay_conversations(db, engine, [r for r in rows if r["conversation_id"] in chosen])
-    written = SimulatedAgent(billing_needs_human_for_non_vip=False).label_tickets(db, engine, by_wamid)
-    db.dispose()
-    bootstrap = [r for r in rows if r["conversation_id"] not in chosen]
-    return {"url": url, "written": written, "bootstrap": bootstrap}
+    filled = fill_with_labels(url, TurnEngine.load(analyzer=analyzer), N_CONVERSATIONS)
+    return {"url": url, "written": filled.labels, "bootstrap": filled.bootstrap_rows}
 
 
 @pytest.fixture()
