@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from tests.conftest import free_port
+from serving.loadgen import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (
     APP_SECRET,
@@ -35,18 +35,6 @@ def start_service(env: dict) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wait_ready(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("service did not become ready")
-
-
 def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(database_url):
     graph = FakeGraphAPI()
     port = free_port()
@@ -56,7 +44,7 @@ def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(database_url):
                       TIERLINE_JOB_LEASE_SECONDS="2", TIERLINE_SENDING_LEASE_SECONDS="4",
                       TIERLINE_WHATSAPP_RETRY_BASE_SECONDS="0.05")
     proc = start_service(env)
-    wait_ready(url)
+    wait_ready(url, timeout=90)
     customers = [f"4477009{n:05d}" for n in range(N)]
     acknowledged: set[str] = set()
     attempts = collections.Counter()

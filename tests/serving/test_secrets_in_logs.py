@@ -20,10 +20,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from serving.loadgen import free_port, wait_ready
 from serving.routes.agents import create_agent
 from serving.storage.db import Database
 from serving.storage.models import utcnow
-from tests.conftest import free_port
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (
     ACCESS_TOKEN,
@@ -34,7 +34,6 @@ from tests.serving.fakes import (
     message,
     sign,
 )
-from tests.serving.test_crash_recovery import wait_ready
 
 CUSTOMER = "447700900321"
 DECIDE_CUSTOMER = "+393331234567"
@@ -107,7 +106,7 @@ def test_no_secret_or_phone_number_in_debug_logs_or_error_bodies(tmp_path, log_f
         proc = subprocess.Popen([sys.executable, "-m", "tierline", "serve"], env=env,
                                 stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            wait_ready(url)
+            wait_ready(url, timeout=90)
             answers = drive_every_flow(url, graph, tokens)
         finally:
             proc.terminate()

@@ -12,9 +12,9 @@ import time
 import httpx
 from sqlalchemy import create_engine, func, select
 
+from serving.loadgen import free_port, wait_ready
 from serving.storage.db import normalise_url
 from serving.storage.models import Decision, Job
-from tests.conftest import free_port
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (
     FakeGraphAPI,
@@ -22,7 +22,6 @@ from tests.serving.fakes import (
     message,
     sign,
 )
-from tests.serving.test_crash_recovery import wait_ready
 
 N = 200
 
@@ -37,7 +36,7 @@ def test_two_processes_share_the_queue_without_double_processing(database_url):
             procs.append(subprocess.Popen([sys.executable, "-m", "tierline", "serve"],
                                           env={**base, "TIERLINE_PORT": str(port)},
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_ready(f"http://127.0.0.1:{port}")
+            wait_ready(f"http://127.0.0.1:{port}", timeout=90)
         customers = [f"4477009{n:05d}" for n in range(N)]
 
         def deliver(i: int) -> int:
