@@ -8,6 +8,7 @@ its reasons, and the new conversation state. No I/O happens here.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -127,6 +128,16 @@ class TurnEngine:
         return (choice == MENU_AGENT
                 or asks_for_human(text, self.flow.escalation.explicit_keywords)
                 or (analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7))
+
+    def analyze_turns(self, states: Sequence[ConversationState], texts: Sequence[str]
+                      ) -> list[AnalysisResult]:
+        """Analyse several customers' messages in one model call (the worker's batches).
+
+        Pass each result to ``turn(..., analysis=...)`` with the same state and text.
+        """
+        if len(states) != len(texts):
+            raise ValueError("one state per text")
+        return self.analyzer.analyze(list(texts))
 
     def turn(self, state: ConversationState, text: str, now: datetime | None = None,
              button_id: str | None = None, analysis: AnalysisResult | None = None,
