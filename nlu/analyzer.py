@@ -43,11 +43,15 @@ class AnalysisResult:
     warnings: list[str] = field(default_factory=list)
     #: L2-normalised sentence embedding from the same encoder pass (for FAQ similarity).
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: ``Analyzer.name`` of the model that produced it: a policy may only read the outputs of
+    #: the bundle it was fitted on (the turn engine checks when it routes by language).
+    model: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """Plain-JSON form (what the CLI prints and the API returns); no embedding."""
         out = asdict(self)
         out.pop("embedding")
+        out.pop("model")
         return out
 
 
@@ -98,7 +102,9 @@ class Analyzer:
     """Runs the exported intent + frustration model on batches of texts."""
 
     def __init__(self, config: BundleConfig, tokenizer: Tokenizer, session: ort.InferenceSession,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, name: str | None = None) -> None:
+        #: Which model this is, stamped on its results (the bundle folder when loaded from one).
+        self.name = name or f"analyzer-{id(self):x}"
         self.config = config
         self.tokenizer = tokenizer
         self.session = session
@@ -121,7 +127,8 @@ class Analyzer:
         tokenizer = make_tokenizer(bundle / TOKENIZER_FILE, config.max_length)
         session = make_session(bundle / (model_file or config.model_file), threads=threads)
         log.info("loaded NLU bundle %s (%s)", bundle, model_file or config.model_file)
-        return cls(config, tokenizer, session, batch_size=batch_size)
+        return cls(config, tokenizer, session, batch_size=batch_size,
+                   name=f"{bundle.resolve()}:{model_file or config.model_file}")
 
     def analyze(self, texts: Sequence[str]) -> list[AnalysisResult]:
         """Analyse each text; one result per text, in order.
@@ -154,7 +161,7 @@ class Analyzer:
         intents[OUT_OF_SCOPE] = 1.0
         return AnalysisResult(intent=OUT_OF_SCOPE, intent_confidence=1.0, intents=intents,
                               frustration=0.0, frustrated=False, cues=[], empty=True,
-                              warnings=["empty text: nothing to classify"])
+                              warnings=["empty text: nothing to classify"], model=self.name)
 
     def raw_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated ``(intent_logits [n, k], frustration_logit [n])`` for ``texts``.
@@ -231,6 +238,7 @@ class Analyzer:
                 frustrated=bool(p_frus >= self.config.frustration_threshold),
                 cues=list(cue.fired),
                 truncated=truncated,
+                model=self.name,
                 warnings=warnings,
                 embedding=None if embedding is None else embedding[n],
             ))

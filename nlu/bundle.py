@@ -24,6 +24,10 @@ DEFAULT_BUNDLE_DIR = MODELS_DIR / "nlu"
 MULTILINGUAL_BUNDLE_DIR = MODELS_DIR / "nlu-multilingual"
 #: The shipped escalation policy (``models/policy``).
 DEFAULT_POLICY_DIR = MODELS_DIR / "policy"
+#: The policy fitted on the multilingual bundle's outputs (a policy runs with its own bundle).
+MULTILINGUAL_POLICY_DIR = MODELS_DIR / "policy-multilingual"
+#: Languages the shipped service sends to the multilingual pair; English stays on the default.
+MULTILINGUAL_LANGUAGES = ("it", "es", "pt")
 POLICY_FILE = "policy.json"
 #: Names of the two models in an MLflow registry (training registers, serving loads champions).
 REGISTERED_NLU_MODEL = "tierline-nlu"

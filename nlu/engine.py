@@ -8,12 +8,14 @@ its reasons, and the new conversation state. No I/O happens here.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from nlu.analyzer import AnalysisResult, Analyzer
+from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES, MULTILINGUAL_POLICY_DIR
 from nlu.bot import MENU_AGENT, MENU_DIGITS, ConversationState, MenuBot, Reply
 from nlu.directory import (
     CsvCustomerDirectory,
@@ -77,34 +79,129 @@ class TurnResult:
         }
 
 
+@dataclass
+class ModelStack:
+    """One NLU bundle with the policy fitted on its outputs and a bot whose FAQ index holds that
+    encoder's embeddings: the three must never be mixed across bundles."""
+
+    analyzer: Analyzer
+    policy: EscalationPolicy
+    bot: MenuBot
+
+
+@dataclass(frozen=True)
+class LanguageRoute:
+    """Conversations in ``languages`` go to this NLU bundle and the policy fitted on it.
+
+    The shipped service routes Italian, Spanish and Portuguese to the multilingual pair and
+    keeps English on the English one (measured better and 3x faster on English; models/README.md).
+    """
+
+    languages: tuple[str, ...]
+    nlu_dir: Path
+    policy_dir: Path
+
+
+class LazyStack:
+    """A model stack loaded on first use (an English-only deployment never loads the second
+    encoder); thread-safe, loaded once."""
+
+    def __init__(self, load: Callable[[], ModelStack]) -> None:
+        self._load = load
+        self._stack: ModelStack | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._stack is not None
+
+    def get(self) -> ModelStack:
+        if self._stack is None:
+            with self._lock:
+                if self._stack is None:
+                    self._stack = self._load()
+        return self._stack
+
+
 class TurnEngine:
-    """Analyzer + policy + bot, configured by one flow file."""
+    """Analyzer + policy + bot, configured by one flow file.
+
+    With a :class:`LanguageRoute`, each turn runs on the model stack of the conversation's
+    language (detected from the message before the analysis, see :mod:`nlu.language`).
+    """
 
     def __init__(self, flow: BotFlow, analyzer: Analyzer, policy: EscalationPolicy,
-                 bot: MenuBot, customers: CustomerDirectory) -> None:
+                 bot: MenuBot, customers: CustomerDirectory,
+                 route: tuple[LanguageRoute, LazyStack] | None = None) -> None:
         self.flow = flow
-        self.analyzer = analyzer
-        self.policy = policy
-        self.bot = bot
+        self.primary = ModelStack(analyzer, policy, bot)
+        self.route = route
         self.customers = customers
+
+    @property
+    def analyzer(self) -> Analyzer:
+        """The primary (default-language) analyzer."""
+        return self.primary.analyzer
+
+    @property
+    def policy(self) -> EscalationPolicy:
+        """The primary (default-language) policy."""
+        return self.primary.policy
+
+    @property
+    def bot(self) -> MenuBot:
+        return self.primary.bot
 
     @classmethod
     def load(cls, flow_path: str | Path | None = None, nlu_dir: str | Path | None = None,
              policy_dir: str | Path | None = None, analyzer: Analyzer | None = None,
              orders: OrderLookup | None = None, customers: CustomerDirectory | None = None,
-             policy_artifact: PolicyArtifact | None = None) -> TurnEngine:
-        """Build from the flow file and model folders (defaults: the shipped ones).
+             policy_artifact: PolicyArtifact | None = None, route: LanguageRoute | None = None,
+             threads: int = 1) -> TurnEngine:
+        """Build from the flow file and model folders (defaults: the shipped English pair).
 
         ``policy_artifact`` replaces the policy folder (the simulator passes an untrained one).
+        ``route`` sends some languages to another bundle and its policy, loaded on first use
+        (:meth:`shipped` builds the service's default routing).
         """
         flow = load_flow(flow_path)
-        analyzer = analyzer or Analyzer.load(nlu_dir)
+        orders = orders or CsvOrderLookup(flow.path(flow.orders.file))
+        analyzer = analyzer or Analyzer.load(nlu_dir, threads=threads)
         policy = (EscalationPolicy(policy_artifact, flow.escalation) if policy_artifact
                   else EscalationPolicy.load(flow.escalation, policy_dir))
+        routed = None
+        if route is not None:
+            routed = (route, LazyStack(lambda: cls._stack(
+                flow, Analyzer.load(route.nlu_dir, threads=threads),
+                EscalationPolicy.load(flow.escalation, route.policy_dir), orders)))
+        stack = cls._stack(flow, analyzer, policy, orders)
+        return cls(flow, stack.analyzer, stack.policy, stack.bot,
+                   customers or CsvCustomerDirectory(flow.path(flow.customers.file)), routed)
+
+    @classmethod
+    def shipped(cls, flow_path: str | Path | None = None, **kwargs) -> TurnEngine:
+        """The service's default: the English pair, with it/es/pt routed to the multilingual
+        bundle and its policy (what ``make run`` serves)."""
+        return cls.load(flow_path, route=LanguageRoute(
+            MULTILINGUAL_LANGUAGES, MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR), **kwargs)
+
+    @staticmethod
+    def _stack(flow: BotFlow, analyzer: Analyzer, policy: EscalationPolicy, orders: OrderLookup
+               ) -> ModelStack:
         faq = FaqIndex.load(flow.path(flow.faq.file), analyzer, flow.faq.min_similarity)
-        bot = MenuBot(flow, orders or CsvOrderLookup(flow.path(flow.orders.file)), faq)
-        return cls(flow, analyzer, policy, bot,
-                   customers or CsvCustomerDirectory(flow.path(flow.customers.file)))
+        return ModelStack(analyzer, policy, MenuBot(flow, orders, faq))
+
+    def stack_for(self, language: str) -> ModelStack:
+        """The model stack that serves conversations in ``language``."""
+        if self.route is not None and language in self.route[0].languages:
+            return self.route[1].get()
+        return self.primary
+
+    def language_of(self, state: ConversationState, text: str) -> str:
+        """The conversation's language after ``text`` (a locked language never changes)."""
+        if state.language_locked:
+            return state.language
+        return guess_language(text, self.flow.languages, state.language)
 
     def new_state(self, conversation_id: str, customer_id: str = "", tier: str | None = None,
                   language: str | None = None) -> ConversationState:
@@ -131,13 +228,34 @@ class TurnEngine:
 
     def analyze_turns(self, states: Sequence[ConversationState], texts: Sequence[str]
                       ) -> list[AnalysisResult]:
-        """Analyse several customers' messages in one model call (the worker's batches).
-
-        Pass each result to ``turn(..., analysis=...)`` with the same state and text.
-        """
+        """Analyse several customers' messages with one model call per model stack (the
+        worker's batches). Pass each result to ``turn(..., analysis=...)`` with the same state
+        and text."""
         if len(states) != len(texts):
             raise ValueError("one state per text")
-        return self.analyzer.analyze(list(texts))
+        return self.analyze_texts(texts, [self.language_of(s, t) for s, t in zip(states, texts)])
+
+    def analyze_texts(self, texts: Sequence[str], languages: Sequence[str] | None = None
+                      ) -> list[AnalysisResult]:
+        """Analyse ``texts`` on the stacks of their ``languages`` (default: detected from each
+        text alone, falling back to the flow's default language). For callers without
+        conversation state (``/v1/analyze``, the simulator, batch evaluation); ``turn`` redoes
+        an analysis that came from another stack than the conversation's."""
+        texts = list(texts)
+        if self.route is None:
+            return self.primary.analyzer.analyze(texts)
+        if languages is None:
+            default = self.flow.default_language
+            languages = [guess_language(t, self.flow.languages, default) for t in texts]
+        groups: dict[int, tuple[ModelStack, list[int]]] = {}
+        for i, language in enumerate(languages):
+            stack = self.stack_for(language)
+            groups.setdefault(id(stack), (stack, []))[1].append(i)
+        results: list[AnalysisResult | None] = [None] * len(texts)
+        for stack, idx in groups.values():
+            for i, result in zip(idx, stack.analyzer.analyze([texts[i] for i in idx])):
+                results[i] = result
+        return results  # type: ignore[return-value]
 
     def turn(self, state: ConversationState, text: str, now: datetime | None = None,
              button_id: str | None = None, analysis: AnalysisResult | None = None,
@@ -150,33 +268,34 @@ class TurnEngine:
         """
         now = now or datetime.now(timezone.utc)
         state = copy.deepcopy(state)
-        analysis = analysis or self.analyzer.analyze([text])[0]
-        if not state.language_locked and not analysis.empty:
-            state.language = guess_language(text, self.flow.languages, state.language)
+        state.language = self.language_of(state, text)
+        stack = self.stack_for(state.language)
+        if analysis is None or (self.route is not None and analysis.model != stack.analyzer.name):
+            analysis = stack.analyzer.analyze([text])[0]
         state.remember("customer", text, now.isoformat())
 
         if state.step == "with_agent":
             # The agent has the conversation: the bot stays quiet and the decision stands.
-            decision = self.policy.decide(analysis, self.context_of(state), explicit=False,
+            decision = stack.policy.decide(analysis, self.context_of(state), explicit=False,
                                           intent_for_routing=self._routing_intent(state, analysis))
             decision.escalate = True
             decision.reasons = ["conversation is already with an agent"] + decision.reasons
-            self._update_counters(state, analysis, failed=False)
+            self._update_counters(state, analysis, stack.policy, failed=False)
             return TurnResult([], decision, analysis, state)
 
         explicit = self.is_explicit(text, analysis, button_id)
-        decision = self.policy.decide(analysis, self.context_of(state), explicit,
+        decision = stack.policy.decide(analysis, self.context_of(state), explicit,
                                       intent_for_routing=self._routing_intent(state, analysis))
         response = None
         if not (decision.escalate and act):
-            response = self.bot.respond(state, text, analysis, button_id)
+            response = stack.bot.respond(state, text, analysis, button_id)
             if act and response.failed and \
                     state.failed_attempts + 1 >= self.flow.escalation.max_failed_attempts:
                 decision.escalate = True
                 reason = f"{state.failed_attempts + 1} failed bot replies"
                 decision.reasons = [reason] + [r for r in decision.reasons if r != reason]
         failed = bool(response and response.failed)
-        self._update_counters(state, analysis, failed)
+        self._update_counters(state, analysis, stack.policy, failed)
         if decision.escalate and act:
             return self._hand_off(state, decision, analysis, now, failed)
         for reply in response.replies:
@@ -210,11 +329,12 @@ class TurnEngine:
                 return intent
         return OUT_OF_SCOPE  # nothing confident to route by: the default team
 
-    def _update_counters(self, state: ConversationState, analysis: AnalysisResult, failed: bool
-                         ) -> None:
+    @staticmethod
+    def _update_counters(state: ConversationState, analysis: AnalysisResult,
+                         policy: EscalationPolicy, failed: bool) -> None:
         state.turns += 1
         state.failed_attempts += int(failed)
         if not analysis.empty:
             state.recent_intents = (state.recent_intents + [analysis.intent])[-RECENT_INTENTS:]
             state.max_frustration = max(state.max_frustration, analysis.frustration)
-            state.frustrated_turns += int(analysis.frustration >= self.policy.artifact.frustrated_at)
+            state.frustrated_turns += int(analysis.frustration >= policy.artifact.frustrated_at)

@@ -1,4 +1,4 @@
-"""Micro-batching of Analyzer calls across concurrent requests.
+"""Micro-batching of analysis calls across concurrent requests.
 
 Requests put their texts on a queue; one model thread takes whatever arrived within
 ``max_wait`` (or up to ``max_batch`` texts) and scores it in one call. A lone request waits at
@@ -13,10 +13,15 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from nlu.analyzer import AnalysisResult, Analyzer
+from nlu.analyzer import AnalysisResult
+
+#: What is batched: texts in, one result per text out (``TurnEngine.analyze_texts``, which routes
+#: each text to its language's model, or an ``Analyzer.analyze``).
+AnalyzeFn = Callable[[list[str]], list[AnalysisResult]]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +35,8 @@ class _Request:
 class BatchingAnalyzer:
     """Same ``analyze`` as the Analyzer, shared by concurrent callers."""
 
-    def __init__(self, analyzer: Analyzer, max_batch: int = 64, max_wait: float = 0.002) -> None:
-        self.analyzer = analyzer
+    def __init__(self, analyze: AnalyzeFn, max_batch: int = 64, max_wait: float = 0.002) -> None:
+        self._analyze = analyze
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.batches = 0
@@ -44,7 +49,7 @@ class BatchingAnalyzer:
     def analyze(self, texts: list[str], timeout: float = 30.0) -> list[AnalysisResult]:
         """Analyse ``texts`` together with whatever other callers sent meanwhile."""
         if self._closed:  # replaced by a reload: finish on the old model, unbatched
-            return self.analyzer.analyze(texts)
+            return self._analyze(list(texts))
         future: Future = Future()
         self._queue.put(_Request(list(texts), future))
         return future.result(timeout)
@@ -88,7 +93,7 @@ class BatchingAnalyzer:
     def _score(self, batch: list[_Request]) -> None:
         texts = [t for r in batch for t in r.texts]
         try:
-            results = self.analyzer.analyze(texts)
+            results = self._analyze(texts)
         except Exception as exc:  # noqa: BLE001 - each caller gets the error, not the thread
             for r in batch:
                 r.future.set_exception(exc)

@@ -78,9 +78,8 @@ class Services:
             if analyzer is not None and self.models.nlu_version:
                 analyzer = None  # the registry's champion replaces the given analyzer
         analyzer = analyzer or Analyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
-        self.batcher = BatchingAnalyzer(analyzer)
-        self.engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
-                                      policy_dir=self.models.policy_dir)
+        self.engine = self._engine(analyzer, self.models)
+        self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
@@ -95,7 +94,9 @@ class Services:
                                        base_delay=settings.whatsapp_retry_base_seconds,
                                        max_delay=settings.whatsapp_retry_max_seconds,
                                        lease_seconds=settings.sending_lease_seconds,
-                                       poll_seconds=settings.worker_poll_seconds)
+                                       poll_seconds=settings.worker_poll_seconds,
+                                       batch_size=settings.sender_batch_size,
+                                       concurrency=settings.sender_concurrency)
         notifiers = []
         if settings.notify_slack_url:
             notifiers.append(SlackNotifier(settings.notify_slack_url))
@@ -107,6 +108,13 @@ class Services:
                 settings.zendesk_base_url, settings.zendesk_email,
                 settings.zendesk_api_token.get_secret_value())))
         self.dispatcher = NotificationDispatcher(notifiers)
+
+    def _engine(self, analyzer: Analyzer, models: ModelChoice) -> TurnEngine:
+        """The turn engine on ``models``, with the settings' language route (its second model
+        stack loads on the first conversation in one of its languages)."""
+        return TurnEngine.load(self.settings.flow_path, analyzer=analyzer,
+                               policy_dir=models.policy_dir, route=self.settings.language_route(),
+                               threads=self.settings.nlu_threads)
 
     def reload(self) -> dict:
         """Load the models again and switch to them without a restart: the registry's current
@@ -123,10 +131,9 @@ class Services:
             if self.registry is not None:
                 models = self.registry.choose(models)
             analyzer = Analyzer.load(models.nlu_dir, threads=settings.nlu_threads)
-            engine = TurnEngine.load(settings.flow_path, analyzer=analyzer,
-                                     policy_dir=models.policy_dir)
+            engine = self._engine(analyzer, models)
             old_batcher = self.batcher
-            self.batcher = BatchingAnalyzer(analyzer)
+            self.batcher = BatchingAnalyzer(engine.analyze_texts)
             self.engine = self.worker.engine = engine
             self.models = models
             old_batcher.close()

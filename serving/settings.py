@@ -6,10 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nlu.bundle import DEFAULT_BUNDLE_DIR, DEFAULT_POLICY_DIR
+from nlu.bundle import (
+    DEFAULT_BUNDLE_DIR,
+    DEFAULT_POLICY_DIR,
+    MULTILINGUAL_BUNDLE_DIR,
+    MULTILINGUAL_LANGUAGES,
+    MULTILINGUAL_POLICY_DIR,
+)
+from nlu.engine import LanguageRoute
 from nlu.flow import DEFAULT_FLOW_PATH
 
 
@@ -26,6 +33,13 @@ class Settings(BaseSettings):
     nlu_model_dir: Path = DEFAULT_BUNDLE_DIR
     nlu_threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
     policy_dir: Path = DEFAULT_POLICY_DIR
+    multilingual_nlu_dir: Path | None = Field(
+        MULTILINGUAL_BUNDLE_DIR,
+        description="conversations in multilingual_languages use this NLU bundle and "
+                    "multilingual_policy_dir (loaded on the first such message); empty: "
+                    "nlu_model_dir and policy_dir serve every language")
+    multilingual_policy_dir: Path = MULTILINGUAL_POLICY_DIR
+    multilingual_languages: list[str] = Field(list(MULTILINGUAL_LANGUAGES))
     flow_path: Path = DEFAULT_FLOW_PATH
     max_texts_per_request: int = Field(64, ge=1, le=1024)
     max_text_chars: int = Field(50_000, ge=1)
@@ -62,6 +76,16 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(60.0, gt=0, description="a 'running' job older than this is retried")
     job_max_attempts: int = Field(5, ge=1)
     sending_lease_seconds: float = Field(60.0, gt=0)
+    worker_batch_size: int = Field(
+        32, ge=1, le=1000,
+        description="jobs one worker step claims and turns together: one model call and one "
+                    "write transaction for all of them (1: one job at a time)")
+    sender_batch_size: int = Field(
+        32, ge=1, le=1000,
+        description="outbound rows one sender step claims, sends and records together")
+    sender_concurrency: int = Field(
+        8, ge=1, le=64,
+        description="Graph API requests in flight at once per process (keep-alive connections)")
 
     # Notifications and ticket sinks (all optional).
     notify_slack_url: str | None = None
@@ -77,6 +101,18 @@ class Settings(BaseSettings):
                           "process (sessions end at restart; set it when running several workers)")
     console_session_hours: float = Field(12.0, gt=0, le=24 * 30)
     console_secure_cookie: bool = Field(False, description="mark the cookie Secure (behind HTTPS)")
+
+    @field_validator("multilingual_nlu_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    def language_route(self) -> LanguageRoute | None:
+        """Which conversations leave the default pair for the multilingual one (None: none)."""
+        if self.multilingual_nlu_dir is None or not self.multilingual_languages:
+            return None
+        return LanguageRoute(tuple(self.multilingual_languages), self.multilingual_nlu_dir,
+                             self.multilingual_policy_dir)
 
     @property
     def webhook_enabled(self) -> bool:

@@ -113,7 +113,7 @@ def chat(tier: Annotated[str, typer.Option(help="customer tier: standard, premiu
 
     setup_logging("WARNING")
     try:
-        engine = TurnEngine.load(flow)
+        engine = TurnEngine.shipped(flow)
     except (FileNotFoundError, FlowError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -211,14 +211,30 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
                  out: Annotated[Path, typer.Option(help="artefact folder")] = Path("runs/policy"),
                  ship: Annotated[bool, typer.Option(help="write into models/policy")] = False,
                  track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
+                 nlu_model: Annotated[Path | None, typer.Option(
+                     help="NLU bundle whose features the policy is fitted on (default models/nlu)")
+                 ] = None,
+                 xlmt_languages: Annotated[str, typer.Option(
+                     help="XLM-T languages of the simulated frustrated messages")] = "english",
+                 data_dir: Annotated[Path | None, typer.Option(
+                     help="where the simulated sets are saved (default data/simulated)")] = None,
+                 report_dir: Annotated[Path, typer.Option(help="evaluation report folder")
+                                       ] = Path("reports"),
                  ) -> None:
-    """Simulate labelled conversations, fit the calibrated policy, evaluate vs the rule baseline."""
+    """Simulate labelled conversations, fit the calibrated policy, evaluate vs the rule baseline.
+
+    The multilingual pair: ``--nlu-model models/nlu-multilingual --xlmt-languages
+    english,italian,spanish,portuguese --data-dir data/simulated/multilingual --report-dir
+    reports/multilingual --out models/policy-multilingual``.
+    """
     setup_logging()
     from nlu.bundle import DEFAULT_POLICY_DIR
     from training.policy_fit import train_policy as run_policy_training
 
     report = run_policy_training(DEFAULT_POLICY_DIR if ship else out, conversations,
-                                 test_conversations, seed, track=track, ship=ship)
+                                 test_conversations, seed, data_dir=data_dir,
+                                 report_dir=report_dir, track=track, ship=ship, nlu_dir=nlu_model,
+                                 xlmt_languages=tuple(xlmt_languages.split(",")))
     typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
 
 
@@ -323,10 +339,8 @@ def evaluate_conversations(
     import tempfile
     from datetime import date
 
-    from nlu import Analyzer
-    from nlu.engine import TurnEngine
     from training import tracking
-    from training.batch_eval import InputError, evaluate_conversations_ray
+    from training.batch_eval import InputError, engine_for, evaluate_conversations_ray
     from training.batch_eval import evaluate_conversations as run_batch
 
     if engine_name not in ("local", "ray"):
@@ -343,8 +357,8 @@ def evaluate_conversations(
                                                 address=ray_address, database_url=database_url,
                                                 kpi_days=days, threads=threads)
         else:
-            engine = TurnEngine.load(policy_dir=policy, analyzer=Analyzer.load(model, threads=threads))
-            report = run_batch(log_file, engine, out, database_url=database_url, kpi_days=days)
+            report = run_batch(log_file, engine_for(model, policy, threads), out,
+                               database_url=database_url, kpi_days=days)
     except (InputError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -119,7 +119,7 @@ def score_conversations(engine: TurnEngine, conversations: list[LogConversation]
     conversation turn by turn. Returns (records, model seconds, unique texts)."""
     texts = sorted({m.text for c in conversations for m in c.messages})
     t0 = time.perf_counter()
-    analyses = dict(zip(texts, engine.analyzer.analyze(texts)))
+    analyses = dict(zip(texts, engine.analyze_texts(texts)))
     model_seconds = time.perf_counter() - t0
     records = []
     for conv in conversations:
@@ -234,13 +234,22 @@ def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
                                                    button_id=m.button_id) for m in messages])
 
 
+def engine_for(nlu_dir: Path | None, policy_dir: Path | None, threads: int) -> TurnEngine:
+    """The engine a batch job scores with: the service's default (English pair, it/es/pt routed
+    to the multilingual pair) unless a model or policy is named, then that pair for every
+    language."""
+    if nlu_dir is None and policy_dir is None:
+        return TurnEngine.shipped(threads=threads)
+    return TurnEngine.load(nlu_dir=nlu_dir, policy_dir=policy_dir, threads=threads)
+
+
 def evaluate_conversations(path: Path, engine: TurnEngine | None = None,
                            out_dir: Path = Path("reports/conversations"),
                            database_url: str | None = None,
                            kpi_days: tuple[date, date] | None = None) -> dict:
     """Play every conversation of the log on this machine; write ``report.json`` and
     ``report.html``. With ``database_url``, the service's KPIs join the report."""
-    engine = engine or TurnEngine.load()
+    engine = engine or TurnEngine.shipped()
     started = time.perf_counter()
     builder = ReportBuilder()
     bar = tqdm(desc="conversations", unit="conv", mininterval=2)
@@ -327,10 +336,7 @@ class _RayScorer:
     """A Ray Data actor: one engine per actor, a block of JSONL lines in, turn records out."""
 
     def __init__(self, nlu_dir: Path | None, policy_dir: Path | None, threads: int) -> None:
-        from nlu import Analyzer
-
-        self.engine = TurnEngine.load(policy_dir=policy_dir,
-                                      analyzer=Analyzer.load(nlu_dir, threads=threads))
+        self.engine = engine_for(nlu_dir, policy_dir, threads)
 
     def __call__(self, batch):
         import pandas as pd

@@ -218,19 +218,28 @@ def plot_policy_reliability(report: dict, path: Path) -> None:
 
 def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: int = 29,
                  data_dir: Path | None = None, report_dir: Path = Path("reports"),
-                 flow_path: Path | None = None, track: bool = False, ship: bool = False) -> dict:
+                 flow_path: Path | None = None, track: bool = False, ship: bool = False,
+                 nlu_dir: Path | None = None, xlmt_languages: tuple[str, ...] = ("english",)
+                 ) -> dict:
     """Simulate, label, fit, evaluate and write ``policy.json``; returns the evaluation report.
 
     The simulated sets are saved (JSON lines, fixed seed) under ``data_dir`` so a fit can be
-    repeated and inspected without re-simulating.
+    repeated and inspected without re-simulating. A policy is fitted on the features of one NLU
+    bundle (``nlu_dir``, default the shipped English one) and must run with that bundle: the
+    multilingual bundle has its own (``models/policy-multilingual``, simulated with the XLM-T
+    tweets of its languages among the frustrated messages).
     """
     from nlu.engine import TurnEngine
     from training.simulator import SIMULATED_DIR, save_rows, simulate
 
     data_dir = data_dir or SIMULATED_DIR
-    engine = TurnEngine.load(flow_path, policy_artifact=PolicyArtifact.untrained())
-    train_rows = simulate(engine, "train", n_train, seed)
-    test_rows = simulate(engine, "test", n_test, seed + 1)
+    if track and nlu_dir is not None:
+        log.warning("a policy for %s is not registered: tierline-policy pairs with tierline-nlu",
+                    nlu_dir)
+        track = False
+    engine = TurnEngine.load(flow_path, nlu_dir=nlu_dir, policy_artifact=PolicyArtifact.untrained())
+    train_rows = simulate(engine, "train", n_train, seed, xlmt_languages)
+    test_rows = simulate(engine, "test", n_test, seed + 1, xlmt_languages)
     save_rows(train_rows, data_dir / "policy_train.jsonl")
     save_rows(test_rows, data_dir / "policy_test.jsonl")
     model = fit_policy(train_rows)
@@ -245,6 +254,7 @@ def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: i
         report["registered_version"] = track_policy_run(
             out_dir, report_dir, train_rows, test_rows, report,
             {"n_train": n_train, "n_test": n_test, "seed": seed, "C": 1.0,
+             "nlu_dir": str(nlu_dir or "models/nlu"), "xlmt_languages": ",".join(xlmt_languages),
              "calibration": "isotonic, 5-fold, ensemble=False"}, ship)
     log.info("policy written to %s: %s", out_dir, report["policy"])
     return report

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from nlu.directory import CsvOrderLookup
 from nlu.engine import TurnEngine
 from nlu.labels import OUT_OF_SCOPE
-from training.data import frustration_rows, intent_rows, shout
+from training.data import XLMT_LANGUAGES, frustration_rows, intent_rows, shout
 from training.labelling import P_SENSITIVE, TurnTruth, lead_probability
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ SENSITIVE = tuple(P_SENSITIVE)
 EXPLICIT_PHRASES = ("agent", "human please", "can I talk to a person?", "operatore",
                     "voglio parlare con un operatore", "I want a human agent", "3",
                     "let me speak to a representative", "persona reale per favore")
+#: Added to EXPLICIT_PHRASES when conversations are simulated for the multilingual model.
+MORE_EXPLICIT_PHRASES = ("quiero hablar con una persona", "un agente por favor",
+                         "quero falar com um atendente", "atendente humano por favor",
+                         "passami un operatore")
 SCENARIOS = {"tracking": 0.18, "faq": 0.16, "sensitive": 0.16, "lost": 0.14, "frustrated": 0.16,
              "explicit": 0.10, "small_talk": 0.10}
 TIERS = {"standard": 0.7, "premium": 0.2, "vip": 0.1}
@@ -68,15 +72,21 @@ class Script:
 class UtterancePools:
     """Real utterances by intent and frustrated messages, from one data split."""
 
-    def __init__(self, split: str) -> None:
+    def __init__(self, split: str, xlmt_languages: tuple[str, ...] = ("english",)) -> None:
+        """``xlmt_languages`` beyond English add those languages' negative tweets to the
+        frustrated messages and more-language requests for a human to the explicit ones (the
+        multilingual model's policy); intents stay English (no other-language intent data)."""
         self.by_intent: dict[str, list[str]] = defaultdict(list)
         for r in intent_rows():
             if r["split"] == split:
                 self.by_intent[r["label"]].append(r["text"])
-        self.frustrated = [r["text"] for r in frustration_rows()
+        sources = {"goemotions", "bitext", "xlmt_en"} | {
+            f"xlmt_{XLMT_LANGUAGES[lang]}" for lang in xlmt_languages}
+        self.frustrated = [r["text"] for r in frustration_rows(xlmt_languages=xlmt_languages)
                            if r["split"] == split and r["label"] == 1
-                           and r["source"] in ("goemotions", "bitext", "xlmt_en")
-                           and len(r["text"]) < 200]
+                           and r["source"] in sources and len(r["text"]) < 200]
+        multilingual = set(xlmt_languages) - {"english"}
+        self.explicit = EXPLICIT_PHRASES + (MORE_EXPLICIT_PHRASES if multilingual else ())
 
     def intent(self, rng: random.Random, intent: str) -> str:
         return rng.choice(self.by_intent[intent])
@@ -135,7 +145,7 @@ def make_script(rng: random.Random, pools: UtterancePools, index: int, valid_num
         if rng.random() < 0.5:
             vent()
         if rng.random() < 0.3:
-            s.turns.append(ScriptTurn(rng.choice(EXPLICIT_PHRASES), "explicit", "contact_human_agent"))
+            s.turns.append(ScriptTurn(rng.choice(pools.explicit), "explicit", "contact_human_agent"))
     elif scenario == "frustrated":
         say(rng.choice(ROUTINE + SENSITIVE), "routine")
         s.turns[-1].kind = "sensitive" if s.turns[-1].true_intent in SENSITIVE else "routine"
@@ -145,7 +155,7 @@ def make_script(rng: random.Random, pools: UtterancePools, index: int, valid_num
         if rng.random() < 0.5:
             say("contact_human_agent", "explicit")
         else:
-            s.turns.append(ScriptTurn(rng.choice(EXPLICIT_PHRASES), "explicit", "contact_human_agent"))
+            s.turns.append(ScriptTurn(rng.choice(pools.explicit), "explicit", "contact_human_agent"))
     else:
         say(rng.choice(ROUTINE), "routine")
     if rng.random() < 0.3:
@@ -157,7 +167,7 @@ def play(engine: TurnEngine, scripts: list[Script], seed: int) -> list[dict]:
     """Play every script through the engine (``act=False``); one labelled row per turn."""
     rng = random.Random(seed + 1)
     texts = sorted({t.text for s in scripts for t in s.turns})
-    analyses = dict(zip(texts, engine.analyzer.analyze(texts)))
+    analyses = dict(zip(texts, engine.analyze_texts(texts)))
     rows = []
     for script in tqdm(scripts, desc="simulate", unit="conv", mininterval=5):
         state = engine.new_state(script.id, tier=script.tier)
@@ -188,10 +198,11 @@ def play(engine: TurnEngine, scripts: list[Script], seed: int) -> list[dict]:
     return rows
 
 
-def simulate(engine: TurnEngine, split: str, n_conversations: int, seed: int) -> list[dict]:
+def simulate(engine: TurnEngine, split: str, n_conversations: int, seed: int,
+             xlmt_languages: tuple[str, ...] = ("english",)) -> list[dict]:
     """Draw and play ``n_conversations`` from the ``split`` utterance pools."""
     rng = random.Random(seed)
-    pools = UtterancePools(split)
+    pools = UtterancePools(split, xlmt_languages)
     valid = CsvOrderLookup(engine.flow.path(engine.flow.orders.file)).numbers()
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
     scripts = [make_script(rng, pools, i, valid, start) for i in range(n_conversations)]

@@ -1,4 +1,7 @@
-"""Behaviour of the multilingual bundle in the turn engine on hand-checked it/es/pt messages.
+"""Behaviour of the shipped default engine on hand-checked it/es/pt messages.
+
+The shipped default (``TurnEngine.shipped()``, what ``make run`` serves) routes Italian,
+Spanish and Portuguese conversations to the multilingual bundle and the policy fitted on it.
 
 Each message (``data/handchecked/support_it_es_pt.csv``, written and checked by hand; labels
 follow this project's intent definitions, e.g. "when does my parcel arrive" is
@@ -24,7 +27,7 @@ from training.compare_models import read_handchecked
 ROWS = read_handchecked()
 #: Tuesday 10:00 in Rome: inside business hours, so a handoff is a handoff, not off-hours.
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
-#: Measured misses of models/nlu-multilingual (models/README.md lists them too).
+#: Measured misses of the shipped engine (models/README.md lists them too).
 KNOWN_MISSES = {
     "quando arriva il mio pacco?": "intent: out_of_scope",
     "voglio un rimborso per il frullatore rotto": "int8 says check_refund_policy (fp32: get_refund)",
@@ -42,7 +45,7 @@ def first_turn(engine: TurnEngine, text: str):
 
 @pytest.fixture(scope="module")
 def engine():
-    return TurnEngine.load(nlu_dir=MULTILINGUAL_BUNDLE_DIR)
+    return TurnEngine.shipped()
 
 
 def _params():
@@ -76,7 +79,7 @@ def test_bot_answers_in_the_customers_language(engine, row):
                 assert reply not in {engine.flow.text(k, lang) for k in ("fallback", "welcome", "thanks")}
 
 
-def test_multilingual_bundle_beats_the_english_one_on_these_messages(engine):
+def test_routed_engine_beats_the_english_pair_on_these_messages(engine):
     english = TurnEngine.load(nlu_dir=DEFAULT_BUNDLE_DIR)
     score = {}
     for name, eng in (("multilingual", engine), ("english", english)):

@@ -109,3 +109,13 @@ def test_tracebacks_in_logs_are_masked_too():
         logger.removeHandler(handler)
     output = stream.getvalue()
     assert "447700900123" not in output and "44770*******" in output and "ValueError" in output
+
+
+def test_decide_routes_an_italian_conversation_to_the_multilingual_pair(service):
+    asked = decide(service, "c-it", "voglio parlare con un operatore")
+    engine = service.services.engine
+    assert asked["escalate"] and asked["reply"] == engine.flow.text("handoff", "it")
+    assert asked["state"]["language"] == "it"
+    assert engine.route is not None and engine.route[1].loaded
+    english = decide(service, "c-en", "where is my order?")
+    assert english["state"]["language"] == "en" and not english["escalate"]

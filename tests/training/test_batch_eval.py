@@ -19,7 +19,9 @@ def write_log(path: Path, conversations: list[dict]) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(analyzer):
-    return TurnEngine.load(analyzer=analyzer)
+    """The service's default engine (English pair; it/es/pt routed to the multilingual pair),
+    which the batch job and its Ray version use unless told otherwise."""
+    return TurnEngine.shipped(analyzer=analyzer)
 
 
 def simulated_log(path: Path, limit: int = 120) -> Path:
