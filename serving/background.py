@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
 
 class BackgroundLoop:
-    """Runs ``housekeeping()`` then ``step()`` in a daemon thread until stopped.
+    """Runs ``housekeeping()`` (at most every ``housekeeping_seconds``) then ``step()`` in a
+    daemon thread until stopped.
 
     ``step()`` returns False when there was nothing to do (the loop then sleeps
     ``poll_seconds``); an exception (a database outage, say) is logged and the loop backs off
@@ -18,8 +20,12 @@ class BackgroundLoop:
 
     thread_name = "tierline-loop"
 
-    def __init__(self, poll_seconds: float) -> None:
+    def __init__(self, poll_seconds: float, housekeeping_seconds: float = 0.0) -> None:
         self.poll_seconds = poll_seconds
+        # Housekeeping (requeueing expired leases) is a transaction of its own: run before
+        # every step it cost as much as the step's work when the queue was busy.
+        self.housekeeping_seconds = housekeeping_seconds
+        self._housekeeping_due = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -41,10 +47,16 @@ class BackgroundLoop:
         """Do one unit of work; False when there was none."""
         raise NotImplementedError
 
+    def _maybe_housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._housekeeping_due:
+            self.housekeeping()
+            self._housekeeping_due = now + self.housekeeping_seconds
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.housekeeping()
+                self._maybe_housekeeping()
                 if not self.step():
                     self._stop.wait(self.poll_seconds)
             except Exception:  # noqa: BLE001 - the loop must survive outages

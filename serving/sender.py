@@ -1,12 +1,19 @@
 """The outbox sender: delivers stored outbound messages to the Graph API, exactly once.
 
-A row is claimed (``SKIP LOCKED``) and marked ``sending`` before the HTTP call, then ``sent``
-with the returned wamid. Retryable failures (5xx, 429, 130429, timeouts) go back to ``pending``
-with exponential backoff and jitter; permanent ones end ``failed``. Every send carries the row's
-idempotency key as ``biz_opaque_callback_data``: if the process dies after Meta accepted a
-message but before ``sent`` was recorded, the status webhook reconciles the row by that key;
-only a ``sending`` row that stays unconfirmed past its lease is tried again. A token bucket
-keeps the configured messages-per-second limit.
+A step claims a batch of due rows in one statement (``SKIP LOCKED`` row locks, and a
+compare-and-set on the status that also holds on SQLite) and marks them ``sending`` before any
+HTTP call; they are sent concurrently (a small thread pool over one keep-alive connection
+pool), and the outcomes are recorded in one transaction: ``sent`` with the returned wamid.
+Retryable failures (5xx, 429, 130429, timeouts) go back to ``pending`` with exponential backoff
+and jitter; permanent ones end ``failed``. Every send carries the row's idempotency key as
+``biz_opaque_callback_data``: if the process dies after Meta accepted a message but before
+``sent`` was recorded, the status webhook reconciles the row by that key; only a ``sending``
+row that stays unconfirmed past its lease is tried again.
+
+A conversation's replies reach Meta in order: a row is not claimed while an earlier row of its
+conversation is still ``pending`` (waiting for a retry, say) or ``sending``, so a batch holds at
+most one row per conversation and its sends are independent. A token bucket keeps the
+configured messages-per-second limit: a step claims no more rows than it holds tokens.
 """
 
 from __future__ import annotations
@@ -15,9 +22,13 @@ import logging
 import random
 import threading
 import time
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased, load_only
 
 from serving.background import BackgroundLoop
 from serving.metrics import METRICS
@@ -31,6 +42,7 @@ from serving.whatsapp.client import (
 )
 
 log = logging.getLogger(__name__)
+IN_FLIGHT = ("pending", "sending")
 
 
 class TokenBucket:
@@ -42,27 +54,56 @@ class TokenBucket:
         self.updated = time.monotonic()
         self._lock = threading.Lock()
 
-    def wait_time(self) -> float:
-        """Take a token if one is there (0.0), else say how long to wait."""
+    def take(self, n: int) -> tuple[int, float]:
+        """Take up to ``n`` whole tokens: (how many were taken, how long to wait when none)."""
         with self._lock:
             now = time.monotonic()
             self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return 0.0
-            return (1 - self.tokens) / self.rate
+            taken = min(n, int(self.tokens))
+            self.tokens -= taken
+            return taken, 0.0 if taken else (1 - self.tokens) / self.rate
+
+    def give_back(self, n: int) -> None:
+        """Return tokens taken but not used (fewer rows were due than tokens taken)."""
+        with self._lock:
+            self.tokens = min(self.rate, self.tokens + n)
+
+    def wait_time(self) -> float:
+        """Take a token if one is there (0.0), else say how long to wait."""
+        return self.take(1)[1]
+
+
+@dataclass
+class Claimed:
+    """A row marked ``sending``: what the HTTP call needs."""
+
+    id: int
+    phone_number_id: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+
+
+@dataclass
+class Outcome:
+    """What one send did: ``sent`` (``wamid``), ``ambiguous``, ``retry`` or ``failed``."""
+
+    kind: str
+    wamid: str | None = None
+    error: Exception | None = None
 
 
 class OutboxSender(BackgroundLoop):
-    """Background thread that drains the outbox."""
+    """Background thread that drains the outbox, a batch of concurrent sends at a time."""
 
     thread_name = "tierline-sender"
 
     def __init__(self, db: Database, client: GraphClient, *, rate: float = 80.0,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0,
-                 lease_seconds: float = 60.0, poll_seconds: float = 0.05) -> None:
-        super().__init__(poll_seconds)
+                 lease_seconds: float = 60.0, poll_seconds: float = 0.05, batch_size: int = 32,
+                 concurrency: int = 8) -> None:
+        super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2))
         self.db = db
         self.client = client
         self.bucket = TokenBucket(rate)
@@ -70,6 +111,9 @@ class OutboxSender(BackgroundLoop):
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
+        self.batch_size = batch_size
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="tierline-send") \
+            if concurrency > 1 else None
         # A row left 'sending' by a process that died may have reached Meta; its status
         # webhook (retried by Meta while we were down) reconciles it. Give those retries one
         # full lease after this process starts before treating any such row as lost, or a
@@ -83,6 +127,12 @@ class OutboxSender(BackgroundLoop):
     def step(self) -> bool:
         return self.send_once()
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand, then stop the loop and the send pool."""
+        super().stop(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
     def requeue_unconfirmed(self) -> int:
         """``sending`` rows with no wamid past the lease: the process died mid-send; retry."""
         with self.db.session() as s:
@@ -91,76 +141,99 @@ class OutboxSender(BackgroundLoop):
                 OutboundMessage.next_attempt_at < utcnow() - self.lease).values(
                 status="pending")).rowcount or 0
 
-    def claim(self) -> OutboundMessage | None:
-        """Claim the oldest due row (marked ``sending``), or None.
+    def claim_batch(self, limit: int) -> list[Claimed]:
+        """Claim up to ``limit`` due rows, oldest first, at most one per conversation (marked
+        ``sending`` and committed before any of them is sent)."""
+        now = utcnow()
+        with self.db.session() as s:
+            rows = s.execute(
+                update(OutboundMessage).where(OutboundMessage.id.in_(self._due(limit, now)),
+                                              OutboundMessage.status == "pending")
+                .values(status="sending", attempts=OutboundMessage.attempts + 1, next_attempt_at=now)
+                .returning(OutboundMessage.id, OutboundMessage.phone_number_id,
+                           OutboundMessage.payload, OutboundMessage.idempotency_key,
+                           OutboundMessage.attempts)
+                .execution_options(synchronize_session=False)).all()
+        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
-        Row locks (PostgreSQL) plus a compare-and-set on the status (also SQLite).
-        """
-        for _ in range(5):
-            with self.db.session() as s:
-                row = s.scalars(select(OutboundMessage).where(
-                    OutboundMessage.status == "pending", OutboundMessage.next_attempt_at <= utcnow())
-                    .order_by(OutboundMessage.id).limit(1).with_for_update(skip_locked=True)).first()
-                if row is None:
-                    return None
-                won = s.execute(update(OutboundMessage).where(
-                    OutboundMessage.id == row.id, OutboundMessage.status == "pending").values(
-                    status="sending", attempts=OutboundMessage.attempts + 1,
-                    next_attempt_at=utcnow())).rowcount
-                if won == 1:
-                    s.refresh(row)
-                    return row
-        return None
+    @staticmethod
+    def _due(limit: int, now: datetime):
+        """Ids of due rows with no earlier row of their conversation still to be sent."""
+        row, earlier = aliased(OutboundMessage), aliased(OutboundMessage)
+        behind = exists().where(earlier.conversation_id == row.conversation_id,
+                                earlier.id < row.id, earlier.status.in_(IN_FLIGHT))
+        return (select(row.id).where(row.status == "pending", row.next_attempt_at <= now, ~behind)
+                .order_by(row.id).limit(limit).with_for_update(of=row, skip_locked=True))
 
     def send_once(self) -> bool:
-        """Send one due message; False when nothing was due."""
-        wait = self.bucket.wait_time()
-        if wait:
+        """Send a batch of due messages; False when nothing was due."""
+        taken, wait = self.bucket.take(self.batch_size)
+        if not taken:
             self._stop.wait(wait)
             return True
-        row = self.claim()
-        if row is None:
+        rows = self.claim_batch(taken)
+        self.bucket.give_back(taken - len(rows))
+        if not rows:
             return False
+        outcomes = (list(self._pool.map(self._send, rows)) if self._pool is not None and len(rows) > 1
+                    else [self._send(row) for row in rows])
+        self._record(list(zip(rows, outcomes)))
+        return True
+
+    def _send(self, row: Claimed) -> Outcome:
+        """One Graph API call; the exception sorts the outcome."""
         payload = {**row.payload, "biz_opaque_callback_data": row.idempotency_key}
         try:
-            wamid = self.client.send(row.phone_number_id, payload)
+            return Outcome("sent", wamid=self.client.send(row.phone_number_id, payload))
         except AmbiguousSendError as exc:
             # Meta may have the message: leave it 'sending' so a status webhook can confirm it;
             # requeue_unconfirmed retries it only if none arrives within the lease.
             log.warning("outbound %s: %s; waiting for a status before any retry", row.id, exc)
-            if row.attempts >= self.max_attempts:
-                self._finish(row.id, status="failed", error=f"unconfirmed after {row.attempts} attempts")
+            return Outcome("ambiguous", error=exc)
         except RetryableSendError as exc:
-            self._retry(row.id, row.attempts, str(exc), exc.retry_after)
+            return Outcome("retry", error=exc)
         except PermanentSendError as exc:
-            self._finish(row.id, status="failed", error=str(exc))
             log.warning("outbound %s failed permanently: %s", row.id, exc)
-        else:
-            self._finish(row.id, status="sent", wamid=wamid)
-        return True
+            return Outcome("failed", error=exc)
+        except Exception as exc:  # noqa: BLE001 - unknown: treat as possibly sent (lease decides)
+            log.exception("outbound %s: unexpected error while sending", row.id)
+            return Outcome("ambiguous", error=exc)
 
-    def _retry(self, row_id: int, attempts: int, error: str, retry_after: float | None) -> None:
-        if attempts >= self.max_attempts:
-            self._finish(row_id, status="failed", error=f"gave up after {attempts} attempts: {error}")
-            log.error("outbound %s: gave up after %d attempts", row_id, attempts)
-            return
-        delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
-        delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
+    def _record(self, results: list[tuple[Claimed, Outcome]]) -> None:
+        """The batch's outcomes, in one transaction."""
         with self.db.session() as s:
-            row = s.get(OutboundMessage, row_id)
+            current = {r.id: r for r in s.scalars(
+                select(OutboundMessage).options(load_only(OutboundMessage.status))
+                .where(OutboundMessage.id.in_([c.id for c, _ in results]))
+                .order_by(OutboundMessage.id).with_for_update())}
+            for claimed, outcome in results:
+                if (row := current.get(claimed.id)) is not None:
+                    self._apply(row, claimed, outcome)
+
+    def _apply(self, row: OutboundMessage, claimed: Claimed, outcome: Outcome) -> None:
+        """Set one row's status from its send's outcome."""
+        error = str(outcome.error) if outcome.error is not None else ""
+        if outcome.kind == "sent":
+            METRICS.messages_out.labels(status="sent").inc()
+            if row.status not in ("delivered", "read"):  # else a status webhook got here first
+                row.status = "sent"
+            row.wamid, row.sent_at = outcome.wamid, utcnow()
+        elif outcome.kind == "failed":
+            self._set_failed(row, error)
+        elif claimed.attempts >= self.max_attempts:
+            self._set_failed(row, f"unconfirmed after {claimed.attempts} attempts" if
+                             outcome.kind == "ambiguous" else
+                             f"gave up after {claimed.attempts} attempts: {error}")
+            log.error("outbound %s: gave up after %d attempts", claimed.id, claimed.attempts)
+        elif outcome.kind == "retry":
+            retry_after = getattr(outcome.error, "retry_after", None)
+            delay = min(self.max_delay, self.base_delay * 2 ** (claimed.attempts - 1))
+            delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
             row.status, row.last_error = "pending", error[:500]
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        log.info("outbound %s: retry in %.2fs (%s)", row_id, delay, error)
+            log.info("outbound %s: retry in %.2fs (%s)", claimed.id, delay, error)
 
-    def _finish(self, row_id: int, status: str, wamid: str | None = None, error: str | None = None
-                ) -> None:
-        METRICS.messages_out.labels(status=status).inc()
-        with self.db.session() as s:
-            row = s.get(OutboundMessage, row_id)
-            if status == "sent" and row.status in ("delivered", "read"):
-                status = row.status  # a status webhook got here first
-            row.status = status
-            if wamid:
-                row.wamid, row.sent_at = wamid, utcnow()
-            if error:
-                row.last_error = error[:500]
+    @staticmethod
+    def _set_failed(row: OutboundMessage, error: str) -> None:
+        METRICS.messages_out.labels(status="failed").inc()
+        row.status, row.last_error = "failed", error[:500]

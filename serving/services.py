@@ -83,6 +83,7 @@ class Services:
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
+                                batch_size=settings.worker_batch_size,
                                 on_ticket=self.ticket_created)
         self.sender = None
         if settings.sending_enabled:

@@ -1,11 +1,21 @@
-"""The durable worker: inbound jobs -> one turn -> outbound rows, ticket, state (one transaction).
+"""The durable worker: inbound jobs -> turns -> outbound rows, tickets, state (one transaction).
 
-Jobs are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises
-writers), so several service processes share the work without double processing. A job is
-marked ``running`` with a lease before work starts; everything the turn produces (replies in the
-outbox, transcript lines, the decision with its features, a ticket, the new conversation state,
-``done``) commits together. A crash mid-turn rolls all of it back and the lease expiry hands
-the job to the next worker: a stored message is never lost and never answered twice.
+A step claims up to ``batch_size`` due jobs in one statement (``UPDATE ... WHERE id IN (SELECT
+... FOR UPDATE SKIP LOCKED) RETURNING``; the ``status = 'pending'`` condition is the
+compare-and-set that also holds on SQLite, which has no row locks), so several service
+processes share the work without double processing. A job whose conversation has an earlier
+job still pending or running is not claimed: a conversation's messages are turned one after
+another, in order. Claimed jobs are ``running`` under a lease.
+
+The batch's texts are analysed in one model call outside any transaction, the turns are
+computed, and everything they produce (replies in the outbox, transcript lines, decisions, tickets,
+the new conversation states, ``done``) is written in one transaction, with the conversations
+locked. A conversation whose state changed since the claim (an agent acted) is turned again
+from the locked state. A job whose turn raises is recorded as failed (retried with backoff)
+without holding up the others; if the batch's transaction itself fails, its jobs are written
+again one transaction each, so one bad row cannot roll back the rest. A crash anywhere rolls
+back what was not committed and the lease expiry hands the jobs to the next worker: a stored
+message is never lost and never answered twice.
 """
 
 from __future__ import annotations
@@ -14,11 +24,14 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, aliased
 
 from nlu.bot import ConversationState, Reply
+from nlu.analyzer import AnalysisResult
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BackgroundLoop
 from serving.metrics import METRICS
@@ -39,6 +52,8 @@ from serving.whatsapp.client import buttons_payload, list_payload, text_payload
 log = logging.getLogger(__name__)
 PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 MEDIA_LABEL = "[{type} received]"
+TURN_TYPES = ("text", "interactive", "button")
+ACTIVE = ("pending", "running")
 
 
 def reply_payload(to: str, reply: Reply) -> dict:
@@ -51,19 +66,76 @@ def csat_payload(to: str, question: str, button: str) -> dict:
     return list_payload(to, question, button, [(f"csat_{n}", "★" * n) for n in range(5, 0, -1)])
 
 
+@dataclass
+class Work:
+    """A claimed job with what its turn reads: the message and the conversation state as
+    claimed (plain values, so nothing is loaded lazily outside a session)."""
+
+    job_id: int
+    inbound_id: int
+    wamid: str
+    conversation_id: str
+    type: str
+    text: str
+    button_id: str | None
+    sent_at: datetime | None
+    state: dict | None
+
+    @property
+    def now(self) -> datetime:
+        """The message's own time (the turn's clock), else now."""
+        return as_utc(self.sent_at) or utcnow()
+
+    def is_csat_answer(self, state: ConversationState) -> bool:
+        """The customer tapped a satisfaction score the bot asked for."""
+        return bool(state.csat_ticket_id and self.button_id and self.button_id.startswith("csat_"))
+
+
+@dataclass
+class Outcome:
+    """What one job's turn writes: transcript lines, replies, the new state, the decision
+    (with its handoff) and a satisfaction score for a ticket."""
+
+    customer_line: str
+    replies: list[Reply] = field(default_factory=list)
+    state: dict | None = None
+    result: TurnResult | None = None
+    csat: tuple[int, int] | None = None
+
+
+@dataclass
+class Prepared:
+    """A job ready to be written: its outcome, or the error its turn raised."""
+
+    work: Work
+    analysis: AnalysisResult | None
+    outcome: Outcome | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class Written:
+    """The result of one write transaction: tickets opened (notify after commit) and jobs
+    whose turn raised (to record as failed)."""
+
+    tickets: list[int] = field(default_factory=list)
+    failed: list[tuple[int, Exception]] = field(default_factory=list)
+
+
 class JobWorker(BackgroundLoop):
-    """Claims and processes inbound jobs in a background thread."""
+    """Claims and processes inbound jobs, a batch at a time, in a background thread."""
 
     thread_name = "tierline-worker"
 
     def __init__(self, db: Database, engine: TurnEngine, *, poll_seconds: float = 0.05,
-                 lease_seconds: float = 60.0, max_attempts: int = 5,
+                 lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
                  on_ticket: Callable[[int], None] | None = None) -> None:
-        super().__init__(poll_seconds)
+        super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2))
         self.db = db
         self.engine = engine
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
+        self.batch_size = batch_size
         self.on_ticket = on_ticket or (lambda ticket_id: None)
         self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -81,41 +153,229 @@ class JobWorker(BackgroundLoop):
                 status="pending", locked_by=None))
             return result.rowcount or 0
 
-    def claim(self) -> int | None:
-        """Claim the oldest due job; return its id (None when there is nothing to do).
+    # -- claim ------------------------------------------------------------------------------
 
-        ``FOR UPDATE SKIP LOCKED`` keeps PostgreSQL workers off each other's rows; the
-        conditional update (``... WHERE status = 'pending'``) is the compare-and-set that also
-        holds on SQLite, where row locks do not exist.
-        """
-        for _ in range(5):
-            with self.db.session() as s:
-                job_id = s.scalars(select(Job.id).where(Job.status == "pending",
-                                                        Job.available_at <= utcnow())
-                                   .order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
-                if job_id is None:
-                    return None
-                won = s.execute(update(Job).where(Job.id == job_id, Job.status == "pending").values(
-                    status="running", locked_at=utcnow(), locked_by=self.worker_id,
-                    attempts=Job.attempts + 1)).rowcount
-                if won == 1:
-                    return job_id
-        return None
+    def claim_batch(self, limit: int | None = None) -> list[Work]:
+        """Claim up to ``limit`` due jobs (oldest first), none of them behind an earlier
+        pending or running job of its conversation; return them with their messages and
+        conversation states (one transaction: the claim commits before any work starts)."""
+        now = utcnow()
+        with self.db.session() as s:
+            claimed = s.execute(
+                update(Job).where(Job.id.in_(self._due(limit or self.batch_size, now)),
+                                  Job.status == "pending")
+                .values(status="running", locked_at=now, locked_by=self.worker_id,
+                        attempts=Job.attempts + 1)
+                .returning(Job.id, Job.inbound_id)
+                .execution_options(synchronize_session=False)).all()
+            if not claimed:
+                return []
+            return self._load(s, dict((inbound_id, job_id) for job_id, inbound_id in claimed))
+
+    @staticmethod
+    def _due(limit: int, now: datetime):
+        """The ids of the jobs to claim, row-locked (skipping rows other workers hold)."""
+        job, message = aliased(Job), aliased(InboundMessage)
+        earlier, earlier_message = aliased(Job), aliased(InboundMessage)
+        behind = exists().where(earlier.inbound_id == earlier_message.id,
+                                earlier_message.conversation_id == message.conversation_id,
+                                earlier.id < job.id, earlier.status.in_(ACTIVE))
+        return (select(job.id).join(message, job.inbound_id == message.id)
+                .where(job.status == "pending", job.available_at <= now, ~behind)
+                .order_by(job.id).limit(limit).with_for_update(of=job, skip_locked=True))
+
+    @staticmethod
+    def _load(s: Session, job_of: dict[int, int]) -> list[Work]:
+        """The claimed jobs' messages and their conversations' states, in job order."""
+        rows = s.execute(select(InboundMessage.id, InboundMessage.wamid,
+                                InboundMessage.conversation_id, InboundMessage.type,
+                                InboundMessage.text, InboundMessage.button_id,
+                                InboundMessage.sent_at)
+                         .where(InboundMessage.id.in_(job_of))).all()
+        states = dict(s.execute(select(Conversation.id, Conversation.state).where(
+            Conversation.id.in_({r.conversation_id for r in rows}))).all())
+        work = [Work(job_of[r.id], r.id, r.wamid, r.conversation_id, r.type, r.text or "",
+                     r.button_id, r.sent_at, states.get(r.conversation_id)) for r in rows]
+        return sorted(work, key=lambda w: w.job_id)
+
+    # -- one step ---------------------------------------------------------------------------
 
     def run_once(self) -> bool:
-        """Claim and process one job; False when the queue was empty."""
-        job_id = self.claim()
-        if job_id is None:
+        """Claim and process a batch of jobs; False when the queue was empty."""
+        batch = self.claim_batch()
+        if not batch:
             return False
+        prepared = self.prepare(batch)
         try:
-            ticket_id = self.process(job_id)
-        except Exception as exc:  # noqa: BLE001 - recorded on the job, retried with backoff
-            log.exception("job %s failed", job_id)
+            written = self.write(prepared)
+        except Exception as exc:  # noqa: BLE001 - one bad row must not fail the batch
+            log.exception("writing a batch of %d job(s) failed", len(prepared))
+            written = (self._write_one_by_one(prepared) if len(prepared) > 1
+                       else Written(failed=[(prepared[0].work.job_id, exc)]))
+        for job_id, exc in written.failed:
             self._fail(job_id, exc)
-            return True
-        if ticket_id is not None:
+        for ticket_id in written.tickets:
             self.on_ticket(ticket_id)
         return True
+
+    def _write_one_by_one(self, prepared: list[Prepared]) -> Written:
+        """Each job in its own transaction: the failing one is recorded, the others commit."""
+        total = Written()
+        for p in prepared:
+            try:
+                one = self.write([p])
+            except Exception as exc:  # noqa: BLE001 - recorded on the job, retried with backoff
+                log.exception("job %s: writing failed", p.work.job_id)
+                one = Written(failed=[(p.work.job_id, exc)])
+            total.tickets += one.tickets
+            total.failed += one.failed
+        return total
+
+    def prepare(self, batch: list[Work]) -> list[Prepared]:
+        """Analyse the batch's texts in one model call, then compute every turn (no database)."""
+        states = [ConversationState.from_dict(w.state) if w.state is not None else None
+                  for w in batch]
+        needs = [i for i, (w, st) in enumerate(zip(batch, states))
+                 if st is not None and w.type in TURN_TYPES and not w.is_csat_answer(st)]
+        analyses: list[AnalysisResult | None] = [None] * len(batch)
+        if needs:
+            try:
+                results = self.engine.analyze_turns([states[i] for i in needs],
+                                                    [batch[i].text for i in needs])
+                for i, result in zip(needs, results):
+                    analyses[i] = result
+            except Exception:  # noqa: BLE001 - each turn then analyses its own text
+                log.exception("batch analysis of %d texts failed; analysing one by one", len(needs))
+        prepared = []
+        for w, state, analysis in zip(batch, states, analyses):
+            p = Prepared(w, analysis)
+            if state is not None:
+                self._plan_into(p, state)
+            prepared.append(p)
+        return prepared
+
+    def _plan_into(self, p: Prepared, state: ConversationState) -> None:
+        """Compute ``p``'s outcome from ``state``, or keep the error the turn raised."""
+        try:
+            p.outcome, p.error = self.plan(p.work, state, p.analysis), None
+        except Exception as exc:  # noqa: BLE001 - recorded on the job, retried with backoff
+            log.exception("job %s: turn failed", p.work.job_id)
+            p.outcome, p.error = None, exc
+
+    def plan(self, work: Work, state: ConversationState,
+             analysis: AnalysisResult | None = None) -> Outcome:
+        """One customer turn: what to write for this message (pure: no database)."""
+        flow, lang = self.engine.flow, state.language
+        if work.type == "reaction":
+            return Outcome(f"[reaction {work.text}]")
+        if work.type not in TURN_TYPES:
+            replies = [] if state.step == "with_agent" else [Reply(flow.text("unsupported_message", lang))]
+            return Outcome(MEDIA_LABEL.format(type=work.type), replies)
+        if work.is_csat_answer(state):
+            csat = (state.csat_ticket_id, int(work.button_id.removeprefix("csat_")))
+            state.csat_ticket_id = None
+            return Outcome(work.text, [Reply(flow.text("thanks", lang))], state.to_dict(), csat=csat)
+        state.csat_ticket_id = None
+        with METRICS.turn_latency.time():
+            result = self.engine.turn(state, work.text, now=work.now, button_id=work.button_id,
+                                      analysis=analysis)
+        return Outcome(work.text, result.replies, result.state.to_dict(), result)
+
+    # -- write ------------------------------------------------------------------------------
+
+    def write(self, prepared: list[Prepared]) -> Written:
+        """Write the batch's outcomes in one transaction: jobs ``done`` with their replies,
+        transcript, decisions, tickets and states. Jobs no longer ours (lease lost) are
+        skipped; jobs behind an earlier one of their conversation go back to the queue."""
+        written, tickets, done, deferred = Written(), [], [], []
+        job_ids = [p.work.job_id for p in prepared]
+        with self.db.session() as s:
+            ours = set(s.scalars(select(Job.id).where(
+                Job.id.in_(job_ids), Job.status == "running", Job.locked_by == self.worker_id)
+                .order_by(Job.id).with_for_update()))
+            convs = {c.id: c for c in s.scalars(select(Conversation).where(
+                Conversation.id.in_({p.work.conversation_id for p in prepared}))
+                .order_by(Conversation.id).with_for_update())}
+            behind = self._behind(s, prepared)
+            for p in prepared:
+                if p.work.job_id not in ours:
+                    log.warning("job %s: lease lost to another worker; not written", p.work.job_id)
+                elif p.work.job_id in behind:
+                    deferred.append(p.work.job_id)
+                elif (conv := convs.get(p.work.conversation_id)) is None:
+                    written.failed.append((p.work.job_id, LookupError("conversation not found")))
+                else:
+                    if conv.state != p.work.state:  # changed since the claim: turn it again
+                        self._plan_into(p, ConversationState.from_dict(conv.state))
+                    if p.error is not None:
+                        written.failed.append((p.work.job_id, p.error))
+                        continue
+                    ticket = self._write_outcome(s, conv, p.work, p.outcome)
+                    tickets += [ticket] if ticket is not None else []
+                    done.append(p.work)
+            self._mark(s, done, deferred)
+        written.tickets = [t.id for t in tickets]
+        return written
+
+    @staticmethod
+    def _behind(s: Session, prepared: list[Prepared]) -> set[int]:
+        """Jobs of the batch with an earlier pending or running job of their conversation
+        outside the batch (the claim excludes them; this holds when a claim raced)."""
+        batch_ids = [p.work.job_id for p in prepared]
+        active = s.execute(select(Job.id, InboundMessage.conversation_id)
+                           .join(InboundMessage, Job.inbound_id == InboundMessage.id)
+                           .where(InboundMessage.conversation_id.in_(
+                               {p.work.conversation_id for p in prepared}),
+                               Job.status.in_(ACTIVE), Job.id.not_in(batch_ids))).all()
+        first: dict[str, int] = {}
+        for job_id, conv_id in active:
+            first[conv_id] = min(job_id, first.get(conv_id, job_id))
+        return {p.work.job_id for p in prepared
+                if p.work.job_id > first.get(p.work.conversation_id, p.work.job_id)}
+
+    @staticmethod
+    def _mark(s: Session, done: list[Work], deferred: list[int]) -> None:
+        """``done`` (with the messages' processed time) and back to the queue, one statement each."""
+        now = utcnow()
+        if done:
+            s.execute(update(Job).where(Job.id.in_([w.job_id for w in done]))
+                      .values(status="done").execution_options(synchronize_session=False))
+            s.execute(update(InboundMessage).where(InboundMessage.id.in_([w.inbound_id for w in done]))
+                      .values(processed_at=now).execution_options(synchronize_session=False))
+        if deferred:  # not an attempt: it waits for its conversation's earlier message
+            s.execute(update(Job).where(Job.id.in_(deferred)).values(
+                status="pending", locked_by=None, available_at=now + timedelta(milliseconds=100),
+                attempts=Job.attempts - 1).execution_options(synchronize_session=False))
+
+    def _write_outcome(self, s: Session, conv: Conversation, work: Work,
+                       outcome: Outcome) -> Ticket | None:
+        """Add one turn's rows to the session; the ticket it opens, if any."""
+        now = work.now
+        if conv.last_customer_at is None or now > as_utc(conv.last_customer_at):
+            conv.last_customer_at = now  # opens the 24-hour customer-service window
+        s.add(MessageLog(conversation_id=conv.id, role="customer", text=outcome.customer_line))
+        result = outcome.result
+        if result is not None:
+            s.add(Decision(conversation_id=conv.id, inbound_id=work.inbound_id,
+                           intent=result.analysis.intent, frustration=result.analysis.frustration,
+                           p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
+                           reasons=result.decision.reasons, features=result.decision.features))
+        for n, reply in enumerate(outcome.replies):
+            s.add(OutboundMessage(idempotency_key=f"reply:{work.wamid}:{n}", conversation_id=conv.id,
+                                  to=conv.customer_id, phone_number_id=conv.phone_number_id or "",
+                                  role="bot", payload=reply_payload(conv.customer_id, reply)))
+            s.add(MessageLog(conversation_id=conv.id, role="bot", text=reply.text))
+        if outcome.csat is not None:
+            ticket_id, score = outcome.csat
+            s.execute(update(Ticket).where(Ticket.id == ticket_id).values(csat=score)
+                      .execution_options(synchronize_session=False))
+        if outcome.state is not None:
+            conv.state = outcome.state
+        if result is None or result.handoff is None:
+            return None
+        ticket = self._ticket(conv, result)
+        s.add(ticket)
+        return ticket
 
     def _fail(self, job_id: int, exc: Exception) -> None:
         with self.db.session() as s:
@@ -130,84 +390,14 @@ class JobWorker(BackgroundLoop):
                 job.status = "pending"
                 job.available_at = utcnow() + timedelta(seconds=2 ** job.attempts)
 
-    def process(self, job_id: int) -> int | None:
-        """Run one customer turn for the job's message; return a new ticket's id, if any."""
-        with self.db.session() as s:
-            job = s.get(Job, job_id)
-            inbound = s.get(InboundMessage, job.inbound_id)
-            conv = s.get(Conversation, inbound.conversation_id, with_for_update=True)
-            earlier = s.scalars(select(Job.id).join(InboundMessage, Job.inbound_id == InboundMessage.id)
-                                .where(InboundMessage.conversation_id == conv.id,
-                                       Job.id < job.id, Job.status.in_(("pending", "running")))
-                                .limit(1)).first()
-            if earlier is not None:  # keep a conversation's messages in order
-                job.status, job.locked_by = "pending", None
-                job.available_at = utcnow() + timedelta(milliseconds=100)
-                job.attempts -= 1
-                return None
-            state = ConversationState.from_dict(conv.state)
-            now = inbound.sent_at or utcnow()
-            if conv.last_customer_at is None or as_utc(now) > as_utc(conv.last_customer_at):
-                conv.last_customer_at = now  # opens the 24-hour customer-service window
-            ticket_id = self._turn(s, conv, inbound, state, now)
-            job.status, inbound.processed_at = "done", utcnow()
-            return ticket_id
-
-    def _turn(self, s, conv: Conversation, inbound: InboundMessage, state: ConversationState,
-              now: datetime) -> int | None:
-        flow, lang = self.engine.flow, state.language
-        key = inbound.wamid
-        if inbound.type == "reaction":
-            s.add(MessageLog(conversation_id=conv.id, role="customer", text=f"[reaction {inbound.text}]"))
-            return None
-        if inbound.type not in ("text", "interactive", "button"):
-            s.add(MessageLog(conversation_id=conv.id, role="customer",
-                             text=MEDIA_LABEL.format(type=inbound.type)))
-            if state.step != "with_agent":
-                self._send(s, conv, key, 0, Reply(flow.text("unsupported_message", lang)))
-            return None
-        if state.csat_ticket_id and inbound.button_id and inbound.button_id.startswith("csat_"):
-            ticket = s.get(Ticket, state.csat_ticket_id)
-            if ticket is not None:
-                ticket.csat = int(inbound.button_id.removeprefix("csat_"))
-            state.csat_ticket_id = None
-            s.add(MessageLog(conversation_id=conv.id, role="customer", text=inbound.text))
-            self._send(s, conv, key, 0, Reply(flow.text("thanks", lang)))
-            conv.state = state.to_dict()
-            return None
-        state.csat_ticket_id = None
-        with METRICS.turn_latency.time():
-            result = self.engine.turn(state, inbound.text, now=as_utc(now),
-                                      button_id=inbound.button_id)
-        s.add(MessageLog(conversation_id=conv.id, role="customer", text=inbound.text))
-        s.add(Decision(conversation_id=conv.id, inbound_id=inbound.id, intent=result.analysis.intent,
-                       frustration=result.analysis.frustration,
-                       p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
-                       reasons=result.decision.reasons, features=result.decision.features))
-        for n, reply in enumerate(result.replies):
-            self._send(s, conv, key, n, reply)
-        conv.state = result.state.to_dict()
-        if result.handoff is None:
-            return None
-        return self._open_ticket(s, conv, result)
-
-    def _send(self, s, conv: Conversation, key: str, n: int, reply: Reply) -> None:
-        s.add(OutboundMessage(idempotency_key=f"reply:{key}:{n}", conversation_id=conv.id,
-                              to=conv.customer_id, phone_number_id=conv.phone_number_id or "",
-                              role="bot", payload=reply_payload(conv.customer_id, reply)))
-        s.add(MessageLog(conversation_id=conv.id, role="bot", text=reply.text))
-
     @staticmethod
-    def _open_ticket(s, conv: Conversation, result: TurnResult) -> int:
+    def _ticket(conv: Conversation, result: TurnResult) -> Ticket:
         handoff, analysis, state = result.handoff, result.analysis, result.state
-        ticket = Ticket(conversation_id=conv.id, team=handoff.team, priority=handoff.priority,
-                        priority_rank=PRIORITY_RANK.get(handoff.priority, 1), context={
-                            "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
-                            "intent": analysis.intent, "frustration": analysis.frustration,
-                            "cues": analysis.cues, "order_number": state.order_number,
-                            "tier": state.tier, "language": state.language,
-                            "off_hours": handoff.off_hours, "back_at": handoff.back_at,
-                            "features": result.decision.features})
-        s.add(ticket)
-        s.flush()
-        return ticket.id
+        return Ticket(conversation_id=conv.id, team=handoff.team, priority=handoff.priority,
+                      priority_rank=PRIORITY_RANK.get(handoff.priority, 1), context={
+                          "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
+                          "intent": analysis.intent, "frustration": analysis.frustration,
+                          "cues": analysis.cues, "order_number": state.order_number,
+                          "tier": state.tier, "language": state.language,
+                          "off_hours": handoff.off_hours, "back_at": handoff.back_at,
+                          "features": result.decision.features})

@@ -190,7 +190,8 @@ def test_a_job_left_running_by_a_crashed_worker_is_picked_up(service):
     worker.stop()  # no live worker while we fake the crash
     try:
         service.say(message(text="hello", customer=new_customer(8)))
-        job_id = worker.claim()  # claimed as if by a worker that then died
+        [work] = worker.claim_batch()  # claimed as if by a worker that then died
+        job_id = work.job_id
         with service.services.db.session() as s:
             s.get(Job, job_id).locked_at = utcnow() - timedelta(hours=1)
     finally:
