@@ -306,8 +306,10 @@ class TurnEngine:
                   now: datetime, failed: bool) -> TurnResult:
         hours = self.flow.business_hours
         off_hours = not hours.is_open(now)
-        back_at = hours.next_opening(now).strftime("%a %d %b %H:%M") if off_hours else None
-        text = (self.flow.text("off_hours", state.language, back_at=back_at) if off_hours
+        opening = hours.next_opening(now) if off_hours else None
+        back_at = opening.strftime("%a %d %b %H:%M") if opening else None  # the agents' view
+        text = (self.flow.text("off_hours", state.language,
+                               back_at=self.flow.when(opening, state.language)) if opening
                 else self.flow.text("handoff", state.language))
         state.step = "with_agent"
         state.escalated = True

@@ -46,6 +46,13 @@ class Messages(BaseModel):
     thanks: str
     unsupported_message: str
     with_agent: str
+    #: How ``{back_at}`` in ``off_hours`` is written: ``{weekday} {day} {month} {time}`` filled
+    #: from the names below (English by default, so older flow files still load).
+    back_at: str = "{weekday} {day} {month} {time}"
+    weekdays: list[str] = Field(default=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                                min_length=7, max_length=7)
+    months: list[str] = Field(default=["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                       "Sep", "Oct", "Nov", "Dec"], min_length=12, max_length=12)
 
 
 class OrdersConfig(BaseModel):
@@ -216,6 +223,13 @@ class BotFlow(BaseModel):
         """Message ``key`` in ``language`` (falling back to the default) with values filled in."""
         messages = self.messages.get(language) or self.messages[self.default_language]
         return getattr(messages, key).format(brand=self.brand, email=self.contact_email, **values)
+
+    def when(self, at: datetime, language: str) -> str:
+        """``at`` (local time) the way ``language``'s messages write a day and time."""
+        messages = self.messages.get(language) or self.messages[self.default_language]
+        return messages.back_at.format(weekday=messages.weekdays[at.weekday()], day=at.day,
+                                       month=messages.months[at.month - 1],
+                                       time=at.strftime("%H:%M"))
 
     def path(self, relative: str) -> Path:
         """A file named in the flow, relative to the flow file's folder."""

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from nlu.labels import CUSTOMER_SERVICE_INTENTS, OUT_OF_SCOPE
+from nlu.labels import CUSTOMER_SERVICE_INTENTS, INTENT_LABELS, OUT_OF_SCOPE
 
 log = logging.getLogger(__name__)
 
 RAW_DIR = Path(__file__).resolve().parent.parent / "data" / "raw"
+#: Italian, Spanish and Portuguese intent examples written by the team (data/README.md).
+HANDWRITTEN_INTENTS = RAW_DIR.parent / "handwritten" / "intents_it_es_pt.csv"
 SPLITS = ("train", "validation", "test")
 SPLIT_SHARES = (0.70, 0.15, 0.15)
 NEAR_DUPLICATE_COSINE = 0.8
@@ -363,3 +365,19 @@ def fingerprint(ds: Dataset) -> str:
     for text, label in zip(ds["text"], ds["label"]):
         h.update(f"{text}\t{label}\n".encode())
     return h.hexdigest()[:16]
+
+
+def handwritten_intent_rows(path: Path = HANDWRITTEN_INTENTS) -> list[dict]:
+    """The hand-written it/es/pt intent examples as ``{"text", "label", "language"}`` rows.
+
+    There is no Italian/Spanish/Portuguese intent corpus among the project's sources, so the
+    multilingual model gets five examples per intent and language (465 rows) on top of the
+    English data; they are training rows only (evaluation uses the separate hand-checked sets).
+    """
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [{"text": r["text"], "label": r["label"], "language": r["language"],
+                 "source": f"handwritten_{r['language']}"} for r in csv.DictReader(fh)]
+    unknown = sorted({r["label"] for r in rows} - set(INTENT_LABELS))
+    if unknown:
+        raise ValueError(f"{path}: unknown intent labels {unknown}")
+    return rows

@@ -99,9 +99,10 @@ def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = 
         extra = (extra_train or {}).get(task) or []
         if extra:
             data["train"] = concatenate_datasets([data["train"], Dataset.from_list(
-                [{"text": r["text"], "label": r["label"], "source": "agents"} for r in extra]
+                [{"text": r["text"], "label": r["label"], "source": r.get("source", "agents")}
+                 for r in extra]
             ).cast(data["train"].features)])
-            log.info("%s training data: %d agent rows added", task, len(extra))
+            log.info("%s training data: %d extra rows added", task, len(extra))
     label_id = {label: i for i, label in enumerate(INTENT_LABELS)}
 
     shutil.copy(encoder_path / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)

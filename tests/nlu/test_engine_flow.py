@@ -127,6 +127,17 @@ def test_italian_customer_gets_italian_messages(engine):
 def test_italian_off_hours_message(engine):
     [r] = talk(engine, ["operatore per favore"], at=CLOSED)
     assert r.handoff.off_hours and "non è disponibile" in r.replies[0].text
+    assert "torna lun 30 nov alle 09:00" in r.replies[0].text  # not "Mon 30 Nov"
+    assert r.handoff.back_at == "Mon 30 Nov 09:00"  # what the agents' queue shows
+
+
+@pytest.mark.parametrize(("text", "language", "when"), [
+    ("quiero hablar con una persona", "es", "vuelve el lunes 30 de noviembre a las 09:00"),
+    ("quero falar com um atendente", "pt", "volta segunda 30 de nov às 09:00"),
+])
+def test_off_hours_time_is_written_in_the_customers_language(engine, text, language, when):
+    r = engine.turn(engine.new_state("c", language=language), text, now=CLOSED)
+    assert r.handoff.off_hours and when in r.replies[0].text
 
 
 def test_after_handoff_the_bot_stays_quiet(engine):
