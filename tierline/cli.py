@@ -406,12 +406,15 @@ def evaluate_multilingual(
 
 @bench_app.command("nlu")
 def bench_nlu(model: ModelOption = None, messages: int = 1000,
-              out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
+              out: Annotated[Path, typer.Option(help="report folder")] = Path("reports"),
+              encoder: Annotated[Path | None, typer.Option(
+                  help="encoder folder of the torch/fp32 engines (default: the bundle's)")] = None,
+              ) -> None:
     """Latency (batch 1) and throughput (batch 32/64): ONNX int8 vs fp32 vs torch eager."""
     setup_logging()
     from training.bench import bench_nlu as run_bench
 
-    run_bench(model, n_messages=messages, out_dir=out)
+    run_bench(model, n_messages=messages, out_dir=out, encoder=encoder)
 
 
 @bench_app.command("turn")

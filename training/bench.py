@@ -92,12 +92,28 @@ def throughput(run: Callable[[list[str]], object], messages: list[str], batch: i
     return len(messages) / (time.perf_counter() - t0)
 
 
-def build_engines(model_dir: Path, work: Path, threads: int
+def encoder_of(model_dir: Path) -> Path:
+    """The encoder folder a bundle was trained from (its ``training.json``), for the torch and
+    fp32 engines of the same architecture; the MiniLM package's when not recorded."""
+    info = model_dir / "training.json"
+    recorded = json.loads(info.read_text()).get("encoder_path") if info.exists() else None
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    if recorded and "e5" in recorded:
+        raise FileNotFoundError(f"{model_dir} was trained from {recorded}: build it with "
+                                "`tierline train encoder-e5` or pass --encoder")
+    return default_encoder_path()
+
+
+def build_engines(model_dir: Path, work: Path, threads: int, encoder: Path | None = None
                   ) -> dict[str, Callable[[list[str]], object]]:
-    """The four engines, each a ``texts -> logits`` callable using ``threads`` threads."""
+    """The four engines, each a ``texts -> logits`` callable using ``threads`` threads.
+
+    The torch and fp32 engines have the bundle's architecture with the encoder's weights and
+    fresh heads: their speed, not their outputs, is compared."""
     torch.set_num_threads(threads)
-    model = IntentFrustrationModel.from_pretrained(default_encoder_path(), len(INTENT_LABELS),
-                                                   len(CUE_NAMES)).eval()
+    model = IntentFrustrationModel.from_pretrained(encoder or encoder_of(model_dir),
+                                                   len(INTENT_LABELS), len(CUE_NAMES)).eval()
     if not (work / FUSED_FILE).exists():
         export_fp32(model, work / FP32_MODEL_FILE, len(CUE_NAMES))
         fuse_transformer_ops(work / FP32_MODEL_FILE, work / FUSED_FILE,
@@ -124,7 +140,8 @@ def build_engines(model_dir: Path, work: Path, threads: int
 
 
 def bench_nlu(model_dir: Path | None = None, n_messages: int = 1000,
-              out_dir: Path = Path("reports"), threads_list: tuple[int, ...] = (1, 2)) -> dict:
+              out_dir: Path = Path("reports"), threads_list: tuple[int, ...] = (1, 2),
+              encoder: Path | None = None) -> dict:
     """Run the benchmark, print the table, write ``reports/nlu_bench.json``."""
     model_dir = Path(model_dir or DEFAULT_BUNDLE_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +151,7 @@ def bench_nlu(model_dir: Path | None = None, n_messages: int = 1000,
                     "chars_p50": statistics.median(lengths), "chars_max": max(lengths), "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         for threads in threads_list:
-            engines = build_engines(model_dir, Path(tmp), threads)
+            engines = build_engines(model_dir, Path(tmp), threads, encoder)
             for name, run in engines.items():
                 lat = latency_ms(run, messages)
                 row = {"engine": name, "threads": threads, **{f"{k}_ms": v for k, v in lat.items()},
