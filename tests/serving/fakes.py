@@ -37,6 +37,7 @@ class FakeGraphAPI:
         #: message, retrying until the service answers 200.
         self.status_target: tuple[str, str] | None = None
         self.lock = threading.Lock()
+        self._client = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -84,18 +85,27 @@ class FakeGraphAPI:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def _status_client(self):
+        """One keep-alive client for all status webhooks: a client per request (``httpx.post``)
+        costs milliseconds of CPU to set up, which made the fake, not the service, the
+        bottleneck of loads of thousands of messages."""
+        import httpx
+
+        with self.lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=5, limits=httpx.Limits(max_connections=32))
+            return self._client
+
     def report_status(self, wamid: str, callback: str | None) -> None:
         """Deliver a 'sent' status webhook in the background, retried like Meta does."""
         url, secret = self.status_target
         body = json.dumps(envelope(statuses=[status(wamid, "sent", callback)])).encode()
 
         def deliver() -> None:
-            import httpx
             for _ in range(600):
                 try:
-                    r = httpx.post(url, content=body, timeout=5,
-                                   headers={"x-hub-signature-256": sign(body, secret),
-                                            "content-type": "application/json"})
+                    r = self._status_client().post(url, content=body, headers={
+                        "x-hub-signature-256": sign(body, secret), "content-type": "application/json"})
                     if r.status_code == 200:
                         return
                 except httpx.HTTPError:
@@ -143,6 +153,8 @@ class FakeGraphAPI:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if self._client is not None:
+            self._client.close()
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
