@@ -6,15 +6,17 @@ production store. The schema is owned by Alembic: ``migrate()`` runs at start-up
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Pooled PostgreSQL connections per process (kept open) and extra ones opened under bursts.
 PG_POOL_SIZE = 20
 PG_POOL_OVERFLOW = 10
+#: A pooled connection idle for longer than this is pinged before use (see ``_ping_if_idle``).
+PING_AFTER_IDLE_SECONDS = 1.0
 #: Key of the PostgreSQL advisory lock that serialises migrations across processes.
 MIGRATION_LOCK_KEY = 7_215_090_404
 
@@ -45,8 +49,9 @@ class Database:
         # one per request: SQLAlchemy's default (5, +10 opened and closed on demand) made every
         # burst of webhooks pay a connection set-up on both sides, a CPU cost per message.
         pool = {} if self.is_sqlite else {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW}
-        self.engine: Engine = create_engine(self.url, connect_args=connect_args,
-                                            pool_pre_ping=True, future=True, **pool)
+        self.engine: Engine = create_engine(self.url, connect_args=connect_args, future=True, **pool)
+        event.listen(self.engine, "checkin", _note_checkin)
+        event.listen(self.engine, "checkout", functools.partial(_ping_if_idle, self.engine.dialect))
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         event.listen(self.engine, "before_cursor_execute", _replace_nul, retval=True)
@@ -129,6 +134,32 @@ def _replace_nul(_conn, _cursor, statement, parameters, _context, _executemany):
     forever). Both databases get U+FFFD instead, the usual stand-in for an unusable character,
     so SQLite and PostgreSQL store the same text."""
     return statement, _without_nul(parameters)
+
+
+def _note_checkin(_dbapi_connection, record) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dialect, dbapi_connection, record, _proxy) -> None:
+    """Ping a pooled connection before use only if it sat idle for a while.
+
+    ``pool_pre_ping`` pings on every checkout: a round trip (and PostgreSQL work) for every
+    transaction, a fifth of the webhook's time under load. A connection used within the last
+    second is as good as the ping would say; one idle longer (across a database restart,
+    say) is pinged, and a dead one is replaced (``DisconnectionError`` makes the pool retry
+    with a new connection). A connection that dies within that second fails its transaction,
+    and SQLAlchemy then invalidates the whole pool: one request answers 503 (Meta retries),
+    the worker and sender retry their step.
+    """
+    checked_in = record.info.get("checked_in_at")
+    if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        ok = dialect.do_ping(dbapi_connection)
+    except Exception:  # noqa: BLE001 - any failure means the connection is gone
+        ok = False
+    if not ok:
+        raise exc.DisconnectionError("connection idle and unreachable")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
