@@ -17,6 +17,7 @@ from serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 TEXTS = ["hi", "1", "ND-100000", "what's the weather like?", "thanks"]
+CUSTOMERS = 30
 
 
 def test_two_workers_never_double_process(analyzer, database_url):
@@ -24,14 +25,19 @@ def test_two_workers_never_double_process(analyzer, database_url):
     db.migrate()
     engine = TurnEngine.load(analyzer=analyzer)
     new_state = lambda cid, customer: engine.new_state(cid, customer_id=customer).to_dict()  # noqa: E731
-    for c in range(12):
+    for c in range(CUSTOMERS):
         customer = f"4477009007{c:02d}"
         for text in TEXTS:
             messages, statuses = parse_webhook(envelope([message(text=text, customer=customer)],
                                                         customer=customer))
             store_webhook(db, messages, statuses, PHONE_NUMBER_ID, new_state)
-    n = 12 * len(TEXTS)
-    workers = [JobWorker(Database(database_url), engine, poll_seconds=0.005) for _ in range(2)]
+    n = CUSTOMERS * len(TEXTS)
+    # Batches of 4: with the default (32) one worker's batch holds every claimable job (the
+    # first of each conversation), and the test would not see the two compete. Enough
+    # conversations that one worker cannot finish them all while the other sleeps in SQLite's
+    # busy handler (it backs off in steps of up to 100 ms).
+    workers = [JobWorker(Database(database_url), engine, poll_seconds=0.005, batch_size=4)
+               for _ in range(2)]
     for w in workers:
         w.start()
     try:
