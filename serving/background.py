@@ -20,25 +20,38 @@ class BackgroundLoop:
 
     thread_name = "tierline-loop"
 
-    def __init__(self, poll_seconds: float, housekeeping_seconds: float = 0.0) -> None:
+    def __init__(self, poll_seconds: float, housekeeping_seconds: float = 0.0,
+                 threads: int = 1) -> None:
         self.poll_seconds = poll_seconds
+        # Several threads run the same loop when one thread's steps spend most of their time
+        # waiting (database round trips, the GIL): each step's claim keeps them apart.
+        self.threads = threads
+        self._local = threading.local()
         # Housekeeping (requeueing expired leases) is a transaction of its own: run before
         # every step it cost as much as the step's work when the queue was busy.
         self.housekeeping_seconds = housekeeping_seconds
         self._housekeeping_due = 0.0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def thread_index(self) -> int:
+        """Which of this loop's threads is running (0 outside them)."""
+        return getattr(self._local, "index", 0)
 
     def start(self) -> None:
-        """Start the background thread."""
-        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
-        self._thread.start()
+        """Start the background thread(s)."""
+        self._threads = [threading.Thread(target=self._loop, args=(i,), daemon=True,
+                                          name=f"{self.thread_name}-{i}" if i else self.thread_name)
+                         for i in range(self.threads)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the step in hand, then stop (SIGTERM drains through here)."""
+        """Finish the steps in hand, then stop (SIGTERM drains through here)."""
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def housekeeping(self) -> None:
         """Work to do before each step (e.g. requeue expired leases)."""
@@ -53,7 +66,8 @@ class BackgroundLoop:
             self.housekeeping()
             self._housekeeping_due = now + self.housekeeping_seconds
 
-    def _loop(self) -> None:
+    def _loop(self, index: int = 0) -> None:
+        self._local.index = index
         while not self._stop.is_set():
             try:
                 self._maybe_housekeeping()

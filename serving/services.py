@@ -84,6 +84,7 @@ class Services:
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
                                 batch_size=settings.worker_batch_size,
+                                threads=settings.worker_threads,
                                 on_ticket=self.ticket_created)
         self.sender = None
         if settings.sending_enabled:

@@ -77,11 +77,15 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(5, ge=1)
     sending_lease_seconds: float = Field(60.0, gt=0)
     worker_batch_size: int = Field(
-        32, ge=1, le=1000,
+        64, ge=1, le=1000,
         description="jobs one worker step claims and turns together: one model call and one "
                     "write transaction for all of them (1: one job at a time)")
+    worker_threads: int = Field(
+        2, ge=1, le=16,
+        description="worker threads per process: a batch's database round trips and model "
+                    "call overlap with the next batch's")
     sender_batch_size: int = Field(
-        32, ge=1, le=1000,
+        64, ge=1, le=1000,
         description="outbound rows one sender step claims, sends and records together")
     sender_concurrency: int = Field(
         8, ge=1, le=64,

@@ -147,15 +147,22 @@ class JobWorker(BackgroundLoop):
 
     def __init__(self, db: Database, engine: TurnEngine, *, poll_seconds: float = 0.05,
                  lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
-                 on_ticket: Callable[[int], None] | None = None) -> None:
-        super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2))
+                 threads: int = 1, on_ticket: Callable[[int], None] | None = None) -> None:
+        super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2),
+                         threads=threads)
         self.db = db
         self.engine = engine
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.on_ticket = on_ticket or (lambda ticket_id: None)
-        self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def worker_id(self) -> str:
+        """Who holds a claimed job (``locked_by``): one id per thread, so a thread never takes
+        a job another thread of this worker re-claimed after its lease expired for its own."""
+        return f"{self._id}.{self.thread_index}" if self.thread_index else self._id
 
     def housekeeping(self) -> None:
         self.requeue_expired()
