@@ -24,10 +24,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import aliased, load_only
 
 from serving.background import BackgroundLoop
@@ -94,6 +94,28 @@ class Outcome:
     error: Exception | None = None
 
 
+def _claim_rows():
+    """``UPDATE outbound_messages SET status = 'sending' ... WHERE id IN (due rows, row-locked,
+    skipping rows others hold) RETURNING ...``; a row with an earlier row of its conversation
+    still to be sent is not due. Built once: building it per poll cost more than running it."""
+    row, earlier = aliased(OutboundMessage), aliased(OutboundMessage)
+    behind = exists().where(earlier.conversation_id == row.conversation_id,
+                            earlier.id < row.id, earlier.status.in_(IN_FLIGHT))
+    due = (select(row.id).where(row.status == "pending", row.next_attempt_at <= bindparam("now"),
+                                ~behind)
+           .order_by(row.id).limit(bindparam("limit")).with_for_update(of=row, skip_locked=True))
+    return (update(OutboundMessage).where(OutboundMessage.id.in_(due),
+                                          OutboundMessage.status == "pending")
+            .values(status="sending", attempts=OutboundMessage.attempts + 1,
+                    next_attempt_at=bindparam("now"))
+            .returning(OutboundMessage.id, OutboundMessage.phone_number_id, OutboundMessage.payload,
+                       OutboundMessage.idempotency_key, OutboundMessage.attempts)
+            .execution_options(synchronize_session=False))
+
+
+CLAIM_ROWS = _claim_rows()
+
+
 class OutboxSender(BackgroundLoop):
     """Background thread that drains the outbox, a batch of concurrent sends at a time."""
 
@@ -144,26 +166,9 @@ class OutboxSender(BackgroundLoop):
     def claim_batch(self, limit: int) -> list[Claimed]:
         """Claim up to ``limit`` due rows, oldest first, at most one per conversation (marked
         ``sending`` and committed before any of them is sent)."""
-        now = utcnow()
         with self.db.session() as s:
-            rows = s.execute(
-                update(OutboundMessage).where(OutboundMessage.id.in_(self._due(limit, now)),
-                                              OutboundMessage.status == "pending")
-                .values(status="sending", attempts=OutboundMessage.attempts + 1, next_attempt_at=now)
-                .returning(OutboundMessage.id, OutboundMessage.phone_number_id,
-                           OutboundMessage.payload, OutboundMessage.idempotency_key,
-                           OutboundMessage.attempts)
-                .execution_options(synchronize_session=False)).all()
+            rows = s.execute(CLAIM_ROWS, {"now": utcnow(), "limit": limit}).all()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
-
-    @staticmethod
-    def _due(limit: int, now: datetime):
-        """Ids of due rows with no earlier row of their conversation still to be sent."""
-        row, earlier = aliased(OutboundMessage), aliased(OutboundMessage)
-        behind = exists().where(earlier.conversation_id == row.conversation_id,
-                                earlier.id < row.id, earlier.status.in_(IN_FLIGHT))
-        return (select(row.id).where(row.status == "pending", row.next_attempt_at <= now, ~behind)
-                .order_by(row.id).limit(limit).with_for_update(of=row, skip_locked=True))
 
     def send_once(self) -> bool:
         """Send a batch of due messages; False when nothing was due."""

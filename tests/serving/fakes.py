@@ -102,6 +102,8 @@ class FakeGraphAPI:
         body = json.dumps(envelope(statuses=[status(wamid, "sent", callback)])).encode()
 
         def deliver() -> None:
+            import httpx
+
             for _ in range(600):
                 try:
                     r = self._status_client().post(url, content=body, headers={
