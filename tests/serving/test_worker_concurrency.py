@@ -25,22 +25,22 @@ def test_two_workers_never_double_process(analyzer, database_url):
     db.migrate()
     engine = TurnEngine.load(analyzer=analyzer)
     new_state = lambda cid, customer: engine.new_state(cid, customer_id=customer).to_dict()  # noqa: E731
-    for c in range(CUSTOMERS):
-        customer = f"4477009007{c:02d}"
-        for text in TEXTS:
-            messages, statuses = parse_webhook(envelope([message(text=text, customer=customer)],
-                                                        customer=customer))
-            store_webhook(db, messages, statuses, PHONE_NUMBER_ID, new_state)
     n = CUSTOMERS * len(TEXTS)
-    # Batches of 4: with the default (32) one worker's batch holds every claimable job (the
-    # first of each conversation), and the test would not see the two compete. Enough
-    # conversations that one worker cannot finish them all while the other sleeps in SQLite's
-    # busy handler (it backs off in steps of up to 100 ms).
+    # Both workers poll before the first message arrives: a batched worker turns the whole
+    # load in well under a second, so one started a moment earlier could do it all alone and
+    # the test would not see the two compete. Batches of 4 for the same reason (the default
+    # holds the first job of every conversation, all that is claimable at once).
     workers = [JobWorker(Database(database_url), engine, poll_seconds=0.005, batch_size=4)
                for _ in range(2)]
     for w in workers:
         w.start()
     try:
+        for c in range(CUSTOMERS):
+            customer = f"4477009007{c:02d}"
+            for text in TEXTS:
+                messages, statuses = parse_webhook(envelope([message(text=text, customer=customer)],
+                                                            customer=customer))
+                store_webhook(db, messages, statuses, PHONE_NUMBER_ID, new_state)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with db.session() as s:
