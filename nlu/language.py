@@ -72,8 +72,24 @@ def lingua_scores(text: str, allowed: list[str]) -> dict[str, float]:
             for c in detector.compute_language_confidence_values(text)}
 
 
+#: Texts up to this length are remembered (a turn asks twice: once to pick the model stack for
+#: the batched analysis, once in the turn); longer ones are rare and would pin memory.
+CACHED_TEXT_CHARS = 1000
+
+
 def guess_language(text: str, allowed: list[str], default: str) -> str:
     """The language of ``text`` among ``allowed``; ``default`` (the current one) when unsure."""
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _cached_guess(text, tuple(allowed), default)
+    return _guess(text, allowed, default)
+
+
+@functools.lru_cache(maxsize=8192)
+def _cached_guess(text: str, allowed: tuple[str, ...], default: str) -> str:
+    return _guess(text, list(allowed), default)
+
+
+def _guess(text: str, allowed: list[str], default: str) -> str:
     words = _WORD.findall(text)
     if not words:
         return default
