@@ -36,6 +36,8 @@ from nlu.policy import (
 )
 
 RECENT_INTENTS = 5
+#: The name of the primary model stack (``models/nlu`` + ``models/policy`` by default).
+DEFAULT_STACK = "default"
 
 
 @dataclass
@@ -60,6 +62,9 @@ class TurnResult:
     state: ConversationState
     handoff: Handoff | None = None
     bot_failed: bool = False
+    #: Which model stack decided ("default", or the language route's name): a policy retrains
+    #: only on decisions its own stack made (stored with each decision).
+    model_stack: str = DEFAULT_STACK
 
     def to_dict(self) -> dict:
         """The per-turn JSON of ``tierline chat`` and ``/v1/decide``."""
@@ -100,6 +105,7 @@ class LanguageRoute:
     languages: tuple[str, ...]
     nlu_dir: Path
     policy_dir: Path
+    name: str = "multilingual"
 
 
 class LazyStack:
@@ -193,9 +199,12 @@ class TurnEngine:
 
     def stack_for(self, language: str) -> ModelStack:
         """The model stack that serves conversations in ``language``."""
+        return self._named_stack(language)[1]
+
+    def _named_stack(self, language: str) -> tuple[str, ModelStack]:
         if self.route is not None and language in self.route[0].languages:
-            return self.route[1].get()
-        return self.primary
+            return self.route[0].name, self.route[1].get()
+        return DEFAULT_STACK, self.primary
 
     def language_of(self, state: ConversationState, text: str) -> str:
         """The conversation's language after ``text`` (a locked language never changes)."""
@@ -269,7 +278,7 @@ class TurnEngine:
         now = now or datetime.now(timezone.utc)
         state = copy.deepcopy(state)
         state.language = self.language_of(state, text)
-        stack = self.stack_for(state.language)
+        stack_name, stack = self._named_stack(state.language)
         if analysis is None or (self.route is not None and analysis.model != stack.analyzer.name):
             analysis = stack.analyzer.analyze([text])[0]
         state.remember("customer", text, now.isoformat())
@@ -281,7 +290,7 @@ class TurnEngine:
             decision.escalate = True
             decision.reasons = ["conversation is already with an agent"] + decision.reasons
             self._update_counters(state, analysis, stack.policy, failed=False)
-            return TurnResult([], decision, analysis, state)
+            return TurnResult([], decision, analysis, state, model_stack=stack_name)
 
         explicit = self.is_explicit(text, analysis, button_id)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
@@ -297,13 +306,14 @@ class TurnEngine:
         failed = bool(response and response.failed)
         self._update_counters(state, analysis, stack.policy, failed)
         if decision.escalate and act:
-            return self._hand_off(state, decision, analysis, now, failed)
+            return self._hand_off(state, decision, analysis, now, failed, stack_name)
         for reply in response.replies:
             state.remember("bot", reply.text, now.isoformat())
-        return TurnResult(response.replies, decision, analysis, state, bot_failed=failed)
+        return TurnResult(response.replies, decision, analysis, state, bot_failed=failed,
+                          model_stack=stack_name)
 
     def _hand_off(self, state: ConversationState, decision: Decision, analysis: AnalysisResult,
-                  now: datetime, failed: bool) -> TurnResult:
+                  now: datetime, failed: bool, stack_name: str) -> TurnResult:
         hours = self.flow.business_hours
         off_hours = not hours.is_open(now)
         opening = hours.next_opening(now) if off_hours else None
@@ -318,7 +328,7 @@ class TurnEngine:
                           reasons=decision.reasons, p_escalate=decision.p_escalate,
                           off_hours=off_hours, back_at=back_at)
         return TurnResult([Reply(text)], decision, analysis, state, handoff=handoff,
-                          bot_failed=failed)
+                          bot_failed=failed, model_stack=stack_name)
 
     @staticmethod
     def _routing_intent(state: ConversationState, analysis: AnalysisResult) -> str:

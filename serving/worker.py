@@ -390,7 +390,7 @@ class JobWorker(BackgroundLoop):
                 conversation_id=conv.id, inbound_id=work.inbound_id, intent=result.analysis.intent,
                 frustration=result.analysis.frustration, p_escalate=result.decision.p_escalate,
                 escalate=result.decision.escalate, reasons=result.decision.reasons,
-                features=result.decision.features))
+                features=result.decision.features, model_stack=result.model_stack))
         for n, reply in enumerate(outcome.replies):
             rows.outbound.append(dict(
                 idempotency_key=f"reply:{work.wamid}:{n}", conversation_id=conv.id,

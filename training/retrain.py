@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from sklearn.metrics import brier_score_loss, log_loss
 
+from nlu.engine import DEFAULT_STACK
 from nlu.flow import BotFlow, load_flow
 from nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyArtifact
 from training.calibration import expected_calibration_error, plot_reliability
@@ -127,7 +128,9 @@ def export_labels(database_url: str):
 
     One row per labelled escalation (label 1 for yes/earlier, 0 for no); an "earlier" label
     also marks the customer's previous turn as one that should have escalated (label 1).
-    Sorted by ticket time, so the most recent rows are last.
+    Sorted by ticket time, so the most recent rows are last. Decisions made by another model
+    stack (the multilingual pair, for it/es/pt conversations) are left out: their features come
+    from another bundle, so they are not this policy's data.
     """
     from datasets import Dataset
     from sqlalchemy import select
@@ -137,6 +140,7 @@ def export_labels(database_url: str):
 
     db = Database(database_url)
     rows: list[dict] = []
+    other_stack = 0
     try:
         with db.session() as s:
             pairs = s.execute(select(EscalationLabel, Ticket).join(
@@ -145,6 +149,9 @@ def export_labels(database_url: str):
                 escalated, previous = ticket_decisions(s, ticket)
                 if escalated is None:
                     log.warning("ticket %s has no escalating decision; label skipped", ticket.id)
+                    continue
+                if escalated.model_stack not in (None, DEFAULT_STACK):
+                    other_stack += 1  # features of another NLU bundle: not this policy's data
                     continue
                 at = as_utc(ticket.created_at).isoformat()
                 base = {"ticket_id": ticket.id, "conversation_id": ticket.conversation_id,
@@ -156,7 +163,8 @@ def export_labels(database_url: str):
                              "p_escalate_then": escalated.p_escalate, "role": "escalated",
                              "label": int(label.escalation_needed != "no"),
                              "features": {k: float(escalated.features[k]) for k in FEATURE_NAMES}})
-                if label.escalation_needed == "earlier" and previous is not None:
+                if label.escalation_needed == "earlier" and previous is not None \
+                        and previous.model_stack in (None, DEFAULT_STACK):
                     d = previous
                     rows.append({**base, "decision_id": d.id, "intent": d.intent,
                                  "text": customer_text(s, d),
@@ -165,6 +173,9 @@ def export_labels(database_url: str):
                                  "features": {k: float(d.features[k]) for k in FEATURE_NAMES}})
     finally:
         db.dispose()
+    if other_stack:
+        log.info("%d labels skipped: decided by another model stack (e.g. the multilingual "
+                 "pair), whose features the default policy does not read", other_stack)
     if not rows:
         raise ValueError("no agent labels in the database: nothing to retrain on")
     for r in rows:

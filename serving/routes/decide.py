@@ -84,7 +84,8 @@ def _decide(services, body: DecideIn) -> DecideOut:
         s.add(Decision(conversation_id=conv_id, intent=result.analysis.intent,
                        frustration=result.analysis.frustration,
                        p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
-                       reasons=result.decision.reasons, features=result.decision.features))
+                       reasons=result.decision.reasons, features=result.decision.features,
+                       model_stack=result.model_stack))
         out = result.to_dict()
         return DecideOut(**{k: out[k] for k in ("p_escalate", "escalate", "reasons", "team",
                                                  "priority", "reply", "buttons", "intent",

@@ -139,6 +139,8 @@ class Decision(Base):
     escalate: Mapped[bool]
     reasons: Mapped[list[Any]] = mapped_column(JSON)
     features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The NLU + policy pair that decided ("default", "multilingual"); None before migration 0003.
+    model_stack: Mapped[str | None] = mapped_column(String(40), default=None)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -44,6 +44,7 @@ def test_each_language_runs_on_its_own_pair(engine):
     assert multilingual.policy.artifact != engine.policy.artifact
     assert english.state.language == "en" and italian.state.language == "it"
     assert italian.analysis.intent == "track_order"
+    assert (english.model_stack, italian.model_stack) == ("default", "multilingual")
 
 
 def test_short_message_stays_on_the_conversations_stack(engine):

@@ -119,3 +119,9 @@ def test_decide_routes_an_italian_conversation_to_the_multilingual_pair(service)
     assert engine.route is not None and engine.route[1].loaded
     english = decide(service, "c-en", "where is my order?")
     assert english["state"]["language"] == "en" and not english["escalate"]
+    from serving.storage.models import Decision
+
+    with service.services.db.session() as s:
+        stacks = {d.conversation_id: d.model_stack for d in s.query(Decision).filter(
+            Decision.conversation_id.in_(["api:c-it", "api:c-en"]))}
+    assert stacks == {"api:c-it": "multilingual", "api:c-en": "default"}

@@ -151,3 +151,23 @@ def test_enough_intent_corrections_retrain_the_nlu_and_a_forgetful_one_is_reject
     assert not result.gate.promote
     assert any(r.startswith(("intent_accuracy worse", "frozen_intent_accuracy worse"))
                for r in result.gate.reasons)
+
+
+def test_decisions_of_another_model_stack_are_not_the_policys_data(labelled, tmp_path):
+    import shutil
+
+    from sqlalchemy import update
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(labelled["url"].removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    before = [r for r in export_labels(url) if r["role"] == "escalated"]
+    moved = [r["decision_id"] for r in before[:20]]
+    db = Database(url)
+    with db.session() as s:
+        assert {d.model_stack for d in s.query(Decision)} == {"default"}  # the worker records it
+        s.execute(update(Decision).where(Decision.id.in_(moved)).values(model_stack="multilingual"))
+    db.dispose()
+    after = [r for r in export_labels(url) if r["role"] == "escalated"]
+    assert len(after) == len(before) - 20
+    assert not {r["decision_id"] for r in after} & set(moved)
