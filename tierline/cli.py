@@ -400,8 +400,8 @@ def evaluate_multilingual(
 
     report = compare_bundles({str(m): m for m in model}, split=split, latency_n=latency_messages,
                              out_dir=out)
-    typer.echo(json.dumps({k: report[k] for k in ("models", "language_detection_xlmt_val")},
-                          indent=2))
+    typer.echo(json.dumps({k: report[k] for k in ("models", "language_detection_xlmt_val",
+                                                  "turn_engine_handchecked")}, indent=2))
 
 
 @bench_app.command("nlu")

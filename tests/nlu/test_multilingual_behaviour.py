@@ -2,41 +2,40 @@
 
 The shipped default (``TurnEngine.shipped()``, what ``make run`` serves) routes Italian,
 Spanish and Portuguese conversations to the multilingual bundle and the policy fitted on it.
+Each message of the two hand-checked sets (``data/handchecked/support_it_es_pt.csv`` and
+``support_it_es_pt_holdout.csv``, written and checked by hand; labels follow this project's
+intent definitions, e.g. "when does my parcel arrive" is ``delivery_period`` as in Bitext) opens
+a fresh conversation during business hours: the intent must be the one written beside it, the
+escalation decision the expected one, and the bot must answer in the customer's language.
 
-Each message (``data/handchecked/support_it_es_pt.csv``, written and checked by hand; labels
-follow this project's intent definitions, e.g. "when does my parcel arrive" is
-``delivery_period`` as in Bitext) opens a fresh conversation during business hours: the intent
-must be the one written beside it, the escalation decision the expected one, and the bot must
-answer in the customer's language.
-
-The misses measured on the shipped bundle are listed in ``KNOWN_MISSES`` as strict expected
+The misses measured on the shipped models are listed in ``KNOWN_MISSES`` as strict expected
 failures, so the list cannot silently go stale: a miss that gets fixed fails the suite until it
-is removed from here and from the model card.
+is removed from here and from the model card. The first set flatters the model (its
+hand-written training intents were written knowing the previous model's misses on it); the
+holdout set was written before that model was trained.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
-from nlu.bundle import DEFAULT_BUNDLE_DIR, MULTILINGUAL_BUNDLE_DIR
+from nlu.bundle import DEFAULT_BUNDLE_DIR
 from nlu.engine import TurnEngine
-from training.compare_models import read_handchecked
+from training.compare_models import HANDCHECKED_FILE, HOLDOUT_FILE, OPEN, read_handchecked
 
-ROWS = read_handchecked()
-#: Tuesday 10:00 in Rome: inside business hours, so a handoff is a handoff, not off-hours.
-OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+ROWS = read_handchecked(HANDCHECKED_FILE) + read_handchecked(HOLDOUT_FILE)
 #: Measured misses of the shipped engine (models/README.md lists them too).
 KNOWN_MISSES = {
-    "quando arriva il mio pacco?": "intent: out_of_scope",
-    "voglio un rimborso per il frullatore rotto": "int8 says check_refund_policy (fp32: get_refund)",
-    "come posso avere la fattura del mio acquisto?": "intent: check_payment_methods",
-    "quiero que me devuelvan el dinero": "idiom not transferred: out_of_scope",
-    "¿cómo puedo obtener la factura de mi compra?": "intent: check_payment_methods",
-    "quero o meu dinheiro de volta": "idiom not transferred: out_of_scope",
-    "como posso obter a fatura da minha compra?": "intent: check_payment_methods",
+    "mi avete addebitato due volte lo stesso ordine": "cancel_order 0.38, so no escalation",
+    "il corriere non si è visto e il tracking è fermo da giorni": "delivery_period",
+    "non riesco più ad accedere al mio account": "delete_account",
+    "ya no puedo entrar en mi cuenta": "registration_problems",
+    "vale gracias adiós": "goodbye (thanks and goodbye in one message)",
+    "o estafeta não apareceu e o rastreio está parado há dias": "get_refund 0.21",
+    "já não consigo entrar na minha conta": "registration_problems",
 }
+#: Messages whose reply language is detected wrongly.
+LANGUAGE_MISSES = {"posso pagare con satispay o solo con carta?": "detected as Portuguese"}
 
 
 def first_turn(engine: TurnEngine, text: str):
@@ -66,7 +65,14 @@ def test_handchecked_message(engine, row):
         assert result.decision.escalate == (row["escalate"] == "yes"), (got, result.decision.reasons)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[f"{r['language']}:{r['text'][:30]}" for r in ROWS])
+def _language_params():
+    for row in ROWS:
+        marks = ([pytest.mark.xfail(strict=True, reason=LANGUAGE_MISSES[row["text"]])]
+                 if row["text"] in LANGUAGE_MISSES else [])
+        yield pytest.param(row, marks=marks, id=f"{row['language']}:{row['text'][:30]}")
+
+
+@pytest.mark.parametrize("row", list(_language_params()))
 def test_bot_answers_in_the_customers_language(engine, row):
     result = first_turn(engine, row["text"])
     assert result.state.language == row["language"]
@@ -87,8 +93,8 @@ def test_routed_engine_beats_the_english_pair_on_these_messages(engine):
         score[name] = (sum(r.analysis.intent == row["intent"] for row, r in results if row["intent"]),
                        sum(r.decision.escalate == (row["escalate"] == "yes")
                            for row, r in results if row["escalate"]))
-    assert score["multilingual"][0] >= score["english"][0] + 10, score
-    assert score["multilingual"][1] > score["english"][1], score
+    assert score["multilingual"][0] >= score["english"][0] + 30, score
+    assert score["multilingual"][1] >= score["english"][1] + 15, score
 
 
 def test_conversation_keeps_its_language_on_an_order_number(engine):
