@@ -47,14 +47,15 @@ def engine():
     return TurnEngine.shipped()
 
 
-def _params():
+def _marked(misses: dict[str, str]):
+    """Every row as a test case; the ones in ``misses`` as strict expected failures."""
     for row in ROWS:
-        marks = ([pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[row["text"]])]
-                 if row["text"] in KNOWN_MISSES else [])
+        marks = ([pytest.mark.xfail(strict=True, reason=misses[row["text"]])]
+                 if row["text"] in misses else [])
         yield pytest.param(row, marks=marks, id=f"{row['language']}:{row['text'][:30]}")
 
 
-@pytest.mark.parametrize("row", list(_params()))
+@pytest.mark.parametrize("row", list(_marked(KNOWN_MISSES)))
 def test_handchecked_message(engine, row):
     result = first_turn(engine, row["text"])
     got = (result.analysis.intent, round(result.analysis.intent_confidence, 2),
@@ -65,14 +66,7 @@ def test_handchecked_message(engine, row):
         assert result.decision.escalate == (row["escalate"] == "yes"), (got, result.decision.reasons)
 
 
-def _language_params():
-    for row in ROWS:
-        marks = ([pytest.mark.xfail(strict=True, reason=LANGUAGE_MISSES[row["text"]])]
-                 if row["text"] in LANGUAGE_MISSES else [])
-        yield pytest.param(row, marks=marks, id=f"{row['language']}:{row['text'][:30]}")
-
-
-@pytest.mark.parametrize("row", list(_language_params()))
+@pytest.mark.parametrize("row", list(_marked(LANGUAGE_MISSES)))
 def test_bot_answers_in_the_customers_language(engine, row):
     result = first_turn(engine, row["text"])
     assert result.state.language == row["language"]
