@@ -87,11 +87,13 @@ class TurnResult:
 @dataclass
 class ModelStack:
     """One NLU bundle with the policy fitted on its outputs and a bot whose FAQ index holds that
-    encoder's embeddings: the three must never be mixed across bundles."""
+    encoder's embeddings: the three must never be mixed across bundles. ``name`` is recorded
+    with each decision the stack makes."""
 
     analyzer: Analyzer
     policy: EscalationPolicy
     bot: MenuBot
+    name: str = DEFAULT_STACK
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,11 @@ class LanguageRoute:
 
 
 class LazyStack:
-    """A model stack loaded on first use (an English-only deployment never loads the second
-    encoder); thread-safe, loaded once."""
+    """The model stack of a :class:`LanguageRoute`, loaded on first use (an English-only
+    deployment never loads the second encoder); thread-safe, loaded once."""
 
-    def __init__(self, load: Callable[[], ModelStack]) -> None:
+    def __init__(self, route: LanguageRoute, load: Callable[[], ModelStack]) -> None:
+        self.route = route
         self._load = load
         self._stack: ModelStack | None = None
         self._lock = threading.Lock()
@@ -136,12 +139,11 @@ class TurnEngine:
     language (detected from the message before the analysis, see :mod:`nlu.language`).
     """
 
-    def __init__(self, flow: BotFlow, analyzer: Analyzer, policy: EscalationPolicy,
-                 bot: MenuBot, customers: CustomerDirectory,
-                 route: tuple[LanguageRoute, LazyStack] | None = None) -> None:
+    def __init__(self, flow: BotFlow, primary: ModelStack, customers: CustomerDirectory,
+                 routed: LazyStack | None = None) -> None:
         self.flow = flow
-        self.primary = ModelStack(analyzer, policy, bot)
-        self.route = route
+        self.primary = primary
+        self.routed = routed
         self.customers = customers
 
     @property
@@ -177,11 +179,10 @@ class TurnEngine:
                   else EscalationPolicy.load(flow.escalation, policy_dir))
         routed = None
         if route is not None:
-            routed = (route, LazyStack(lambda: cls._stack(
+            routed = LazyStack(route, lambda: cls._stack(
                 flow, Analyzer.load(route.nlu_dir, threads=threads),
-                EscalationPolicy.load(flow.escalation, route.policy_dir), orders)))
-        stack = cls._stack(flow, analyzer, policy, orders)
-        return cls(flow, stack.analyzer, stack.policy, stack.bot,
+                EscalationPolicy.load(flow.escalation, route.policy_dir), orders, route.name))
+        return cls(flow, cls._stack(flow, analyzer, policy, orders),
                    customers or CsvCustomerDirectory(flow.path(flow.customers.file)), routed)
 
     @classmethod
@@ -192,19 +193,16 @@ class TurnEngine:
             MULTILINGUAL_LANGUAGES, MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR), **kwargs)
 
     @staticmethod
-    def _stack(flow: BotFlow, analyzer: Analyzer, policy: EscalationPolicy, orders: OrderLookup
-               ) -> ModelStack:
+    def _stack(flow: BotFlow, analyzer: Analyzer, policy: EscalationPolicy, orders: OrderLookup,
+               name: str = DEFAULT_STACK) -> ModelStack:
         faq = FaqIndex.load(flow.path(flow.faq.file), analyzer, flow.faq.min_similarity)
-        return ModelStack(analyzer, policy, MenuBot(flow, orders, faq))
+        return ModelStack(analyzer, policy, MenuBot(flow, orders, faq), name)
 
     def stack_for(self, language: str) -> ModelStack:
         """The model stack that serves conversations in ``language``."""
-        return self._named_stack(language)[1]
-
-    def _named_stack(self, language: str) -> tuple[str, ModelStack]:
-        if self.route is not None and language in self.route[0].languages:
-            return self.route[0].name, self.route[1].get()
-        return DEFAULT_STACK, self.primary
+        if self.routed is not None and language in self.routed.route.languages:
+            return self.routed.get()
+        return self.primary
 
     def language_of(self, state: ConversationState, text: str) -> str:
         """The conversation's language after ``text`` (a locked language never changes)."""
@@ -251,7 +249,7 @@ class TurnEngine:
         conversation state (``/v1/analyze``, the simulator, batch evaluation); ``turn`` redoes
         an analysis that came from another stack than the conversation's."""
         texts = list(texts)
-        if self.route is None:
+        if self.routed is None:
             return self.primary.analyzer.analyze(texts)
         if languages is None:
             default = self.flow.default_language
@@ -278,8 +276,8 @@ class TurnEngine:
         now = now or datetime.now(timezone.utc)
         state = copy.deepcopy(state)
         state.language = self.language_of(state, text)
-        stack_name, stack = self._named_stack(state.language)
-        if analysis is None or (self.route is not None and analysis.model != stack.analyzer.name):
+        stack = self.stack_for(state.language)
+        if analysis is None or (self.routed is not None and analysis.model != stack.analyzer.name):
             analysis = stack.analyzer.analyze([text])[0]
         state.remember("customer", text, now.isoformat())
 
@@ -290,7 +288,7 @@ class TurnEngine:
             decision.escalate = True
             decision.reasons = ["conversation is already with an agent"] + decision.reasons
             self._update_counters(state, analysis, stack.policy, failed=False)
-            return TurnResult([], decision, analysis, state, model_stack=stack_name)
+            return TurnResult([], decision, analysis, state, model_stack=stack.name)
 
         explicit = self.is_explicit(text, analysis, button_id)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
@@ -306,11 +304,11 @@ class TurnEngine:
         failed = bool(response and response.failed)
         self._update_counters(state, analysis, stack.policy, failed)
         if decision.escalate and act:
-            return self._hand_off(state, decision, analysis, now, failed, stack_name)
+            return self._hand_off(state, decision, analysis, now, failed, stack.name)
         for reply in response.replies:
             state.remember("bot", reply.text, now.isoformat())
         return TurnResult(response.replies, decision, analysis, state, bot_failed=failed,
-                          model_stack=stack_name)
+                          model_stack=stack.name)
 
     def _hand_off(self, state: ConversationState, decision: Decision, analysis: AnalysisResult,
                   now: datetime, failed: bool, stack_name: str) -> TurnResult:

@@ -8,14 +8,11 @@ must only ever read the outputs of the bundle it was fitted on.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR
 from nlu.engine import LanguageRoute, TurnEngine
-
-OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+from training.compare_models import OPEN, first_turn
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +20,12 @@ def engine(analyzer):
     return TurnEngine.shipped(analyzer=analyzer)
 
 
-def first_turn(engine: TurnEngine, text: str):
-    return engine.turn(engine.new_state("c1", "+390000000001"), text, now=OPEN)
-
-
 def test_second_stack_loads_only_when_a_conversation_needs_it(analyzer):
     engine = TurnEngine.shipped(analyzer=analyzer)
     first_turn(engine, "where is my order?")
-    assert not engine.route[1].loaded
+    assert not engine.routed.loaded
     first_turn(engine, "dov'è il mio ordine?")
-    assert engine.route[1].loaded
+    assert engine.routed.loaded
 
 
 def test_each_language_runs_on_its_own_pair(engine):

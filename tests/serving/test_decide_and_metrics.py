@@ -116,7 +116,7 @@ def test_decide_routes_an_italian_conversation_to_the_multilingual_pair(service)
     engine = service.services.engine
     assert asked["escalate"] and asked["reply"] == engine.flow.text("handoff", "it")
     assert asked["state"]["language"] == "it"
-    assert engine.route is not None and engine.route[1].loaded
+    assert engine.routed is not None and engine.routed.loaded
     english = decide(service, "c-en", "where is my order?")
     assert english["state"]["language"] == "en" and not english["escalate"]
     from serving.storage.models import Decision
