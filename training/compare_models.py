@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from nlu.analyzer import Analyzer
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR, load_bundle_config
-from nlu.engine import TurnEngine
+from nlu.engine import TurnEngine, TurnResult
 from nlu.language import guess_language, lingua_scores, stopword_guess
 from training.bench import latency_ms, machine_info, sample_messages
 from training.data import XLMT_LANGUAGES, load_frustration_data, load_intent_data, read_xlmt
@@ -34,6 +34,8 @@ HANDCHECKED_FILE = (Path(__file__).resolve().parent.parent / "data" / "handcheck
                     / "support_it_es_pt.csv")
 #: A second such set, written before the multilingual model with hand-written intents was trained.
 HOLDOUT_FILE = HANDCHECKED_FILE.with_name("support_it_es_pt_holdout.csv")
+#: The hand-checked sets by the name the reports use.
+HANDCHECKED_SETS = {"first": HANDCHECKED_FILE, "holdout": HOLDOUT_FILE}
 #: Tuesday 10:00 in Rome: inside business hours, so a handoff is a handoff, not off-hours.
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 
@@ -71,7 +73,7 @@ def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> 
         _, logit = analyzer.raw_logits(x_texts)
         by_language[code] = round(float(roc_auc_score(x_y, logit)), 4)
     handchecked = {}
-    for name, path in (("first", HANDCHECKED_FILE), ("holdout", HOLDOUT_FILE)):
+    for name, path in HANDCHECKED_SETS.items():
         checked = [r for r in read_handchecked(path) if r["intent"]]
         right = defaultdict(list)
         for row, result in zip(checked, analyzer.analyze([r["text"] for r in checked])):
@@ -94,20 +96,27 @@ def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> 
     }
 
 
+def first_turn(engine: TurnEngine, text: str) -> TurnResult:
+    """``text`` as the first message of a conversation, during business hours."""
+    return engine.turn(engine.new_state("c1", "+390000000001"), text, now=OPEN)
+
+
+def engine_scores(engine: TurnEngine, rows: list[dict[str, str]]) -> dict[str, tuple[int, int]]:
+    """Hand-checked rows through the turn engine, each opening a conversation: ``(right, asked)``
+    for intents and for escalation decisions (rows with a blank label are not asked)."""
+    results = [first_turn(engine, r["text"]) for r in rows]
+    intents = [res.analysis.intent == r["intent"] for r, res in zip(rows, results) if r["intent"]]
+    escalations = [res.decision.escalate == (r["escalate"] == "yes")
+                   for r, res in zip(rows, results) if r["escalate"]]
+    return {"intents": (sum(intents), len(intents)),
+            "escalations": (sum(escalations), len(escalations))}
+
+
 def engine_figures(engine: TurnEngine) -> dict:
-    """Each hand-checked set through the turn engine, every message opening a conversation
-    during business hours: intents right and escalation decisions right, ``"right/asked"``."""
-    out = {}
-    for name, path in (("first", HANDCHECKED_FILE), ("holdout", HOLDOUT_FILE)):
-        rows = read_handchecked(path)
-        results = [engine.turn(engine.new_state("c", "+390000000001"), r["text"], now=OPEN)
-                   for r in rows]
-        intents = [res.analysis.intent == r["intent"] for r, res in zip(rows, results) if r["intent"]]
-        escalations = [res.decision.escalate == (r["escalate"] == "yes")
-                       for r, res in zip(rows, results) if r["escalate"]]
-        out[name] = {"intents": f"{sum(intents)}/{len(intents)}",
-                     "escalations": f"{sum(escalations)}/{len(escalations)}"}
-    return out
+    """:func:`engine_scores` of each hand-checked set, as ``"right/asked"``."""
+    return {name: {k: f"{right}/{asked}" for k, (right, asked) in
+                   engine_scores(engine, read_handchecked(path)).items()}
+            for name, path in HANDCHECKED_SETS.items()}
 
 
 def language_detection_figures(allowed: list[str]) -> dict:
