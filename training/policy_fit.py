@@ -254,7 +254,7 @@ def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: i
         report["registered_version"] = track_policy_run(
             out_dir, report_dir, train_rows, test_rows, report,
             {"n_train": n_train, "n_test": n_test, "seed": seed, "C": 1.0,
-             "nlu_dir": str(nlu_dir or "models/nlu"), "xlmt_languages": ",".join(xlmt_languages),
+             "xlmt_languages": ",".join(xlmt_languages),
              "calibration": "isotonic, 5-fold, ensemble=False"}, ship)
     log.info("policy written to %s: %s", out_dir, report["policy"])
     return report
