@@ -4,10 +4,13 @@ against both."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -120,3 +123,27 @@ def service(analyzer, database_url) -> Iterator[Service]:
     with LiveServer(app) as server:
         yield Service(server, graph, app)
     graph.close()
+
+
+@contextlib.contextmanager
+def steady_traffic(send: Callable[[int, int], int], clients: int) -> Iterator[list[int]]:
+    """``clients`` threads each calling ``send(client, i)`` (i = 1, 2, ...; it returns an HTTP
+    status) until the block ends; yields the list the statuses are appended to. The clients are
+    stopped and joined however the block ends, and a client's exception is raised there."""
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def client(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            statuses.append(send(n, i))
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        jobs = [pool.submit(client, n) for n in range(clients)]
+        try:
+            yield statuses
+        finally:
+            stop.set()
+            for job in jobs:
+                job.result()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import threading
-
 import httpx
 
 from serving.routes.agents import create_agent
+from tests.serving.conftest import steady_traffic
 
 
 def test_reload_needs_an_admin_token(service):
@@ -20,32 +18,20 @@ def test_reload_needs_an_admin_token(service):
 
 def test_reload_under_concurrent_requests_drops_nothing(service):
     admin = create_agent(service.services.db, "Root", [], admin=True)
-    stop = threading.Event()
-    statuses: list[int] = []
-
-    def traffic(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            if i % 2:
-                r = httpx.post(f"{service.url}/v1/analyze", json={"texts": ["where is my order"]},
-                               timeout=30)
-            else:
-                r = httpx.post(f"{service.url}/v1/decide", timeout=30, json={
-                    "conversation_id": f"reload-{n}", "customer": {"id": "c"}, "text": "hi"})
-            statuses.append(r.status_code)
+    def send(n: int, i: int) -> int:
+        if i % 2:
+            return httpx.post(f"{service.url}/v1/analyze", json={"texts": ["where is my order"]},
+                              timeout=30).status_code
+        return httpx.post(f"{service.url}/v1/decide", timeout=30, json={
+            "conversation_id": f"reload-{n}", "customer": {"id": "c"}, "text": "hi"}).status_code
 
     old_engine = service.services.engine
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        workers = [pool.submit(traffic, n) for n in range(6)]
+    with steady_traffic(send, clients=6) as statuses:
         for _ in range(2):
             r = httpx.post(f"{service.url}/v1/admin/reload", timeout=120,
                            headers={"authorization": f"Bearer {admin}"})
             assert r.status_code == 200, r.text
             assert "int8_intent_accuracy" in r.json()["nlu_metrics"]
-        stop.set()
-        for w in workers:
-            w.result()
     assert service.services.engine is not old_engine
     assert service.services.worker.engine is service.services.engine
     assert len(statuses) > 20 and set(statuses) == {200}

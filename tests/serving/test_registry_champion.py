@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import threading
 import time
 
 import httpx
@@ -16,6 +14,7 @@ from serving.app import create_app
 from serving.routes.agents import create_agent
 from serving.settings import Settings
 from tests.conftest import LiveServer
+from tests.serving.conftest import steady_traffic
 from training import tracking
 
 
@@ -62,27 +61,17 @@ def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_p
         before = decide(server.url, "before")["p_escalate"]
         assert before < 0.99
 
-        stop = threading.Event()
-        statuses: list[int] = []
+        def send(n: int, i: int) -> int:
+            return httpx.post(f"{server.url}/v1/decide", timeout=30, json={
+                "conversation_id": f"live-{n}-{i}", "customer": {"id": "c"},
+                "text": "where is my order"}).status_code
 
-        def traffic(n: int) -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                statuses.append(httpx.post(f"{server.url}/v1/decide", timeout=30, json={
-                    "conversation_id": f"live-{n}-{i}", "customer": {"id": "c"},
-                    "text": "where is my order"}).status_code)
-
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            jobs = [pool.submit(traffic, n) for n in range(4)]
+        with steady_traffic(send, clients=4) as statuses:
             assert register_policy(tmp_path / "eager", promote=True) == "2"
             deadline = time.monotonic() + 20
             while services.models.policy_version != "2" and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(0.3)
-            stop.set()
-            for job in jobs:
-                job.result()
         assert services.models.policy_version == "2"
         assert decide(server.url, "after")["p_escalate"] > 0.99
         assert len(statuses) > 10 and set(statuses) == {200}
