@@ -386,11 +386,7 @@ class JobWorker(BackgroundLoop):
         rows.logs.append(dict(conversation_id=conv.id, role="customer", text=outcome.customer_line))
         result = outcome.result
         if result is not None:
-            rows.decisions.append(dict(
-                conversation_id=conv.id, inbound_id=work.inbound_id, intent=result.analysis.intent,
-                frustration=result.analysis.frustration, p_escalate=result.decision.p_escalate,
-                escalate=result.decision.escalate, reasons=result.decision.reasons,
-                features=result.decision.features, model_stack=result.model_stack))
+            rows.decisions.append(Decision.values_of(conv.id, result, work.inbound_id))
         for n, reply in enumerate(outcome.replies):
             rows.outbound.append(dict(
                 idempotency_key=f"reply:{work.wamid}:{n}", conversation_id=conv.id,

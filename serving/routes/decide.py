@@ -81,11 +81,7 @@ def _decide(services, body: DecideIn) -> DecideOut:
         s.add(MessageLog(conversation_id=conv_id, role="customer", text=body.text[:60_000]))
         for reply in result.replies:
             s.add(MessageLog(conversation_id=conv_id, role="bot", text=reply.text))
-        s.add(Decision(conversation_id=conv_id, intent=result.analysis.intent,
-                       frustration=result.analysis.frustration,
-                       p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
-                       reasons=result.decision.reasons, features=result.decision.features,
-                       model_stack=result.model_stack))
+        s.add(Decision(**Decision.values_of(conv_id, result)))
         out = result.to_dict()
         return DecideOut(**{k: out[k] for k in ("p_escalate", "escalate", "reasons", "team",
                                                  "priority", "reply", "buttons", "intent",

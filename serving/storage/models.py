@@ -9,7 +9,7 @@ only in memory.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+if TYPE_CHECKING:
+    from nlu.engine import TurnResult
 
 
 def utcnow() -> datetime:
@@ -142,6 +145,17 @@ class Decision(Base):
     #: The NLU + policy pair that decided ("default", "multilingual"); None before migration 0003.
     model_stack: Mapped[str | None] = mapped_column(String(40), default=None)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @staticmethod
+    def values_of(conversation_id: str, result: TurnResult, inbound_id: int | None = None
+                  ) -> dict[str, Any]:
+        """The row of one turn's decision (the worker inserts it in bulk, ``/v1/decide`` one at
+        a time): one mapping, so a new column reaches both."""
+        return dict(conversation_id=conversation_id, inbound_id=inbound_id,
+                    intent=result.analysis.intent, frustration=result.analysis.frustration,
+                    p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
+                    reasons=result.decision.reasons, features=result.decision.features,
+                    model_stack=result.model_stack)
 
 
 class Ticket(Base):
