@@ -54,8 +54,16 @@ def store_webhook(db: Database, messages: list[IncomingMessage], statuses: list[
     Inserts are ``ON CONFLICT DO NOTHING`` on the unique keys, so a concurrent duplicate
     delivery is simply not inserted again (no read-then-write race, no retry).
     """
+    return store_deliveries(db, [(messages, statuses)], phone_number_id, new_state)[0]
+
+
+def store_deliveries(db: Database, deliveries: list[tuple[list[IncomingMessage], list[StatusUpdate]]],
+                     phone_number_id: str | None, new_state) -> list[StoreResult]:
+    """Store several webhook deliveries in one transaction (the intake's group commit): one
+    result per delivery, in order. All or nothing: if it raises, none of them was stored."""
     with db.session() as session:
-        return _store(session, messages, statuses, phone_number_id, new_state)
+        return [_store(session, messages, statuses, phone_number_id, new_state)
+                for messages, statuses in deliveries]
 
 
 def _dialect(session) -> str:

@@ -2,7 +2,8 @@
 
 ``run_webhook_load`` (``tierline bench webhook``) starts the service in-process on a free
 loopback port (SQLite in a temporary folder, sending disabled so replies stay in the outbox),
-fires ``n`` signed deliveries at a fixed concurrency with httpx, and reports webhook latency
+fires ``n`` signed deliveries at a fixed concurrency over keep-alive connections
+(``RawPool``), and reports webhook latency
 (p50/p99), accepted messages per second, and how long the worker took until every message had
 its reply stored.
 
@@ -66,10 +67,77 @@ def delivery(i: int, customers: int) -> bytes:
     return json.dumps(body).encode()
 
 
-#: Open-loop load spreads its requests over this many httpx clients: one client's connection
-#: pool costs the load generator more CPU per request the more requests it has in flight
-#: (7x at 64 than at 16 here), which capped the load the generator could offer.
-CLIENTS = 32
+class TransportError(Exception):
+    """The connection broke or answered something that is not HTTP/1.1."""
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams.
+
+    The load generator shares the service's two cores, so what it spends per request is taken
+    from the service: httpx spent 1.5-3.8 CPU-ms per delivery here (its connection pool and
+    header models), more than a third of what the service itself spends on a message. This
+    writes a prebuilt request and reads the status line, ``content-length`` and body: about a
+    tenth of that. It is the load generator's only HTTP client; the service's own code never
+    uses it.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        """Send one request (``head`` ends with the blank line); (status, body)."""
+        try:
+            self.writer.write(head + body)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            lines = raw.split(b"\r\n")
+            status = int(lines[0].split(b" ", 2)[1])
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            return status, (await self.reader.readexactly(length) if length else b"")
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ValueError, IndexError) as exc:
+            self.close()
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class RawPool:
+    """Keep-alive connections to one host: an idle one is reused, else a new one is opened
+    (so open-loop load is never held back by a fixed number of connections)."""
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port or 80)
+        self._idle: list[RawConnection] = []
+
+    def head(self, method: str, path: str, length: int, extra: str = "") -> bytes:
+        """A request head for this host (``extra``: more header lines, each ending CRLF)."""
+        return (f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                f"content-type: application/json\r\ncontent-length: {length}\r\n{extra}\r\n").encode()
+
+    async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        """One request on an idle or new connection; the connection goes back when it is done."""
+        if self._idle:
+            connection = self._idle.pop()
+        else:
+            try:
+                connection = RawConnection(*await asyncio.open_connection(self.host, self.port))
+            except OSError as exc:
+                raise TransportError(f"connect: {exc}") from None
+        status, body = await connection.request(head, body)
+        self._idle.append(connection)
+        return status, body
+
+    def close(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
 
 
 #: Connection errors (a keep-alive connection closed under the request, say) are retried like
@@ -78,27 +146,27 @@ TRANSPORT_RETRIES = 3
 TRANSPORT_ERRORS: collections.Counter = collections.Counter()
 
 
-async def post_delivery(client: httpx.AsyncClient, url: str, i: int, customers: int,
-                        latencies: list[float], sent_at: dict[int, float] | None = None) -> None:
+async def post_delivery(pool: RawPool, i: int, customers: int, latencies: list[float],
+                        sent_at: dict[int, float] | None = None) -> None:
     """POST delivery ``i`` signed like Meta; record its latency (and, in ``sent_at``, when it
     left, on the system-wide monotonic clock); fail loudly on non-200."""
     raw = delivery(i, customers)
+    head = pool.head("POST", "/webhooks/whatsapp", len(raw),
+                     f"x-hub-signature-256: {signature(raw, SECRET)}\r\n")
     t0 = time.perf_counter()
     if sent_at is not None:
         sent_at[i] = time.monotonic()
     for attempt in range(TRANSPORT_RETRIES + 1):
         try:
-            r = await client.post(f"{url}/webhooks/whatsapp", content=raw,
-                                  headers={"x-hub-signature-256": signature(raw, SECRET),
-                                           "content-type": "application/json"})
+            status, body = await pool.request(head, raw)
             break
-        except httpx.TransportError:
+        except TransportError:
             TRANSPORT_ERRORS["webhook"] += 1
             if attempt == TRANSPORT_RETRIES:
                 raise
     latencies.append((time.perf_counter() - t0) * 1000)
-    if r.status_code != 200:
-        raise RuntimeError(f"delivery {i}: HTTP {r.status_code} {r.text[:200]}")
+    if status != 200:
+        raise RuntimeError(f"delivery {i}: HTTP {status} {body[:200]!r}")
 
 
 async def fire(url: str, n: int, concurrency: int, customers: int, offset: int = 0,
@@ -108,13 +176,16 @@ async def fire(url: str, n: int, concurrency: int, customers: int, offset: int =
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i + offset)
+    pool = RawPool(url)
 
     async def worker() -> None:
-        async with httpx.AsyncClient(timeout=30) as client:  # one each: see CLIENTS
-            while not queue.empty():
-                await post_delivery(client, url, queue.get_nowait(), customers, latencies, sent_at)
+        while not queue.empty():
+            await post_delivery(pool, queue.get_nowait(), customers, latencies, sent_at)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        pool.close()
     return latencies
 
 
@@ -123,17 +194,29 @@ async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: in
     """Open-loop load: start a delivery every ``1/rate`` seconds whatever the answers do
     (how Meta sends), so queueing shows up in the latencies instead of slowing the sender."""
     latencies: list[float] = []
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(httpx.AsyncClient(timeout=30)) for _ in range(CLIENTS)]
+    pool = RawPool(url)
+    try:
         start, tasks = time.perf_counter(), []
         for i in range(n):
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post_delivery(
-                clients[i % CLIENTS], url, i + offset, customers, latencies, sent_at)))
+            tasks.append(asyncio.create_task(post_delivery(pool, i + offset, customers, latencies,
+                                                           sent_at)))
         await asyncio.gather(*tasks)
+    finally:
+        pool.close()
     return latencies
+
+
+def run_async(coroutine):
+    """Run the load on uvloop when it is installed (the service's own loop; less CPU per
+    request than asyncio's), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def run_webhook_load(n: int = 1000, concurrency: int = 16, customers: int = 200) -> dict:
@@ -150,7 +233,7 @@ def run_webhook_load(n: int = 1000, concurrency: int = 16, customers: int = 200)
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
         t0 = time.perf_counter()
-        latencies = asyncio.run(fire(url, n, concurrency, customers))
+        latencies = run_async(fire(url, n, concurrency, customers))
         accepted_s = time.perf_counter() - t0
         db = app.state.services.db
         while True:
@@ -218,7 +301,7 @@ def serve_fake_graph(port: int) -> None:
         async with server:
             await server.serve_forever()
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def free_port() -> int:
@@ -397,9 +480,9 @@ def webhook_step(service: BenchService, graph_url: str, meter: CpuMeter, *, rate
     meter.start()
     t0 = time.monotonic()
     if rate is None:
-        latencies = asyncio.run(fire(service.url, n, concurrency, customers, offset, sent_at))
+        latencies = run_async(fire(service.url, n, concurrency, customers, offset, sent_at))
     else:
-        latencies = asyncio.run(fire_at_rate(service.url, n, rate, customers, offset, sent_at))
+        latencies = run_async(fire_at_rate(service.url, n, rate, customers, offset, sent_at))
     accepted_s = time.monotonic() - t0
     ids = range(offset, offset + n)
     replies = _wait_replies(graph_url, ids, timeout=max(60.0, n / 20))
@@ -424,18 +507,21 @@ async def _api_load(url: str, path: str, bodies: list[dict], concurrency: int) -
     queue: asyncio.Queue[dict] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
+    pool = RawPool(url)
 
     async def worker() -> None:
-        async with httpx.AsyncClient(timeout=60) as client:  # one each: see CLIENTS
-            while not queue.empty():
-                body = queue.get_nowait()
-                t0 = time.perf_counter()
-                r = await client.post(f"{url}{path}", json=body)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+        while not queue.empty():
+            raw = json.dumps(queue.get_nowait()).encode()
+            t0 = time.perf_counter()
+            status, answer = await pool.request(pool.head("POST", path, len(raw)), raw)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise RuntimeError(f"{path}: HTTP {status} {answer[:200]!r}")
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        pool.close()
     return latencies
 
 
@@ -449,7 +535,7 @@ def api_step(service: BenchService, meter: CpuMeter, path: str, concurrency: int
                    "text": DECIDE_TEXTS[i % len(DECIDE_TEXTS)]} for i in range(n)]
     meter.start()
     t0 = time.monotonic()
-    latencies = asyncio.run(_api_load(service.url, path, bodies, concurrency))
+    latencies = run_async(_api_load(service.url, path, bodies, concurrency))
     elapsed = time.monotonic() - t0
     cpu = meter.stop()
     return {"path": path, "concurrency": concurrency, "requests": n, "per_s": n / elapsed,

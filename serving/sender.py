@@ -2,8 +2,7 @@
 
 A step claims a batch of due rows in one statement (``SKIP LOCKED`` row locks, and a
 compare-and-set on the status that also holds on SQLite) and marks them ``sending`` before any
-HTTP call; they are sent concurrently (a small thread pool over one keep-alive connection
-pool), and the outcomes are recorded in one transaction: ``sent`` with the returned wamid.
+HTTP call; they are sent concurrently (over the client's keep-alive connections), and the outcomes are recorded in one transaction: ``sent`` with the returned wamid.
 Retryable failures (5xx, 429, 130429, timeouts) go back to ``pending`` with exponential backoff
 and jitter; permanent ones end ``failed``. Every send carries the row's idempotency key as
 ``biz_opaque_callback_data``: if the process dies after Meta accepted a message but before
@@ -14,15 +13,18 @@ A conversation's replies reach Meta in order: a row is not claimed while an earl
 conversation is still ``pending`` (waiting for a retry, say) or ``sending``, so a batch holds at
 most one row per conversation and its sends are independent. A token bucket keeps the
 configured messages-per-second limit: a step claims no more rows than it holds tokens.
+
+The sends of a batch run on the sender's own event loop (uvloop when installed), in its
+thread: no thread pool, and nothing shared with the HTTP server's loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -123,8 +125,8 @@ class OutboxSender(BackgroundLoop):
 
     def __init__(self, db: Database, client: GraphClient, *, rate: float = 80.0,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0,
-                 lease_seconds: float = 60.0, poll_seconds: float = 0.05, batch_size: int = 32,
-                 concurrency: int = 8) -> None:
+                 lease_seconds: float = 60.0, poll_seconds: float = 0.05,
+                 batch_size: int = 32) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2))
         self.db = db
         self.client = client
@@ -134,8 +136,7 @@ class OutboxSender(BackgroundLoop):
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
         self.batch_size = batch_size
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="tierline-send") \
-            if concurrency > 1 else None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         # A row left 'sending' by a process that died may have reached Meta; its status
         # webhook (retried by Meta while we were down) reconciles it. Give those retries one
         # full lease after this process starts before treating any such row as lost, or a
@@ -150,10 +151,30 @@ class OutboxSender(BackgroundLoop):
         return self.send_once()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in hand, then stop the loop and the send pool."""
+        """Finish the batch in hand, then stop the loop and close the HTTP connections."""
         super().stop(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        if self._event_loop is not None:
+            # From a thread of its own: the caller may be running an event loop (the app's
+            # shutdown), and a thread runs one loop at a time.
+            closer = threading.Thread(target=self._close_client, name="tierline-sender-close")
+            closer.start()
+            closer.join(timeout)
+
+    def _close_client(self) -> None:
+        self._event_loop.run_until_complete(self.client.close())
+        self._event_loop.close()
+        self._event_loop = None
+
+    def _run(self, coroutine):
+        """Run ``coroutine`` to completion on the sender's event loop (made on first use)."""
+        if self._event_loop is None:
+            try:
+                import uvloop
+
+                self._event_loop = uvloop.new_event_loop()
+            except ImportError:
+                self._event_loop = asyncio.new_event_loop()
+        return self._event_loop.run_until_complete(coroutine)
 
     def requeue_unconfirmed(self) -> int:
         """``sending`` rows with no wamid past the lease: the process died mid-send; retry."""
@@ -180,16 +201,20 @@ class OutboxSender(BackgroundLoop):
         self.bucket.give_back(taken - len(rows))
         if not rows:
             return False
-        outcomes = (list(self._pool.map(self._send, rows)) if self._pool is not None and len(rows) > 1
-                    else [self._send(row) for row in rows])
+        outcomes = self._run(self._send_all(rows))
         self._record(list(zip(rows, outcomes)))
         return True
 
-    def _send(self, row: Claimed) -> Outcome:
+    async def _send_all(self, rows: list[Claimed]) -> list[Outcome]:
+        """The batch's sends, concurrently (the client holds at most ``concurrency``
+        connections; at most one row per conversation, so their order does not matter)."""
+        return list(await asyncio.gather(*(self._send(row) for row in rows)))
+
+    async def _send(self, row: Claimed) -> Outcome:
         """One Graph API call; the exception sorts the outcome."""
         payload = {**row.payload, "biz_opaque_callback_data": row.idempotency_key}
         try:
-            return Outcome("sent", wamid=self.client.send(row.phone_number_id, payload))
+            return Outcome("sent", wamid=await self.client.send(row.phone_number_id, payload))
         except AmbiguousSendError as exc:
             # Meta may have the message: leave it 'sending' so a status webhook can confirm it;
             # requeue_unconfirmed retries it only if none arrives within the lease.
@@ -223,6 +248,8 @@ class OutboxSender(BackgroundLoop):
             if row.status not in ("delivered", "read"):  # else a status webhook got here first
                 row.status = "sent"
             row.wamid, row.sent_at = outcome.wamid, utcnow()
+            log.debug("outbound %s sent as %s (attempt %d)", claimed.id, outcome.wamid,
+                      claimed.attempts)
         elif outcome.kind == "failed":
             self._set_failed(row, error)
         elif claimed.attempts >= self.max_attempts:

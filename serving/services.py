@@ -21,6 +21,7 @@ from serving.handoff.notify import (
     TicketNotice,
 )
 from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
+from serving.intake import IntakeWriter
 from serving.logging_setup import mask_phone
 from serving.metrics import METRICS
 from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
@@ -80,6 +81,7 @@ class Services:
         analyzer = analyzer or Analyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
+        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
@@ -90,15 +92,15 @@ class Services:
         if settings.sending_enabled:
             client = GraphClient(settings.whatsapp_api_base,
                                  settings.whatsapp_access_token.get_secret_value(),
-                                 timeout=settings.whatsapp_send_timeout)
+                                 timeout=settings.whatsapp_send_timeout,
+                                 concurrency=settings.sender_concurrency)
             self.sender = OutboxSender(self.db, client, rate=settings.whatsapp_send_rate,
                                        max_attempts=settings.whatsapp_max_send_attempts,
                                        base_delay=settings.whatsapp_retry_base_seconds,
                                        max_delay=settings.whatsapp_retry_max_seconds,
                                        lease_seconds=settings.sending_lease_seconds,
                                        poll_seconds=settings.worker_poll_seconds,
-                                       batch_size=settings.sender_batch_size,
-                                       concurrency=settings.sender_concurrency)
+                                       batch_size=settings.sender_batch_size)
         notifiers = []
         if settings.notify_slack_url:
             notifiers.append(SlackNotifier(settings.notify_slack_url))
@@ -147,6 +149,7 @@ class Services:
         """Migrate the schema, then start the background threads."""
         self.db.migrate()
         self.dispatcher.start()
+        self.intake.start()
         self.worker.start()
         if self.watcher:
             self.watcher.start()
@@ -163,6 +166,7 @@ class Services:
         """Drain: finish the job and the send in hand, flush notifications, close the pool."""
         if self.watcher:
             self.watcher.stop()
+        self.intake.stop()
         self.worker.stop()
         if self.sender:
             self.sender.stop()

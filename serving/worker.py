@@ -240,6 +240,8 @@ class JobWorker(BackgroundLoop):
             log.exception("writing a batch of %d job(s) failed", len(prepared))
             written = (self._write_one_by_one(prepared) if len(prepared) > 1
                        else Written(failed=[(prepared[0].work.job_id, exc)]))
+        log.debug("worker: %d job(s) turned, %d failed, %d ticket(s)", len(prepared),
+                  len(written.failed), len(written.tickets))
         for job_id, exc in written.failed:
             self._fail(job_id, exc)
         for ticket_id in written.tickets:

@@ -3,14 +3,21 @@
 Errors are sorted for the sender: :class:`RetryableSendError` (5xx, HTTP 429, Meta error code
 130429 "rate limit hit", timeouts, connection errors) is retried with backoff;
 :class:`PermanentSendError` (other 4xx: bad number, outside the 24-hour window, ...) is not.
+
+The client is asynchronous (aiohttp): the sender runs a batch's sends concurrently on its own
+event loop. Measured side by side against the same fake Graph API, a send cost 0.17 CPU-ms
+with aiohttp on uvloop against 1.02 with httpx's sync client on 8 threads (0.74 on one
+thread, 1.73 with its async client): the send was a quarter of the service's CPU per message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from typing import Any
 
-import httpx
+import aiohttp
 
 log = logging.getLogger(__name__)
 RETRYABLE_META_CODES = {130429, 131048, 131056, 80007, 4, 2}  # rate limits, temporary errors
@@ -70,46 +77,67 @@ def template_payload(to: str, name: str, language: str, body_params: list[str]) 
 
 
 class GraphClient:
-    """``POST {api_base}/{phone_number_id}/messages`` with the bearer token."""
+    """``POST {api_base}/{phone_number_id}/messages`` with the bearer token.
+
+    Its HTTP session belongs to the event loop of the first :meth:`send` (the sender's), and
+    keeps ``concurrency`` keep-alive connections.
+    """
 
     def __init__(self, api_base: str, access_token: str, timeout: float = 10.0,
-                 client: httpx.Client | None = None) -> None:
+                 concurrency: int = 8) -> None:
         self.api_base = api_base.rstrip("/")
-        self._client = client or httpx.Client(timeout=timeout)
-        self._headers = {"Authorization": f"Bearer {access_token}"}
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self._headers = {"Authorization": f"Bearer {access_token}",
+                         "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
 
-    def send(self, phone_number_id: str, payload: dict[str, Any]) -> str:
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # ``connect`` bounds the wait for a connection (a pool slot included): a send
+            # that never left is safe to retry, unlike one that timed out after it was written.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.timeout))
+        return self._session
+
+    async def send(self, phone_number_id: str, payload: dict[str, Any]) -> str:
         """Send one message; return its ``wamid``."""
         url = f"{self.api_base}/{phone_number_id}/messages"
         try:
-            response = self._client.post(url, json=payload, headers=self._headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            async with self._client().post(url, data=json.dumps(payload),
+                                           headers=self._headers) as response:
+                status, body = response.status, await response.read()
+                retry_after = response.headers.get("retry-after")
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise RetryableSendError(f"not sent: {type(exc).__name__}") from None
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise AmbiguousSendError(f"sent, no answer: {type(exc).__name__}") from None
-        if response.status_code < 300:
+        if status < 300:
             try:
-                return str(response.json()["messages"][0]["id"])
+                return str(json.loads(body)["messages"][0]["id"])
             except (ValueError, KeyError, IndexError, TypeError):
                 raise PermanentSendError("2xx answer without messages[0].id") from None
-        code, message = _meta_error(response)
-        detail = f"HTTP {response.status_code}, Meta code {code}: {message}"
-        if response.status_code >= 500 or response.status_code == 429 or code in RETRYABLE_META_CODES:
-            retry_after = response.headers.get("retry-after")
+        code, message = _meta_error(body)
+        detail = f"HTTP {status}, Meta code {code}: {message}"
+        if status >= 500 or status == 429 or code in RETRYABLE_META_CODES:
             raise RetryableSendError(detail, float(retry_after) if _is_number(retry_after) else None)
         raise PermanentSendError(detail)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the HTTP connection pool."""
-        self._client.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-def _meta_error(response: httpx.Response) -> tuple[int | None, str]:
+def _meta_error(body: bytes) -> tuple[int | None, str]:
+    """Meta's error code and message from an error answer (its raw text when it is not JSON)."""
     try:
-        error = response.json().get("error") or {}
+        error = json.loads(body).get("error") or {}
         return (int(error["code"]) if "code" in error else None), str(error.get("message", ""))[:300]
     except (ValueError, AttributeError, TypeError):
-        return None, response.text[:300]
+        return None, body[:300].decode(errors="replace")
 
 
 def _is_number(value: str | None) -> bool:

@@ -1,5 +1,6 @@
 """Whole turns (NLU + policy + bot) with the shipped models and flow: every escalation trigger."""
 
+import dataclasses
 import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -158,6 +159,15 @@ def test_state_round_trips_through_json(engine):
     again = ConversationState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert again == state
     assert [m["role"] for m in again.history] == ["customer", "bot"] * 3
+
+
+def test_state_dict_is_a_copy_with_every_field(engine):
+    state = talk(engine, ["hi", "1", "ND-100000"])[-1].state
+    data = state.to_dict()
+    assert data == dataclasses.asdict(state)
+    state.history[0]["text"] = "changed"
+    state.recent_intents.append("goodbye")
+    assert data["history"][0]["text"] != "changed" and "goodbye" not in data["recent_intents"]
 
 
 def test_empty_and_huge_messages_do_not_break_a_turn(engine):

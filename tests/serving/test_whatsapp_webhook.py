@@ -204,13 +204,14 @@ def test_a_job_left_running_by_a_crashed_worker_is_picked_up(service):
 
 def test_database_outage_answers_503_and_recovers(service):
     from serving.storage.db import Database
-    real = service.services.db
-    service.services.db = Database("postgresql://nobody@127.0.0.1:1/none")
+    intake = service.services.intake  # what stores deliveries
+    real = intake.db
+    intake.db = Database("postgresql://nobody@127.0.0.1:1/none")
     try:
         r = service.deliver(envelope([message(text="hi", wamid="wamid.outage")]))
         assert r.status_code == 503
     finally:
-        service.services.db.dispose()
-        service.services.db = real
+        intake.db.dispose()
+        intake.db = real
     r = service.deliver(envelope([message(text="hi", wamid="wamid.outage")]))
     assert r.status_code == 200 and r.json()["stored"] == 1
