@@ -7,7 +7,6 @@ its reasons, and the new conversation state. No I/O happens here.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -274,7 +273,7 @@ class TurnEngine:
         the policy had said no (used to record features along simulated conversations).
         """
         now = now or datetime.now(timezone.utc)
-        state = copy.deepcopy(state)
+        state = ConversationState.from_dict(state.to_dict())  # the caller's state is left as it was
         state.language = self.language_of(state, text)
         stack = self.stack_for(state.language)
         if analysis is None or (self.routed is not None and analysis.model != stack.analyzer.name):

@@ -13,6 +13,7 @@ escalates (WhatsApp requires a clear path to one), and so does the bot failing
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,8 +101,11 @@ class PolicyArtifact(BaseModel):
                    intercept=0.0, calibration_x=[-1.0, 1.0], calibration_y=[0.5, 0.5])
 
 
+@functools.lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Lower-case without accents: 'Operatore' and 'opératore' match 'operatore'."""
+    """Lower-case without accents: 'Operatore' and 'opératore' match 'operatore'.
+
+    Cached: every message folds the flow's keyword list again."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

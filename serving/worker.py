@@ -118,26 +118,56 @@ class Written:
     """The result of one write transaction: tickets opened (notify after commit) and jobs
     whose turn raised (to record as failed)."""
 
-    tickets: list[int] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)
     failed: list[tuple[int, Exception]] = field(default_factory=list)
 
 
 @dataclass
 class Rows:
-    """The batch's new transcript lines, decisions and outbound messages, inserted with one
-    executemany per table (the ORM's unit of work cost more CPU per row than the turn)."""
+    """The batch's writes, one statement each (an executemany; the ORM's unit of work cost
+    more CPU per row than the turn): new transcript lines, decisions, outbound messages and
+    tickets, and the conversations' new state."""
 
     logs: list[dict] = field(default_factory=list)
     decisions: list[dict] = field(default_factory=list)
     outbound: list[dict] = field(default_factory=list)
+    tickets: list[dict] = field(default_factory=list)
+    conversations: list[dict] = field(default_factory=list)
 
-    def insert(self, s: Session) -> None:
-        """Insert them all (in the order added: a conversation's transcript stays in order)."""
+    def write(self, s: Session) -> list[Ticket]:
+        """Insert and update them all (in the order added: a conversation's transcript stays
+        in order); the tickets opened, with their ids."""
         connection = s.connection()
         for model, rows in ((MessageLog, self.logs), (Decision, self.decisions),
                             (OutboundMessage, self.outbound)):
             if rows:
                 connection.execute(insert(model.__table__), rows)
+        if self.conversations:
+            connection.execute(UPDATE_CONVERSATION, self.conversations)
+        if not self.tickets:
+            return []
+        ids = connection.execute(insert(Ticket.__table__).returning(
+            Ticket.__table__.c.id, sort_by_parameter_order=True), self.tickets).scalars().all()
+        return [Ticket(id=ticket_id, **values) for ticket_id, values in zip(ids, self.tickets)]
+
+
+#: A conversation's state after a turn (executemany: one row per conversation of the batch).
+UPDATE_CONVERSATION = (update(Conversation.__table__)
+                       .where(Conversation.__table__.c.id == bindparam("conversation"))
+                       .values(state=bindparam("state"), last_customer_at=bindparam("last_customer_at"),
+                               updated_at=bindparam("updated_at")))
+
+
+@dataclass
+class LockedConversation:
+    """A conversation row as the write transaction locked it (plain values: what the turn
+    writes back is collected in :class:`Rows`)."""
+
+    id: str
+    customer_id: str
+    phone_number_id: str | None
+    state: dict
+    last_customer_at: datetime | None
 
 
 def _claim_jobs():
@@ -168,7 +198,7 @@ class JobWorker(BackgroundLoop):
 
     def __init__(self, db: Database, engine: TurnEngine, *, poll_seconds: float = 0.05,
                  lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
-                 threads: int = 1, on_ticket: Callable[[int], None] | None = None) -> None:
+                 threads: int = 1, on_ticket: Callable[[Ticket], None] | None = None) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2),
                          threads=threads)
         self.db = db
@@ -176,7 +206,8 @@ class JobWorker(BackgroundLoop):
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.batch_size = batch_size
-        self.on_ticket = on_ticket or (lambda ticket_id: None)
+        #: Called with each ticket opened, after its transaction committed.
+        self.on_ticket = on_ticket or (lambda ticket: None)
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @property
@@ -244,8 +275,8 @@ class JobWorker(BackgroundLoop):
                   len(written.failed), len(written.tickets))
         for job_id, exc in written.failed:
             self._fail(job_id, exc)
-        for ticket_id in written.tickets:
-            self.on_ticket(ticket_id)
+        for ticket in written.tickets:
+            self.on_ticket(ticket)
         return True
 
     def _write_one_by_one(self, prepared: list[Prepared]) -> Written:
@@ -317,13 +348,15 @@ class JobWorker(BackgroundLoop):
         """Write the batch's outcomes in one transaction: jobs ``done`` with their replies,
         transcript, decisions, tickets and states. Jobs no longer ours (lease lost) are
         skipped; jobs behind an earlier one of their conversation go back to the queue."""
-        written, rows, tickets, done, deferred = Written(), Rows(), [], [], []
+        written, rows, done, deferred = Written(), Rows(), [], []
         job_ids = [p.work.job_id for p in prepared]
         with self.db.session() as s:
             ours = set(s.scalars(select(Job.id).where(
                 Job.id.in_(job_ids), Job.status == "running", Job.locked_by == self.worker_id)
                 .order_by(Job.id).with_for_update()))
-            convs = {c.id: c for c in s.scalars(select(Conversation).where(
+            convs = {row.id: LockedConversation(*row) for row in s.execute(select(
+                Conversation.id, Conversation.customer_id, Conversation.phone_number_id,
+                Conversation.state, Conversation.last_customer_at).where(
                 Conversation.id.in_({p.work.conversation_id for p in prepared}))
                 .order_by(Conversation.id).with_for_update())}
             behind = self._behind(s, prepared)
@@ -340,12 +373,10 @@ class JobWorker(BackgroundLoop):
                     if p.error is not None:
                         written.failed.append((p.work.job_id, p.error))
                         continue
-                    ticket = self._write_outcome(s, rows, conv, p.work, p.outcome)
-                    tickets += [ticket] if ticket is not None else []
+                    self._write_outcome(s, rows, conv, p.work, p.outcome)
                     done.append(p.work)
-            rows.insert(s)
+            written.tickets = rows.write(s)
             self._mark(s, done, deferred)
-        written.tickets = [t.id for t in tickets]
         return written
 
     @staticmethod
@@ -378,13 +409,13 @@ class JobWorker(BackgroundLoop):
                 status="pending", locked_by=None, available_at=now + timedelta(milliseconds=100),
                 attempts=Job.attempts - 1).execution_options(synchronize_session=False))
 
-    def _write_outcome(self, s: Session, rows: Rows, conv: Conversation, work: Work,
-                       outcome: Outcome) -> Ticket | None:
-        """Add one turn's rows (to ``rows``, its conversation and ticket to the session); the
-        ticket it opens, if any."""
+    def _write_outcome(self, s: Session, rows: Rows, conv: LockedConversation, work: Work,
+                       outcome: Outcome) -> None:
+        """Add one turn's rows to ``rows`` (a satisfaction score is written at once: rare)."""
         now = work.now
-        if conv.last_customer_at is None or now > as_utc(conv.last_customer_at):
-            conv.last_customer_at = now  # opens the 24-hour customer-service window
+        last_customer_at = as_utc(conv.last_customer_at)
+        if last_customer_at is None or now > last_customer_at:
+            last_customer_at = now  # opens the 24-hour customer-service window
         rows.logs.append(dict(conversation_id=conv.id, role="customer", text=outcome.customer_line))
         result = outcome.result
         if result is not None:
@@ -399,13 +430,11 @@ class JobWorker(BackgroundLoop):
             ticket_id, score = outcome.csat
             s.execute(update(Ticket).where(Ticket.id == ticket_id).values(csat=score)
                       .execution_options(synchronize_session=False))
-        if outcome.state is not None:
-            conv.state = outcome.state
-        if result is None or result.handoff is None:
-            return None
-        ticket = self._ticket(conv, result)
-        s.add(ticket)
-        return ticket
+        rows.conversations.append(dict(
+            conversation=conv.id, state=conv.state if outcome.state is None else outcome.state,
+            last_customer_at=last_customer_at, updated_at=utcnow()))
+        if result is not None and result.handoff is not None:
+            rows.tickets.append(self._ticket(conv.id, result))
 
     def _fail(self, job_id: int, exc: Exception) -> None:
         with self.db.session() as s:
@@ -421,13 +450,15 @@ class JobWorker(BackgroundLoop):
                 job.available_at = utcnow() + timedelta(seconds=2 ** job.attempts)
 
     @staticmethod
-    def _ticket(conv: Conversation, result: TurnResult) -> Ticket:
+    def _ticket(conversation_id: str, result: TurnResult) -> dict:
+        """The ``tickets`` row of a turn's handoff."""
         handoff, analysis, state = result.handoff, result.analysis, result.state
-        return Ticket(conversation_id=conv.id, team=handoff.team, priority=handoff.priority,
-                      priority_rank=PRIORITY_RANK.get(handoff.priority, 1), context={
-                          "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
-                          "intent": analysis.intent, "frustration": analysis.frustration,
-                          "cues": analysis.cues, "order_number": state.order_number,
-                          "tier": state.tier, "language": state.language,
-                          "off_hours": handoff.off_hours, "back_at": handoff.back_at,
-                          "features": result.decision.features})
+        return dict(conversation_id=conversation_id, status="open", team=handoff.team,
+                    priority=handoff.priority, priority_rank=PRIORITY_RANK.get(handoff.priority, 1),
+                    created_at=utcnow(), context={
+                        "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
+                        "intent": analysis.intent, "frustration": analysis.frustration,
+                        "cues": analysis.cues, "order_number": state.order_number,
+                        "tier": state.tier, "language": state.language,
+                        "off_hours": handoff.off_hours, "back_at": handoff.back_at,
+                        "features": result.decision.features})
