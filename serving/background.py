@@ -1,10 +1,14 @@
-"""A stoppable background loop: the shape shared by the worker and the outbox sender."""
+"""Background threads: a stoppable loop (the worker, the sender) and a loop that serves
+async callers in batches (the webhook's intake, ``/v1/decide``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +80,90 @@ class BackgroundLoop:
             except Exception:  # noqa: BLE001 - the loop must survive outages
                 log.exception("%s error; backing off", self.thread_name)
                 self._stop.wait(1.0)
+
+
+class ClosedError(RuntimeError):
+    """The batching loop stopped: the item was not handled (a retry after restart is safe)."""
+
+
+class BatchingLoop(BackgroundLoop):
+    """Serves async callers from one thread, a batch at a time.
+
+    A caller awaits :meth:`submit`; the thread takes every item queued (up to ``max_batch``)
+    and hands them to :meth:`process`, which returns one result or exception per item; each
+    caller then gets its own. Under load many callers share one batch (one transaction, one
+    model call); a lone caller is served at once, nothing waits for companions. Each caller's
+    answer comes after :meth:`process` returned, so "answered" means "done" (committed).
+    """
+
+    def __init__(self, max_batch: int = 64) -> None:
+        super().__init__(poll_seconds=0.0)
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Any, asyncio.AbstractEventLoop, asyncio.Future]] = \
+            queue.SimpleQueue()
+        # Queueing and closing take turns, so nothing is queued after the last drain.
+        self._closing = threading.Lock()
+        self._closed = False
+
+    def process(self, items: list[Any]) -> list[Any]:
+        """One result (or exception instance) per item, in order."""
+        raise NotImplementedError
+
+    def closed_error(self) -> Exception:
+        """What a caller gets once the loop stopped."""
+        return ClosedError(f"{self.thread_name} stopped")
+
+    async def submit(self, item: Any) -> Any:
+        """Queue ``item``; its result once its batch was processed (raised if an exception)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._closing:
+            if self._closed:
+                raise self.closed_error()
+            self._queue.put((item, loop, future))
+        return await future
+
+    def step(self) -> bool:
+        try:
+            batch = [self._queue.get(timeout=0.1)]
+        except queue.Empty:
+            return True  # the wait was the poll; look at the stop flag again
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._answer(batch)
+        return True
+
+    def _answer(self, batch: list[tuple[Any, asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
+        try:
+            results = self.process([item for item, _, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every caller gets the error, not the thread
+            results = [exc] * len(batch)
+        for (_, loop, future), result in zip(batch, results):
+            loop.call_soon_threadsafe(_settle, future, result)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread, then process what is still queued; later callers get
+        :meth:`closed_error`."""
+        super().stop(timeout)
+        with self._closing:
+            self._closed = True
+        leftover = []
+        while True:
+            try:
+                leftover.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for start in range(0, len(leftover), self.max_batch):
+            self._answer(leftover[start:start + self.max_batch])
+
+
+def _settle(future: asyncio.Future, result: Any) -> None:
+    if future.done():  # the caller went away (client disconnected)
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from nlu import Analyzer
 from nlu.engine import TurnEngine
 from serving.batching import BatchingAnalyzer
+from serving.decider import BatchedDecider
 from serving.handoff.notify import (
     NotificationDispatcher,
     SignedWebhookNotifier,
@@ -82,6 +83,7 @@ class Services:
         self.engine = self._engine(analyzer, self.models)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
         self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state)
+        self.decider = BatchedDecider(self.db, self.engine)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
@@ -138,7 +140,7 @@ class Services:
             engine = self._engine(analyzer, models)
             old_batcher = self.batcher
             self.batcher = BatchingAnalyzer(engine.analyze_texts)
-            self.engine = self.worker.engine = engine
+            self.engine = self.worker.engine = self.decider.engine = engine
             self.models = models
             old_batcher.close()
             log.info("models reloaded: %s", models.describe())
@@ -150,6 +152,7 @@ class Services:
         self.db.migrate()
         self.dispatcher.start()
         self.intake.start()
+        self.decider.start()
         self.worker.start()
         if self.watcher:
             self.watcher.start()
@@ -167,6 +170,7 @@ class Services:
         if self.watcher:
             self.watcher.stop()
         self.intake.stop()
+        self.decider.stop()
         self.worker.stop()
         if self.sender:
             self.sender.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 
 from serving.batching import BatchingAnalyzer
 from serving.schemas import AnalysisOut, AnalyzeRequest, AnalyzeResponse
@@ -31,5 +30,5 @@ async def analyze(body: AnalyzeRequest, analyzer: BatchingAnalyzer = Depends(get
     too_long = [i for i, t in enumerate(body.texts) if len(t) > settings.max_text_chars]
     if too_long:
         raise HTTPException(422, f"texts {too_long} exceed {settings.max_text_chars} characters")
-    results = await run_in_threadpool(analyzer.analyze, body.texts)
+    results = await analyzer.analyze(body.texts)
     return AnalyzeResponse(results=[AnalysisOut(**r.to_dict()) for r in results])

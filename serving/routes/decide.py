@@ -2,7 +2,8 @@
 
 The runtime sends the customer's message; tierline answers with the escalation decision,
 its reasons, the routing and the bot's reply, and stores the new state under the
-conversation id (row-locked, so concurrent calls on one conversation take turns).
+conversation id (row-locked, so concurrent calls on one conversation take turns). Calls are
+turned in batches by one thread (``serving/decider.py``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
-from starlette.concurrency import run_in_threadpool
 
-from nlu.bot import ConversationState
-from serving.metrics import METRICS
-from serving.storage.models import Conversation, Decision, MessageLog, utcnow
+from serving.decider import Call
 
 router = APIRouter(prefix="/v1", tags=["decide"])
 
@@ -51,40 +50,20 @@ class DecideOut(BaseModel):
 
 
 @router.post("/decide", response_model=DecideOut)
-async def decide(body: DecideIn, request: Request) -> DecideOut:
+async def decide(body: DecideIn, request: Request) -> JSONResponse:
     """Decide one customer message of a conversation."""
     services = request.app.state.services
     try:
-        return await run_in_threadpool(_decide, services, body)
+        result = await services.decider.decide(Call(
+            conversation_id=f"api:{body.conversation_id}", customer_id=body.customer.id,
+            tier=body.customer.tier, text=body.text, button_id=body.button_id, at=body.at))
     except OperationalError:
         raise HTTPException(503, "storage unavailable, retry later") from None
+    out = result.to_dict()
+    # Validated here, then sent as it is: FastAPI would validate the returned model again.
+    return JSONResponse(DecideOut(**{k: out[k] for k in DECIDE_FIELDS},
+                                  state=result.state.to_dict()).model_dump(mode="json"))
 
 
-def _decide(services, body: DecideIn) -> DecideOut:
-    conv_id = f"api:{body.conversation_id}"
-    analysis = services.batcher.analyze([body.text])[0]  # outside the row lock
-    with services.db.session() as s:
-        conv = s.get(Conversation, conv_id, with_for_update=True)
-        if conv is None:
-            state = services.engine.new_state(conv_id, customer_id=body.customer.id,
-                                              tier=body.customer.tier)
-            conv = Conversation(id=conv_id, channel="api", customer_id=body.customer.id,
-                                state=state.to_dict())
-            s.add(conv)
-        state = ConversationState.from_dict(conv.state)
-        if body.customer.tier:
-            state.tier = body.customer.tier
-        with METRICS.turn_latency.time():
-            result = services.engine.turn(state, body.text, now=body.at or utcnow(),
-                                          button_id=body.button_id, analysis=analysis)
-        conv.state, conv.last_customer_at = result.state.to_dict(), utcnow()
-        s.add(MessageLog(conversation_id=conv_id, role="customer", text=body.text[:60_000]))
-        for reply in result.replies:
-            s.add(MessageLog(conversation_id=conv_id, role="bot", text=reply.text))
-        s.add(Decision(**Decision.values_of(conv_id, result)))
-        out = result.to_dict()
-        return DecideOut(**{k: out[k] for k in ("p_escalate", "escalate", "reasons", "team",
-                                                 "priority", "reply", "buttons", "intent",
-                                                 "intent_confidence", "frustration", "cues",
-                                                 "off_hours")},
-                         state=result.state.to_dict())
+DECIDE_FIELDS = ("p_escalate", "escalate", "reasons", "team", "priority", "reply", "buttons",
+                 "intent", "intent_confidence", "frustration", "cues", "off_hours")

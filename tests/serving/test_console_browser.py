@@ -55,9 +55,23 @@ def submit(driver, element) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
 
+    from selenium.common.exceptions import WebDriverException
+
     page = driver.find_element(By.TAG_NAME, "html")
     element() if callable(element) else element.click()
-    wait_until(driver, expected_conditions.staleness_of(page))
+    stale = expected_conditions.staleness_of(page)
+
+    def left(d) -> bool:
+        try:
+            return stale(d)
+        except WebDriverException as exc:
+            # Chromium sometimes answers "unhandled inspector error" about the old page while
+            # it is being torn down: not an answer yet, ask again.
+            if "inspector error" in str(exc):
+                return False
+            raise
+
+    wait_until(driver, left)
     wait_until(driver, lambda d: d.execute_script("return document.readyState") == "complete")
 
 

@@ -35,6 +35,41 @@ def test_decide_escalates_with_reasons_team_and_priority(service):
     assert 0.0 <= out["p_escalate"] <= 1.0
 
 
+def test_concurrent_calls_are_batched_and_each_conversation_keeps_every_turn(service):
+    """64 calls at once on 8 conversations (``/v1/decide`` turns them in batches, several
+    calls of one conversation in a batch): every call answered, no turn of a conversation
+    lost or applied twice, and each conversation's transcript holds each of its messages once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import select
+
+    from serving.storage.models import Decision, MessageLog
+
+    decider = service.services.decider
+    sizes: list[int] = []
+    process = decider.process
+    decider.process = lambda calls: (sizes.append(len(calls)), process(calls))[1]
+    try:
+        calls = [(f"burst-{i % 8}", f"message {i // 8} of {i % 8}") for i in range(64)]
+        with ThreadPoolExecutor(32) as pool:
+            outs = list(pool.map(lambda c: decide(service, c[0], c[1]), calls))
+    finally:
+        decider.process = process
+    assert max(sizes) > 1  # calls shared batches
+    final_turns = {}
+    for (conversation, _), out in zip(calls, outs):
+        final_turns[conversation] = max(final_turns.get(conversation, 0), out["state"]["turns"])
+    assert final_turns == {f"burst-{k}": 8 for k in range(8)}
+    with service.services.db.session() as s:
+        for k in range(8):
+            said = s.scalars(select(MessageLog.text).where(
+                MessageLog.conversation_id == f"api:burst-{k}", MessageLog.role == "customer")
+                .order_by(MessageLog.id)).all()
+            assert sorted(said) == sorted(f"message {n} of {k}" for n in range(8))
+            assert len(s.scalars(select(Decision.id).where(
+                Decision.conversation_id == f"api:burst-{k}")).all()) == 8
+
+
 def test_decide_rejects_bad_input(service):
     for body in ({"conversation_id": "x", "text": "hi"}, {"conversation_id": "", "customer": {"id": "a"}, "text": "hi"},
                  {"conversation_id": "x", "customer": {"id": "a"}, "text": "a" * 50_001}):

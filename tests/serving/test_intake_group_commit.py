@@ -55,8 +55,8 @@ async def store_all(writer: IntakeWriter, deliveries: list[tuple[list, list]]) -
 def test_concurrent_deliveries_share_commits_and_one_bad_delivery_fails_alone(db):
     writer = IntakeWriter(db, PHONE_NUMBER_ID, new_state, max_batch=64)
     batches: list[int] = []
-    write = writer.write
-    writer.write = lambda batch: (batches.append(len(batch)), write(batch))[1]
+    process = writer.process
+    writer.process = lambda batch: (batches.append(len(batch)), process(batch))[1]
     writer.start()
     try:
         deliveries = [delivery(f"wamid.gc.{i}", f"4477009{i:05d}") for i in range(40)]
