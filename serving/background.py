@@ -8,7 +8,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,21 @@ class BatchingLoop(BackgroundLoop):
     def process(self, items: list[Any]) -> list[Any]:
         """One result (or exception instance) per item, in order."""
         raise NotImplementedError
+
+    def together_or_alone(self, items: list[Any], run: Callable[[list[Any]], list[Any]]) -> list[Any]:
+        """``run(items)``, one transaction for all of them; if the database cannot be reached,
+        every item gets that error (one attempt, not one per item); if it fails otherwise,
+        each item is run again on its own, so one bad item fails alone."""
+        try:
+            return run(items)
+        except OperationalError as exc:
+            return [exc] * len(items)
+        except Exception as exc:  # noqa: BLE001 - answered as errors, never lost silently
+            if len(items) == 1:
+                return [exc]
+            log.warning("%s: a batch of %d failed together (%s); running them one by one",
+                        self.thread_name, len(items), type(exc).__name__)
+            return [self.together_or_alone([item], run)[0] for item in items]
 
     def closed_error(self) -> Exception:
         """What a caller gets once the loop stopped."""

@@ -27,7 +27,6 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
 
 from nlu.bot import ConversationState
 from nlu.engine import TurnEngine, TurnResult
@@ -78,23 +77,8 @@ class BatchedDecider(BatchingLoop):
         except Exception:  # noqa: BLE001 - each turn then analyses its own text
             log.exception("batch analysis of %d texts failed; analysing one by one", len(calls))
             analyses = [None] * len(calls)
-        try:
-            return self._turn_all(engine, calls, analyses)
-        except OperationalError as exc:  # unreachable: each call would fail the same way
-            return [exc] * len(calls)
-        except Exception as exc:  # noqa: BLE001 - answered as errors, never lost silently
-            if len(calls) == 1:
-                return [exc]
-            log.warning("turning %d calls together failed (%s); turning them one by one",
-                        len(calls), type(exc).__name__)
-            return [self._turn_alone(engine, c, a) for c, a in zip(calls, analyses)]
-
-    def _turn_alone(self, engine: TurnEngine, call: Call, analysis) -> object:
-        """One call in a transaction of its own: its result, or the exception it raised."""
-        try:
-            return self._turn_all(engine, [call], [analysis])[0]
-        except Exception as exc:  # noqa: BLE001 - answered as this call's error
-            return exc
+        return self.together_or_alone(list(zip(calls, analyses)), lambda batch: self._turn_all(
+            engine, [c for c, _ in batch], [a for _, a in batch]))
 
     def _turn_all(self, engine: TurnEngine, calls: list[Call], analyses: list) -> list:
         """The turns of ``calls`` in one transaction (their conversations row-locked)."""

@@ -19,16 +19,12 @@ each, so one bad delivery cannot refuse the others.
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy.exc import OperationalError
 
 from serving.background import BatchingLoop
 from serving.inbox import StoreResult, store_deliveries
 from serving.storage.db import Database
 from serving.whatsapp.payload import IncomingMessage, StatusUpdate
-
-log = logging.getLogger(__name__)
 
 
 class IntakeClosed(OperationalError):
@@ -59,13 +55,5 @@ class IntakeWriter(BatchingLoop):
 
     def process(self, deliveries: list[tuple[list[IncomingMessage], list[StatusUpdate]]]) -> list:
         """Store ``deliveries`` in one transaction: a result or the exception per delivery."""
-        try:
-            return store_deliveries(self.db, deliveries, self.phone_number_id, self.new_state)
-        except OperationalError as exc:  # unreachable: each delivery would fail the same way
-            return [exc] * len(deliveries)
-        except Exception as exc:  # noqa: BLE001 - answered as errors, never lost silently
-            if len(deliveries) == 1:
-                return [exc]
-            log.warning("storing %d deliveries together failed (%s); storing them one by one",
-                        len(deliveries), type(exc).__name__)
-            return [self.process([d])[0] for d in deliveries]
+        return self.together_or_alone(deliveries, lambda batch: store_deliveries(
+            self.db, batch, self.phone_number_id, self.new_state))
