@@ -21,8 +21,8 @@ class BackgroundLoop:
     daemon thread until stopped.
 
     ``step()`` returns False when there was nothing to do (the loop then sleeps
-    ``poll_seconds``, or until :meth:`wake`); an exception (a database outage, say) is logged
-    and the loop backs off for a second instead of dying.
+    ``poll_seconds``); an exception (a database outage, say) is logged and the loop backs off
+    for a second instead of dying.
     """
 
     thread_name = "tierline-loop"
@@ -39,9 +39,6 @@ class BackgroundLoop:
         self.housekeeping_seconds = housekeeping_seconds
         self._housekeeping_due = 0.0
         self._stop = threading.Event()
-        # Set by wake() (new work was committed in this process) and by stop(): an idle loop
-        # starts its next step at once instead of at the end of its poll.
-        self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
 
     @property
@@ -60,13 +57,8 @@ class BackgroundLoop:
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the steps in hand, then stop (SIGTERM drains through here)."""
         self._stop.set()
-        self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
-
-    def wake(self) -> None:
-        """There is new work: an idle thread steps now (cheap; safe from any thread)."""
-        self._wake.set()
 
     def housekeeping(self) -> None:
         """Work to do before each step (e.g. requeue expired leases)."""
@@ -87,8 +79,7 @@ class BackgroundLoop:
             try:
                 self._maybe_housekeeping()
                 if not self.step():
-                    self._wake.wait(self.poll_seconds)
-                    self._wake.clear()
+                    self._stop.wait(self.poll_seconds)
             except Exception:  # noqa: BLE001 - the loop must survive outages
                 log.exception("%s error; backing off", self.thread_name)
                 self._stop.wait(1.0)

@@ -19,8 +19,6 @@ each, so one bad delivery cannot refuse the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy.exc import OperationalError
 
 from serving.background import BatchingLoop
@@ -42,13 +40,11 @@ class IntakeWriter(BatchingLoop):
     thread_name = "tierline-intake"
 
     def __init__(self, db: Database, phone_number_id: str | None, new_state,
-                 max_batch: int = 64, on_stored: Callable[[], None] | None = None) -> None:
+                 max_batch: int = 64) -> None:
         super().__init__(max_batch)
         self.db = db
         self.phone_number_id = phone_number_id
         self.new_state = new_state
-        #: Called after a commit that stored new messages (wakes this process's worker).
-        self.on_stored = on_stored or (lambda: None)
 
     async def store(self, messages: list[IncomingMessage], statuses: list[StatusUpdate]) -> StoreResult:
         """Store one delivery; returns once its transaction committed (raises if it did not)."""
@@ -59,8 +55,5 @@ class IntakeWriter(BatchingLoop):
 
     def process(self, deliveries: list[tuple[list[IncomingMessage], list[StatusUpdate]]]) -> list:
         """Store ``deliveries`` in one transaction: a result or the exception per delivery."""
-        results = self.together_or_alone(deliveries, lambda batch: store_deliveries(
+        return self.together_or_alone(deliveries, lambda batch: store_deliveries(
             self.db, batch, self.phone_number_id, self.new_state))
-        if any(isinstance(r, StoreResult) and r.stored for r in results):
-            self.on_stored()
-        return results

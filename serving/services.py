@@ -82,16 +82,14 @@ class Services:
         analyzer = analyzer or Analyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
-        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state,
-                                   on_stored=lambda: self.worker.wake())
+        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state)
         self.decider = BatchedDecider(self.db, self.engine)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
                                 batch_size=settings.worker_batch_size,
                                 threads=settings.worker_threads,
-                                on_ticket=self.ticket_created,
-                                on_replies=lambda: self.sender and self.sender.wake())
+                                on_ticket=self.ticket_created)
         self.sender = None
         if settings.sending_enabled:
             client = GraphClient(settings.whatsapp_api_base,

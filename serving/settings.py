@@ -72,11 +72,7 @@ class Settings(BaseSettings):
     whatsapp_reopen_template_language: str = "en"
 
     # Background work.
-    worker_poll_seconds: float = Field(
-        0.25, gt=0,
-        description="how often an idle worker or sender looks for work nobody woke it for "
-                    "(retries coming due, another process's jobs); new messages and replies "
-                    "of this process wake it at once")
+    worker_poll_seconds: float = Field(0.05, gt=0)
     job_lease_seconds: float = Field(60.0, gt=0, description="a 'running' job older than this is retried")
     job_max_attempts: int = Field(5, ge=1)
     sending_lease_seconds: float = Field(60.0, gt=0)

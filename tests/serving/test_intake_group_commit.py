@@ -113,27 +113,3 @@ def test_stop_stores_what_is_queued_and_refuses_what_comes_later(db):
     results = asyncio.run(scenario())
     assert [r.stored for r in results] == [1] * 5
     assert stored(db, "wamid.stop.") == {f"wamid.stop.{i}" for i in range(5)}
-
-
-def test_a_stored_message_wakes_the_worker_and_its_reply_wakes_the_sender(analyzer, database_url):
-    """With polls 10 s apart, a message is still answered at once: the intake's commit wakes
-    the worker, the worker's commit wakes the sender."""
-    from serving.app import create_app
-    from tests.conftest import LiveServer
-    from tests.serving.conftest import Service, settings_for
-    from tests.serving.fakes import FakeGraphAPI
-
-    graph = FakeGraphAPI()
-    app = create_app(settings_for(database_url, graph.url, worker_poll_seconds=10.0),
-                     analyzer=analyzer)
-    try:
-        with LiveServer(app) as server:
-            service = Service(server, graph, app)
-            time.sleep(0.5)  # the worker and the sender found nothing: both wait out their poll
-            for n, customer in enumerate(("447700900871", "447700900872"), start=1):
-                t0 = time.monotonic()
-                service.say(message(text="hi", customer=customer))
-                graph.wait_to(customer, 1, timeout=5.0)
-                assert time.monotonic() - t0 < 3.0, f"message {n} waited for a poll"
-    finally:
-        graph.close()
