@@ -109,33 +109,43 @@ class RawConnection:
 
 class RawPool:
     """Keep-alive connections to one host: an idle one is reused, else a new one is opened
-    (so open-loop load is never held back by a fixed number of connections)."""
+    (so open-loop load is never held back by a fixed number of connections). A connection idle
+    for longer than ``IDLE_SECONDS`` is closed instead: uvicorn closes keep-alive connections
+    after 5 s, and a request on one it closed fails."""
+
+    IDLE_SECONDS = 4.0
 
     def __init__(self, url: str) -> None:
         host, _, port = url.removeprefix("http://").partition(":")
         self.host, self.port = host, int(port or 80)
-        self._idle: list[RawConnection] = []
+        self._idle: list[tuple[RawConnection, float]] = []
 
     def head(self, method: str, path: str, length: int, extra: str = "") -> bytes:
         """A request head for this host (``extra``: more header lines, each ending CRLF)."""
         return (f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
                 f"content-type: application/json\r\ncontent-length: {length}\r\n{extra}\r\n").encode()
 
-    async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
-        """One request on an idle or new connection; the connection goes back when it is done."""
-        if self._idle:
-            connection = self._idle.pop()
-        else:
-            try:
-                connection = RawConnection(*await asyncio.open_connection(self.host, self.port))
-            except OSError as exc:
-                raise TransportError(f"connect: {exc}") from None
+    async def _connection(self, fresh: bool) -> RawConnection:
+        while self._idle and not fresh:
+            connection, idle_since = self._idle.pop()
+            if time.monotonic() - idle_since < self.IDLE_SECONDS:
+                return connection
+            connection.close()
+        try:
+            return RawConnection(*await asyncio.open_connection(self.host, self.port))
+        except OSError as exc:
+            raise TransportError(f"connect: {exc}") from None
+
+    async def request(self, head: bytes, body: bytes, fresh: bool = False) -> tuple[int, bytes]:
+        """One request on an idle connection (a new one when ``fresh``, e.g. for a retry);
+        the connection goes back when it is done."""
+        connection = await self._connection(fresh)
         status, body = await connection.request(head, body)
-        self._idle.append(connection)
+        self._idle.append((connection, time.monotonic()))
         return status, body
 
     def close(self) -> None:
-        for connection in self._idle:
+        for connection, _ in self._idle:
             connection.close()
         self._idle.clear()
 
@@ -158,7 +168,7 @@ async def post_delivery(pool: RawPool, i: int, customers: int, latencies: list[f
         sent_at[i] = time.monotonic()
     for attempt in range(TRANSPORT_RETRIES + 1):
         try:
-            status, body = await pool.request(head, raw)
+            status, body = await pool.request(head, raw, fresh=attempt > 0)
             break
         except TransportError:
             TRANSPORT_ERRORS["webhook"] += 1
