@@ -146,9 +146,13 @@ class Rows:
             connection.execute(UPDATE_CONVERSATION, self.conversations)
         if not self.tickets:
             return []
-        ids = connection.execute(insert(Ticket.__table__).returning(
-            Ticket.__table__.c.id, sort_by_parameter_order=True), self.tickets).scalars().all()
-        return [Ticket(id=ticket_id, **values) for ticket_id, values in zip(ids, self.tickets)]
+        # Last, so a ticket is stamped after the decision that opened it (``created_at`` is the
+        # column default, taken at this insert; retraining pairs them by time).
+        table = Ticket.__table__
+        written = connection.execute(insert(table).returning(
+            table.c.id, table.c.created_at, sort_by_parameter_order=True), self.tickets).all()
+        return [Ticket(id=row.id, created_at=row.created_at, **values)
+                for row, values in zip(written, self.tickets)]
 
 
 #: A conversation's state after a turn (executemany: one row per conversation of the batch).
@@ -455,7 +459,7 @@ class JobWorker(BackgroundLoop):
         handoff, analysis, state = result.handoff, result.analysis, result.state
         return dict(conversation_id=conversation_id, status="open", team=handoff.team,
                     priority=handoff.priority, priority_rank=PRIORITY_RANK.get(handoff.priority, 1),
-                    created_at=utcnow(), context={
+                    context={
                         "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
                         "intent": analysis.intent, "frustration": analysis.frustration,
                         "cues": analysis.cues, "order_number": state.order_number,

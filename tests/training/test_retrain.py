@@ -109,7 +109,10 @@ def test_a_challenger_trained_on_shuffled_labels_is_rejected(labelled, store, tm
     result = retrain(labelled["url"], tmp_path / "out", bootstrap_rows=labelled["bootstrap"],
                      shuffle_labels_seed=1)
     assert not result.gate.promote
-    assert any("worse" in reason for reason in result.gate.reasons)
+    # Refused on the merits: a guard got worse, or nothing improved. Which of the two is decided
+    # by small numeric differences (a fresh venv gave "no metric moved" even on older code).
+    assert any("worse" in reason or "no metric moved" in reason for reason in result.gate.reasons), \
+        result.gate.reasons
     client = MlflowClient(store)
     # Registered as a challenger for inspection, never promoted.
     assert client.get_model_version_by_alias(tracking.POLICY_MODEL, "challenger")
