@@ -24,22 +24,23 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import insert, select
 
 from nlu.bot import ConversationState
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BatchingLoop
 from serving.metrics import METRICS
-from serving.storage.db import Database
-from serving.storage.models import Conversation, Decision, MessageLog, utcnow
+from serving.storage.db import Database, dialect_insert
+from serving.storage.models import (
+    UPDATE_CONVERSATION_STATE,
+    Conversation,
+    Decision,
+    MessageLog,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 CONVERSATIONS = Conversation.__table__
-UPDATE_STATE = (update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conversation"))
-                .values(state=bindparam("state"), last_customer_at=bindparam("at"),
-                        updated_at=bindparam("at")))
 
 
 @dataclass
@@ -93,7 +94,9 @@ class BatchedDecider(BatchingLoop):
                     new[c.conversation_id] = dict(
                         id=c.conversation_id, channel="api", customer_id=c.customer_id,
                         state=state.to_dict(), created_at=utcnow(), updated_at=utcnow())
-            connection.execute(_insert_new(connection.dialect.name), list(new.values()))
+            # A conversation another process created meanwhile is kept, then locked like any other.
+            connection.execute(dialect_insert(s, CONVERSATIONS).on_conflict_do_nothing(
+                index_elements=["id"]), list(new.values()))
             states = dict(connection.execute(select(CONVERSATIONS.c.id, CONVERSATIONS.c.state).where(
                 CONVERSATIONS.c.id.in_(list(new))).order_by(CONVERSATIONS.c.id).with_for_update()).all())
             changed: dict[str, dict] = {}
@@ -119,17 +122,12 @@ class BatchedDecider(BatchingLoop):
                 results.append(result)
             now = utcnow()
             if changed:
-                connection.execute(UPDATE_STATE, [dict(conversation=conv, state=state, at=now)
-                                                  for conv, state in changed.items()])
+                connection.execute(UPDATE_CONVERSATION_STATE, [
+                    dict(conversation=conv, state=state, last_customer_at=now, updated_at=now)
+                    for conv, state in changed.items()])
             if logs:
                 connection.execute(insert(MessageLog.__table__), logs)
             if decisions:
                 connection.execute(insert(Decision.__table__), decisions)
         return results
 
-
-def _insert_new(dialect: str):
-    """``INSERT INTO conversations ... ON CONFLICT (id) DO NOTHING``: a conversation created by
-    another process meanwhile is kept, and then locked like any other."""
-    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(CONVERSATIONS)
-    return statement.on_conflict_do_nothing(index_elements=["id"])

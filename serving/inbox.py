@@ -14,10 +14,8 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import DateTime, bindparam, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from serving.storage.db import Database
+from serving.storage.db import Database, dialect_insert
 from serving.storage.models import (
     Conversation,
     InboundMessage,
@@ -70,11 +68,6 @@ def _dialect(session) -> str:
     return session.get_bind().dialect.name
 
 
-def _insert(session, model):
-    """The dialect's INSERT (SQLite and PostgreSQL both support ON CONFLICT DO NOTHING)."""
-    return (postgresql_insert if _dialect(session) == "postgresql" else sqlite_insert)(model)
-
-
 def _rows(msg: IncomingMessage, new_state) -> tuple[dict, dict]:
     """The conversation and inbound-message rows of one message."""
     conv_id, now = conversation_id(msg.phone_number_id, msg.customer_id), utcnow()
@@ -90,14 +83,14 @@ def _rows(msg: IncomingMessage, new_state) -> tuple[dict, dict]:
 def _store_message(session, msg: IncomingMessage, new_state) -> bool:
     """Conversation (if new), message and job; False when the message is a duplicate."""
     conversation, inbound = _rows(msg, new_state)
-    session.execute(_insert(session, Conversation).values(**conversation)
+    session.execute(dialect_insert(session, Conversation).values(**conversation)
                     .on_conflict_do_nothing(index_elements=["id"]))
-    inbound_id = session.execute(_insert(session, InboundMessage).values(**inbound)
+    inbound_id = session.execute(dialect_insert(session, InboundMessage).values(**inbound)
                                  .on_conflict_do_nothing(index_elements=["wamid"])
                                  .returning(InboundMessage.id)).scalar()
     if inbound_id is None:
         return False
-    session.execute(_insert(session, Job).values(
+    session.execute(dialect_insert(session, Job).values(
         inbound_id=inbound_id, status="pending", attempts=0, available_at=utcnow()))
     return True
 

@@ -43,6 +43,7 @@ import uvicorn
 from sqlalchemy import func, select
 
 from serving.app import create_app
+from serving.background import new_event_loop
 from serving.settings import Settings
 from serving.storage.models import Job
 from serving.whatsapp.payload import signature
@@ -222,11 +223,8 @@ async def fire_at_rate(url: str, n: int, rate: float, customers: int, offset: in
 def run_async(coroutine):
     """Run the load on uvloop when it is installed (the service's own loop; less CPU per
     request than asyncio's), else on asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def run_webhook_load(n: int = 1000, concurrency: int = 16, customers: int = 200) -> dict:

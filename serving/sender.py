@@ -2,7 +2,8 @@
 
 A step claims a batch of due rows in one statement (``SKIP LOCKED`` row locks, and a
 compare-and-set on the status that also holds on SQLite) and marks them ``sending`` before any
-HTTP call; they are sent concurrently (over the client's keep-alive connections), and the outcomes are recorded in one transaction: ``sent`` with the returned wamid.
+HTTP call; they are sent concurrently (over the client's keep-alive connections), and the
+outcomes are recorded in one transaction: ``sent`` with the returned wamid.
 Retryable failures (5xx, 429, 130429, timeouts) go back to ``pending`` with exponential backoff
 and jitter; permanent ones end ``failed``. Every send carries the row's idempotency key as
 ``biz_opaque_callback_data``: if the process dies after Meta accepted a message but before
@@ -32,7 +33,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import aliased, load_only
 
-from serving.background import BackgroundLoop
+from serving.background import BackgroundLoop, new_event_loop
 from serving.metrics import METRICS
 from serving.storage.db import Database
 from serving.storage.models import OutboundMessage, utcnow
@@ -168,12 +169,7 @@ class OutboxSender(BackgroundLoop):
     def _run(self, coroutine):
         """Run ``coroutine`` to completion on the sender's event loop (made on first use)."""
         if self._event_loop is None:
-            try:
-                import uvloop
-
-                self._event_loop = uvloop.new_event_loop()
-            except ImportError:
-                self._event_loop = asyncio.new_event_loop()
+            self._event_loop = new_event_loop()
         return self._event_loop.run_until_complete(coroutine)
 
     def requeue_unconfirmed(self) -> int:

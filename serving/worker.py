@@ -42,6 +42,7 @@ from serving.storage.models import (
     InboundMessage,
     Job,
     MessageLog,
+    UPDATE_CONVERSATION_STATE,
     OutboundMessage,
     Ticket,
     as_utc,
@@ -143,7 +144,7 @@ class Rows:
             if rows:
                 connection.execute(insert(model.__table__), rows)
         if self.conversations:
-            connection.execute(UPDATE_CONVERSATION, self.conversations)
+            connection.execute(UPDATE_CONVERSATION_STATE, self.conversations)
         if not self.tickets:
             return []
         # Last, so a ticket is stamped after the decision that opened it (``created_at`` is the
@@ -153,13 +154,6 @@ class Rows:
             table.c.id, table.c.created_at, sort_by_parameter_order=True), self.tickets).all()
         return [Ticket(id=row.id, created_at=row.created_at, **values)
                 for row, values in zip(written, self.tickets)]
-
-
-#: A conversation's state after a turn (executemany: one row per conversation of the batch).
-UPDATE_CONVERSATION = (update(Conversation.__table__)
-                       .where(Conversation.__table__.c.id == bindparam("conversation"))
-                       .values(state=bindparam("state"), last_customer_at=bindparam("last_customer_at"),
-                               updated_at=bindparam("updated_at")))
 
 
 @dataclass

@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,6 +58,15 @@ class Conversation(Base):
     last_customer_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+#: A conversation's state after turns (the worker's and ``/v1/decide``'s batches: an
+#: executemany, one row per conversation): ``conversation``, ``state``, ``last_customer_at``,
+#: ``updated_at``.
+UPDATE_CONVERSATION_STATE = (
+    update(Conversation.__table__).where(Conversation.__table__.c.id == bindparam("conversation"))
+    .values(state=bindparam("state"), last_customer_at=bindparam("last_customer_at"),
+            updated_at=bindparam("updated_at")))
 
 
 class InboundMessage(Base):
