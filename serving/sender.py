@@ -149,7 +149,7 @@ class OutboxSender(BackgroundLoop):
             self.requeue_unconfirmed()
 
     def step(self) -> bool:
-        return self.send_once()
+        return self.send_batch() >= self.batch_size
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, then stop the loop and close the HTTP connections."""
@@ -189,17 +189,22 @@ class OutboxSender(BackgroundLoop):
 
     def send_once(self) -> bool:
         """Send a batch of due messages; False when nothing was due."""
+        return self.send_batch() > 0
+
+    def send_batch(self) -> int:
+        """Send a batch of due messages: how many were claimed, or ``batch_size`` when the
+        rate limit made it wait (rows may be due: go on at once)."""
         taken, wait = self.bucket.take(self.batch_size)
         if not taken:
             self._stop.wait(wait)
-            return True
+            return self.batch_size
         rows = self.claim_batch(taken)
         self.bucket.give_back(taken - len(rows))
         if not rows:
-            return False
+            return 0
         outcomes = self._run(self._send_all(rows))
         self._record(list(zip(rows, outcomes)))
-        return True
+        return len(rows) if len(rows) < taken else self.batch_size
 
     async def _send_all(self, rows: list[Claimed]) -> list[Outcome]:
         """The batch's sends, concurrently (the client holds at most ``concurrency``

@@ -218,7 +218,7 @@ class JobWorker(BackgroundLoop):
         self.requeue_expired()
 
     def step(self) -> bool:
-        return self.run_once()
+        return self.run_batch() >= self.batch_size
 
     def requeue_expired(self) -> int:
         """Hand jobs whose worker died (lease expired) back to the queue."""
@@ -259,9 +259,13 @@ class JobWorker(BackgroundLoop):
 
     def run_once(self) -> bool:
         """Claim and process a batch of jobs; False when the queue was empty."""
+        return self.run_batch() > 0
+
+    def run_batch(self) -> int:
+        """Claim and process a batch of jobs; how many were claimed."""
         batch = self.claim_batch()
         if not batch:
-            return False
+            return 0
         prepared = self.prepare(batch)
         try:
             written = self.write(prepared)
@@ -275,7 +279,7 @@ class JobWorker(BackgroundLoop):
             self._fail(job_id, exc)
         for ticket in written.tickets:
             self.on_ticket(ticket)
-        return True
+        return len(batch)
 
     def _write_one_by_one(self, prepared: list[Prepared]) -> Written:
         """Each job in its own transaction: the failing one is recorded, the others commit."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,6 +58,7 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         event.listen(self.engine, "before_cursor_execute", _replace_nul, retval=True)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sqlite_lock = threading.RLock() if self.is_sqlite else nullcontext()
 
     @contextmanager
@@ -70,6 +71,17 @@ class Database:
         """
         with self._sqlite_lock, self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def statement_connection(self) -> Iterator[Connection]:
+        """A connection in autocommit mode, for work that is one statement: PostgreSQL runs a
+        statement atomically on its own, and BEGIN and COMMIT would be two more round trips
+        (and more CPU than the statement, for the webhook's intake). Not for SQLite, whose
+        writers take turns on this process's lock (:meth:`session`)."""
+        if self.is_sqlite:
+            raise RuntimeError("statement_connection is for PostgreSQL")
+        with self._autocommit.connect() as connection:
+            yield connection
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision.
