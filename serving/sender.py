@@ -35,7 +35,7 @@ from sqlalchemy.orm import aliased, load_only
 
 from serving.background import BackgroundLoop, new_event_loop
 from serving.metrics import METRICS
-from serving.storage.db import Database
+from serving.storage.db import Database, evaluated_once
 from serving.storage.models import OutboundMessage, utcnow
 from serving.whatsapp.client import (
     AmbiguousSendError,
@@ -107,7 +107,7 @@ def _claim_rows():
     due = (select(row.id).where(row.status == "pending", row.next_attempt_at <= bindparam("now"),
                                 ~behind)
            .order_by(row.id).limit(bindparam("limit")).with_for_update(of=row, skip_locked=True))
-    return (update(OutboundMessage).where(OutboundMessage.id.in_(due),
+    return (update(OutboundMessage).where(OutboundMessage.id.in_(evaluated_once(due)),
                                           OutboundMessage.status == "pending")
             .values(status="sending", attempts=OutboundMessage.attempts + 1,
                     next_attempt_at=bindparam("now"))

@@ -35,7 +35,7 @@ from nlu.analyzer import AnalysisResult
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BackgroundLoop
 from serving.metrics import METRICS
-from serving.storage.db import Database
+from serving.storage.db import Database, evaluated_once
 from serving.storage.models import (
     Conversation,
     Decision,
@@ -180,7 +180,7 @@ def _claim_jobs():
     due = (select(job.id).join(message, job.inbound_id == message.id)
            .where(job.status == "pending", job.available_at <= bindparam("now"), ~behind)
            .order_by(job.id).limit(bindparam("limit")).with_for_update(of=job, skip_locked=True))
-    return (update(Job).where(Job.id.in_(due), Job.status == "pending")
+    return (update(Job).where(Job.id.in_(evaluated_once(due)), Job.status == "pending")
             .values(status="running", locked_at=bindparam("now"), locked_by=bindparam("worker"),
                     attempts=Job.attempts + 1)
             .returning(Job.id, Job.inbound_id).execution_options(synchronize_session=False))

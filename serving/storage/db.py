@@ -16,7 +16,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, exc, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -136,6 +136,20 @@ def dialect_insert(session, model):
     PostgreSQL both support it; SQLAlchemy's generic INSERT does not)."""
     dialect = session.get_bind().dialect.name
     return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model)
+
+
+def evaluated_once(due: Select) -> Select:
+    """``SELECT id FROM due``, with ``due`` (a ``SELECT id ... LIMIT n FOR UPDATE SKIP LOCKED``)
+    run once, for ``UPDATE ... WHERE id IN (...)`` claims.
+
+    PostgreSQL may plan ``id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` as a semi-join
+    that runs the subquery again for every candidate row; each run skips the rows the
+    statement already updated and returns the next n, so the LIMIT did not hold (a worker with
+    batches of 2 claimed all 5 due jobs; a sender would have sent past its rate limit). A
+    ``MATERIALIZED`` CTE runs once. SQLite runs an uncorrelated subquery once anyway.
+    """
+    cte = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
+    return select(cte.c.id)
 
 
 def _without_nul(value):

@@ -10,9 +10,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from serving.inbox import conversation_id, store_deliveries
 from serving.intake import IntakeClosed, IntakeWriter
 from serving.storage.db import Database
-from serving.storage.models import InboundMessage, Job
+from serving.storage.models import Conversation, InboundMessage, Job
 from serving.whatsapp.payload import parse_webhook
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
@@ -113,3 +114,26 @@ def test_stop_stores_what_is_queued_and_refuses_what_comes_later(db):
     results = asyncio.run(scenario())
     assert [r.stored for r in results] == [1] * 5
     assert stored(db, "wamid.stop.") == {f"wamid.stop.{i}" for i in range(5)}
+
+
+def test_one_batch_stores_a_message_once_and_a_conversations_jobs_in_order(db):
+    # Stored together (on PostgreSQL: one statement for the whole batch), with a message of a
+    # conversation between two of another's, and one message twice in the same batch.
+    x, y = "447700900401", "447700900402"
+    deliveries = [delivery("wamid.order.x1", x), delivery("wamid.order.y1", y),
+                  delivery("wamid.order.x2", x), delivery("wamid.order.x1", x),
+                  delivery("wamid.order.x3", x)]
+    results = store_deliveries(db, deliveries, PHONE_NUMBER_ID, new_state)
+    assert [(r.stored, r.duplicates) for r in results] == [(1, 0), (1, 0), (1, 0), (0, 1), (1, 0)]
+    with db.session() as s:
+        jobs = s.execute(select(InboundMessage.wamid, InboundMessage.conversation_id)
+                         .join(Job, Job.inbound_id == InboundMessage.id)
+                         .where(InboundMessage.wamid.like("wamid.order.%")).order_by(Job.id)).all()
+        conversations = s.scalar(select(func.count()).select_from(Conversation).where(
+            Conversation.customer_id.in_([x, y])))
+    assert [w for w, c in jobs if c == conversation_id(PHONE_NUMBER_ID, x)] == \
+        ["wamid.order.x1", "wamid.order.x2", "wamid.order.x3"]
+    assert len(jobs) == 4 and conversations == 2
+    # Delivered again later (Meta retries): all duplicates, nothing new.
+    again = store_deliveries(db, deliveries[:3], PHONE_NUMBER_ID, new_state)
+    assert [(r.stored, r.duplicates) for r in again] == [(0, 1)] * 3
