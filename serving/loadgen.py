@@ -10,11 +10,11 @@ its reply stored.
 ``run_http_bench`` (``tierline bench http``, part of ``make bench``) is the end-to-end figure:
 the service as ``make run`` starts it (``tierline serve``, its own processes, N uvicorn
 workers) on a fresh PostgreSQL database, replies going out to a fake Graph API (its own
-process); open-loop signed deliveries at increasing rates (accepted msg/s, webhook p50/p99,
-delivery-to-reply p50/p99 measured at the fake Graph API), a closed-loop ceiling per number of
-processes (one vs two), ``/v1/analyze`` and ``/v1/decide`` at concurrency 1, 16 and 64, CPU
-seconds per 1,000 messages (service, PostgreSQL, load generator, from /proc) and a py-spy
-profile of the service.
+process); for each number of processes (one vs two): a closed-loop ceiling, open-loop signed
+deliveries at increasing rates (accepted msg/s, webhook p50/p99, delivery-to-reply p50/p99
+measured at the fake Graph API), ``/v1/analyze`` and ``/v1/decide`` at concurrency 1, 16 and
+64, CPU seconds per 1,000 messages (service, PostgreSQL, load generator, from /proc); and a
+py-spy profile of the service (first process count, first rate).
 """
 
 from __future__ import annotations
@@ -619,10 +619,8 @@ def run_http_bench(admin_url: str, rates: list[float], seconds: float, workers: 
                     offset += closed["messages"]
                     report["scale_out"].append({"processes": n_workers, **closed})
                     log.info("%d process(es), closed loop: %s", n_workers, _short(closed))
-                    if n_workers != workers[0]:
-                        continue
                     spy = profile_service(service, seconds, out_dir / "http_bench_profile.txt") \
-                        if profile else None
+                        if profile and n_workers == workers[0] else None
                     for rate in rates:
                         step = webhook_step(service, graph_url, meter, rate=rate,
                                             n=int(rate * seconds), offset=offset)

@@ -89,7 +89,8 @@ class Services:
                                 max_attempts=settings.job_max_attempts,
                                 batch_size=settings.worker_batch_size,
                                 threads=settings.worker_threads,
-                                on_ticket=self.ticket_created)
+                                on_ticket=self.ticket_created,
+                                on_replies=lambda: self.sender and self.sender.wake())
         self.sender = None
         if settings.sending_enabled:
             client = GraphClient(settings.whatsapp_api_base,

@@ -121,6 +121,7 @@ class Written:
 
     tickets: list[Ticket] = field(default_factory=list)
     failed: list[tuple[int, Exception]] = field(default_factory=list)
+    replies: int = 0
 
 
 @dataclass
@@ -196,7 +197,8 @@ class JobWorker(BackgroundLoop):
 
     def __init__(self, db: Database, engine: TurnEngine, *, poll_seconds: float = 0.05,
                  lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
-                 threads: int = 1, on_ticket: Callable[[Ticket], None] | None = None) -> None:
+                 threads: int = 1, on_ticket: Callable[[Ticket], None] | None = None,
+                 on_replies: Callable[[], None] | None = None) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2),
                          threads=threads)
         self.db = db
@@ -206,6 +208,8 @@ class JobWorker(BackgroundLoop):
         self.batch_size = batch_size
         #: Called with each ticket opened, after its transaction committed.
         self.on_ticket = on_ticket or (lambda ticket: None)
+        #: Called after a transaction that put replies in the outbox committed (wakes the sender).
+        self.on_replies = on_replies or (lambda: None)
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @property
@@ -277,6 +281,8 @@ class JobWorker(BackgroundLoop):
                   len(written.failed), len(written.tickets))
         for job_id, exc in written.failed:
             self._fail(job_id, exc)
+        if written.replies:
+            self.on_replies()
         for ticket in written.tickets:
             self.on_ticket(ticket)
         return len(batch)
@@ -292,6 +298,7 @@ class JobWorker(BackgroundLoop):
                 one = Written(failed=[(p.work.job_id, exc)])
             total.tickets += one.tickets
             total.failed += one.failed
+            total.replies += one.replies
         return total
 
     def prepare(self, batch: list[Work]) -> list[Prepared]:
@@ -378,6 +385,7 @@ class JobWorker(BackgroundLoop):
                     self._write_outcome(s, rows, conv, p.work, p.outcome)
                     done.append(p.work)
             written.tickets = rows.write(s)
+            written.replies = len(rows.outbound)
             self._mark(s, done, deferred)
         return written
 

@@ -446,7 +446,7 @@ def bench_http(
         ] = "postgresql://postgres@127.0.0.1:5432/postgres",
         rates: Annotated[str, typer.Option(help="open-loop webhook rates, msg/s")] = "50,100,200,300",
         seconds: Annotated[float, typer.Option(min=1, help="length of each rate step")] = 10,
-        workers: Annotated[str, typer.Option(help="service processes to compare (closed-loop ceiling)")] = "1,2",
+        workers: Annotated[str, typer.Option(help="service processes to compare (every step runs with each)")] = "1,2",
         api_requests: Annotated[int, typer.Option(
             min=16, help="requests per /v1 step (a quarter at concurrency 1)")] = 1000,
         profile: Annotated[bool, typer.Option(help="py-spy profile of the first rate step")] = True,
