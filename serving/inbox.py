@@ -70,7 +70,7 @@ def store_deliveries(db: Database, deliveries: list[tuple[list[IncomingMessage],
     messages = [m for mine in ours for m in mine]
     if not db.is_sqlite and not any(statuses for _, statuses in deliveries):
         # Messages only (the common batch): one statement, which commits on its own.
-        with db.statement_connection() as connection:
+        with db.one_statement() as connection:
             new = _insert_messages_postgresql(connection, messages, new_state)
     else:
         with db.session() as session:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, exists, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from nlu.bot import ConversationState, Reply
 from nlu.analyzer import AnalysisResult
@@ -169,22 +169,26 @@ class LockedConversation:
     last_customer_at: datetime | None
 
 
+JOBS, INBOUND, CONVERSATIONS = Job.__table__, InboundMessage.__table__, Conversation.__table__
+
+
 def _claim_jobs():
     """``UPDATE jobs ... WHERE id IN (due jobs, row-locked, skipping rows other workers hold)
     RETURNING id, inbound_id``; a job behind an earlier pending or running job of its
-    conversation is not due. Built once: building it per poll cost more CPU than running it."""
-    job, message = aliased(Job), aliased(InboundMessage)
-    earlier, earlier_message = aliased(Job), aliased(InboundMessage)
-    behind = exists().where(earlier.inbound_id == earlier_message.id,
-                            earlier_message.conversation_id == message.conversation_id,
-                            earlier.id < job.id, earlier.status.in_(ACTIVE))
-    due = (select(job.id).join(message, job.inbound_id == message.id)
-           .where(job.status == "pending", job.available_at <= bindparam("now"), ~behind)
-           .order_by(job.id).limit(bindparam("limit")).with_for_update(of=job, skip_locked=True))
-    return (update(Job).where(Job.id.in_(evaluated_once(due)), Job.status == "pending")
+    conversation is not due. Built once, on the tables (Core): building it per poll, or
+    running it through the ORM, cost more CPU than running it."""
+    jobs, messages = JOBS.alias("job"), INBOUND.alias("message")
+    earlier, earlier_message = JOBS.alias("earlier"), INBOUND.alias("earlier_message")
+    behind = exists().where(earlier.c.inbound_id == earlier_message.c.id,
+                            earlier_message.c.conversation_id == messages.c.conversation_id,
+                            earlier.c.id < jobs.c.id, earlier.c.status.in_(ACTIVE))
+    due = (select(jobs.c.id).join(messages, jobs.c.inbound_id == messages.c.id)
+           .where(jobs.c.status == "pending", jobs.c.available_at <= bindparam("now"), ~behind)
+           .order_by(jobs.c.id).limit(bindparam("limit")).with_for_update(of=jobs, skip_locked=True))
+    return (update(JOBS).where(JOBS.c.id.in_(evaluated_once(due)), JOBS.c.status == "pending")
             .values(status="running", locked_at=bindparam("now"), locked_by=bindparam("worker"),
-                    attempts=Job.attempts + 1)
-            .returning(Job.id, Job.inbound_id).execution_options(synchronize_session=False))
+                    attempts=JOBS.c.attempts + 1)
+            .returning(JOBS.c.id, JOBS.c.inbound_id))
 
 
 CLAIM_JOBS = _claim_jobs()
@@ -226,9 +230,9 @@ class JobWorker(BackgroundLoop):
 
     def requeue_expired(self) -> int:
         """Hand jobs whose worker died (lease expired) back to the queue."""
-        with self.db.session() as s:
-            result = s.execute(update(Job).where(
-                Job.status == "running", Job.locked_at < utcnow() - self.lease).values(
+        with self.db.one_statement() as connection:
+            result = connection.execute(update(JOBS).where(
+                JOBS.c.status == "running", JOBS.c.locked_at < utcnow() - self.lease).values(
                 status="pending", locked_by=None))
             return result.rowcount or 0
 
@@ -237,24 +241,19 @@ class JobWorker(BackgroundLoop):
     def claim_batch(self, limit: int | None = None) -> list[Work]:
         """Claim up to ``limit`` due jobs (oldest first), none of them behind an earlier
         pending or running job of its conversation; return them with their messages and
-        conversation states (one transaction: the claim commits before any work starts)."""
-        with self.db.session() as s:
-            claimed = s.execute(CLAIM_JOBS, {"now": utcnow(), "limit": limit or self.batch_size,
-                                             "worker": self.worker_id}).all()
+        conversation states (the claim commits before any work starts)."""
+        with self.db.one_statement() as connection:
+            claimed = connection.execute(CLAIM_JOBS, {
+                "now": utcnow(), "limit": limit or self.batch_size, "worker": self.worker_id}).all()
             if not claimed:
                 return []
-            return self._load(s, dict((inbound_id, job_id) for job_id, inbound_id in claimed))
-
-    @staticmethod
-    def _load(s: Session, job_of: dict[int, int]) -> list[Work]:
-        """The claimed jobs' messages and their conversations' states, in job order."""
-        rows = s.execute(select(InboundMessage.id, InboundMessage.wamid,
-                                InboundMessage.conversation_id, InboundMessage.type,
-                                InboundMessage.text, InboundMessage.button_id,
-                                InboundMessage.sent_at)
-                         .where(InboundMessage.id.in_(job_of))).all()
-        states = dict(s.execute(select(Conversation.id, Conversation.state).where(
-            Conversation.id.in_({r.conversation_id for r in rows}))).all())
+            job_of = dict((inbound_id, job_id) for job_id, inbound_id in claimed)
+            rows = connection.execute(select(
+                INBOUND.c.id, INBOUND.c.wamid, INBOUND.c.conversation_id, INBOUND.c.type,
+                INBOUND.c.text, INBOUND.c.button_id, INBOUND.c.sent_at)
+                .where(INBOUND.c.id.in_(job_of))).all()
+            states = dict(connection.execute(select(CONVERSATIONS.c.id, CONVERSATIONS.c.state).where(
+                CONVERSATIONS.c.id.in_({r.conversation_id for r in rows}))).all())
         work = [Work(job_of[r.id], r.id, r.wamid, r.conversation_id, r.type, r.text or "",
                      r.button_id, r.sent_at, states.get(r.conversation_id)) for r in rows]
         return sorted(work, key=lambda w: w.job_id)

@@ -165,9 +165,11 @@ def test_state_dict_is_a_copy_with_every_field(engine):
     state = talk(engine, ["hi", "1", "ND-100000"])[-1].state
     data = state.to_dict()
     assert data == dataclasses.asdict(state)
-    state.history[0]["text"] = "changed"
+    before = [dict(entry) for entry in data["history"]]
+    for n in range(25):  # later turns append to the history and trim it
+        state.remember("bot", f"a later line {n}", "2026-11-25T03:00:00+00:00")
     state.recent_intents.append("goodbye")
-    assert data["history"][0]["text"] != "changed" and "goodbye" not in data["recent_intents"]
+    assert data["history"] == before and "goodbye" not in data["recent_intents"]
 
 
 def test_empty_and_huge_messages_do_not_break_a_turn(engine):
