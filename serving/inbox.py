@@ -75,10 +75,11 @@ def store_deliveries(db: Database, deliveries: list[tuple[list[IncomingMessage],
     else:
         with db.session() as session:
             insert_messages = _insert_messages if db.is_sqlite else _insert_messages_postgresql
+            apply_statuses = _apply_statuses if db.is_sqlite else _apply_statuses_postgresql
             new = insert_messages(session, messages, new_state)
-            for result, (_, statuses) in zip(results, deliveries):
-                for st in statuses:
-                    result.statuses += _apply_status(session, st)
+            matched = iter(apply_statuses(session, [st for _, sts in deliveries for st in sts]))
+        for result, (_, statuses) in zip(results, deliveries):
+            result.statuses = sum(next(matched) for _ in statuses)
     stored = iter(new)
     for result, mine in zip(results, ours):
         for _ in mine:
@@ -181,7 +182,13 @@ def _insert_messages_postgresql(session, messages: list[IncomingMessage], new_st
     return new
 
 
-def _apply_status(session, st: StatusUpdate) -> int:
+def _apply_statuses(session, statuses: list[StatusUpdate]) -> list[bool]:
+    """Apply each status to the outbound message it is about, a statement or two each; per
+    status, whether that message was found."""
+    return [_apply_status(session, st) for st in statuses]
+
+
+def _apply_status(session, st: StatusUpdate) -> bool:
     row = session.scalars(select(OutboundMessage).where(OutboundMessage.wamid == st.wamid)).first()
     if row is None and st.callback_data:
         # The send succeeded but the process died before recording the wamid: reconcile.
@@ -190,10 +197,65 @@ def _apply_status(session, st: StatusUpdate) -> int:
         if row is not None and row.wamid is None:
             row.wamid = st.wamid
     if row is None:
-        return 0
+        return False
     if STATUS_ORDER.get(st.status, 0) >= STATUS_ORDER.get(row.status, 0):
         row.status = st.status
         row.status_at = st.at or utcnow()
         if st.status == "failed":
             row.last_error = str(st.errors)[:500]
-    return 1
+    return True
+
+
+def _status_rank(column: str) -> str:
+    """SQL for :data:`STATUS_ORDER` of ``column`` (0 for any other status)."""
+    return "CASE " + column + " " + " ".join(
+        f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_ORDER.items()) + " ELSE 0 END"
+
+
+#: A row whose send was accepted by Meta but whose wamid was never recorded (the process died
+#: in between) gets it from a status that echoes the row's idempotency key (Meta echoes
+#: ``biz_opaque_callback_data``), unless a row already has that wamid.
+_RECONCILE_POSTGRESQL = text("""
+UPDATE outbound_messages AS o SET wamid = s.wamid
+FROM unnest(CAST(:wamid AS text[]), CAST(:callback AS text[])) AS s(wamid, callback)
+WHERE o.idempotency_key = s.callback AND o.wamid IS NULL
+  AND NOT EXISTS (SELECT 1 FROM outbound_messages AS x WHERE x.wamid = s.wamid)
+""")
+
+#: The statuses of a batch in one statement: per wamid the furthest status of the batch (the
+#: latest of equals) is applied unless the row is already further (a status never goes back:
+#: "read" then a late "delivered" stays "read"); the wamids that have a row come back.
+_APPLY_STATUSES_POSTGRESQL = text(f"""
+WITH batch AS (
+    SELECT *, {_status_rank("status")} AS rank
+    FROM unnest(CAST(:ord AS int[]), CAST(:wamid AS text[]), CAST(:status AS text[]),
+                CAST(:at AS timestamptz[]), CAST(:error AS text[]))
+        AS b(ord, wamid, status, at, error)),
+furthest AS (
+    SELECT DISTINCT ON (wamid) * FROM batch ORDER BY wamid, rank DESC, ord DESC),
+applied AS (
+    UPDATE outbound_messages AS o
+    SET status = f.status, status_at = f.at,
+        last_error = CASE WHEN f.status = 'failed' THEN f.error ELSE o.last_error END
+    FROM furthest AS f
+    WHERE o.wamid = f.wamid AND f.rank >= {_status_rank("o.status")})
+SELECT DISTINCT wamid FROM outbound_messages WHERE wamid = ANY(CAST(:wamid AS text[]))
+""")
+
+
+def _apply_statuses_postgresql(session, statuses: list[StatusUpdate]) -> list[bool]:
+    """:func:`_apply_statuses` in two statements for the whole batch (the reconciling one only
+    when a status carries an idempotency key): Meta sends three statuses (sent, delivered,
+    read) for every reply, and one at a time they cost a CPU-ms each."""
+    if not statuses:
+        return []
+    echoed = [st for st in statuses if st.callback_data]
+    if echoed:
+        session.execute(_RECONCILE_POSTGRESQL, {"wamid": [st.wamid for st in echoed],
+                                                "callback": [st.callback_data for st in echoed]})
+    now = utcnow()
+    found = set(session.scalars(_APPLY_STATUSES_POSTGRESQL, {
+        "ord": list(range(len(statuses))), "wamid": [st.wamid for st in statuses],
+        "status": [st.status for st in statuses], "at": [st.at or now for st in statuses],
+        "error": [str(st.errors)[:500] if st.status == "failed" else None for st in statuses]}))
+    return [st.wamid in found for st in statuses]
