@@ -212,50 +212,54 @@ def _status_rank(column: str) -> str:
         f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_ORDER.items()) + " ELSE 0 END"
 
 
-#: A row whose send was accepted by Meta but whose wamid was never recorded (the process died
-#: in between) gets it from a status that echoes the row's idempotency key (Meta echoes
-#: ``biz_opaque_callback_data``), unless a row already has that wamid.
-_RECONCILE_POSTGRESQL = text("""
-UPDATE outbound_messages AS o SET wamid = s.wamid
-FROM unnest(CAST(:wamid AS text[]), CAST(:callback AS text[])) AS s(wamid, callback)
-WHERE o.idempotency_key = s.callback AND o.wamid IS NULL
-  AND NOT EXISTS (SELECT 1 FROM outbound_messages AS x WHERE x.wamid = s.wamid)
-""")
-
-#: The statuses of a batch in one statement: per wamid the furthest status of the batch (the
-#: latest of equals) is applied unless the row is already further (a status never goes back:
-#: "read" then a late "delivered" stays "read"); the wamids that have a row come back.
+#: The statuses of a batch in one statement. Per wamid the furthest status of the batch (the
+#: latest of equals) is applied unless the row is already further: a status never goes back
+#: ("read" then a late "delivered" stays "read"). A row whose wamid was never recorded (Meta
+#: accepted the send, the process died before recording it; or the status simply came first)
+#: is found by the idempotency key Meta echoes (``biz_opaque_callback_data``) and gets the
+#: wamid, unless a row already has it. The rows are locked in id order, in this one statement,
+#: as everything that updates outbound rows locks them (the sender's record): two statements,
+#: or two orders, deadlocked with the sender (PostgreSQL broke it after a second by failing one
+#: side: a webhook answered 503, or the sender backed off). The wamids that have a row come back.
 _APPLY_STATUSES_POSTGRESQL = text(f"""
 WITH batch AS (
     SELECT *, {_status_rank("status")} AS rank
     FROM unnest(CAST(:ord AS int[]), CAST(:wamid AS text[]), CAST(:status AS text[]),
-                CAST(:at AS timestamptz[]), CAST(:error AS text[]))
-        AS b(ord, wamid, status, at, error)),
+                CAST(:at AS timestamptz[]), CAST(:error AS text[]), CAST(:callback AS text[]))
+        AS b(ord, wamid, status, at, error, callback)),
 furthest AS (
     SELECT DISTINCT ON (wamid) * FROM batch ORDER BY wamid, rank DESC, ord DESC),
+target AS (
+    SELECT o.id, f.* FROM outbound_messages AS o JOIN furthest AS f ON o.wamid = f.wamid
+    UNION ALL
+    SELECT o.id, f.* FROM outbound_messages AS o JOIN furthest AS f ON o.idempotency_key = f.callback
+    WHERE o.wamid IS NULL
+      AND NOT EXISTS (SELECT 1 FROM outbound_messages AS x WHERE x.wamid = f.wamid)),
+locked AS (
+    SELECT o.id FROM outbound_messages AS o WHERE o.id IN (SELECT id FROM target)
+    ORDER BY o.id FOR UPDATE),
 applied AS (
     UPDATE outbound_messages AS o
-    SET status = f.status, status_at = f.at,
-        last_error = CASE WHEN f.status = 'failed' THEN f.error ELSE o.last_error END
-    FROM furthest AS f
-    WHERE o.wamid = f.wamid AND f.rank >= {_status_rank("o.status")})
-SELECT DISTINCT wamid FROM outbound_messages WHERE wamid = ANY(CAST(:wamid AS text[]))
+    SET wamid = coalesce(o.wamid, t.wamid),
+        status = CASE WHEN t.rank >= {_status_rank("o.status")} THEN t.status ELSE o.status END,
+        status_at = CASE WHEN t.rank >= {_status_rank("o.status")} THEN t.at ELSE o.status_at END,
+        last_error = CASE WHEN t.rank >= {_status_rank("o.status")} AND t.status = 'failed'
+                          THEN t.error ELSE o.last_error END
+    FROM target AS t
+    WHERE o.id = t.id AND o.id IN (SELECT id FROM locked))
+SELECT DISTINCT wamid FROM target
 """)
 
 
 def _apply_statuses_postgresql(session, statuses: list[StatusUpdate]) -> list[bool]:
-    """:func:`_apply_statuses` in two statements for the whole batch (the reconciling one only
-    when a status carries an idempotency key): Meta sends three statuses (sent, delivered,
-    read) for every reply, and one at a time they cost a CPU-ms each."""
+    """:func:`_apply_statuses` in one statement for the whole batch: Meta sends three statuses
+    (sent, delivered, read) for every reply, and one at a time they cost a CPU-ms each."""
     if not statuses:
         return []
-    echoed = [st for st in statuses if st.callback_data]
-    if echoed:
-        session.execute(_RECONCILE_POSTGRESQL, {"wamid": [st.wamid for st in echoed],
-                                                "callback": [st.callback_data for st in echoed]})
     now = utcnow()
     found = set(session.scalars(_APPLY_STATUSES_POSTGRESQL, {
         "ord": list(range(len(statuses))), "wamid": [st.wamid for st in statuses],
         "status": [st.status for st in statuses], "at": [st.at or now for st in statuses],
-        "error": [str(st.errors)[:500] if st.status == "failed" else None for st in statuses]}))
+        "error": [str(st.errors)[:500] if st.status == "failed" else None for st in statuses],
+        "callback": [st.callback_data for st in statuses]}))
     return [st.wamid in found for st in statuses]

@@ -271,26 +271,90 @@ DECIDE_TEXTS = ("where is my order?", "ND-100000", "I was charged twice", "how l
                 "this is useless, nothing works!!!", "thanks")
 
 
+#: What Meta reports of every message it accepted, each in a webhook delivery of its own.
+STATUS_SEQUENCE = ("sent", "delivered", "read")
+
+
+def status_delivery(wamid: str, state: str, recipient: str, callback: str | None) -> bytes:
+    """One Meta-shaped webhook body with one status of an outbound message."""
+    st = {"id": wamid, "status": state, "timestamp": str(int(time.time())), "recipient_id": recipient}
+    if callback:
+        st["biz_opaque_callback_data"] = callback
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_NUMBER_ID},
+            "statuses": [st]}}]}]}
+    return json.dumps(body).encode()
+
+
+class StatusReporter:
+    """The fake Graph API's statuses: when on, every accepted message is followed by signed
+    "sent", "delivered" and "read" webhooks to the service, in order, as Meta does (three
+    deliveries per reply: in production they outnumber the customers' messages)."""
+
+    def __init__(self) -> None:
+        self.pool: RawPool | None = None
+        self.counts = collections.Counter()
+        self._tasks: set[asyncio.Task] = set()
+
+    def configure(self, url: str | None) -> None:
+        """Report to ``url`` from now on (None: stop); the counts start again."""
+        if self.pool is not None:
+            self.pool.close()
+        self.pool = RawPool(url) if url else None
+        self.counts.clear()
+
+    def accepted(self, wamid: str, recipient: str, callback: str | None) -> None:
+        """A message was accepted: report its statuses (in the background)."""
+        if self.pool is not None:
+            task = asyncio.get_running_loop().create_task(self._report(self.pool, wamid, recipient,
+                                                                       callback))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _report(self, pool: RawPool, wamid: str, recipient: str, callback: str | None) -> None:
+        for state in STATUS_SEQUENCE:
+            raw = status_delivery(wamid, state, recipient, callback)
+            head = pool.head("POST", "/webhooks/whatsapp", len(raw),
+                             f"x-hub-signature-256: {signature(raw, SECRET)}\r\n")
+            try:
+                status, _ = await pool.request(head, raw)
+            except TransportError:
+                status, _ = await pool.request(head, raw, fresh=True)  # as Meta retries
+            self.counts["acknowledged" if status == 200 else f"HTTP {status}"] += 1
+
+
 async def _graph_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            arrivals: list) -> None:
+                            arrivals: list, reporter: StatusReporter) -> None:
     """One keep-alive connection of the fake Graph API: ``POST /{id}/messages`` records the
     message's idempotency key (``biz_opaque_callback_data``) with its arrival time and answers
-    like Meta; ``GET /_arrivals`` hands the record to the bench."""
+    like Meta; ``GET /_arrivals`` hands the record to the bench; ``POST /_statuses``
+    (``{"url": webhook base URL or null}``) turns status reports on or off, ``GET /_statuses``
+    counts them."""
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             arrived = time.monotonic()
             lines = head.decode("latin-1").split("\r\n")
-            method = lines[0].split(" ", 1)[0]
+            method, path = lines[0].split(" ")[:2]
             length = next((int(v) for k, _, v in (line.partition(":") for line in lines[1:])
                            if k.strip().lower() == "content-length"), 0)
             body = await reader.readexactly(length) if length else b""
-            if method == "GET":
+            if path == "/_statuses":
+                if method == "POST":
+                    reporter.configure(json.loads(body)["url"])
+                payload = json.dumps(reporter.counts).encode()
+            elif method == "GET":
                 payload = json.dumps(arrivals).encode()
             else:
-                arrivals.append((json.loads(body).get("biz_opaque_callback_data"), arrived))
+                message = json.loads(body)
+                callback = message.get("biz_opaque_callback_data")
+                arrivals.append((callback, arrived))
+                wamid = f"wamid.out.{len(arrivals)}"
+                reporter.accepted(wamid, str(message.get("to", "")), callback)
                 payload = json.dumps({"messaging_product": "whatsapp",
-                                      "messages": [{"id": f"wamid.out.{len(arrivals)}"}]}).encode()
+                                      "messages": [{"id": wamid}]}).encode()
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                          b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
             await writer.drain()
@@ -302,10 +366,11 @@ def serve_fake_graph(port: int) -> None:
     """Run the fake Graph API on 127.0.0.1:``port`` until killed (its own process, so its
     work neither slows the load generator nor skews the times it records)."""
     arrivals: list = []
+    reporter = StatusReporter()
 
     async def main() -> None:
         server = await asyncio.start_server(
-            lambda r, w: _graph_connection(r, w, arrivals), "127.0.0.1", port)
+            lambda r, w: _graph_connection(r, w, arrivals, reporter), "127.0.0.1", port)
         async with server:
             await server.serve_forever()
 
@@ -478,13 +543,17 @@ def _wait_replies(graph_url: str, ids: range, timeout: float) -> dict[int, list[
 
 
 def webhook_step(service: BenchService, graph_url: str, meter: CpuMeter, *, rate: float | None,
-                 n: int, offset: int, concurrency: int = 64) -> dict:
+                 n: int, offset: int, concurrency: int = 64, statuses: bool = False) -> dict:
     """One load step: ``n`` deliveries open-loop at ``rate``/s (or closed-loop at
     ``concurrency`` when ``rate`` is None), each from a new customer so that every message
-    gets a reply; then wait until every reply reached the fake Graph API."""
+    gets a reply; then wait until every reply reached the fake Graph API. With ``statuses``
+    the fake Graph API also posts Meta's three statuses of every reply to the webhook (their
+    deliveries are not in the webhook latencies, which are the messages')."""
     sent_at: dict[int, float] = {}
     customers = 10 ** 7  # one customer per message: every message is answered
     errors_before = TRANSPORT_ERRORS["webhook"]
+    if statuses:
+        httpx.post(f"{graph_url}/_statuses", json={"url": service.url}, timeout=30)
     meter.start()
     t0 = time.monotonic()
     if rate is None:
@@ -494,11 +563,21 @@ def webhook_step(service: BenchService, graph_url: str, meter: CpuMeter, *, rate
     accepted_s = time.monotonic() - t0
     ids = range(offset, offset + n)
     replies = _wait_replies(graph_url, ids, timeout=max(60.0, n / 20))
+    status_counts: dict[str, int] = {}
+    if statuses:  # every reply's statuses answered, or the timeout
+        deadline = time.monotonic() + max(60.0, n / 20)
+        expected = len(STATUS_SEQUENCE) * sum(len(replies[i]) for i in ids if i in replies)
+        while sum(status_counts.values()) < expected and time.monotonic() < deadline:
+            time.sleep(0.25)
+            status_counts = httpx.get(f"{graph_url}/_statuses", timeout=30).json()
+        httpx.post(f"{graph_url}/_statuses", json={"url": None}, timeout=30)
     cpu = meter.stop()
     answered = [i for i in ids if i in replies]
     to_reply = [(min(replies[i]) - sent_at[i]) * 1000 for i in answered]
     last = max((min(replies[i]) for i in answered), default=t0)
-    return {"mode": "open loop" if rate else f"closed loop, concurrency {concurrency}",
+    mode = "open loop" if rate else f"closed loop, concurrency {concurrency}"
+    return {"mode": mode + (" + 3 statuses a reply" if statuses else ""),
+            "status_deliveries": status_counts,
             "offered_per_s": rate, "messages": n,
             "accepted_per_s": n / accepted_s, "processed_per_s": len(answered) / (last - t0),
             "webhook_p50_ms": percentile(latencies, 50), "webhook_p99_ms": percentile(latencies, 99),
@@ -590,7 +669,8 @@ def summarise_profile(raw: Path, top: int = 20) -> list[dict]:
 
 
 def run_http_bench(admin_url: str, rates: list[float], seconds: float, workers: list[int],
-                   api_requests: int, out_dir: Path, profile: bool = True) -> dict:
+                   api_requests: int, out_dir: Path, profile: bool = True,
+                   status_rates: tuple[float, ...] = ()) -> dict:
     """The whole end-to-end benchmark; writes ``http_bench.json`` / ``.md`` to ``out_dir``."""
     import multiprocessing
 
@@ -631,6 +711,13 @@ def run_http_bench(admin_url: str, rates: list[float], seconds: float, workers: 
                             spy.wait(seconds * 3)
                             report["profile"] = summarise_profile(out_dir / "http_bench_profile.txt")
                             spy = None
+                    for rate in status_rates:
+                        step = webhook_step(service, graph_url, meter, rate=rate,
+                                            n=int(rate * seconds), offset=offset, statuses=True)
+                        offset += step["messages"]
+                        report["webhook"].append({"processes": n_workers, **step})
+                        log.info("%s msg/s + statuses: %s %s", rate, _short(step),
+                                 step["status_deliveries"])
                     for path in ("/v1/analyze", "/v1/decide"):
                         for concurrency in (1, 16, 64):
                             n = api_requests // 4 if concurrency == 1 else api_requests
@@ -685,12 +772,21 @@ def http_bench_markdown(report: dict) -> str:
              "CPU s per 1,000 msgs (service / PostgreSQL / load generator) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["webhook"] + report["scale_out"]:
-        lines.append(f"| {s['processes']} | {s['offered_per_s'] or s['mode']} | {s['accepted_per_s']:.0f} | "
+        offered = s["mode"] if s["offered_per_s"] is None else f"{s['offered_per_s']:.0f}" + (
+            " + statuses" if s.get("status_deliveries") else "")
+        lines.append(f"| {s['processes']} | {offered} | {s['accepted_per_s']:.0f} | "
                      f"{s['processed_per_s']:.0f} | {s['webhook_p50_ms']:.1f} / {s['webhook_p99_ms']:.1f} | "
                      f"{s['reply_p50_ms']:.0f} / {s['reply_p99_ms']:.0f} | {s['answered']}/{s['messages']} | "
                      f"{s['duplicated_replies']} | {s.get('connection_errors_retried', 0)} | "
                      f"{s['cpu_s_per_1000_service']:.1f} / "
                      f"{s['cpu_s_per_1000_postgres']:.1f} / {s['cpu_s_per_1000_loadgen']:.1f} |")
+    with_statuses = [s for s in report["webhook"] if s.get("status_deliveries")]
+    if with_statuses:
+        lines += ["\n\"+ statuses\": after each reply the fake Graph API posts Meta's sent, "
+                  "delivered and read statuses, each a signed delivery of its own (answers: " +
+                  "; ".join(f"{s['processes']} process(es) at {s['offered_per_s']:.0f} msg/s: " +
+                            ", ".join(f"{n} {k}" for k, n in s["status_deliveries"].items())
+                            for s in with_statuses) + ")."]
     lines += ["\n## /v1/analyze and /v1/decide, closed loop\n",
               "| processes | route | concurrency | requests | req/s | p50 / p99 ms | CPU s per 1,000 "
               "(service / PostgreSQL / load generator) |", "|---|---|---|---|---|---|---|"]

@@ -445,6 +445,9 @@ def bench_http(
             help="PostgreSQL server (a database on it to connect to); each run creates and drops its own")
         ] = "postgresql://postgres@127.0.0.1:5432/postgres",
         rates: Annotated[str, typer.Option(help="open-loop webhook rates, msg/s")] = "50,100,200,300",
+        status_rates: Annotated[str, typer.Option(
+            help="open-loop rates, msg/s, with Meta's 3 statuses a reply posted back ('' for none)")
+        ] = "100,200",
         seconds: Annotated[float, typer.Option(min=1, help="length of each rate step")] = 10,
         workers: Annotated[str, typer.Option(help="service processes to compare (every step runs with each)")] = "1,2",
         api_requests: Annotated[int, typer.Option(
@@ -457,7 +460,8 @@ def bench_http(
     from serving.loadgen import run_http_bench
 
     report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
-                            [int(w) for w in workers.split(",")], api_requests, out, profile)
+                            [int(w) for w in workers.split(",")], api_requests, out, profile,
+                            tuple(float(r) for r in status_rates.split(",") if r))
     typer.echo((out / "http_bench.md").read_text())
     typer.echo(f"load average: {' '.join(report['load_at_start'])} -> {' '.join(report['load_at_end'])}")
 
