@@ -10,8 +10,8 @@ Meta retries: nothing is acknowledged that was not stored.
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import DateTime, bindparam, select, text
@@ -127,9 +127,8 @@ def _insert_message(session, msg: IncomingMessage, new_state) -> bool:
 #: conversations, the messages (``ON CONFLICT (wamid) DO NOTHING``: a redelivery, or the same
 #: message twice in one batch, is not inserted again) and a job for each message inserted, in
 #: the batch's order (a conversation's jobs are turned in id order). One round trip for the
-#: batch: a statement per message cost the intake thread a third of a CPU-ms each, and as
-#: many releases of the GIL, each waiting for the worker threads to hand it back. Textual and
-#: built once: building the SQLAlchemy construct per batch cost more than running it.
+#: whole batch, not one per message. Textual and built once: building the SQLAlchemy
+#: construct per batch cost more than running it.
 _STORE_BATCH_POSTGRESQL = text("""
 WITH batch AS (
     SELECT * FROM unnest(CAST(:ord AS int[]), CAST(:wamid AS text[]), CAST(:conversation_id AS text[]),
