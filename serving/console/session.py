@@ -2,24 +2,31 @@
 
 The cookie holds the agent id, a prefix of the stored token hash (rotating the agent's token
 ends its sessions), a per-session CSRF token and the chosen language, signed and time-stamped
-with ``itsdangerous``; it expires after ``console_session_hours``. Nothing secret is in it: the
+with ``itsdangerous``; it expires after ``console_session_hours``. Signing out also ends the
+session on the server (the hash of its CSRF token is recorded as revoked until the cookie
+would have expired), so a copy of the cookie is refused too. Nothing secret is in it: the
 token itself never leaves the sign-in form. POST forms carry the CSRF token and are refused when
 their ``Origin`` is another site (SameSite=Lax already keeps cross-site POSTs cookie-less).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from fastapi import Request
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from serving.console.i18n import pick_language
-from serving.storage.models import Agent
+from sqlalchemy import delete
+
+from serving.storage.db import dialect_insert
+from serving.storage.models import Agent, RevokedConsoleSession, utcnow
 
 log = logging.getLogger(__name__)
 COOKIE = "tierline_console"
@@ -92,14 +99,32 @@ def read_session(request: Request) -> ConsoleSession | None:
     return ConsoleSession(agent_id, prefix, csrf, pick_language(lang))
 
 
+def _session_sha256(session: ConsoleSession) -> str:
+    """The session's id on the server: the SHA-256 of its random CSRF token."""
+    return hashlib.sha256(session.csrf.encode()).hexdigest()
+
+
 def session_agent(db, session: ConsoleSession) -> Agent | None:
-    """The agent of the session, if it still exists with the same, unexpired token."""
+    """The agent of the session, if it still exists with the same, unexpired token and the
+    session was not signed out of."""
     with db.session() as s:
         agent = s.get(Agent, session.agent_id)
-    if agent is None or agent.token_expired() or \
+        revoked = s.get(RevokedConsoleSession, _session_sha256(session)) is not None
+    if agent is None or revoked or agent.token_expired() or \
             not hmac.compare_digest(agent.token_sha256[:16], session.token_prefix):
         return None
     return agent
+
+
+def revoke(db, session: ConsoleSession, hours: float) -> None:
+    """End ``session`` on the server (sign-out): its cookie is refused from now on, until it
+    would have expired anyway; records of sessions past that are dropped."""
+    now = utcnow()
+    with db.session() as s:
+        s.execute(delete(RevokedConsoleSession).where(RevokedConsoleSession.expires_at < now))
+        s.execute(dialect_insert(s, RevokedConsoleSession).values(
+            session_sha256=_session_sha256(session), expires_at=now + timedelta(hours=hours))
+            .on_conflict_do_nothing(index_elements=["session_sha256"]))
 
 
 def same_origin(request: Request) -> bool:

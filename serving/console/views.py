@@ -133,6 +133,8 @@ def logout(request: Request, csrf: str = Form("")):
     session, agent = _signed_in(request)
     if not sessions.form_is_genuine(request, session, csrf):
         return _refused(request, session, agent)
+    sessions.revoke(get_db(request), session, request.app.state.settings.console_session_hours)
+    log.info("agent %s signed out of the console", agent.id)
     response = RedirectResponse("/console/login", status_code=303)
     sessions.clear_cookie(response)
     return response

@@ -210,6 +210,17 @@ class Agent(Base):
         return self.expires_at is not None and as_utc(self.expires_at) <= (now or utcnow())
 
 
+class RevokedConsoleSession(Base):
+    """A console session its agent signed out of: the cookie, which a copy (a shared computer,
+    a stolen cookie) would still carry, is refused until it would have expired anyway."""
+
+    __tablename__ = "revoked_console_sessions"
+
+    #: SHA-256 of the session's random CSRF token (one per sign-in; the cookie carries it).
+    session_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class EscalationLabel(Base):
     """An agent's verdict on an escalation: what retraining learns from."""
 

@@ -81,6 +81,24 @@ def test_sign_in_sets_an_http_only_cookie_and_sign_out_clears_it(service, tokens
         assert client.get("/console/queue").status_code == 303
 
 
+def test_signing_out_ends_the_session_on_the_server_too(service, tokens):
+    # A copy of the cookie (a shared computer, a stolen cookie) is refused after sign-out,
+    # though its signature and age are still good; another session of the agent goes on.
+    with httpx.Client(base_url=service.url, timeout=10) as browser, \
+            httpx.Client(base_url=service.url, timeout=10) as other_device:
+        for client in (browser, other_device):
+            assert client.post("/console/login", data={"token": tokens["general"]}).status_code == 303
+        copied = browser.cookies["tierline_console"]
+        page = browser.get("/console/queue")
+        assert httpx.get(f"{service.url}/console/queue",
+                         cookies={"tierline_console": copied}).status_code == 200
+        assert browser.post("/console/logout", data={"csrf": csrf_of(page.text)}).status_code == 303
+        for path, refused in (("/console/queue", 303), ("/console/queue.json", 401)):
+            r = httpx.get(f"{service.url}{path}", cookies={"tierline_console": copied})
+            assert r.status_code == refused
+        assert other_device.get("/console/queue").status_code == 200
+
+
 def test_a_forged_or_tampered_cookie_is_not_a_session(service, gina):
     value = gina.cookies["tierline_console"]
     for forged in (value[:-2] + ("AA" if not value.endswith("AA") else "BB"), "garbage", ""):
