@@ -452,7 +452,7 @@ def bench_http(
         workers: Annotated[str, typer.Option(help="service processes to compare (every step runs with each)")] = "1,2",
         api_requests: Annotated[int, typer.Option(
             min=16, help="requests per /v1 step (a quarter at concurrency 1)")] = 1000,
-        profile: Annotated[bool, typer.Option(help="py-spy profile of the first rate step")] = True,
+        profile: Annotated[bool, typer.Option(help="py-spy profile of the highest rate step")] = True,
         out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
     """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
     to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
