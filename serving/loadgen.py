@@ -55,17 +55,23 @@ TEXTS = ("hi", "where is my order?", "1", "ND-100000", "how long does shipping t
          "I was charged twice", "thanks", "what's the weather?")
 
 
-def delivery(i: int, customers: int) -> bytes:
-    """One Meta-shaped webhook body with one text message."""
-    customer = f"4477009{i % customers:05d}"
+def webhook_body(**value) -> bytes:
+    """A Meta-shaped webhook body for our number, with ``value``'s fields (messages, statuses)."""
     body = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
         "field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_NUMBER_ID},
-            "contacts": [{"profile": {"name": "Load"}, "wa_id": customer}],
-            "messages": [{"from": customer, "id": f"wamid.load.{i}", "timestamp": str(int(time.time())),
-                          "type": "text", "text": {"body": TEXTS[i % len(TEXTS)]}}]}}]}]}
+            **value}}]}]}
     return json.dumps(body).encode()
+
+
+def delivery(i: int, customers: int) -> bytes:
+    """One Meta-shaped webhook body with one text message."""
+    customer = f"4477009{i % customers:05d}"
+    return webhook_body(
+        contacts=[{"profile": {"name": "Load"}, "wa_id": customer}],
+        messages=[{"from": customer, "id": f"wamid.load.{i}", "timestamp": str(int(time.time())),
+                   "type": "text", "text": {"body": TEXTS[i % len(TEXTS)]}}])
 
 
 class TransportError(Exception):
@@ -145,6 +151,11 @@ class RawPool:
         self._idle.append((connection, time.monotonic()))
         return status, body
 
+    def webhook_head(self, raw: bytes) -> bytes:
+        """The head of a POST of ``raw`` to the webhook, signed like Meta signs it."""
+        return self.head("POST", "/webhooks/whatsapp", len(raw),
+                         f"x-hub-signature-256: {signature(raw, SECRET)}\r\n")
+
     def close(self) -> None:
         for connection, _ in self._idle:
             connection.close()
@@ -162,8 +173,7 @@ async def post_delivery(pool: RawPool, i: int, customers: int, latencies: list[f
     """POST delivery ``i`` signed like Meta; record its latency (and, in ``sent_at``, when it
     left, on the system-wide monotonic clock); fail loudly on non-200."""
     raw = delivery(i, customers)
-    head = pool.head("POST", "/webhooks/whatsapp", len(raw),
-                     f"x-hub-signature-256: {signature(raw, SECRET)}\r\n")
+    head = pool.webhook_head(raw)
     t0 = time.perf_counter()
     if sent_at is not None:
         sent_at[i] = time.monotonic()
@@ -280,12 +290,7 @@ def status_delivery(wamid: str, state: str, recipient: str, callback: str | None
     st = {"id": wamid, "status": state, "timestamp": str(int(time.time())), "recipient_id": recipient}
     if callback:
         st["biz_opaque_callback_data"] = callback
-    body = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_NUMBER_ID},
-            "statuses": [st]}}]}]}
-    return json.dumps(body).encode()
+    return webhook_body(statuses=[st])
 
 
 class StatusReporter:
@@ -316,8 +321,7 @@ class StatusReporter:
     async def _report(self, pool: RawPool, wamid: str, recipient: str, callback: str | None) -> None:
         for state in STATUS_SEQUENCE:
             raw = status_delivery(wamid, state, recipient, callback)
-            head = pool.head("POST", "/webhooks/whatsapp", len(raw),
-                             f"x-hub-signature-256: {signature(raw, SECRET)}\r\n")
+            head = pool.webhook_head(raw)
             try:
                 status, _ = await pool.request(head, raw)
             except TransportError:

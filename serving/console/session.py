@@ -21,10 +21,9 @@ from datetime import timedelta
 from fastapi import Request
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-
-from serving.console.i18n import pick_language
 from sqlalchemy import delete
 
+from serving.console.i18n import pick_language
 from serving.storage.db import dialect_insert
 from serving.storage.models import Agent, RevokedConsoleSession, utcnow
 

@@ -74,7 +74,8 @@ class Database:
 
     @contextmanager
     def one_statement(self) -> Iterator[Connection]:
-        """A Core connection for work that is one statement (a claim, the intake's batch).
+        """A Core connection for work whose statements each stand alone (a claim and the
+        reads after it, a lease requeue, the intake's batch).
 
         On PostgreSQL in autocommit mode: a statement is atomic on its own, and BEGIN and
         COMMIT would be two more round trips, more CPU than the statement for a claim or a

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, select, text
 
 from serving.app import create_app
 from serving.settings import Settings
+from serving.storage.db import Database
 from serving.storage.models import Ticket
 from tests.conftest import LiveServer
 from tests.serving.fakes import (
@@ -50,6 +51,15 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture()
+def db(database_url) -> Iterator[Database]:
+    """A migrated database handle on the module's database (closed after the test)."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
 
 
 @dataclass

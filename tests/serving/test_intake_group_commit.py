@@ -20,14 +20,6 @@ from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 BAD_CUSTOMER = "447700900666"
 
 
-@pytest.fixture()
-def db(database_url):
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
 def new_state(conversation_id: str, customer_id: str) -> dict:
     """A new conversation's state; refuses one customer, standing in for a delivery whose
     storing fails for a reason of its own (not the database being down)."""

@@ -17,19 +17,10 @@ from sqlalchemy import select
 
 from serving.inbox import store_deliveries
 from serving.sender import Claimed, Outcome, OutboxSender
-from serving.storage.db import Database
 from serving.storage.models import OutboundMessage
 from serving.whatsapp.client import GraphClient
 from serving.whatsapp.payload import parse_webhook
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, status
-
-
-@pytest.fixture()
-def db(database_url):
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def outbound(key: str, wamid: str | None, state: str) -> OutboundMessage:
@@ -69,7 +60,7 @@ def test_a_batch_of_statuses_moves_each_message_forward_only(db):
             "st-a": "read", "st-b": "sent", "st-c": "read", "st-d": "failed"}
 
 
-def test_statuses_and_the_senders_record_of_the_same_rows_do_not_deadlock(db, database_url):
+def test_statuses_and_the_senders_record_of_the_same_rows_do_not_deadlock(db):
     # The sender records outcomes with its rows locked in id order; a batch of statuses locks
     # the same rows (some found by wamid, some by the echoed key, their wamid not yet recorded).
     # Locked in two passes or in another order, the two deadlocked: PostgreSQL failed one side

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from nlu.engine import TurnEngine
 from serving.inbox import store_webhook
-from serving.storage.db import Database
 from serving.sender import OutboxSender
 from serving.storage.models import Job, OutboundMessage
 from serving.whatsapp.client import GraphClient
@@ -21,9 +20,7 @@ from serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 
-def test_the_loop_steps_again_at_once_only_after_a_full_batch(analyzer, database_url):
-    db = Database(database_url)
-    db.migrate()
+def test_the_loop_steps_again_at_once_only_after_a_full_batch(analyzer, db):
     engine = TurnEngine.load(analyzer=analyzer)
     new_state = lambda cid, customer: engine.new_state(cid, customer_id=customer).to_dict()  # noqa: E731
     customers = [f"4477009009{c:02d}" for c in range(5)]
@@ -35,13 +32,10 @@ def test_the_loop_steps_again_at_once_only_after_a_full_batch(analyzer, database
     assert [worker.step() for _ in range(4)] == [True, True, False, False]
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "done")) == 5
-    db.dispose()
 
 
-def test_a_sender_claim_takes_at_most_its_limit(database_url):
+def test_a_sender_claim_takes_at_most_its_limit(db):
     # The limit is what the rate limit's token bucket allows: past it, Meta is sent too much.
-    db = Database(database_url)
-    db.migrate()
     with db.session() as s:
         s.add_all(OutboundMessage(idempotency_key=f"claim-limit-{n}", conversation_id=f"claim-{n}",
                                   to=f"4477009010{n:02d}", phone_number_id=PHONE_NUMBER_ID,
@@ -54,4 +48,3 @@ def test_a_sender_claim_takes_at_most_its_limit(database_url):
     while batch := sender.claim_batch(2):
         claims.append(len(batch))
     assert max(claims) == 2 and sum(claims) == due >= 5
-    db.dispose()
