@@ -1,7 +1,12 @@
-"""tierline's run-time NLU: intent + frustration from text, with surface cues. No torch here."""
+"""tierline's run-time NLU: intent + frustration from text, with surface cues. No torch here.
 
-from nlu.analyzer import AnalysisResult, Analyzer
+``Analyzer`` is the one entry point: it routes each text to the bundle of its language.
+"""
+
+from nlu.analyzer import AnalysisResult, BundleAnalyzer, ModelId
 from nlu.cues import CUE_NAMES, extract_cues
 from nlu.labels import INTENT_LABELS, OUT_OF_SCOPE
+from nlu.routing import Analyzer
 
-__all__ = ["AnalysisResult", "Analyzer", "CUE_NAMES", "INTENT_LABELS", "OUT_OF_SCOPE", "extract_cues"]
+__all__ = ["AnalysisResult", "Analyzer", "BundleAnalyzer", "CUE_NAMES", "INTENT_LABELS",
+           "ModelId", "OUT_OF_SCOPE", "extract_cues"]

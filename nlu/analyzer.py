@@ -1,19 +1,24 @@
-"""The Analyzer: text -> intent distribution, frustration probability and surface cues.
+"""One bundle's analysis: text -> intent distribution, frustration probability, surface cues.
 
 One onnxruntime session runs one encoder pass for both heads. Inputs are the token ids from the
 ``tokenizers`` library (no torch, no transformers) and the cue vector from :mod:`nlu.cues`.
+Which bundle analyses which language is :mod:`nlu.routing`'s job (the public ``nlu.Analyzer``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from nlu.bundle import (
     DEFAULT_BUNDLE_DIR,
@@ -21,16 +26,46 @@ from nlu.bundle import (
     BundleConfig,
     load_bundle_config,
 )
-from nlu.cues import MAX_SCAN_CHARS, extract_cues
+from nlu.cues import MAX_SCAN_CHARS, Cues, extract_cues
 from nlu.labels import OUT_OF_SCOPE
 from nlu.text import MAX_MODEL_CHARS, clean_text, is_blank
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """Which model produced a result: the bundle's name and version.
+
+    The version is the bundle's own (``config.json``) or the first 12 hex digits of the SHA-256
+    of its ONNX file: two bundles with the same bytes have the same version, and any retrained
+    or re-quantised file gets a new one.
+    """
+
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def file_version(path: Path) -> str:
+    """``sha256:`` and the first 12 hex digits of the file's SHA-256 (a content version)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()[:12]
+
 
 @dataclass
 class AnalysisResult:
-    """What the Analyzer says about one text. ``intents`` holds every label's probability."""
+    """What the analysis says about one text. ``intents`` holds every label's probability."""
 
     intent: str
     intent_confidence: float
@@ -41,18 +76,31 @@ class AnalysisResult:
     truncated: bool = False
     empty: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: The language the text was analysed as (ISO 639-1: given by the caller or detected).
+    language: str = ""
+    #: The bundle that produced it: a policy may only read the outputs of the bundle it was
+    #: fitted on (the turn engine checks when it routes by language).
+    model: ModelId | None = field(default=None, compare=False)
     #: L2-normalised sentence embedding from the same encoder pass (for FAQ similarity).
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
-    #: ``Analyzer.name`` of the model that produced it: a policy may only read the outputs of
-    #: the bundle it was fitted on (the turn engine checks when it routes by language).
-    model: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """Plain-JSON form (what the CLI prints and the API returns); no embedding."""
         out = asdict(self)
         out.pop("embedding")
-        out.pop("model")
+        out["model"] = self.model.to_dict() if self.model else None
         return out
+
+
+@dataclass
+class _Forward:
+    """One message's model outputs, with the encoding and cues they came from."""
+
+    intent_logits: np.ndarray
+    frustration_logit: float
+    embedding: np.ndarray | None
+    encoding: Encoding
+    cues: Cues
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -98,44 +146,69 @@ def make_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 
-class Analyzer:
-    """Runs the exported intent + frustration model on batches of texts."""
+class BundleAnalyzer:
+    """Runs one bundle's intent + frustration model; every message is scored on its own.
+
+    Why one message per model call: the int8 graph quantises activations dynamically, with one
+    scale per tensor. In a padded batch that scale comes from every message in it, padding
+    included, so a message's scores moved with its neighbours (``È INUTILE!!!`` had frustration
+    0.41 alone and 0.18-0.74 in batches of real messages). Scored alone, a message always sees
+    the same scales: its result is bit-for-bit what it gets alone, in any batch, at any position,
+    through any API. int8 MiniLM is compute-bound on a small CPU, so padded batches bought
+    nothing: ``threads`` messages are scored at once, each on one onnxruntime thread, which is
+    as fast as batches were (``tierline bench nlu`` measures both side by side).
+    """
 
     def __init__(self, config: BundleConfig, tokenizer: Tokenizer, session: ort.InferenceSession,
-                 batch_size: int = 64, name: str | None = None) -> None:
-        #: Which model this is, stamped on its results (the bundle folder when loaded from one).
-        self.name = name or f"analyzer-{id(self):x}"
+                 model_id: ModelId | None = None, threads: int = 1) -> None:
+        #: Which model this is (bundle name and version), stamped on every result.
+        self.model_id = model_id or ModelId(f"analyzer-{id(self):x}", "unversioned")
         self.config = config
         self.tokenizer = tokenizer
         self.session = session
-        self.batch_size = batch_size
+        self.threads = threads
         self.labels = list(config.intent_labels)
         self._input_names = {i.name for i in session.get_inputs()}
         self._outputs = ["intent_logits", "frustration_logit"]
         if "sentence_embedding" in {o.name for o in session.get_outputs()}:
             self._outputs.append("sentence_embedding")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, model_file: str | None = None,
-             threads: int = 1, batch_size: int = 64) -> Analyzer:
-        """Load a bundle folder (default: the shipped ``models/nlu``).
+             threads: int = 1) -> BundleAnalyzer:
+        """Load a bundle folder (default: the shipped English ``models/nlu``).
 
         ``model_file`` picks another ONNX file of the bundle (e.g. the fp32 one for comparison).
+        ``threads`` messages of one call are scored at once.
         """
         bundle = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
         config = load_bundle_config(bundle)
+        file = bundle / (model_file or config.model_file)
         tokenizer = make_tokenizer(bundle / TOKENIZER_FILE, config.max_length)
-        session = make_session(bundle / (model_file or config.model_file), threads=threads)
-        log.info("loaded NLU bundle %s (%s)", bundle, model_file or config.model_file)
-        return cls(config, tokenizer, session, batch_size=batch_size,
-                   name=f"{bundle.resolve()}:{model_file or config.model_file}")
+        session = make_session(file)
+        model_id = ModelId(config.name or bundle.resolve().name,
+                           config.version or file_version(file))
+        log.info("loaded NLU bundle %s (%s, %s)", bundle, file.name, model_id.version)
+        return cls(config, tokenizer, session, model_id=model_id, threads=threads)
 
-    def analyze(self, texts: Sequence[str]) -> list[AnalysisResult]:
-        """Analyse each text; one result per text, in order.
+    @property
+    def name(self) -> str:
+        """``name@version``: what a decision records as the model that produced it."""
+        return str(self.model_id)
 
-        Texts are scored in batches padded to their longest member (sorted by length so a long
-        text does not pad many short ones). Blank texts get an ``empty`` result without a model
-        call; over-long texts are cut to the model window and flagged ``truncated``.
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages the bundle was trained and validated for."""
+        return tuple(self.config.languages)
+
+    def analyze(self, texts: Sequence[str], language: str = "") -> list[AnalysisResult]:
+        """Analyse each text; one result per text, in order, each scored on its own.
+
+        Blank texts get an ``empty`` result without a model call; over-long texts are cut to
+        the model window and flagged ``truncated``. ``language`` is stamped on the results; a
+        language the bundle was not trained for adds a warning (the scores are not trustworthy).
         """
         if isinstance(texts, str):
             raise TypeError("analyze() takes a list of texts, not a single string")
@@ -143,103 +216,104 @@ class Analyzer:
         for i, t in enumerate(raw):
             if not isinstance(t, str):
                 raise TypeError(f"text {i} must be str, got {type(t).__name__}")
-        cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in raw]
-        results: list[AnalysisResult | None] = [None] * len(raw)
-        todo = [i for i, t in enumerate(cleaned) if not is_blank(t)]
-        for i in set(range(len(raw))) - set(todo):
-            results[i] = self._empty_result()
-        todo.sort(key=lambda i: len(cleaned[i]))
-        for start in range(0, len(todo), self.batch_size):
-            idx = todo[start : start + self.batch_size]
-            batch = self._run_batch([cleaned[i] for i in idx], [len(raw[i]) for i in idx])
-            for i, result in zip(idx, batch):
-                results[i] = result
-        return [r for r in results if r is not None]
-
-    def _empty_result(self) -> AnalysisResult:
-        intents = {label: 0.0 for label in self.labels}
-        intents[OUT_OF_SCOPE] = 1.0
-        return AnalysisResult(intent=OUT_OF_SCOPE, intent_confidence=1.0, intents=intents,
-                              frustration=0.0, frustrated=False, cues=[], empty=True,
-                              warnings=["empty text: nothing to classify"], model=self.name)
+        foreign = bool(language) and language not in self.languages
+        return self._map(lambda t: self._result(t, language, foreign), raw)
 
     def raw_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated ``(intent_logits [n, k], frustration_logit [n])`` for ``texts``.
 
-        What calibration is fitted on, so it is fitted on exactly the model that ships.
+        What calibration is fitted on, so it is fitted on exactly the model that ships, scored
+        the way it serves (one message per call).
         """
         if not texts:
             return np.zeros((0, len(self.labels)), np.float32), np.zeros((0,), np.float32)
-        intent_logits, frustration_logit, _ = self._forward_all(texts)
-        return intent_logits, frustration_logit
+        outputs = self._map(lambda t: self._forward(clean_text(t[:MAX_SCAN_CHARS])), list(texts))
+        return (np.stack([o.intent_logits for o in outputs]),
+                np.array([o.frustration_logit for o in outputs], dtype=np.float32))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised sentence embeddings ``[n, hidden]`` (the encoder's mean pooling)."""
         if not texts:
             return np.zeros((0, 0), np.float32)
-        embeddings = self._forward_all(texts)[2]
-        if embeddings is None:
+        if "sentence_embedding" not in self._outputs:
             raise RuntimeError("this model bundle has no sentence_embedding output")
-        return embeddings
+        outputs = self._map(lambda t: self._forward(clean_text(t[:MAX_SCAN_CHARS])), list(texts))
+        return np.stack([o.embedding for o in outputs])
 
-    def _forward_all(self, texts: Sequence[str]
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Every output for ``texts``, in input order, scored in length-sorted batches
-        (similar lengths per batch means less padding)."""
-        cleaned = [clean_text(t[:MAX_SCAN_CHARS]) for t in texts]
-        order = np.argsort([len(t) for t in cleaned], kind="stable")
-        parts = [self._forward([cleaned[i] for i in order[start : start + self.batch_size]])
-                 for start in range(0, len(cleaned), self.batch_size)]
-        inverse = np.argsort(order)
-        intent_logits = np.concatenate([p[0] for p in parts])[inverse]
-        frustration_logit = np.concatenate([p[1].reshape(-1) for p in parts])[inverse]
-        embeddings = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])[inverse]
-        return intent_logits, frustration_logit, embeddings
+    def close(self) -> None:
+        """Stop the scoring threads (a later call starts them again)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
-    def _forward(self, texts: list[str]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list, list]:
-        """One model call on cleaned ``texts``: logits, embeddings, token encodings and cues."""
-        encodings = self.tokenizer.encode_batch([t[:MAX_MODEL_CHARS] for t in texts])
-        cues = [extract_cues(t) for t in texts]
+    def _map(self, fn: Callable[[str], T], texts: list[str]) -> list[T]:
+        """``fn`` over ``texts`` in order: inline for one text or one thread, else in
+        ``threads`` contiguous chunks scored at once (onnxruntime releases the GIL)."""
+        if self.threads <= 1 or len(texts) <= 1:
+            return [fn(t) for t in texts]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tierline-nlu")
+            pool = self._pool
+        size = -(-len(texts) // self.threads)
+        chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+        return [r for part in pool.map(lambda c: [fn(t) for t in c], chunks) for r in part]
+
+    def _forward(self, text: str) -> _Forward:
+        """One model call on one cleaned text: logits, embedding, its encoding and cues."""
+        encoding = self.tokenizer.encode(text[:MAX_MODEL_CHARS])
+        cues = extract_cues(text)
         feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "cues": np.stack([c.values for c in cues]),
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "cues": cues.values[None, :],
         }
         outputs = self.session.run(
             self._outputs, {k: v for k, v in feeds.items() if k in self._input_names})
         embedding = None
         if len(outputs) == 3:
-            embedding = outputs[2] / np.clip(np.linalg.norm(outputs[2], axis=1, keepdims=True),
-                                             1e-9, None)
-        return outputs[0], outputs[1], embedding, encodings, cues
+            vector = outputs[2][0]
+            embedding = vector / max(float(np.linalg.norm(vector)), 1e-9)
+        return _Forward(outputs[0][0], float(np.asarray(outputs[1]).reshape(-1)[0]), embedding,
+                        encoding, cues)
 
-    def _run_batch(self, texts: list[str], raw_lengths: list[int]) -> list[AnalysisResult]:
-        intent_logits, frustration_logit, embedding, encodings, cues = self._forward(texts)
-        probs = softmax(intent_logits, self.config.intent_temperature)
+    def _empty_result(self, language: str) -> AnalysisResult:
+        intents = {label: 0.0 for label in self.labels}
+        intents[OUT_OF_SCOPE] = 1.0
+        return AnalysisResult(intent=OUT_OF_SCOPE, intent_confidence=1.0, intents=intents,
+                              frustration=0.0, frustrated=False, cues=[], empty=True,
+                              warnings=["empty text: nothing to classify"], language=language,
+                              model=self.model_id)
+
+    def _result(self, raw: str, language: str, foreign: bool) -> AnalysisResult:
+        """The result for one raw text (cleaned, bounded, scored alone)."""
+        text = clean_text(raw[:MAX_SCAN_CHARS])
+        if is_blank(text):
+            return self._empty_result(language)
+        out = self._forward(text)
+        probs = softmax(out.intent_logits[None, :], self.config.intent_temperature)[0]
         cal = self.config.frustration_calibration
-        frustration = sigmoid(cal.scale * frustration_logit.reshape(-1) + cal.shift)
-        out = []
-        for n, (row, p_frus, enc, cue, raw_len, text) in enumerate(zip(
-            probs, frustration, encodings, cues, raw_lengths, texts
-        )):
-            best = int(row.argmax())
-            truncated = bool(enc.overflowing) or raw_len > MAX_SCAN_CHARS or len(text) > MAX_MODEL_CHARS
-            warnings = []
-            if truncated:
-                warnings.append(
-                    f"text truncated to the model window of {self.config.max_length} tokens"
-                )
-            out.append(AnalysisResult(
-                intent=self.labels[best],
-                intent_confidence=float(row[best]),
-                intents={label: float(p) for label, p in zip(self.labels, row)},
-                frustration=float(p_frus),
-                frustrated=bool(p_frus >= self.config.frustration_threshold),
-                cues=list(cue.fired),
-                truncated=truncated,
-                model=self.name,
-                warnings=warnings,
-                embedding=None if embedding is None else embedding[n],
-            ))
-        return out
+        p_frus = float(sigmoid(np.float64(cal.scale * out.frustration_logit + cal.shift)))
+        best = int(probs.argmax())
+        truncated = (bool(out.encoding.overflowing) or len(raw) > MAX_SCAN_CHARS
+                     or len(text) > MAX_MODEL_CHARS)
+        warnings = []
+        if truncated:
+            warnings.append(f"text truncated to the model window of {self.config.max_length} tokens")
+        if foreign:
+            warnings.append(f"model {self.model_id.name} was not trained for language "
+                            f"{language!r} (its languages: {', '.join(self.languages)})")
+        return AnalysisResult(
+            intent=self.labels[best],
+            intent_confidence=float(probs[best]),
+            intents={label: float(p) for label, p in zip(self.labels, probs)},
+            frustration=p_frus,
+            frustrated=bool(p_frus >= self.config.frustration_threshold),
+            cues=list(out.cues.fired),
+            truncated=truncated,
+            language=language,
+            model=self.model_id,
+            warnings=warnings,
+            embedding=out.embedding,
+        )

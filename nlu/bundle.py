@@ -51,6 +51,13 @@ class BundleConfig(BaseModel):
 
     format_version: int = 1
     base_encoder: str = Field(description="where the encoder weights came from")
+    name: str | None = Field(None, description="bundle name in results (default: its folder)")
+    version: str | None = Field(
+        None, description="bundle version in results (default: a hash of the ONNX file)")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="ISO 639-1 languages it was trained and validated on; analysing another "
+                    "language adds a warning to the result")
     intent_labels: list[str]
     cue_names: list[str]
     max_length: int = Field(gt=2, le=512, description="token window; longer input is truncated")

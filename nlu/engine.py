@@ -7,13 +7,12 @@ its reasons, and the new conversation state. No I/O happens here.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nlu.analyzer import AnalysisResult, Analyzer
+from nlu.analyzer import AnalysisResult, BundleAnalyzer
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES, MULTILINGUAL_POLICY_DIR
 from nlu.bot import MENU_AGENT, MENU_DIGITS, ConversationState, MenuBot, Reply
 from nlu.directory import (
@@ -33,6 +32,7 @@ from nlu.policy import (
     PolicyContext,
     asks_for_human,
 )
+from nlu.routing import Analyzer, Lazy, LazyBundle
 
 RECENT_INTENTS = 5
 #: The name of the primary model stack (``models/nlu`` + ``models/policy`` by default).
@@ -89,7 +89,7 @@ class ModelStack:
     encoder's embeddings: the three must never be mixed across bundles. ``name`` is recorded
     with each decision the stack makes."""
 
-    analyzer: Analyzer
+    analyzer: BundleAnalyzer
     policy: EscalationPolicy
     bot: MenuBot
     name: str = DEFAULT_STACK
@@ -109,26 +109,13 @@ class LanguageRoute:
     name: str = "multilingual"
 
 
-class LazyStack:
+class LazyStack(Lazy[ModelStack]):
     """The model stack of a :class:`LanguageRoute`, loaded on first use (an English-only
     deployment never loads the second encoder); thread-safe, loaded once."""
 
     def __init__(self, route: LanguageRoute, load: Callable[[], ModelStack]) -> None:
+        super().__init__(load)
         self.route = route
-        self._load = load
-        self._stack: ModelStack | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def loaded(self) -> bool:
-        return self._stack is not None
-
-    def get(self) -> ModelStack:
-        if self._stack is None:
-            with self._lock:
-                if self._stack is None:
-                    self._stack = self._load()
-        return self._stack
 
 
 class TurnEngine:
@@ -144,10 +131,18 @@ class TurnEngine:
         self.primary = primary
         self.routed = routed
         self.customers = customers
+        routes = {}
+        if routed is not None:
+            bundle = LazyBundle(lambda: routed.get().analyzer)
+            routes = {language: bundle for language in routed.route.languages}
+        #: The analysis entry point over this engine's bundles (the same objects its stacks
+        #: use): what ``/v1/analyze``, the worker's batches and batch evaluation call.
+        self.nlu = Analyzer(LazyBundle.of(primary.analyzer), routes, languages=flow.languages,
+                            default_language=flow.default_language)
 
     @property
-    def analyzer(self) -> Analyzer:
-        """The primary (default-language) analyzer."""
+    def analyzer(self) -> BundleAnalyzer:
+        """The primary (default-language) bundle."""
         return self.primary.analyzer
 
     @property
@@ -161,7 +156,7 @@ class TurnEngine:
 
     @classmethod
     def load(cls, flow_path: str | Path | None = None, nlu_dir: str | Path | None = None,
-             policy_dir: str | Path | None = None, analyzer: Analyzer | None = None,
+             policy_dir: str | Path | None = None, analyzer: BundleAnalyzer | None = None,
              orders: OrderLookup | None = None, customers: CustomerDirectory | None = None,
              policy_artifact: PolicyArtifact | None = None, route: LanguageRoute | None = None,
              threads: int = 1) -> TurnEngine:
@@ -173,13 +168,13 @@ class TurnEngine:
         """
         flow = load_flow(flow_path)
         orders = orders or CsvOrderLookup(flow.path(flow.orders.file))
-        analyzer = analyzer or Analyzer.load(nlu_dir, threads=threads)
+        analyzer = analyzer or BundleAnalyzer.load(nlu_dir, threads=threads)
         policy = (EscalationPolicy(policy_artifact, flow.escalation) if policy_artifact
                   else EscalationPolicy.load(flow.escalation, policy_dir))
         routed = None
         if route is not None:
             routed = LazyStack(route, lambda: cls._stack(
-                flow, Analyzer.load(route.nlu_dir, threads=threads),
+                flow, BundleAnalyzer.load(route.nlu_dir, threads=threads),
                 EscalationPolicy.load(flow.escalation, route.policy_dir), orders, route.name))
         return cls(flow, cls._stack(flow, analyzer, policy, orders),
                    customers or CsvCustomerDirectory(flow.path(flow.customers.file)), routed)
@@ -192,7 +187,7 @@ class TurnEngine:
             MULTILINGUAL_LANGUAGES, MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR), **kwargs)
 
     @staticmethod
-    def _stack(flow: BotFlow, analyzer: Analyzer, policy: EscalationPolicy, orders: OrderLookup,
+    def _stack(flow: BotFlow, analyzer: BundleAnalyzer, policy: EscalationPolicy, orders: OrderLookup,
                name: str = DEFAULT_STACK) -> ModelStack:
         faq = FaqIndex.load(flow.path(flow.faq.file), analyzer, flow.faq.min_similarity)
         return ModelStack(analyzer, policy, MenuBot(flow, orders, faq), name)
@@ -243,25 +238,11 @@ class TurnEngine:
 
     def analyze_texts(self, texts: Sequence[str], languages: Sequence[str] | None = None
                       ) -> list[AnalysisResult]:
-        """Analyse ``texts`` on the stacks of their ``languages`` (default: detected from each
-        text alone, falling back to the flow's default language). For callers without
-        conversation state (``/v1/analyze``, the simulator, batch evaluation); ``turn`` redoes
-        an analysis that came from another stack than the conversation's."""
-        texts = list(texts)
-        if self.routed is None:
-            return self.primary.analyzer.analyze(texts)
-        if languages is None:
-            default = self.flow.default_language
-            languages = [guess_language(t, self.flow.languages, default) for t in texts]
-        groups: dict[int, tuple[ModelStack, list[int]]] = {}
-        for i, language in enumerate(languages):
-            stack = self.stack_for(language)
-            groups.setdefault(id(stack), (stack, []))[1].append(i)
-        results: list[AnalysisResult | None] = [None] * len(texts)
-        for stack, idx in groups.values():
-            for i, result in zip(idx, stack.analyzer.analyze([texts[i] for i in idx])):
-                results[i] = result
-        return results  # type: ignore[return-value]
+        """Analyse ``texts`` on the bundles of their ``languages`` (default: detected from each
+        text alone, falling back to the flow's default language): :attr:`nlu`. For callers
+        without conversation state (``/v1/analyze``, the simulator, batch evaluation);
+        ``turn`` redoes an analysis that came from another bundle than the conversation's."""
+        return self.nlu.analyze(list(texts), None if languages is None else list(languages))
 
     def turn(self, state: ConversationState, text: str, now: datetime | None = None,
              button_id: str | None = None, analysis: AnalysisResult | None = None,
@@ -276,8 +257,8 @@ class TurnEngine:
         state = ConversationState.from_dict(state.to_dict())  # the caller's state is left as it was
         state.language = self.language_of(state, text)
         stack = self.stack_for(state.language)
-        if analysis is None or (self.routed is not None and analysis.model != stack.analyzer.name):
-            analysis = stack.analyzer.analyze([text])[0]
+        if analysis is None or analysis.model != stack.analyzer.model_id:
+            analysis = stack.analyzer.analyze([text], language=state.language)[0]
         state.remember("customer", text, now.isoformat())
 
         if state.step == "with_agent":

@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, TypeAdapter
 
-from nlu.analyzer import AnalysisResult, Analyzer
+from nlu.analyzer import AnalysisResult, BundleAnalyzer
 
 
 class FaqEntry(BaseModel):
@@ -37,7 +37,7 @@ class FaqMatch:
 class FaqIndex:
     """FAQ entries with their example questions embedded once at load time."""
 
-    def __init__(self, entries: list[FaqEntry], analyzer: Analyzer, min_similarity: float) -> None:
+    def __init__(self, entries: list[FaqEntry], analyzer: BundleAnalyzer, min_similarity: float) -> None:
         self.entries = entries
         self.min_similarity = min_similarity
         pairs = [(i, q) for i, e in enumerate(entries) for qs in e.questions.values() for q in qs]
@@ -45,7 +45,7 @@ class FaqIndex:
         self._vectors = analyzer.embed([q for _, q in pairs]) if pairs else np.zeros((0, 1))
 
     @classmethod
-    def load(cls, path: Path, analyzer: Analyzer, min_similarity: float) -> FaqIndex:
+    def load(cls, path: Path, analyzer: BundleAnalyzer, min_similarity: float) -> FaqIndex:
         """Read the FAQ YAML (a list of entries) and embed its questions."""
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
         entries = TypeAdapter(list[FaqEntry]).validate_python(raw)

@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from nlu import Analyzer
+from nlu.analyzer import BundleAnalyzer
 from serving import console
 from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
@@ -19,7 +19,7 @@ from serving.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, analyzer: BundleAnalyzer | None = None) -> FastAPI:
     """Build the app. Models load, the schema migrates and the workers start at start-up
     (lifespan), so ``/readyz`` turns ready after; shutdown drains the workers."""
     settings = settings or get_settings()

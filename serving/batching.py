@@ -22,9 +22,10 @@ from starlette.concurrency import run_in_threadpool
 from nlu.analyzer import AnalysisResult
 from serving.background import BatchingLoop, ClosedError
 
-#: What is batched: texts in, one result per text out (``TurnEngine.analyze_texts``, which routes
-#: each text to its language's model, or an ``Analyzer.analyze``).
-AnalyzeFn = Callable[[list[str]], list[AnalysisResult]]
+#: What is batched: texts and their languages (``None``: detect) in, one result per text out
+#: (``TurnEngine.analyze_texts``, which routes each text to its language's bundle). Each text is
+#: scored on its own (``nlu.analyzer``), so sharing a call never changes a result.
+AnalyzeFn = Callable[[list[str], list[str | None]], list[AnalysisResult]]
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +42,32 @@ class BatchingAnalyzer(BatchingLoop):
         self.requests = 0
         self.start()
 
-    async def analyze(self, texts: list[str]) -> list[AnalysisResult]:
-        """Analyse ``texts`` together with whatever other callers sent meanwhile."""
+    async def analyze(self, texts: list[str], language: str | None = None
+                      ) -> list[AnalysisResult]:
+        """Analyse ``texts`` (in ``language``, or each detected) in one call with whatever
+        other callers sent meanwhile."""
+        request = (list(texts), [language] * len(texts))
         try:
-            return await self.submit(list(texts))
+            return await self.submit(request)
         except ClosedError:  # replaced by a reload: finish on the old model, unbatched
-            return await run_in_threadpool(self._analyze, list(texts))
+            return await run_in_threadpool(self._analyze, *request)
 
     def close(self) -> None:
         """Stop the model thread after the queued work (later callers run unbatched)."""
         self.stop(5.0)
 
-    def process(self, requests: list[list[str]]) -> list:
+    def process(self, requests: list[tuple[list[str], list[str | None]]]) -> list:
         """Score every request's texts in one call; each request's results (or the error)."""
-        texts = [t for r in requests for t in r]
+        texts = [t for r, _ in requests for t in r]
+        languages = [lang for _, langs in requests for lang in langs]
         try:
-            results = self._analyze(texts)
+            results = self._analyze(texts, languages)
         except Exception as exc:  # noqa: BLE001 - each caller gets the error, not the thread
             return [exc] * len(requests)
         self.batches += 1
         self.requests += len(requests)
         out, start = [], 0
-        for r in requests:
+        for r, _ in requests:
             out.append(results[start:start + len(r)])
             start += len(r)
         return out

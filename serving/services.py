@@ -11,7 +11,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from nlu import Analyzer
+from nlu.analyzer import BundleAnalyzer
 from nlu.engine import TurnEngine
 from serving.batching import BatchingAnalyzer
 from serving.decider import BatchedDecider
@@ -65,7 +65,7 @@ class TicketSinkNotifier:
 class Services:
     """Everything with a lifetime longer than a request."""
 
-    def __init__(self, settings: Settings, analyzer: Analyzer | None = None) -> None:
+    def __init__(self, settings: Settings, analyzer: BundleAnalyzer | None = None) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self._reload_lock = threading.Lock()
@@ -79,7 +79,7 @@ class Services:
                 self.watcher = ChampionWatcher(self, settings.model_registry_poll_seconds)
             if analyzer is not None and self.models.nlu_version:
                 analyzer = None  # the registry's champion replaces the given analyzer
-        analyzer = analyzer or Analyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
+        analyzer = analyzer or BundleAnalyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
         self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state)
@@ -116,7 +116,7 @@ class Services:
                 settings.zendesk_api_token.get_secret_value())))
         self.dispatcher = NotificationDispatcher(notifiers)
 
-    def _engine(self, analyzer: Analyzer, models: ModelChoice) -> TurnEngine:
+    def _engine(self, analyzer: BundleAnalyzer, models: ModelChoice) -> TurnEngine:
         """The turn engine on ``models``, with the settings' language route (its second model
         stack loads on the first conversation in one of its languages)."""
         return TurnEngine.load(self.settings.flow_path, analyzer=analyzer,
@@ -137,7 +137,7 @@ class Services:
             models = ModelChoice(settings.nlu_model_dir, settings.policy_dir)
             if self.registry is not None:
                 models = self.registry.choose(models)
-            analyzer = Analyzer.load(models.nlu_dir, threads=settings.nlu_threads)
+            analyzer = BundleAnalyzer.load(models.nlu_dir, threads=settings.nlu_threads)
             engine = self._engine(analyzer, models)
             old_batcher = self.batcher
             self.batcher = BatchingAnalyzer(engine.analyze_texts)

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     nlu_model_dir: Path = DEFAULT_BUNDLE_DIR
-    nlu_threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
+    nlu_threads: int = Field(1, ge=1, le=64, description="messages of one analysis call scored "
+                                                          "at once, each on one onnxruntime thread")
     policy_dir: Path = DEFAULT_POLICY_DIR
     multilingual_nlu_dir: Path | None = Field(
         MULTILINGUAL_BUNDLE_DIR,

@@ -1,4 +1,4 @@
-"""Shared fixtures: the shipped Analyzer and a real HTTP server on 127.0.0.1."""
+"""Shared fixtures: the shipped English bundle and a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def analyzer():
-    """The shipped default models, loaded once."""
-    from nlu import Analyzer
+    """The shipped English bundle, loaded once (the service's and engine's primary bundle)."""
+    from nlu import BundleAnalyzer
 
-    return Analyzer.load()
+    return BundleAnalyzer.load()
 
 
 class LiveServer:

@@ -33,17 +33,24 @@ def setup_logging(level: str = "INFO") -> None:
 
 @app.command()
 def analyze(texts: Annotated[list[str], typer.Argument(help="messages to analyse")],
-            model: ModelOption = None) -> None:
-    """Print one JSON object per text: intent, confidence, all intents, frustration, cues."""
+            language: Annotated[str | None, typer.Option(
+                help="ISO 639-1 language of every text (en, it, es, pt); default: detected "
+                     "from each text")] = None,
+            model: Annotated[Path | None, typer.Option(
+                help="one bundle folder for every language (default: the shipped bundle of "
+                     "each text's language)")] = None) -> None:
+    """Print one JSON object per text: intent, confidence, all intents, frustration, cues, and
+    the language and model that analysed it."""
     setup_logging("WARNING")
     from nlu import Analyzer
 
     try:
         analyzer = Analyzer.load(model)
+        results = analyzer.analyze(texts, language)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    for result in analyzer.analyze(texts):
+    for result in results:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
 
 
@@ -405,16 +412,23 @@ def evaluate_multilingual(
 
 
 @bench_app.command("nlu")
-def bench_nlu(model: ModelOption = None, messages: int = 1000,
+def bench_nlu(model: Annotated[list[Path] | None, typer.Option(
+                  help="bundle folder, repeatable (default: models/nlu and models/nlu-multilingual)")] = None,
+              messages: int = 1000,
               out: Annotated[Path, typer.Option(help="report folder")] = Path("reports"),
+              threads: Annotated[int, typer.Option(help="threads of the throughput runs")] = 2,
               encoder: Annotated[Path | None, typer.Option(
                   help="encoder folder of the torch/fp32 engines (default: the bundle's)")] = None,
+              validation_limit: Annotated[int | None, typer.Option(
+                  help="score at most this many validation rows per task (default: all)")] = None,
               ) -> None:
-    """Latency (batch 1) and throughput (batch 32/64): ONNX int8 vs fp32 vs torch eager."""
+    """Per bundle: batch invariance, latency (batch 1), throughput and validation accuracy of
+    the shipped per-message int8 engine beside padded batches (before), fp32 and torch."""
     setup_logging()
     from training.bench import bench_nlu as run_bench
 
-    run_bench(model, n_messages=messages, out_dir=out, encoder=encoder)
+    run_bench(model, n_messages=messages, out_dir=out, threads=threads, encoder=encoder,
+              validation_limit=validation_limit)
 
 
 @bench_app.command("turn")

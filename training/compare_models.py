@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from nlu.analyzer import Analyzer
+from nlu.analyzer import BundleAnalyzer
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR, load_bundle_config
 from nlu.engine import TurnEngine, TurnResult
 from nlu.language import guess_language, lingua_scores, stopword_guess
@@ -58,7 +58,7 @@ def xlmt_validation() -> dict[str, tuple[list[str], np.ndarray]]:
 def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> dict:
     """The headline figures of one bundle."""
     config = load_bundle_config(model_dir)
-    analyzer = Analyzer.load(model_dir, threads=1)
+    analyzer = BundleAnalyzer.load(model_dir, threads=1)
     intents, frustration = load_intent_data(), load_frustration_data()
     texts, labels = intents[split]["text"], intents[split]["label"]
     results = analyzer.analyze(texts)

@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
-from nlu.analyzer import Analyzer
+from nlu.analyzer import BundleAnalyzer
 from nlu.bundle import DEFAULT_BUNDLE_DIR, load_bundle_config
 from nlu.cues import NEGATIVE_WORDS, extract_cues
 from nlu.labels import INTENT_LABELS, OUT_OF_SCOPE
@@ -112,7 +112,7 @@ def evaluate_nlu(model_dir: Path | None = None, split: str = "test", out_dir: Pa
     model_dir = Path(model_dir or DEFAULT_BUNDLE_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = load_bundle_config(model_dir)
-    analyzer = Analyzer.load(model_dir)
+    analyzer = BundleAnalyzer.load(model_dir)
     intents, frustration = load_intent_data(), load_frustration_data()
     texts, labels = intents[split]["text"], intents[split]["label"]
 

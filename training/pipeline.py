@@ -19,7 +19,7 @@ import torch
 from datasets import Dataset, concatenate_datasets
 from sklearn.metrics import f1_score, roc_auc_score
 
-from nlu.analyzer import Analyzer
+from nlu.analyzer import BundleAnalyzer
 from nlu.bundle import (
     FP32_MODEL_FILE,
     INT8_MODEL_FILE,
@@ -35,7 +35,13 @@ from training.calibration import (
     TemperatureScaler,
     expected_calibration_error,
 )
-from training.data import RAW_DIR, fingerprint, load_frustration_data, load_intent_data
+from training.data import (
+    RAW_DIR,
+    XLMT_LANGUAGES,
+    fingerprint,
+    load_frustration_data,
+    load_intent_data,
+)
 from training.e5_convert import ENCODER_INFO_FILE
 from training.export_onnx import export_fp32, fuse_transformer_ops, quantise_int8
 from training.modeling import (
@@ -129,13 +135,14 @@ def train_nlu(run_dir: Path, config: TrainConfig | None = None, raw_dir: Path = 
 
     # Provisional config so the Analyzer can open the run folder; calibration fills it in.
     bundle = BundleConfig(base_encoder=encoder_name(encoder_path),
+                          languages=[XLMT_LANGUAGES[x] for x in xlmt_languages],
                           intent_labels=list(INTENT_LABELS), cue_names=list(CUE_NAMES),
                           max_length=RUNTIME_MAX_LENGTH, intent_temperature=1.0)
     save_bundle_config(run_dir, bundle)
 
     metrics = parity_metrics(model, run_dir, intents["validation"]["text"][:256])
-    int8 = Analyzer.load(run_dir, model_file=INT8_MODEL_FILE)
-    fp32 = Analyzer.load(run_dir, model_file=FUSED_FP32_FILE)
+    int8 = BundleAnalyzer.load(run_dir, model_file=INT8_MODEL_FILE)
+    fp32 = BundleAnalyzer.load(run_dir, model_file=FUSED_FP32_FILE)
 
     y_val = np.array([label_id[x] for x in intents["validation"]["label"]])
     val_logits, _ = int8.raw_logits(intents["validation"]["text"])
@@ -189,7 +196,7 @@ def parity_metrics(model: IntentFrustrationModel, run_dir: Path, texts: list[str
                                           RUNTIME_MAX_LENGTH)
     out = {}
     for name, file in (("fp32", FP32_MODEL_FILE), ("fused_fp32", FUSED_FP32_FILE)):
-        a, b = Analyzer.load(run_dir, model_file=file).raw_logits(texts)
+        a, b = BundleAnalyzer.load(run_dir, model_file=file).raw_logits(texts)
         diff = max(float(np.abs(a - ref_intent).max()), float(np.abs(b - ref_frus).max()))
         out[f"{name}_max_abs_logit_diff_vs_torch"] = diff
         if diff > PARITY_ATOL:

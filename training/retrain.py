@@ -438,7 +438,7 @@ def fit_nlu_challenger(train_rows: list[dict], holdout_rows: list[dict], run_dir
                        config: RetrainConfig) -> tuple[Path, float | None]:
     """Fine-tune the NLU on the original data plus the agents' training rows; return the run
     folder and its intent accuracy on the agents' held-out corrections."""
-    from nlu import Analyzer
+    from nlu.analyzer import BundleAnalyzer
     from training.pipeline import train_nlu
     from training.trainer import TrainConfig
 
@@ -451,7 +451,7 @@ def fit_nlu_challenger(train_rows: list[dict], holdout_rows: list[dict], run_dir
     held = nlu_corrections(holdout_rows)["intent"]
     if not held:
         return run, None
-    predicted = [r.intent for r in Analyzer.load(run).analyze([h["text"] for h in held])]
+    predicted = [r.intent for r in BundleAnalyzer.load(run).analyze([h["text"] for h in held])]
     return run, float(np.mean([p == h["label"] for p, h in zip(predicted, held)]))
 
 

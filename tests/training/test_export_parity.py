@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from nlu.analyzer import Analyzer
+from nlu.analyzer import BundleAnalyzer
 from nlu.bundle import BundleConfig, save_bundle_config
 from nlu.cues import CUE_NAMES
 from nlu.labels import INTENT_LABELS
@@ -39,7 +39,7 @@ def tiny_bundle(tmp_path_factory):
 def test_onnx_matches_torch(tiny_bundle, file):
     model, folder, _ = tiny_bundle
     ref_intent, ref_frus = predict_logits(model, folder / "tokenizer.json", TEXTS, max_length=32)
-    intent, frus = Analyzer.load(folder, model_file=file).raw_logits(TEXTS)
+    intent, frus = BundleAnalyzer.load(folder, model_file=file).raw_logits(TEXTS)
     np.testing.assert_allclose(intent, ref_intent, atol=1e-4)
     np.testing.assert_allclose(frus, ref_frus, atol=1e-4)
 
@@ -53,7 +53,7 @@ def test_fusion_produced_fused_attention(tiny_bundle):
 def test_int8_model_runs_and_stays_close(tiny_bundle):
     model, folder, _ = tiny_bundle
     ref_intent, _ = predict_logits(model, folder / "tokenizer.json", TEXTS, max_length=32)
-    intent, frus = Analyzer.load(folder, model_file="model.int8.onnx").raw_logits(TEXTS)
+    intent, frus = BundleAnalyzer.load(folder, model_file="model.int8.onnx").raw_logits(TEXTS)
     assert intent.shape == ref_intent.shape and frus.shape == (len(TEXTS),)
     assert np.abs(intent - ref_intent).max() < 0.5
 
