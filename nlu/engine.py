@@ -80,6 +80,8 @@ class TurnResult:
             "team": self.decision.team,
             "priority": self.decision.priority,
             "off_hours": self.handoff.off_hours if self.handoff else False,
+            "language": self.state.language,
+            "model": self.analysis.model.to_dict() if self.analysis.model else None,
         }
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from nlu.analyzer import BundleAnalyzer
 from serving import console
@@ -17,6 +18,14 @@ from serving.services import Services
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """Escalation brain for WhatsApp customer support.
+
+`POST /v1/analyze` analyses texts: each text goes to the NLU bundle of its language (given in
+`language`, or detected from the text alone) and its result names that language and model.
+`POST /v1/decide` runs one turn of a conversation for a bot runtime. A text's analysis is the
+same alone, in any batch and at any position: every message is scored in its own model call.
+"""
 
 
 def create_app(settings: Settings | None = None, analyzer: BundleAnalyzer | None = None) -> FastAPI:
@@ -38,8 +47,10 @@ def create_app(settings: Settings | None = None, analyzer: BundleAnalyzer | None
             log.info("draining background work")
             services.stop()
 
-    app = FastAPI(title="tierline", version="0.1.0", lifespan=lifespan,
-                  description="Escalation brain for WhatsApp customer support.")
+    # /docs and /redoc load Swagger UI and ReDoc from files shipped in the fastapi-offline wheel
+    # (under /static-offline-docs), not from a CDN: the docs work on a machine without internet.
+    app = FastAPIOffline(title="tierline", version="0.1.0", lifespan=lifespan,
+                         description=API_DESCRIPTION)
     app.state.settings = settings
     app.state.analyzer = None
     app.state.services = None

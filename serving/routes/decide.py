@@ -12,41 +12,80 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
 from serving.decider import Call
+from serving.schemas import ModelOut
 
 router = APIRouter(prefix="/v1", tags=["decide"])
 
 
 class Customer(BaseModel):
-    id: str = Field(min_length=1, max_length=64)
-    tier: str | None = Field(None, max_length=20, description="overrides the customer directory")
+    """Who wrote the message."""
+
+    id: str = Field(min_length=1, max_length=64,
+                    description="the customer's id in the bot runtime (e.g. the WhatsApp number); "
+                                "looked up in the customer directory for the tier")
+    tier: str | None = Field(None, max_length=20,
+                             description="customer tier (`standard`, `premium`, `vip`); "
+                                         "overrides the customer directory")
 
 
 class DecideIn(BaseModel):
-    conversation_id: str = Field(min_length=1, max_length=150)
+    """One customer message of a conversation whose state tierline keeps."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"conversation_id": "shop-1:chat-42", "customer": {"id": "cust-42", "tier": "vip"},
+         "text": "mi avete addebitato due volte!!! voglio un operatore"},
+        {"conversation_id": "shop-1:chat-43", "customer": {"id": "cust-43"}, "text": "",
+         "button_id": "menu_agent", "at": "2026-11-28T22:00:00+01:00"},
+    ]})
+
+    conversation_id: str = Field(min_length=1, max_length=150,
+                                 description="the runtime's id of the conversation; calls with "
+                                             "the same id continue one conversation, in turn")
     customer: Customer
-    text: str = Field(max_length=50_000)
-    button_id: str | None = Field(None, max_length=200)
-    at: datetime | None = Field(None, description="message time (business hours); default now")
+    text: str = Field(max_length=50_000, description="the customer's message as typed")
+    button_id: str | None = Field(None, max_length=200,
+                                  description="id of the menu button the customer tapped, if any")
+    at: datetime | None = Field(None, description="message time with its offset (decides "
+                                                  "business hours); default now")
 
 
 class DecideOut(BaseModel):
-    p_escalate: float
-    escalate: bool
-    reasons: list[str]
-    team: str
-    priority: str
-    reply: str
-    buttons: list[list[str]]
-    intent: str
-    intent_confidence: float
-    frustration: float
-    cues: list[str]
-    off_hours: bool
-    state: dict
+    """The decision on one message, with the bot's reply when the bot keeps the conversation."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "p_escalate": 0.91, "escalate": True,
+        "reasons": ["asked for a human", "sensitive topic: payment_issue"],
+        "team": "billing", "priority": "high",
+        "reply": "Ti sto trasferendo a un operatore che potrà aiutarti. Attendi un momento.",
+        "buttons": [], "intent": "payment_issue", "intent_confidence": 0.88, "frustration": 0.64,
+        "cues": ["exclamations"], "off_hours": False, "language": "it",
+        "model": {"name": "nlu-multilingual", "version": "sha256:3f2a9c1b7d0e"}, "state": {}}]})
+
+    p_escalate: float = Field(ge=0, le=1, description="calibrated probability that a human "
+                                                      "should take over now")
+    escalate: bool = Field(description="hand the conversation to an agent (the bot goes quiet)")
+    reasons: list[str] = Field(description="why, most important first")
+    team: str = Field(description="the team the conversation is routed to")
+    priority: str = Field(description="queue priority from the flow (`normal` or `high` in the "
+                                      "shipped one)")
+    reply: str = Field(description="what to send the customer, in the conversation's language "
+                                   "(from the flow; lines joined by newlines)")
+    buttons: list[list[str]] = Field(description="menu buttons to show, as `[id, title]` pairs")
+    intent: str = Field(description="the message's most probable intent")
+    intent_confidence: float = Field(ge=0, le=1, description="calibrated probability of `intent`")
+    frustration: float = Field(ge=0, le=1, description="calibrated probability that the "
+                                                       "customer is frustrated")
+    cues: list[str] = Field(description="surface cues that fired (all_caps, exclamations, ...)")
+    off_hours: bool = Field(description="escalated outside business hours (the customer was "
+                                        "told when the team is back)")
+    language: str = Field(description="the conversation's language (ISO 639-1), detected from "
+                                      "its messages; replies are in it")
+    model: ModelOut | None = Field(description="the NLU bundle that analysed the message")
+    state: dict = Field(description="the conversation state tierline keeps for this id")
 
 
 @router.post("/decide", response_model=DecideOut)
@@ -66,4 +105,5 @@ async def decide(body: DecideIn, request: Request) -> JSONResponse:
 
 
 DECIDE_FIELDS = ("p_escalate", "escalate", "reasons", "team", "priority", "reply", "buttons",
-                 "intent", "intent_confidence", "frustration", "cues", "off_hours")
+                 "intent", "intent_confidence", "frustration", "cues", "off_hours", "language",
+                 "model")

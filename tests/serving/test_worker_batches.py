@@ -58,3 +58,50 @@ def test_one_bad_job_neither_fails_nor_rolls_back_the_batch(analyzer, database_u
     assert jobs[BAD_WRITE][0] == "pending" and "IntegrityError" in jobs[BAD_WRITE][1]
     assert replies.get(BAD_TURN, 0) == 0 and replies[BAD_WRITE] == 1  # only the row put there
     db.dispose()
+
+
+TARGET = "È INUTILE!!! voglio parlare con qualcuno"
+OTHERS = ["where is my order?", "THIS IS RIDICULOUS!!! refund NOW", "jajaja vale gracias",
+          "cadê meu pedido??? já faz 2 semanas 😡", "ok", "mi avete addebitato due volte",
+          "lol nvm 😂", "hola, quiero cancelar mi pedido por favor"]
+
+
+def decided_in_one_batch(database_url: str, engine: TurnEngine, texts: list[str], first: int
+                         ) -> dict[str, tuple[float, float]]:
+    """Each text from its own customer (numbers from ``first``, none in the customer
+    directory), all turned in one worker batch: the frustration and P(escalate) stored with
+    each decision, by text."""
+    db = Database(database_url)
+    db.migrate()
+    new_state = lambda cid, customer: engine.new_state(cid, customer_id=customer).to_dict()  # noqa: E731
+    customers = {}
+    for i, text in enumerate(texts):
+        customer = str(447700950000 + first + i)
+        customers[customer] = text
+        messages, statuses = parse_webhook(envelope([message(
+            text=text, customer=customer, wamid=f"wamid.inv.{customer}")],
+            customer=customer))
+        store_webhook(db, messages, statuses, PHONE_NUMBER_ID, new_state)
+    worker = JobWorker(db, engine, batch_size=64)
+    assert worker.run_once()
+    with db.session() as s:
+        rows = s.execute(select(InboundMessage.customer_id, Decision.frustration,
+                                Decision.p_escalate).join(
+            Decision, Decision.inbound_id == InboundMessage.id)).all()
+    db.dispose()
+    return {customers[c]: (f, p) for c, f, p in rows if c in customers}
+
+
+def test_customers_sharing_a_worker_batch_get_the_scores_they_get_alone(analyzer, database_url):
+    """Two customers' messages in one worker batch, then eight: each decision's frustration and
+    P(escalate) are exactly those of the message turned alone, on both language stacks."""
+    engine = TurnEngine.shipped(analyzer=analyzer)
+    alone = {}
+    for text in [TARGET] + OTHERS:
+        result = engine.turn(engine.new_state("alone", customer_id="447700959999"), text)
+        alone[text] = (result.analysis.frustration, result.decision.p_escalate)
+    pair = decided_in_one_batch(database_url, engine, [TARGET, OTHERS[0]], first=0)
+    crowd = decided_in_one_batch(database_url, engine, OTHERS[1:] + [TARGET], first=100)
+    assert pair[TARGET] == crowd[TARGET] == alone[TARGET]
+    for text in OTHERS:
+        assert (pair.get(text) or crowd[text]) == alone[text], text
