@@ -387,12 +387,15 @@ def evaluate_conversations(
 def evaluate_nlu(model: ModelOption = None,
                  split: Annotated[str, typer.Option(help="validation or test")] = "test",
                  out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
-    """Accuracy, macro-F1, ECE, out-of-scope, frustration ROC-AUC vs TF-IDF and keyword baselines."""
+    """Accuracy, macro-F1, ECE, out-of-scope, frustration ROC-AUC vs TF-IDF and keyword
+    baselines; then every language through the analysis entry point."""
     setup_logging()
     from training.evaluate import evaluate_nlu as run_evaluation
+    from training.evaluate import format_per_language
 
     report = run_evaluation(model, split=split, out_dir=out)
     typer.echo(json.dumps(report["summary"], indent=2))
+    typer.echo(format_per_language(report["per_language"]))
 
 
 @evaluate_app.command("multilingual")

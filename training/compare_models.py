@@ -8,7 +8,6 @@ validation texts.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections import defaultdict
@@ -23,36 +22,20 @@ from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR, load_bu
 from nlu.engine import TurnEngine, TurnResult
 from nlu.language import guess_language, lingua_scores, stopword_guess
 from training.bench import latency_ms, machine_info, sample_messages
-from training.data import XLMT_LANGUAGES, load_frustration_data, load_intent_data, read_xlmt
+from training.data import (
+    HANDCHECKED_SETS,
+    XLMT_LANGUAGES,
+    load_frustration_data,
+    load_intent_data,
+    read_handchecked,
+    xlmt_validation,
+)
 from training.evaluate import frustration_metrics, intent_metrics
 
 log = logging.getLogger(__name__)
 
-#: Hand-written, hand-checked it/es/pt customer-support messages with their intent and whether
-#: the escalation brain should hand them to a person (blank: not asserted).
-HANDCHECKED_FILE = (Path(__file__).resolve().parent.parent / "data" / "handchecked"
-                    / "support_it_es_pt.csv")
-#: A second such set, written before the multilingual model with hand-written intents was trained.
-HOLDOUT_FILE = HANDCHECKED_FILE.with_name("support_it_es_pt_holdout.csv")
-#: The hand-checked sets by the name the reports use.
-HANDCHECKED_SETS = {"first": HANDCHECKED_FILE, "holdout": HOLDOUT_FILE}
 #: Tuesday 10:00 in Rome: inside business hours, so a handoff is a handoff, not off-hours.
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
-
-
-def read_handchecked(path: Path = HANDCHECKED_FILE) -> list[dict[str, str]]:
-    """Rows of ``language, text, intent, escalate`` (intent/escalate may be blank)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def xlmt_validation() -> dict[str, tuple[list[str], np.ndarray]]:
-    """XLM-T validation per language code: (texts, negative 0/1)."""
-    out = {}
-    for language, code in XLMT_LANGUAGES.items():
-        rows = read_xlmt(language, "val")
-        out[code] = ([t for t, _ in rows], np.array([y for _, y in rows]))
-    return out
 
 
 def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> dict:

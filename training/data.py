@@ -381,3 +381,28 @@ def handwritten_intent_rows(path: Path = HANDWRITTEN_INTENTS) -> list[dict]:
     if unknown:
         raise ValueError(f"{path}: unknown intent labels {unknown}")
     return rows
+
+
+#: Hand-written, hand-checked it/es/pt customer-support messages with their intent and whether
+#: the escalation brain should hand them to a person (blank: not asserted).
+HANDCHECKED_FILE = (Path(__file__).resolve().parent.parent / "data" / "handchecked"
+                    / "support_it_es_pt.csv")
+#: A second such set, written before the multilingual model with hand-written intents was trained.
+HOLDOUT_FILE = HANDCHECKED_FILE.with_name("support_it_es_pt_holdout.csv")
+#: The hand-checked sets by the name the reports use.
+HANDCHECKED_SETS = {"first": HANDCHECKED_FILE, "holdout": HOLDOUT_FILE}
+
+
+def read_handchecked(path: Path = HANDCHECKED_FILE) -> list[dict[str, str]]:
+    """Rows of ``language, text, intent, escalate`` (intent/escalate may be blank)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def xlmt_validation() -> dict[str, tuple[list[str], np.ndarray]]:
+    """XLM-T validation per language code: (texts, negative 0/1)."""
+    out = {}
+    for language, code in XLMT_LANGUAGES.items():
+        rows = read_xlmt(language, "val")
+        out[code] = ([t for t, _ in rows], np.array([y for _, y in rows]))
+    return out
