@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from nlu.engine import TurnEngine
-from training.batch_eval import InputError, evaluate_conversations, read_conversations, read_input
+from nlu.bundle import DEFAULT_BUNDLE_DIR, DEFAULT_POLICY_DIR
+from training.batch_eval import (
+    InputError,
+    engine_for,
+    evaluate_conversations,
+    read_conversations,
+    read_input,
+)
 from training.simulator import SIMULATED_DIR, load_rows
 
 
@@ -169,3 +176,13 @@ def test_the_ray_engine_gives_the_same_report(engine, tmp_path):
         assert remote[key] == local[key], key
     for key, value in local["agreement_with_labels"].items():
         assert remote["agreement_with_labels"][key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_a_named_english_pair_leaves_italian_on_the_multilingual_pair():
+    """``--nlu-version``/``--policy-version champion`` name the English pair: Italian, Spanish
+    and Portuguese conversations still run on the multilingual pair, as in the service."""
+    engine = engine_for(DEFAULT_BUNDLE_DIR, DEFAULT_POLICY_DIR, threads=1)
+    italian = engine.turn(engine.new_state("it"), "È INUTILE!!! voglio parlare con qualcuno")
+    english = engine.turn(engine.new_state("en"), "THIS IS USELESS!!! I want a human")
+    assert (italian.model_stack, italian.analysis.model.name) == ("multilingual", "nlu-multilingual")
+    assert (english.model_stack, english.analysis.model.name) == ("default", "nlu")
