@@ -162,7 +162,9 @@ class TurnEngine:
              orders: OrderLookup | None = None, customers: CustomerDirectory | None = None,
              policy_artifact: PolicyArtifact | None = None, route: LanguageRoute | None = None,
              threads: int = 1) -> TurnEngine:
-        """Build from the flow file and model folders (defaults: the shipped English pair).
+        """Build from the flow file and model folders (defaults: the shipped English pair), one
+        pair for every language unless a ``route`` is given: :meth:`shipped` is what serves
+        Italian, Spanish and Portuguese on the multilingual pair.
 
         ``policy_artifact`` replaces the policy folder (the simulator passes an untrained one).
         ``route`` sends some languages to another bundle and its policy, loaded on first use

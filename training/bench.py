@@ -87,6 +87,38 @@ def latency_ms(run: Callable[[list[str]], object], messages: list[str], warmup: 
             "mean": statistics.fmean(samples)}
 
 
+def interleaved_latency_ms(engines: dict[str, Callable[[list[str]], object]], messages: list[str],
+                           warmup: int = 20, seed: int = 3) -> dict[str, dict[str, float]]:
+    """Batch-1 latency of several engines measured side by side: each message is timed on every
+    engine, in a shuffled order per message, so a slower minute of a shared machine falls on
+    all engines alike (the ratios hold even when the absolute figures drift)."""
+    rng = np.random.default_rng(seed)
+    names = list(engines)
+    for m in messages[:warmup]:
+        for name in names:
+            engines[name]([m])
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for m in messages:
+        for k in rng.permutation(len(names)):
+            t0 = time.perf_counter()
+            engines[names[k]]([m])
+            samples[names[k]].append((time.perf_counter() - t0) * 1000)
+    return {name: {"p50": statistics.median(v), "p99": float(np.percentile(v, 99)),
+                   "mean": statistics.fmean(v)} for name, v in samples.items()}
+
+
+def interleaved_throughput(engines: dict[str, Callable[[list[str]], object]],
+                           messages: list[str], per_message: set[str], rounds: int = 3
+                           ) -> dict[str, float]:
+    """Median msgs/s of each engine over ``rounds`` rounds, the engines alternating within each
+    round (see :func:`throughput`)."""
+    runs: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, score in engines.items():
+            runs[name].append(throughput(score, messages, 64, sort=name not in per_message))
+    return {name: statistics.median(v) for name, v in runs.items()}
+
+
 def throughput(score: Callable[[list[str]], object], messages: list[str], batch: int = 64,
                sort: bool = True) -> float:
     """Messages per second when ``score`` gets ``messages`` in calls of ``batch``.
@@ -276,12 +308,15 @@ def bench_nlu(model_dirs: list[Path] | None = None, n_messages: int = 1000,
         with tempfile.TemporaryDirectory() as tmp:
             one = build_engines(model_dir, Path(tmp), 1, bundle_encoder)
             many = build_engines(model_dir, Path(tmp), threads, bundle_encoder)
+            log.info("%s: latency, engines interleaved", model_dir.name)
+            latency = interleaved_latency_ms(one, messages)
+            log.info("%s: throughput, engines interleaved", model_dir.name)
+            rates = interleaved_throughput(many, messages, per_message={SHIPPED})
             for name, score in tqdm(one.items(), desc=f"bench {model_dir.name}"):
                 row = {"bundle": model_dir.name, "engine": name,
                        **invariance(score, messages),
-                       **{f"{k}_ms": v for k, v in latency_ms(score, messages).items()},
-                       "msgs_per_s": throughput(many[name], messages, 64,
-                                                sort=name != SHIPPED)}
+                       **{f"{k}_ms": v for k, v in latency[name].items()},
+                       "msgs_per_s": rates[name]}
                 if name in (SHIPPED, BEFORE):
                     row.update(validation_figures(score, model_dir, config.frustration_threshold,
                                                   validation_limit))
@@ -304,8 +339,9 @@ def format_table(result: dict) -> str:
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, onnxruntime "
              f"{m['onnxruntime']}. {result['messages']} real messages (median "
              f"{result['chars_p50']} chars, max {result['chars_max']}). Invariance: each text "
-             "alone vs inside 60 random batches of 16 real messages. Latency: batch 1, 1 thread. "
-             f"Throughput: calls of 64 messages, {result['threads']} threads. Validation: the "
+             "alone vs inside 60 random batches of 16 real messages. Latency: batch 1, 1 thread, "
+             "the engines interleaved message by message. Throughput: calls of 64 messages, "
+             f"{result['threads']} threads, median of 3 interleaved rounds. Validation: the "
              "bundle's validation split.", "",
              "| bundle | engine | max Δp in a batch | intent flips | p50 ms | p99 ms | msgs/s | "
              "p50 / before | msgs/s / before | intent acc (val) | frustration AUC (val) |",
