@@ -261,9 +261,13 @@ class BundleAnalyzer:
         return [r for part in pool.map(lambda c: [fn(t) for t in c], chunks) for r in part]
 
     def _forward(self, text: str) -> _Forward:
-        """One model call on one cleaned text: logits, embedding, its encoding and cues."""
-        encoding = self.tokenizer.encode(text[:MAX_MODEL_CHARS])
+        """One model call on one cleaned text: logits, embedding, its encoding and cues.
+
+        Happy shouting ("MUCHAS GRACIAS!!!") reaches the model in lower case: the cues decided
+        it is not frustration, and a case-sensitive vocabulary (e5's) would read the capitals
+        as shouting all the same (the English tokenizer lowercases anyway)."""
         cues = extract_cues(text)
+        encoding = self.tokenizer.encode((text.lower() if cues.happy else text)[:MAX_MODEL_CHARS])
         feeds = {
             "input_ids": np.array([encoding.ids], dtype=np.int64),
             "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),

@@ -16,9 +16,31 @@ from nlu.directory import OrderLookup
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow
 
-#: Reply-button ids of the main menu; a customer may also type the digit.
+#: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
 MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
 MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
+#: Options as customers type them: "3", "3 please", "la 3", "opzione 3", "opción 3", "tre", "#3".
+_NUMBER_WORDS = {"one": "1", "uno": "1", "um": "1", "two": "2", "due": "2", "dos": "2",
+                 "dois": "2", "three": "3", "tre": "3", "tres": "3", "três": "3"}
+_MENU_TEXT = re.compile(
+    r"^(?:(?:the|option|opt|number|nr|num|la|il|el|a|o|opzione|opcion|opción|opção|opcao|"
+    r"numero|número|nº|n°)\s*)*#?\s*(?P<option>[123]|one|two|three|uno|due|tre|dos|tres|três|um|dois)"
+    r"(?:\s*(?:please|pls|plz|por favor|porfa|per favore|perfavore|pf|grazie|thanks|thx|ty|"
+    r"obrigad[oa]|obg|gracias|pfv))*$", re.IGNORECASE)
+_MENU_NOISE = re.compile(r"[^\w#º°\s]", re.UNICODE)
+
+
+def menu_choice(text: str, button_id: str | None = None) -> str | None:
+    """The menu option the customer chose: a tapped button, or the option typed in any of the
+    bot's languages ("3", "3 please", "opzione 3", "la 3", "tre"); None for anything else."""
+    if button_id:
+        return button_id
+    cleaned = " ".join(_MENU_NOISE.sub(" ", text).split())
+    match = _MENU_TEXT.match(cleaned) if len(cleaned) <= 30 else None
+    if match is None:
+        return None
+    option = match.group("option").lower()
+    return MENU_DIGITS[_NUMBER_WORDS.get(option, option)]
 HISTORY_LIMIT = 20
 #: Below this intent confidence the bot does not act on the intent (it falls back instead).
 MIN_CONFIDENCE = 0.5
@@ -114,7 +136,7 @@ class MenuBot:
                 button_id: str | None = None) -> BotResponse:
         """Answer one message; mutates ``state.step``/``order_number``, never escalates."""
         lang = state.language
-        choice = button_id or MENU_DIGITS.get(text.strip())
+        choice = menu_choice(text, button_id)
         if choice == MENU_ORDER:
             state.step = "awaiting_order_number"
             return BotResponse([Reply(self.flow.text("ask_order_number", lang))], failed=False)
@@ -160,8 +182,9 @@ class MenuBot:
         state.order_number = order.number
         state.step = "menu"
         return BotResponse([Reply(self.flow.text(
-            "order_status", lang, order_number=order.number, status=order.status,
-            carrier=order.carrier, eta=order.eta))], failed=False)
+            "order_status", lang, order_number=order.number,
+            status=self.flow.order_status(order.status, lang), carrier=order.carrier,
+            eta=order.eta))], failed=False)
 
     @staticmethod
     def _looks_like_an_attempt(text: str, analysis: AnalysisResult) -> bool:

@@ -69,6 +69,36 @@ REPEAT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     )
 )
 
+#: Laughter as typed in en/it/es/pt chats: haha, ahahah, jajaja, jeje, hehe, kkkk, rsrs, lol, xD.
+#: Its repeated letters are not an elongated word, and laughter is not frustration.
+LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou])+h?|(?:[aeiou][hj])+[aeiou]?|k{3,}|(?:rs){2,}r?|"
+                      r"l+o+l+|lmf?a+o+|rofl|x+d+|hue(?:hue)+)$", re.IGNORECASE)
+#: Thanks, approval and apologies in en/it/es/pt (accent-folded): "GRAZIE MILLE!!!" or
+#: "obrigadaaa" is happy shouting. A message with these and no problem word gets no caps,
+#: exclamation or elongation cue (a cue can only raise frustration).
+POSITIVE_WORDS: frozenset[str] = frozenset(
+    """thanks thank thx ty tks great perfect awesome amazing love lovely nice cool brilliant
+    excellent wonderful yes yay super sorry apologies welcome ok okay
+    grazie mille perfetto perfetta ottimo ottima bravi bravo bellissimo fantastico gentilissimi
+    gentilissimo scusa scusate scusami si evviva top
+    gracias genial perfecto perfecta estupendo maravilloso buenisimo vale perdon disculpa
+    disculpe lo siento
+    obrigado obrigada obg valeu perfeito otimo maravilhoso incrivel desculpa desculpe sim show
+    """.split())
+#: Words about a problem: with them, caps and "!!!" stay frustration even beside a thank-you
+#: ("THANKS A LOT, STILL NO REFUND!!!").
+PROBLEM_WORDS: frozenset[str] = frozenset(
+    """where late delay delayed still never missing broken wrong refund charged twice lost
+    damaged cancel nothing nobody waiting again
+    dove ritardo ancora mai rotto sbagliato rimborso addebitato perso danneggiato annullare
+    niente nessuno aspetto aspettando
+    donde retraso todavia nunca roto equivocado reembolso cobrado perdido cancelar nada nadie
+    esperando
+    onde cade atraso ainda nunca quebrado errado reembolso cobrado perdido cancelar nada
+    ninguem esperando
+    """.split())
+HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
+
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _ELONGATED = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
@@ -85,6 +115,8 @@ class Cues:
 
     values: np.ndarray  # float32, shape (len(CUE_NAMES),), each in [0, 1]
     fired: tuple[str, ...]
+    #: Thanks, approval, laughter or happy emoji and no problem word: loud but not frustrated.
+    happy: bool = False
 
 
 def _fold_accents(word: str) -> str:
@@ -97,6 +129,8 @@ def extract_cues(text: str) -> Cues:
     """Compute the surface cues of ``text`` (raw, case preserved)."""
     text = text[:MAX_SCAN_CHARS]
     words = _WORD.findall(text)
+    laughing = [w for w in words if LAUGHTER.match(w)]
+    words = [w for w in words if not LAUGHTER.match(w)]
     long_words = [w for w in words if len(w) >= 2]
     caps_words = [w for w in long_words if w.isupper()]
     # Shouting needs at least two capitalised words: "OK" or "DHL" alone is not shouting.
@@ -107,12 +141,19 @@ def extract_cues(text: str) -> Cues:
     question_run = min(max((len(m) for m in _QUESTION_RUN.findall(text)), default=0) - 1, 3) / 3.0
     question_run = max(question_run, 0.0)
 
-    elongated = [w for w in words if _ELONGATED.search(w.lower())]
     folded = [_fold_accents(w.lower()) for w in words]
+    elongated = [w for w, f in zip(words, folded)
+                 if _ELONGATED.search(f) and _ELONGATED.sub(r"\1", f) not in POSITIVE_WORDS]
     negatives = sorted({w for w in folded if w in NEGATIVE_WORDS})
     swears = sorted({w for w in folded if w in PROFANITY})
     folded_text = " ".join(folded)
     repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
+    positive = (laughing or any(_ELONGATED.sub(r"\1", f) in POSITIVE_WORDS for f in folded)
+                or any(ch in HAPPY_EMOJI for ch in text))
+    problem = negatives or swears or repeats or any(f in PROBLEM_WORDS for f in folded)
+    happy = bool(positive and not problem)
+    if happy:  # happy shouting, laughter: loud, not frustrated
+        caps, exclamations, elongated = 0.0, 0.0, []
 
     values = np.array(
         [
@@ -129,7 +170,7 @@ def extract_cues(text: str) -> Cues:
     fired: list[str] = []
     if caps >= 0.5:
         fired.append("all_caps")
-    if _EXCLAMATION_RUN.search(text):
+    if exclamations and _EXCLAMATION_RUN.search(text):
         fired.append("exclamation_run")
     if question_run > 0:
         fired.append("question_run")
@@ -139,7 +180,7 @@ def extract_cues(text: str) -> Cues:
     fired.extend(f"profanity:{w}" for w in swears)
     if repeats:
         fired.append("repeated_complaint")
-    return Cues(values=values, fired=tuple(fired))
+    return Cues(values=values, fired=tuple(fired), happy=happy)
 
 
 def cue_matrix(texts: list[str]) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nlu.analyzer import AnalysisResult, BundleAnalyzer
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES, MULTILINGUAL_POLICY_DIR
-from nlu.bot import MENU_AGENT, MENU_DIGITS, ConversationState, MenuBot, Reply
+from nlu.bot import MENU_AGENT, ConversationState, MenuBot, Reply, menu_choice
 from nlu.directory import (
     CsvCustomerDirectory,
     CsvOrderLookup,
@@ -24,7 +24,7 @@ from nlu.directory import (
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow, load_flow
 from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
-from nlu.language import guess_language
+from nlu.language import guess_language, has_words
 from nlu.policy import (
     Decision,
     EscalationPolicy,
@@ -203,10 +203,14 @@ class TurnEngine:
         return self.primary
 
     def language_of(self, state: ConversationState, text: str) -> str:
-        """The conversation's language after ``text`` (a locked language never changes)."""
-        if state.language_locked:
-            return state.language
-        return guess_language(text, self.flow.languages, state.language)
+        """The conversation's language after ``text``: a locked conversation or flow keeps its
+        language; the first message sets it; later ones change it only on a confident
+        detection of substantial text (:mod:`nlu.language`). "Sets" means the first message with
+        words: an opening "3" or "ND-123456" leaves the next message to choose."""
+        if state.language_locked or self.flow.language_mode == "lock":
+            return state.language if state.language_locked else self.flow.default_language
+        established = any(has_words(h["text"]) for h in state.history if h["role"] == "customer")
+        return guess_language(text, self.flow.languages, state.language, established=established)
 
     def new_state(self, conversation_id: str, customer_id: str = "", tier: str | None = None,
                   language: str | None = None) -> ConversationState:
@@ -226,7 +230,7 @@ class TurnEngine:
 
     def is_explicit(self, text: str, analysis: AnalysisResult, button_id: str | None) -> bool:
         """Asked for a human: the menu option, a keyword, or the intent said confidently."""
-        choice = button_id or MENU_DIGITS.get(text.strip())
+        choice = menu_choice(text, button_id)
         return (choice == MENU_AGENT
                 or asks_for_human(text, self.flow.escalation.explicit_keywords)
                 or (analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -24,6 +25,16 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class FlowError(ValueError):
     """The flow file is missing or invalid; the message names the bad field."""
+
+
+#: WhatsApp Cloud API limits on what the bot sends: a reply button's title, a list row's title,
+#: a message body. Over the limit, Meta refuses the send or cuts the text ("Parla con un
+#: operatore" came out "Parla con un operato"), so the flow is refused at load time instead.
+MAX_BUTTON_TITLE = 20
+MAX_LIST_ROW_TITLE = 24
+MAX_BODY = 1024
+#: Message keys used as reply-button titles (``menu_button`` labels the menu's list button).
+BUTTON_TITLES = ("menu_button", "menu_order_status", "menu_faq", "menu_agent")
 
 
 class Messages(BaseModel):
@@ -53,6 +64,21 @@ class Messages(BaseModel):
                                 min_length=7, max_length=7)
     months: list[str] = Field(default=["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
                                        "Sep", "Oct", "Nov", "Dec"], min_length=12, max_length=12)
+    #: Order status names as the customer reads them, by the status code the order system
+    #: gives (``demo_orders.csv``: processing, shipped, in transit, ...); a code without a name
+    #: is shown as it is.
+    order_statuses: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _whatsapp_limits(self) -> Messages:
+        too_long = [f"{key} ({len(getattr(self, key))} > {MAX_BUTTON_TITLE} characters)"
+                    for key in BUTTON_TITLES if len(getattr(self, key)) > MAX_BUTTON_TITLE]
+        too_long += [f"{key} ({len(value)} > {MAX_BODY} characters)"
+                     for key, value in self.__dict__.items()
+                     if isinstance(value, str) and len(value) > MAX_BODY]
+        if too_long:
+            raise ValueError("over WhatsApp's limits: " + ", ".join(too_long))
+        return self
 
 
 class OrdersConfig(BaseModel):
@@ -201,6 +227,10 @@ class BotFlow(BaseModel):
     brand: str
     default_language: str
     languages: list[str]
+    #: ``detect``: a conversation starts in the language of its first substantial message and
+    #: follows a confident change; ``lock``: every conversation stays in ``default_language``
+    #: (a shop that answers only in Italian).
+    language_mode: Literal["detect", "lock"] = "detect"
     messages: dict[str, Messages]
     contact_email: str
     orders: OrdersConfig
@@ -223,6 +253,12 @@ class BotFlow(BaseModel):
         """Message ``key`` in ``language`` (falling back to the default) with values filled in."""
         messages = self.messages.get(language) or self.messages[self.default_language]
         return getattr(messages, key).format(brand=self.brand, email=self.contact_email, **values)
+
+    def order_status(self, status: str, language: str) -> str:
+        """An order status code in ``language``'s words (the code itself when unnamed)."""
+        messages = self.messages.get(language) or self.messages[self.default_language]
+        return messages.order_statuses.get(status, messages.order_statuses.get(
+            status.lower(), status))
 
     def when(self, at: datetime, language: str) -> str:
         """``at`` (local time) the way ``language``'s messages write a day and time."""

@@ -12,6 +12,13 @@ English), so:
 3. otherwise lingua's top language if at least ``MIN_FALLBACK_CONFIDENCE``;
 4. otherwise the conversation keeps its current language (an order number or "ok" does not
    switch a conversation to another language).
+
+Once a conversation has a language (``established``), it changes only on a confident
+detection of substantial text (:func:`confident_language`): at least ``SWITCH_MIN_WORDS`` words
+and ``SWITCH_MIN_LETTERS`` letters, lingua at least ``SWITCH_CONFIDENCE`` sure, and no function
+words pointing elsewhere. "no", "ok", "ci siete???", digits, emoji and gibberish switched
+Italian conversations to English or Spanish mid-chat; a customer who really changes language
+writes a sentence.
 """
 
 from __future__ import annotations
@@ -31,13 +38,24 @@ STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the my is where i you to and a of it for please order have can not what how "
                     "hi hello thanks want need".split()),
     "it": frozenset("il la lo le gli mio mia è dove non per che un una di del della sono ho "
-                    "ciao grazie vorrei ordine voglio come quando perché ancora mi ti".split()),
+                    "ciao grazie vorrei ordine voglio come quando perché ancora mi ti salve "
+                    "buongiorno buonasera".split()),
     "es": frozenset("el la los las mi mis es dónde donde no por que un una de del pedido quiero "
-                    "hola gracias cómo como cuando está tengo".split()),
+                    "hola gracias cómo como cuando está tengo buenas buenos".split()),
     "pt": frozenset("o a os as meu minha é onde não por que um uma de do da pedido quero olá "
-                    "obrigado obrigada como quando está tenho você".split()),
+                    "obrigado obrigada como quando está tenho você oi ola obg valeu".split()),
 }
+#: A conversation's established language changes only on text this substantial ...
+SWITCH_MIN_WORDS = 3
+SWITCH_MIN_LETTERS = 12
+#: ... that lingua attributes to another language with at least this confidence.
+SWITCH_CONFIDENCE = 0.8
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def has_words(text: str) -> bool:
+    """Whether ``text`` has any word (letters) to detect a language from."""
+    return _WORD.search(text) is not None
 
 
 def stopword_guess(text: str, allowed: list[str], default: str) -> str:
@@ -77,16 +95,40 @@ def lingua_scores(text: str, allowed: list[str]) -> dict[str, float]:
 CACHED_TEXT_CHARS = 1000
 
 
-def guess_language(text: str, allowed: list[str], default: str) -> str:
-    """The language of ``text`` among ``allowed``; ``default`` (the current one) when unsure."""
+def guess_language(text: str, allowed: list[str], default: str, established: bool = False
+                   ) -> str:
+    """The language of ``text`` among ``allowed``; ``default`` (the current one) when unsure.
+
+    ``established``: ``default`` is a conversation's language already, which only a confident
+    detection of substantial text changes (:func:`confident_language`).
+    """
     if len(text) <= CACHED_TEXT_CHARS:
-        return _cached_guess(text, tuple(allowed), default)
-    return _guess(text, allowed, default)
+        return _cached_guess(text, tuple(allowed), default, established)
+    return _decide(text, allowed, default, established)
 
 
 @functools.lru_cache(maxsize=8192)
-def _cached_guess(text: str, allowed: tuple[str, ...], default: str) -> str:
-    return _guess(text, list(allowed), default)
+def _cached_guess(text: str, allowed: tuple[str, ...], default: str, established: bool) -> str:
+    return _decide(text, list(allowed), default, established)
+
+
+def _decide(text: str, allowed: list[str], default: str, established: bool) -> str:
+    if established:
+        return confident_language(text, allowed) or default
+    return _guess(text, allowed, default)
+
+
+def confident_language(text: str, allowed: list[str]) -> str | None:
+    """The language of ``text`` when the evidence is strong enough to switch a conversation."""
+    words = [w for w in _WORD.findall(text) if len(w) >= 2]
+    if len(words) < SWITCH_MIN_WORDS or sum(len(w) for w in words) < SWITCH_MIN_LETTERS:
+        return None
+    scores = lingua_scores(text, allowed)
+    best = max(scores, key=scores.__getitem__) if scores else None
+    if best is None or scores[best] < SWITCH_CONFIDENCE:
+        return None
+    by_function_words = stopword_guess(text, allowed, "")
+    return best if by_function_words in ("", best) else None
 
 
 def _guess(text: str, allowed: list[str], default: str) -> str:

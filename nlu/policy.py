@@ -186,8 +186,16 @@ class EscalationPolicy:
             rules.append("customer asked for a human agent")
         if context.failed_attempts >= self.config.max_failed_attempts:
             rules.append(f"{context.failed_attempts} failed bot replies")
-        escalate = bool(rules) or p >= self.config.threshold_for(context.tier)
+        threshold = self.config.threshold_for(context.tier)
+        escalate = bool(rules) or p >= threshold
         reasons = rules + [r for r in self.explain(features, analysis, context) if r not in rules]
+        if escalate and not reasons:
+            # No single feature explains it: say so, with the strongest contributions, rather
+            # than hand a conversation to an agent with no reason at all.
+            top = sorted(FEATURE_NAMES, key=lambda n: features[n] * self._coef[
+                FEATURE_NAMES.index(n)], reverse=True)[:2]
+            reasons = [f"escalation score {p:.2f} at or above the {context.tier} threshold "
+                       f"{threshold:.2f} (mostly {' and '.join(n.replace('_', ' ') for n in top)})"]
         return Decision(p_escalate=p, escalate=escalate, reasons=reasons,
                         team=self.config.routing.team_for(intent_for_routing or analysis.intent),
                         priority=self.priority(context.tier, analysis.frustration),

@@ -91,3 +91,17 @@ def test_human_keywords_in_four_languages_and_as_words_only():
                  "posso falar com um atendente?", "Operatóre"):
         assert asks_for_human(text, keywords), text
     assert not asks_for_human("the agency sent a humanoid robot", keywords)
+
+
+def test_every_handoff_names_a_reason(analyzer):
+    """Even when no single feature carries the score, an escalation says why."""
+    from nlu.flow import load_flow
+    from nlu.policy import EscalationPolicy, PolicyContext
+
+    flow = load_flow()
+    policy = EscalationPolicy.load(flow.escalation)
+    [analysis] = analyzer.analyze(["hmm"])
+    low = flow.escalation.model_copy(update={"thresholds": {"standard": 0.01}})
+    decision = EscalationPolicy(policy.artifact, low).decide(analysis, PolicyContext(), False)
+    assert decision.escalate and decision.reasons
+    assert all(r.strip() for r in decision.reasons)
