@@ -19,6 +19,7 @@ class Metrics:
     messages_in: Counter
     duplicates: Counter
     messages_out: Counter
+    outbound_expired: Counter
     escalations: Counter
     queue_depth: Gauge
     jobs_pending: Gauge
@@ -35,6 +36,10 @@ def build_metrics() -> Metrics:
         duplicates=Counter("tierline_duplicate_deliveries_total", "Redelivered messages ignored", registry=r),
         messages_out=Counter("tierline_messages_out_total", "Outbound messages by final status",
                              ["status"], registry=r),
+        outbound_expired=Counter(
+            "tierline_outbound_expired_total",
+            "Replies given up on: still undeliverable (Graph API down, rate-limited) when they "
+            "reached TIERLINE_WHATSAPP_MAX_SEND_AGE_SECONDS", registry=r),
         escalations=Counter("tierline_escalations_total", "Handoffs by team and first reason",
                             ["team", "reason"], registry=r),
         queue_depth=Gauge("tierline_queue_depth", "Open or claimed tickets", ["team"], registry=r),

@@ -98,7 +98,7 @@ class Services:
                                  timeout=settings.whatsapp_send_timeout,
                                  concurrency=settings.sender_concurrency)
             self.sender = OutboxSender(self.db, client, rate=settings.whatsapp_send_rate,
-                                       max_attempts=settings.whatsapp_max_send_attempts,
+                                       max_age_seconds=settings.whatsapp_max_send_age_seconds,
                                        base_delay=settings.whatsapp_retry_base_seconds,
                                        max_delay=settings.whatsapp_retry_max_seconds,
                                        lease_seconds=settings.sending_lease_seconds,

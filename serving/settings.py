@@ -64,9 +64,14 @@ class Settings(BaseSettings):
     whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
     whatsapp_send_rate: float = Field(80.0, gt=0, description="messages/s to the Graph API")
     whatsapp_send_timeout: float = Field(10.0, gt=0)
-    whatsapp_max_send_attempts: int = Field(8, ge=1)
+    whatsapp_max_send_age_seconds: float = Field(
+        86_400.0, gt=0,
+        description="a reply that could not be delivered (5xx, 429, 130429, timeouts, refused "
+                    "connections) is retried until it is this old, then reported as expired "
+                    "(metric, log line, its ticket); only permanent errors end it sooner")
     whatsapp_retry_base_seconds: float = Field(1.0, gt=0)
-    whatsapp_retry_max_seconds: float = Field(300.0, gt=0)
+    whatsapp_retry_max_seconds: float = Field(
+        300.0, gt=0, description="cap of the retry backoff, and of a Retry-After Meta asks for")
     #: Template used for agent replies outside the 24-hour customer-service window.
     whatsapp_reopen_template: str = "support_follow_up"
     whatsapp_reopen_template_language: str = "en"
