@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from nlu import Analyzer
 from serving import console
+from serving.api_keys import require_scope
 from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
 from serving.settings import Settings, get_settings
@@ -43,8 +44,11 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.settings = settings
     app.state.analyzer = None
     app.state.services = None
-    for module in (health, analyze, decide, webhook, agents, admin, metrics):
+    for module in (health, webhook, agents, admin, metrics):
         app.include_router(module.router)
+    # The inference APIs need a client credential of their scope (serving/api_keys.py).
+    app.include_router(analyze.router, dependencies=[require_scope("analyze")])
+    app.include_router(decide.router, dependencies=[require_scope("decide")])
     app.include_router(console.router)
     app.add_exception_handler(RequestValidationError, validation_error)
     return app

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from nlu import Analyzer
 from nlu.engine import TurnEngine
+from serving.api_keys import ApiKeys
 from serving.batching import BatchingAnalyzer
 from serving.decider import BatchedDecider
 from serving.handoff.notify import (
@@ -68,6 +69,7 @@ class Services:
     def __init__(self, settings: Settings, analyzer: Analyzer | None = None) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
+        self.api_keys = ApiKeys(self.db, settings.api_key_cache_seconds)
         self._reload_lock = threading.Lock()
         self.registry = None
         self.watcher = None

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
 
     database_url: str = "sqlite:///./tierline.db"
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="a valid API key is remembered this long per process (no "
+                               "database read per call); a revocation takes effect within it")
 
     # MLflow model registry (optional, needs the ``registry`` extra): serve the champions.
     model_registry_uri: str | None = Field(

@@ -19,6 +19,11 @@ from serving.decider import Call
 
 router = APIRouter(prefix="/v1", tags=["decide"])
 
+#: The part of the stored state a caller sees: where the bot is, never the history, the
+#: customer's identity, tier or order number (a caller sending another conversation's id
+#: must learn nothing the caller did not send).
+STATE_FIELDS = ("step", "language", "turns", "failed_attempts", "escalated")
+
 
 class Customer(BaseModel):
     id: str = Field(min_length=1, max_length=64)
@@ -46,7 +51,7 @@ class DecideOut(BaseModel):
     frustration: float
     cues: list[str]
     off_hours: bool
-    state: dict
+    state: dict = Field(description="where the conversation is: " + ", ".join(STATE_FIELDS))
 
 
 @router.post("/decide", response_model=DecideOut)
@@ -61,8 +66,9 @@ async def decide(body: DecideIn, request: Request) -> JSONResponse:
         raise HTTPException(503, "storage unavailable, retry later") from None
     out = result.to_dict()
     # Validated here, then sent as it is: FastAPI would validate the returned model again.
+    state = result.state.to_dict()
     return JSONResponse(DecideOut(**{k: out[k] for k in DECIDE_FIELDS},
-                                  state=result.state.to_dict()).model_dump(mode="json"))
+                                  state={k: state[k] for k in STATE_FIELDS}).model_dump(mode="json"))
 
 
 DECIDE_FIELDS = ("p_escalate", "escalate", "reasons", "team", "priority", "reply", "buttons",

@@ -11,7 +11,7 @@ def test_health_and_readiness(live_server):
 
 
 def test_analyze_returns_one_result_per_text_in_order(live_server):
-    r = httpx.post(f"{live_server.url}/v1/analyze",
+    r = httpx.post(f"{live_server.url}/v1/analyze", headers=live_server.api_headers(),
                    json={"texts": ["where is my order", "THIS IS USELESS!!!", ""]})
     assert r.status_code == 200
     results = r.json()["results"]
@@ -22,26 +22,26 @@ def test_analyze_returns_one_result_per_text_in_order(live_server):
 
 def test_malformed_json_is_a_422_with_a_reason(live_server):
     r = httpx.post(f"{live_server.url}/v1/analyze", content=b'{"texts": [',
-                   headers={"content-type": "application/json"})
+                   headers={"content-type": "application/json", **live_server.api_headers()})
     assert r.status_code == 422
     assert "json" in r.text.lower()
 
 
 def test_wrong_types_and_empty_lists_are_422(live_server):
     for body in ({"texts": "where is my order"}, {"texts": []}, {"texts": [1, 2]}, {}):
-        assert httpx.post(f"{live_server.url}/v1/analyze", json=body).status_code == 422, body
+        assert httpx.post(f"{live_server.url}/v1/analyze", headers=live_server.api_headers(), json=body).status_code == 422, body
 
 
 def test_limits_on_count_and_length(live_server):
-    too_many = httpx.post(f"{live_server.url}/v1/analyze", json={"texts": ["hi"] * 65})
+    too_many = httpx.post(f"{live_server.url}/v1/analyze", headers=live_server.api_headers(), json={"texts": ["hi"] * 65})
     assert too_many.status_code == 422 and "at most 64" in too_many.text
-    too_long = httpx.post(f"{live_server.url}/v1/analyze", json={"texts": ["a" * 50_001]})
+    too_long = httpx.post(f"{live_server.url}/v1/analyze", headers=live_server.api_headers(), json={"texts": ["a" * 50_001]})
     assert too_long.status_code == 422
 
 
 def test_50k_characters_odd_unicode_are_answered(live_server):
     texts = ["where is my order " * 2700, "😡😡 ‏مرحبا where is it", "e\u0301\u200d"]
-    r = httpx.post(f"{live_server.url}/v1/analyze", json={"texts": texts}, timeout=30)
+    r = httpx.post(f"{live_server.url}/v1/analyze", headers=live_server.api_headers(), json={"texts": texts}, timeout=30)
     assert r.status_code == 200
     assert r.json()["results"][0]["truncated"] is True
 
