@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from nlu import Analyzer
 from serving import console
 from serving.api_keys import require_scope
+from serving.body_limit import BodySizeLimit, limits_from
 from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
 from serving.settings import Settings, get_settings
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.include_router(decide.router, dependencies=[require_scope("decide")])
     app.include_router(console.router)
     app.add_exception_handler(RequestValidationError, validation_error)
+    default_limit, per_path = limits_from(settings)
+    app.add_middleware(BodySizeLimit, default=default_limit, per_path=per_path)
     return app
 
 

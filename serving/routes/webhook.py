@@ -1,6 +1,7 @@
 """``/webhooks/whatsapp``: Meta's verification handshake and signed message deliveries.
 
-The POST path does as little as possible before answering: bounded read of the raw body,
+The POST path does as little as possible before answering: read of the raw body (bounded
+for every route by ``serving/body_limit.py``),
 signature check (before any parsing; nothing is stored for a bad signature), parse, store the
 messages with their jobs (deduplicated on wamid; by the intake thread's group commit,
 ``serving/intake.py``), answer 200. The turn itself runs in the
@@ -22,24 +23,6 @@ from serving.whatsapp.payload import PayloadError, parse_webhook, signature_is_v
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["whatsapp"])
-
-
-class BodyTooLarge(Exception):
-    """The request body exceeds the configured limit."""
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def error(status: int, detail: str) -> JSONResponse:
@@ -71,11 +54,8 @@ async def receive(request: Request):
     if not settings.webhook_enabled:
         return error(404, "WhatsApp webhook is not configured")
     with METRICS.webhook_latency.time():
-        try:
-            raw = await read_limited(request, settings.max_body_bytes)
-        except BodyTooLarge:
-            log.warning("webhook body over %d bytes refused", settings.max_body_bytes)
-            return error(413, f"body larger than {settings.max_body_bytes} bytes")
+        # Bounded by the app's body limit (serving/body_limit.py): 413 past max_body_bytes.
+        raw = await request.body()
         header = request.headers.get("x-hub-signature-256")
         if not header:
             log.warning("webhook without X-Hub-Signature-256 refused")
