@@ -58,15 +58,17 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
     """
     import uvicorn
 
-    from serving.logging_setup import setup_logging as setup_service_logging
+    from serving.logging_setup import log_config
     from serving.settings import get_settings
 
     settings = get_settings()
-    setup_service_logging(settings.log_level, settings.log_format)
     n = workers or settings.workers
-    uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host,
+    # log_config, not a setup here: uvicorn applies it in each worker process it spawns.
+    uvicorn.run("serving.process:create_served_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=n if n > 1 else None,
-                log_level=settings.log_level.lower(), log_config=None, timeout_graceful_shutdown=20)
+                log_level=settings.log_level.lower(),
+                log_config=log_config(settings.log_level, settings.log_format),
+                timeout_graceful_shutdown=20)
 
 
 agents_app = typer.Typer(help="Manage agents of the agent API.", no_args_is_help=True)
