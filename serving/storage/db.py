@@ -51,7 +51,10 @@ class Database:
         # one per request: SQLAlchemy's default (5, +10 opened and closed on demand) made every
         # burst of webhooks pay a connection set-up on both sides, a CPU cost per message.
         pool = {} if self.is_sqlite else {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW}
-        self.engine: Engine = create_engine(self.url, connect_args=connect_args, future=True, **pool)
+        # hide_parameters: a failed statement's exception (logged at ERROR by the loops and
+        # routes) would otherwise quote its bound parameters: customer text, phone numbers.
+        self.engine: Engine = create_engine(self.url, connect_args=connect_args, future=True,
+                                            hide_parameters=True, **pool)
         event.listen(self.engine, "checkin", _note_checkin)
         event.listen(self.engine, "checkout", functools.partial(_ping_if_idle, self.engine.dialect))
         if self.is_sqlite:
