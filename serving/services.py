@@ -29,7 +29,7 @@ from serving.metrics import METRICS
 from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from serving.sender import OutboxSender
 from serving.settings import Settings
-from serving.storage.db import Database
+from serving.storage.db import Database, Timeouts
 from serving.storage.models import Job, MessageLog, Ticket
 from serving.whatsapp.client import GraphClient
 from serving.worker import JobWorker
@@ -68,7 +68,10 @@ class Services:
 
     def __init__(self, settings: Settings, analyzer: Analyzer | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, Timeouts(
+            connect=settings.database_connect_timeout_seconds,
+            statement=settings.database_statement_timeout_seconds,
+            tcp_user=settings.database_tcp_user_timeout_seconds))
         self.api_keys = ApiKeys(self.db, settings.api_key_cache_seconds)
         self._reload_lock = threading.Lock()
         self.registry = None
@@ -84,7 +87,9 @@ class Services:
         analyzer = analyzer or Analyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
-        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state)
+        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state,
+                                   max_queue=settings.intake_queue_max,
+                                   timeout=settings.intake_timeout_seconds)
         self.decider = BatchedDecider(self.db, self.engine)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,

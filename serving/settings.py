@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
 
     database_url: str = "sqlite:///./tierline.db"
+    database_connect_timeout_seconds: float = Field(5.0, gt=0, description="PostgreSQL connect")
+    database_statement_timeout_seconds: float = Field(
+        30.0, gt=0, description="PostgreSQL statement_timeout (server side)")
+    database_tcp_user_timeout_seconds: float = Field(
+        10.0, gt=0, description="PostgreSQL: unacknowledged data or failed keepalives for this "
+                                "long drop the connection (a silent network drop)")
+    intake_queue_max: int = Field(
+        1000, ge=1, description="webhook deliveries waiting for the intake's commit; more are "
+                                "answered 503 at once (Meta delivers again)")
+    intake_timeout_seconds: float = Field(
+        10.0, gt=0, description="a webhook waits this long for its commit, then answers 503 "
+                                "(Meta delivers again; a late commit makes it a duplicate)")
     api_key_cache_seconds: float = Field(
         5.0, ge=0, description="a valid API key is remembered this long per process (no "
                                "database read per call); a revocation takes effect within it")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from serving.intake import IntakeBusy
 from serving.metrics import METRICS
 from serving.whatsapp.payload import PayloadError, parse_webhook, signature_is_valid
 
@@ -76,6 +77,9 @@ async def receive(request: Request):
             # Stored by the intake thread (group commit, off the event loop); answered once the
             # transaction holding this delivery committed.
             result = await services.intake.store(messages, statuses)
+        except IntakeBusy as exc:
+            log.warning("webhook not acknowledged (503, Meta retries): %s", exc.orig)
+            return error(503, "storage busy, retry later")
         except (OperationalError, SQLAlchemyError):
             log.exception("database unavailable: webhook not acknowledged (503, Meta retries)")
             return error(503, "storage unavailable, retry later")
