@@ -25,7 +25,7 @@ from serving.handoff.notify import (
 from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
 from serving.intake import IntakeWriter
 from serving.logging_setup import mask_phone
-from serving.metrics import METRICS
+from serving.metrics import METRICS, reason_code
 from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from serving.sender import OutboxSender
 from serving.settings import Settings
@@ -201,8 +201,8 @@ class Services:
             customer=mask_phone(conv_customer), p_escalate=ticket.context.get("p_escalate", 0.0),
             intent=ticket.context.get("intent", ""),
             off_hours=bool(ticket.context.get("off_hours")), created_at=ticket.created_at)
-        reasons = notice.reasons or ["unspecified"]
-        METRICS.escalations.labels(team=notice.team, reason=reasons[0][:60]).inc()
+        METRICS.escalations.labels(team=notice.team,
+                                   reason=reason_code(notice.reasons[0] if notice.reasons else None)).inc()
         self.dispatcher.submit(notice)
 
     def refresh_gauges(self) -> None:

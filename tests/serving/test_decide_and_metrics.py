@@ -86,7 +86,7 @@ def test_metrics_count_messages_and_escalations(service):
             break
         time.sleep(0.05)
     assert "tierline_messages_in_total" in text
-    assert 'tierline_escalations_total{reason="customer asked for a human agent",team="general"}' in text
+    assert 'tierline_escalations_total{reason="asked_for_human",team="general"}' in text
     assert "tierline_queue_depth" in text and "tierline_webhook_seconds_bucket" in text
     assert "447700900601" not in text
 
