@@ -13,6 +13,8 @@ from fastapi_offline import FastAPIOffline
 
 from nlu.analyzer import BundleAnalyzer
 from serving import console
+from serving.api_keys import require_scope
+from serving.body_limit import BodySizeLimit, limits_from
 from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
 from serving.settings import Settings, get_settings
@@ -54,10 +56,15 @@ def create_app(settings: Settings | None = None, analyzer: BundleAnalyzer | None
     app.state.settings = settings
     app.state.analyzer = None
     app.state.services = None
-    for module in (health, analyze, decide, webhook, agents, admin, metrics):
+    for module in (health, webhook, agents, admin, metrics):
         app.include_router(module.router)
+    # The inference APIs need a client credential of their scope (serving/api_keys.py).
+    app.include_router(analyze.router, dependencies=[require_scope("analyze")])
+    app.include_router(decide.router, dependencies=[require_scope("decide")])
     app.include_router(console.router)
     app.add_exception_handler(RequestValidationError, validation_error)
+    default_limit, per_path = limits_from(settings)
+    app.add_middleware(BodySizeLimit, default=default_limit, per_path=per_path)
     return app
 
 

@@ -120,6 +120,10 @@ class ClosedError(RuntimeError):
     """The batching loop stopped: the item was not handled (a retry after restart is safe)."""
 
 
+class QueueFull(RuntimeError):
+    """A batching loop's queue is at ``max_queue``: the item was refused, not queued."""
+
+
 class BatchingLoop(BackgroundLoop):
     """Serves async callers from one thread, a batch at a time.
 
@@ -130,9 +134,13 @@ class BatchingLoop(BackgroundLoop):
     answer comes after :meth:`process` returned, so "answered" means "done" (committed).
     """
 
-    def __init__(self, max_batch: int = 64) -> None:
+    def __init__(self, max_batch: int = 64, max_queue: int | None = None) -> None:
         super().__init__(poll_seconds=0.0)
         self.max_batch = max_batch
+        #: Items allowed to wait; past it :meth:`submit` raises :meth:`full_error` at once
+        #: (None: unbounded). A stuck thread (a database gone silent) must not gather callers
+        #: without limit, each holding a request open.
+        self.max_queue = max_queue
         self._queue: queue.SimpleQueue[tuple[Any, asyncio.AbstractEventLoop, asyncio.Future]] = \
             queue.SimpleQueue()
         # Queueing and closing take turns, so nothing is queued after the last drain.
@@ -162,6 +170,10 @@ class BatchingLoop(BackgroundLoop):
         """What a caller gets once the loop stopped."""
         return ClosedError(f"{self.thread_name} stopped")
 
+    def full_error(self) -> Exception:
+        """What a caller gets when ``max_queue`` items are already waiting."""
+        return QueueFull(f"{self.thread_name}: {self.max_queue} items waiting")
+
     async def submit(self, item: Any) -> Any:
         """Queue ``item``; its result once its batch was processed (raised if an exception)."""
         loop = asyncio.get_running_loop()
@@ -169,6 +181,8 @@ class BatchingLoop(BackgroundLoop):
         with self._closing:
             if self._closed:
                 raise self.closed_error()
+            if self.max_queue is not None and self._queue.qsize() >= self.max_queue:
+                raise self.full_error()
             self._queue.put((item, loop, future))
         return await future
 

@@ -19,6 +19,8 @@ each, so one bad delivery cannot refuse the others.
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.exc import OperationalError
 
 from serving.background import BatchingLoop
@@ -34,24 +36,43 @@ class IntakeClosed(OperationalError):
         super().__init__("intake closed", None, Exception("the service is stopping"))
 
 
+class IntakeBusy(OperationalError):
+    """The delivery was not stored in time, or too many wait already (the database is slow
+    or unreachable without an error, a silent network drop): answered 503, Meta retries; a
+    commit that still happens later makes the retry a duplicate, never a loss."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why, None, Exception(why))
+
+
 class IntakeWriter(BatchingLoop):
-    """Stores webhook deliveries in group commits from one background thread."""
+    """Stores webhook deliveries in group commits from one background thread; at most
+    ``max_queue`` deliveries wait, each at most ``timeout`` seconds."""
 
     thread_name = "tierline-intake"
 
     def __init__(self, db: Database, phone_number_id: str | None, new_state,
-                 max_batch: int = 64) -> None:
-        super().__init__(max_batch)
+                 max_batch: int = 64, max_queue: int | None = 1000,
+                 timeout: float | None = 10.0) -> None:
+        super().__init__(max_batch, max_queue)
         self.db = db
         self.phone_number_id = phone_number_id
         self.new_state = new_state
+        self.timeout = timeout
 
     async def store(self, messages: list[IncomingMessage], statuses: list[StatusUpdate]) -> StoreResult:
-        """Store one delivery; returns once its transaction committed (raises if it did not)."""
-        return await self.submit((messages, statuses))
+        """Store one delivery; returns once its transaction committed (raises if it did not,
+        :class:`IntakeBusy` if that took longer than ``timeout``)."""
+        try:
+            return await asyncio.wait_for(self.submit((messages, statuses)), self.timeout)
+        except asyncio.TimeoutError:
+            raise IntakeBusy(f"not committed within {self.timeout}s") from None
 
     def closed_error(self) -> Exception:
         return IntakeClosed()
+
+    def full_error(self) -> Exception:
+        return IntakeBusy(f"{self.max_queue} deliveries already waiting")
 
     def process(self, deliveries: list[tuple[list[IncomingMessage], list[StatusUpdate]]]) -> list:
         """Store ``deliveries`` in one transaction: a result or the exception per delivery."""

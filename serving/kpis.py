@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -89,13 +90,18 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return begin, begin + timedelta(days=1)
 
 
-def compute_kpis(db: Database, start: date, end: date, team: str | None = None) -> KpiReport:
+def compute_kpis(db: Database, start: date, end: date, team: str | None = None,
+                 teams: Collection[str] | None = None) -> KpiReport:
     """The KPIs of ``start`` .. ``end`` (UTC days, inclusive): total, by day, by team;
-    only ``team``'s tickets when given."""
+    only ``team``'s tickets when given, only ``teams``' tickets when given (a plain agent's
+    view: other teams' figures are not theirs to read)."""
     check_range(start, end)
     range_begin, range_end = day_bounds(start)[0], day_bounds(end)[1]
     active = _active_conversations(db, range_begin, range_end)
     tickets = _tickets(db, range_begin, range_end, team)
+    if teams is not None:
+        tickets = [t for t in tickets if t.team in teams]
+        team = team or ",".join(sorted(teams))  # a subset: containment is not theirs either
     opened = [t for t in tickets if range_begin <= t.created < range_end]
 
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]

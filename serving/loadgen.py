@@ -42,9 +42,11 @@ import numpy as np
 import uvicorn
 from sqlalchemy import func, select
 
+from serving.api_keys import create_api_key
 from serving.app import create_app
 from serving.background import new_event_loop
 from serving.settings import Settings
+from serving.storage.db import Database
 from serving.storage.models import Job
 from serving.whatsapp.payload import signature
 
@@ -518,6 +520,12 @@ class BenchService:
         except RuntimeError:
             self.proc.kill()
             raise RuntimeError(self.proc.stderr.read().decode(errors="replace")[-2000:]) from None
+        # The inference APIs need a key, made as `tierline api-keys add` makes one.
+        db = Database(database_url)
+        try:
+            self.api_key = create_api_key(db, "bench", ["analyze", "decide"])[1]
+        finally:
+            db.dispose()
 
     def close(self) -> None:
         self.proc.terminate()
@@ -592,8 +600,9 @@ def webhook_step(service: BenchService, graph_url: str, meter: CpuMeter, *, rate
             **{f"cpu_s_per_1000_{k}": v * 1000 / n for k, v in cpu.items()}}
 
 
-async def _api_load(url: str, path: str, bodies: list[dict], concurrency: int) -> list[float]:
-    """POST ``bodies`` to ``path``, ``concurrency`` at a time; latencies in ms."""
+async def _api_load(url: str, path: str, bodies: list[dict], concurrency: int,
+                    api_key: str) -> list[float]:
+    """POST ``bodies`` to ``path`` with ``api_key``, ``concurrency`` at a time; latencies in ms."""
     latencies: list[float] = []
     queue: asyncio.Queue[dict] = asyncio.Queue()
     for body in bodies:
@@ -604,7 +613,8 @@ async def _api_load(url: str, path: str, bodies: list[dict], concurrency: int) -
         while not queue.empty():
             raw = json.dumps(queue.get_nowait()).encode()
             t0 = time.perf_counter()
-            status, answer = await pool.request(pool.head("POST", path, len(raw)), raw)
+            status, answer = await pool.request(pool.head(
+                "POST", path, len(raw), f"authorization: Bearer {api_key}\r\n"), raw)
             latencies.append((time.perf_counter() - t0) * 1000)
             if status != 200:
                 raise RuntimeError(f"{path}: HTTP {status} {answer[:200]!r}")
@@ -626,7 +636,7 @@ def api_step(service: BenchService, meter: CpuMeter, path: str, concurrency: int
                    "text": DECIDE_TEXTS[i % len(DECIDE_TEXTS)]} for i in range(n)]
     meter.start()
     t0 = time.monotonic()
-    latencies = run_async(_api_load(service.url, path, bodies, concurrency))
+    latencies = run_async(_api_load(service.url, path, bodies, concurrency, service.api_key))
     elapsed = time.monotonic() - t0
     cpu = meter.stop()
     return {"path": path, "concurrency": concurrency, "requests": n, "per_s": n / elapsed,

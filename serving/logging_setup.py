@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
 
 _PHONE = re.compile(r"\+?\d{8,15}")
@@ -57,13 +58,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_config(level: str = "INFO", fmt: str = "text") -> dict:
+    """The service's logging as a ``logging.config.dictConfig`` dict: one root handler with
+    the masking filter, in ``text`` or ``json``; uvicorn's loggers (its access log included)
+    propagate to it.
+
+    Given to uvicorn as ``log_config``, which applies it in every process it runs: with
+    ``--workers N`` the workers are spawned fresh, and a setup done in the parent never
+    reached them (no INFO lines, no access log, unformatted and unmasked warnings).
+    """
+    level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask": {"()": f"{__name__}.MaskPhoneNumbers"}},
+        "formatters": {"text": {"format": TEXT_FORMAT}, "json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": fmt,
+                                 "filters": ["mask"], "stream": "ext://sys.stderr"}},
+        "root": {"level": level, "handlers": ["default"]},
+        "loggers": {name: {"level": level, "handlers": [], "propagate": True}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    }
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Root handler with the masking filter (idempotent); ``fmt`` is ``text`` or ``json``."""
     root = logging.getLogger()
     if not any(isinstance(f, MaskPhoneNumbers) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter() if fmt == "json" else
-                             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(MaskPhoneNumbers())
-        root.addHandler(handler)
+        logging.config.dictConfig(log_config(level, fmt))
     root.setLevel(level)

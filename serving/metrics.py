@@ -6,6 +6,7 @@ Counters for messages in/out and escalations (by reason and team), a gauge for q
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -19,6 +20,7 @@ class Metrics:
     messages_in: Counter
     duplicates: Counter
     messages_out: Counter
+    outbound_expired: Counter
     escalations: Counter
     queue_depth: Gauge
     jobs_pending: Gauge
@@ -35,6 +37,10 @@ def build_metrics() -> Metrics:
         duplicates=Counter("tierline_duplicate_deliveries_total", "Redelivered messages ignored", registry=r),
         messages_out=Counter("tierline_messages_out_total", "Outbound messages by final status",
                              ["status"], registry=r),
+        outbound_expired=Counter(
+            "tierline_outbound_expired_total",
+            "Replies given up on: still undeliverable (Graph API down, rate-limited) when they "
+            "reached TIERLINE_WHATSAPP_MAX_SEND_AGE_SECONDS", registry=r),
         escalations=Counter("tierline_escalations_total", "Handoffs by team and first reason",
                             ["team", "reason"], registry=r),
         queue_depth=Gauge("tierline_queue_depth", "Open or claimed tickets", ["team"], registry=r),
@@ -47,3 +53,29 @@ def build_metrics() -> Metrics:
 
 
 METRICS = build_metrics()
+
+#: The escalation reasons a metric label may carry: a fixed set. The policy's reason texts
+#: carry free words and scores ("customer frustrated (0.93: 'useless')", "sensitive topic:
+#: get_refund", "long conversation (7 messages)"), and a label per distinct text made the
+#: series grow with customer input.
+REASON_CODES = ("asked_for_human", "failed_replies", "frustrated", "frustrated_earlier",
+                "sensitive_topic", "vip", "premium", "repeated_request", "long_conversation",
+                "unspecified", "other")
+_REASON_PATTERNS = [(re.compile(p), code) for p, code in (
+    (r"^customer asked for a human", "asked_for_human"),
+    (r"^\d+ failed bot replies", "failed_replies"),
+    (r"^customer frustrated", "frustrated"),
+    (r"^customer was frustrated earlier", "frustrated_earlier"),
+    (r"^sensitive topic", "sensitive_topic"),
+    (r"^VIP customer", "vip"),
+    (r"^premium customer", "premium"),
+    (r"^repeated request", "repeated_request"),
+    (r"^long conversation", "long_conversation"),
+)]
+
+
+def reason_code(reason: str | None) -> str:
+    """The bounded label of a policy reason text (one of :data:`REASON_CODES`)."""
+    if not reason:
+        return "unspecified"
+    return next((code for pattern, code in _REASON_PATTERNS if pattern.match(reason)), "other")

@@ -4,8 +4,12 @@ A step claims a batch of due rows in one statement (``SKIP LOCKED`` row locks, a
 compare-and-set on the status that also holds on SQLite) and marks them ``sending`` before any
 HTTP call; they are sent concurrently (over the client's keep-alive connections), and the
 outcomes are recorded in one transaction: ``sent`` with the returned wamid.
-Retryable failures (5xx, 429, 130429, timeouts) go back to ``pending`` with exponential backoff
-and jitter; permanent ones end ``failed``. Every send carries the row's idempotency key as
+Retryable failures (5xx, 429, 130429, timeouts, refused connections) go back to ``pending``
+with exponential backoff and jitter, capped (``max_delay``, which also caps a ``Retry-After``),
+for as long as the row is younger than ``max_age_seconds`` (24 h by default): a Graph API outage
+of hours delays replies, it does not drop them. Only permanent errors (4xx other than 429, an
+invalid recipient) end a row ``failed`` at once; a row still undeliverable past its age ends
+``expired`` and is reported (metric, a log line without phone or text, a note on its ticket). Every send carries the row's idempotency key as
 ``biz_opaque_callback_data``: if the process dies after Meta accepted a message but before
 ``sent`` was recorded, the status webhook reconciles the row by that key; only a ``sending``
 row that stays unconfirmed past its lease is tried again.
@@ -36,7 +40,7 @@ from sqlalchemy.orm import load_only
 from serving.background import BackgroundLoop, new_event_loop
 from serving.metrics import METRICS
 from serving.storage.db import Database, evaluated_once
-from serving.storage.models import OutboundMessage, utcnow
+from serving.storage.models import OutboundMessage, Ticket, as_utc, utcnow
 from serving.whatsapp.client import (
     AmbiguousSendError,
     GraphClient,
@@ -46,6 +50,9 @@ from serving.whatsapp.client import (
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = ("pending", "sending")
+#: 2 ** this many attempts is the longest backoff before ``max_delay`` caps it (a float power
+#: of two of a day's attempts would overflow).
+MAX_BACKOFF_DOUBLINGS = 30
 
 
 class TokenBucket:
@@ -128,14 +135,15 @@ class OutboxSender(BackgroundLoop):
     thread_name = "tierline-sender"
 
     def __init__(self, db: Database, client: GraphClient, *, rate: float = 80.0,
-                 max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0,
+                 max_age_seconds: float = 86_400.0, base_delay: float = 1.0,
+                 max_delay: float = 300.0,
                  lease_seconds: float = 60.0, poll_seconds: float = 0.05,
                  batch_size: int = 32) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2))
         self.db = db
         self.client = client
         self.bucket = TokenBucket(rate)
-        self.max_attempts = max_attempts
+        self.max_age = timedelta(seconds=max_age_seconds)
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
@@ -237,14 +245,16 @@ class OutboxSender(BackgroundLoop):
         """The batch's outcomes, in one transaction."""
         with self.db.session() as s:
             current = {r.id: r for r in s.scalars(
-                select(OutboundMessage).options(load_only(OutboundMessage.status))
+                select(OutboundMessage).options(load_only(
+                    OutboundMessage.status, OutboundMessage.created_at,
+                    OutboundMessage.conversation_id))
                 .where(OutboundMessage.id.in_([c.id for c, _ in results]))
                 .order_by(OutboundMessage.id).with_for_update())}
             for claimed, outcome in results:
                 if (row := current.get(claimed.id)) is not None:
-                    self._apply(row, claimed, outcome)
+                    self._apply(s, row, claimed, outcome)
 
-    def _apply(self, row: OutboundMessage, claimed: Claimed, outcome: Outcome) -> None:
+    def _apply(self, s, row: OutboundMessage, claimed: Claimed, outcome: Outcome) -> None:
         """Set one row's status from its send's outcome."""
         error = str(outcome.error) if outcome.error is not None else ""
         if outcome.kind == "sent":
@@ -256,18 +266,42 @@ class OutboxSender(BackgroundLoop):
                       claimed.attempts)
         elif outcome.kind == "failed":
             self._set_failed(row, error)
-        elif claimed.attempts >= self.max_attempts:
-            self._set_failed(row, f"unconfirmed after {claimed.attempts} attempts" if
-                             outcome.kind == "ambiguous" else
-                             f"gave up after {claimed.attempts} attempts: {error}")
-            log.error("outbound %s: gave up after %d attempts", claimed.id, claimed.attempts)
+        elif utcnow() - as_utc(row.created_at) >= self.max_age:
+            self._expire(s, row, claimed, outcome.kind, error)
         elif outcome.kind == "retry":
-            retry_after = getattr(outcome.error, "retry_after", None)
-            delay = min(self.max_delay, self.base_delay * 2 ** (claimed.attempts - 1))
-            delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
+            delay = self.backoff(claimed.attempts, getattr(outcome.error, "retry_after", None))
             row.status, row.last_error = "pending", error[:500]
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
             log.info("outbound %s: retry in %.2fs (%s)", claimed.id, delay, error)
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds before the next try: exponential with jitter, at least what Meta's
+        ``Retry-After`` asked for, never more than ``max_delay`` (a ``Retry-After: 1e12`` once
+        overflowed ``timedelta`` and lost the whole batch's outcomes)."""
+        delay = min(self.max_delay,
+                    self.base_delay * 2 ** min(attempts - 1, MAX_BACKOFF_DOUBLINGS))
+        delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
+        return min(delay, self.max_delay)
+
+    def _expire(self, s, row: OutboundMessage, claimed: Claimed, kind: str, error: str) -> None:
+        """A row still undeliverable at its age limit: ``expired``, counted, logged (ids and
+        counts only: never the phone number or the text) and noted on its conversation's open
+        ticket, so an agent sees the customer did not get it."""
+        age = (utcnow() - as_utc(row.created_at)).total_seconds()
+        row.status = "expired"
+        row.last_error = (f"expired after {claimed.attempts} attempts over {age:.0f}s: "
+                          f"{'unconfirmed' if kind == 'ambiguous' else error}")[:500]
+        METRICS.messages_out.labels(status="expired").inc()
+        METRICS.outbound_expired.inc()
+        ticket = s.scalars(select(Ticket).where(
+            Ticket.conversation_id == row.conversation_id, Ticket.status != "resolved")
+            .order_by(Ticket.id.desc()).limit(1)).first()
+        if ticket is not None:
+            undelivered = list(ticket.context.get("undelivered_replies", []))
+            ticket.context = {**ticket.context,
+                              "undelivered_replies": [*undelivered, claimed.id][-20:]}
+        log.error("outbound %s expired undelivered after %d attempts over %.0f s (ticket %s)",
+                  claimed.id, claimed.attempts, age, ticket.id if ticket is not None else "none")
 
     @staticmethod
     def _set_failed(row: OutboundMessage, error: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from nlu.analyzer import BundleAnalyzer
 from nlu.engine import TurnEngine
+from serving.api_keys import ApiKeys
 from serving.batching import BatchingAnalyzer
 from serving.decider import BatchedDecider
 from serving.handoff.notify import (
@@ -24,11 +25,11 @@ from serving.handoff.notify import (
 from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
 from serving.intake import IntakeWriter
 from serving.logging_setup import mask_phone
-from serving.metrics import METRICS
+from serving.metrics import METRICS, reason_code
 from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from serving.sender import OutboxSender
 from serving.settings import Settings
-from serving.storage.db import Database
+from serving.storage.db import Database, Timeouts
 from serving.storage.models import Job, MessageLog, Ticket
 from serving.whatsapp.client import GraphClient
 from serving.worker import JobWorker
@@ -67,7 +68,11 @@ class Services:
 
     def __init__(self, settings: Settings, analyzer: BundleAnalyzer | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, Timeouts(
+            connect=settings.database_connect_timeout_seconds,
+            statement=settings.database_statement_timeout_seconds,
+            tcp_user=settings.database_tcp_user_timeout_seconds))
+        self.api_keys = ApiKeys(self.db, settings.api_key_cache_seconds)
         self._reload_lock = threading.Lock()
         self.registry = None
         self.watcher = None
@@ -82,7 +87,9 @@ class Services:
         analyzer = analyzer or BundleAnalyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
-        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state)
+        self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state,
+                                   max_queue=settings.intake_queue_max,
+                                   timeout=settings.intake_timeout_seconds)
         self.decider = BatchedDecider(self.db, self.engine)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
@@ -98,7 +105,7 @@ class Services:
                                  timeout=settings.whatsapp_send_timeout,
                                  concurrency=settings.sender_concurrency)
             self.sender = OutboxSender(self.db, client, rate=settings.whatsapp_send_rate,
-                                       max_attempts=settings.whatsapp_max_send_attempts,
+                                       max_age_seconds=settings.whatsapp_max_send_age_seconds,
                                        base_delay=settings.whatsapp_retry_base_seconds,
                                        max_delay=settings.whatsapp_retry_max_seconds,
                                        lease_seconds=settings.sending_lease_seconds,
@@ -194,8 +201,8 @@ class Services:
             customer=mask_phone(conv_customer), p_escalate=ticket.context.get("p_escalate", 0.0),
             intent=ticket.context.get("intent", ""),
             off_hours=bool(ticket.context.get("off_hours")), created_at=ticket.created_at)
-        reasons = notice.reasons or ["unspecified"]
-        METRICS.escalations.labels(team=notice.team, reason=reasons[0][:60]).inc()
+        METRICS.escalations.labels(team=notice.team,
+                                   reason=reason_code(notice.reasons[0] if notice.reasons else None)).inc()
         self.dispatcher.submit(notice)
 
     def refresh_gauges(self) -> None:

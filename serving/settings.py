@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
 
     database_url: str = "sqlite:///./tierline.db"
+    database_connect_timeout_seconds: float = Field(5.0, gt=0, description="PostgreSQL connect")
+    database_statement_timeout_seconds: float = Field(
+        30.0, gt=0, description="PostgreSQL statement_timeout (server side)")
+    database_tcp_user_timeout_seconds: float = Field(
+        10.0, gt=0, description="PostgreSQL: unacknowledged data or failed keepalives for this "
+                                "long drop the connection (a silent network drop)")
+    intake_queue_max: int = Field(
+        1000, ge=1, description="webhook deliveries waiting for the intake's commit; more are "
+                                "answered 503 at once (Meta delivers again)")
+    intake_timeout_seconds: float = Field(
+        10.0, gt=0, description="a webhook waits this long for its commit, then answers 503 "
+                                "(Meta delivers again; a late commit makes it a duplicate)")
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="a valid API key is remembered this long per process (no "
+                               "database read per call); a revocation takes effect within it")
 
     # MLflow model registry (optional, needs the ``registry`` extra): serve the champions.
     model_registry_uri: str | None = Field(
@@ -65,9 +80,14 @@ class Settings(BaseSettings):
     whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
     whatsapp_send_rate: float = Field(80.0, gt=0, description="messages/s to the Graph API")
     whatsapp_send_timeout: float = Field(10.0, gt=0)
-    whatsapp_max_send_attempts: int = Field(8, ge=1)
+    whatsapp_max_send_age_seconds: float = Field(
+        86_400.0, gt=0,
+        description="a reply that could not be delivered (5xx, 429, 130429, timeouts, refused "
+                    "connections) is retried until it is this old, then reported as expired "
+                    "(metric, log line, its ticket); only permanent errors end it sooner")
     whatsapp_retry_base_seconds: float = Field(1.0, gt=0)
-    whatsapp_retry_max_seconds: float = Field(300.0, gt=0)
+    whatsapp_retry_max_seconds: float = Field(
+        300.0, gt=0, description="cap of the retry backoff, and of a Retry-After Meta asks for")
     #: Template used for agent replies outside the 24-hour customer-service window.
     whatsapp_reopen_template: str = "support_follow_up"
     whatsapp_reopen_template_language: str = "en"

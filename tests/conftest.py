@@ -34,6 +34,17 @@ class LiveServer:
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._keys: dict[tuple[str, ...], str] = {}
+
+    def api_headers(self, scopes: tuple[str, ...] = ("analyze", "decide")) -> dict[str, str]:
+        """``Authorization`` of an API key with ``scopes`` (one per scope set), made in the
+        served tierline app's database the way ``tierline api-keys add`` makes it."""
+        if scopes not in self._keys:
+            from serving.api_keys import create_api_key
+
+            db = self.server.config.app.state.services.db
+            self._keys[scopes] = create_api_key(db, "tests", list(scopes))[1]
+        return {"Authorization": f"Bearer {self._keys[scopes]}"}
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

@@ -65,15 +65,17 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
     """
     import uvicorn
 
-    from serving.logging_setup import setup_logging as setup_service_logging
+    from serving.logging_setup import log_config
     from serving.settings import get_settings
 
     settings = get_settings()
-    setup_service_logging(settings.log_level, settings.log_format)
     n = workers or settings.workers
-    uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host,
+    # log_config, not a setup here: uvicorn applies it in each worker process it spawns.
+    uvicorn.run("serving.process:create_served_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=n if n > 1 else None,
-                log_level=settings.log_level.lower(), log_config=None, timeout_graceful_shutdown=20)
+                log_level=settings.log_level.lower(),
+                log_config=log_config(settings.log_level, settings.log_format),
+                timeout_graceful_shutdown=20)
 
 
 agents_app = typer.Typer(help="Manage agents of the agent API.", no_args_is_help=True)
@@ -91,17 +93,66 @@ def agents_add(name: Annotated[str, typer.Option(help="display name")],
     from datetime import timedelta
 
     from serving.routes.agents import create_agent
-    from serving.settings import get_settings
-    from serving.storage.db import Database
     from serving.storage.models import utcnow
 
-    setup_logging("WARNING")
-    db = Database(get_settings().database_url)
-    db.migrate()
+    db = _service_database()
     expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
     token = create_agent(db, name, [t.strip() for t in teams.split(",") if t.strip()], admin,
                          expires_at)
     typer.echo(token)
+
+
+api_keys_app = typer.Typer(help="Manage API keys of /v1/analyze and /v1/decide.",
+                           no_args_is_help=True)
+app.add_typer(api_keys_app, name="api-keys")
+
+
+def _service_database():
+    """The migrated database of TIERLINE_DATABASE_URL (for the management commands)."""
+    from serving.settings import get_settings
+    from serving.storage.db import Database
+
+    setup_logging("WARNING")
+    db = Database(get_settings().database_url)
+    db.migrate()
+    return db
+
+
+@api_keys_app.command("add")
+def api_keys_add(name: Annotated[str, typer.Option(help="who uses it (a bot runtime, a job)")],
+                 scopes: Annotated[str, typer.Option(help="comma-separated: analyze, decide")]
+                 = "analyze,decide") -> None:
+    """Create an API key and print it once (only its SHA-256 is stored)."""
+    from serving.api_keys import create_api_key, parse_scopes
+
+    try:
+        chosen = parse_scopes(scopes)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    key_id, key = create_api_key(_service_database(), name, chosen)
+    typer.echo(f"api key {key_id} ({name}), scopes {','.join(chosen)}; shown once:", err=True)
+    typer.echo(key)
+
+
+@api_keys_app.command("list")
+def api_keys_list() -> None:
+    """One JSON object per key: id, name, scopes, created_at, revoked_at (never the key)."""
+    from serving.api_keys import list_api_keys
+
+    for row in list_api_keys(_service_database()):
+        typer.echo(json.dumps(row))
+
+
+@api_keys_app.command("revoke")
+def api_keys_revoke(key_id: Annotated[int, typer.Argument(help="the id `list` shows")]) -> None:
+    """Revoke a key: refused (401) from then on, within TIERLINE_API_KEY_CACHE_SECONDS."""
+    from serving.api_keys import revoke_api_key
+
+    if not revoke_api_key(_service_database(), key_id):
+        typer.echo(f"error: no API key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"api key {key_id} revoked")
 
 
 @app.command()

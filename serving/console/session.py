@@ -127,9 +127,11 @@ def revoke(db, session: ConsoleSession, hours: float) -> None:
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the form came from another origin."""
+    """False when the browser says the form came from another origin, or hides it
+    (``Origin: null``: a sandboxed frame, a data: URL or a redirect chain from another site,
+    all ways for a foreign page to post a form)."""
     origin = request.headers.get("origin")
-    return not origin or origin == "null" or origin.rstrip("/") == str(request.base_url).rstrip("/")
+    return not origin or origin.rstrip("/") == str(request.base_url).rstrip("/")
 
 
 def form_is_genuine(request: Request, session: ConsoleSession, submitted: str | None) -> bool:

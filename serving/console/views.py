@@ -286,16 +286,22 @@ def kpi_page(request: Request, start: date | None = Query(None), end: date | Non
              team: str = Query("", max_length=60)):
     """Service KPIs by day and team, with charts (default: the last 14 days, all teams)."""
     session, agent = _signed_in(request)
+    # A plain agent reads its own teams' KPIs only (another team's answers 404, like its
+    # tickets); admins read every team's.
+    mine = None if agent.is_admin else set(agent.teams)
+    if team and mine is not None and team not in mine:
+        raise HTTPException(404, "no such team")
     end = end or utcnow().date()
     start = start or end - timedelta(days=13)
     try:
-        report = compute_kpis(get_db(request), start, end, team=team or None)
+        report = compute_kpis(get_db(request), start, end, team=team or None, teams=mine)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     t = translator(session.lang)
     routing = request.app.state.services.engine.flow.escalation.routing
+    teams = [name for name in known_teams(routing) if mine is None or name in mine]
     return _page(request, "kpis.html", session, agent, report=report, start=start, end=end,
-                 team=team, teams=known_teams(routing), charts=_charts(report, t, session.lang))
+                 team=team, teams=teams, charts=_charts(report, t, session.lang))
 
 
 # --- static files ----------------------------------------------------------------------------

@@ -199,6 +199,10 @@ def send_reply(db: Database, settings, agent: Agent, ticket_id: int, text: str) 
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             raise HTTPException(409, "ticket is resolved")
+        if t.assigned_agent_id not in (None, agent.id):
+            # Two agents answering one customer at once: the second must take it over first
+            # (transfer), not talk over the first.
+            raise HTTPException(409, "claimed by another agent")
         conv = s.get(Conversation, t.conversation_id)
         in_window = _window_open(conv)
         payload = text_payload(conv.customer_id, text) if in_window else template_payload(

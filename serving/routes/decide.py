@@ -20,6 +20,11 @@ from serving.schemas import ModelOut
 
 router = APIRouter(prefix="/v1", tags=["decide"])
 
+#: The part of the stored state a caller sees: where the bot is, never the history, the
+#: customer's identity, tier or order number (a caller sending another conversation's id
+#: must learn nothing the caller did not send).
+STATE_FIELDS = ("step", "language", "turns", "failed_attempts", "escalated")
+
 
 class Customer(BaseModel):
     """Who wrote the message."""
@@ -63,7 +68,9 @@ class DecideOut(BaseModel):
         "reply": "Ti sto trasferendo a un operatore che potrà aiutarti. Attendi un momento.",
         "buttons": [], "intent": "payment_issue", "intent_confidence": 0.88, "frustration": 0.64,
         "cues": ["exclamations"], "off_hours": False, "language": "it",
-        "model": {"name": "nlu-multilingual", "version": "sha256:3f2a9c1b7d0e"}, "state": {}}]})
+        "model": {"name": "nlu-multilingual", "version": "sha256:3f2a9c1b7d0e"},
+        "state": {"step": "with_agent", "language": "it", "turns": 1, "failed_attempts": 0,
+                  "escalated": True}}]})
 
     p_escalate: float = Field(ge=0, le=1, description="calibrated probability that a human "
                                                       "should take over now")
@@ -85,7 +92,8 @@ class DecideOut(BaseModel):
     language: str = Field(description="the conversation's language (ISO 639-1), detected from "
                                       "its messages; replies are in it")
     model: ModelOut | None = Field(description="the NLU bundle that analysed the message")
-    state: dict = Field(description="the conversation state tierline keeps for this id")
+    state: dict = Field(description="where the conversation is: " + ", ".join(STATE_FIELDS)
+                        + " (never its history, the customer's identity, tier or order)")
 
 
 @router.post("/decide", response_model=DecideOut)
@@ -100,8 +108,9 @@ async def decide(body: DecideIn, request: Request) -> JSONResponse:
         raise HTTPException(503, "storage unavailable, retry later") from None
     out = result.to_dict()
     # Validated here, then sent as it is: FastAPI would validate the returned model again.
+    state = result.state.to_dict()
     return JSONResponse(DecideOut(**{k: out[k] for k in DECIDE_FIELDS},
-                                  state=result.state.to_dict()).model_dump(mode="json"))
+                                  state={k: state[k] for k in STATE_FIELDS}).model_dump(mode="json"))
 
 
 DECIDE_FIELDS = ("p_escalate", "escalate", "reasons", "team", "priority", "reply", "buttons",

@@ -1,6 +1,7 @@
 """``/webhooks/whatsapp``: Meta's verification handshake and signed message deliveries.
 
-The POST path does as little as possible before answering: bounded read of the raw body,
+The POST path does as little as possible before answering: read of the raw body (bounded
+for every route by ``serving/body_limit.py``),
 signature check (before any parsing; nothing is stored for a bad signature), parse, store the
 messages with their jobs (deduplicated on wamid; by the intake thread's group commit,
 ``serving/intake.py``), answer 200. The turn itself runs in the
@@ -17,29 +18,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from serving.intake import IntakeBusy
 from serving.metrics import METRICS
 from serving.whatsapp.payload import PayloadError, parse_webhook, signature_is_valid
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["whatsapp"])
-
-
-class BodyTooLarge(Exception):
-    """The request body exceeds the configured limit."""
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def error(status: int, detail: str) -> JSONResponse:
@@ -71,11 +55,8 @@ async def receive(request: Request):
     if not settings.webhook_enabled:
         return error(404, "WhatsApp webhook is not configured")
     with METRICS.webhook_latency.time():
-        try:
-            raw = await read_limited(request, settings.max_body_bytes)
-        except BodyTooLarge:
-            log.warning("webhook body over %d bytes refused", settings.max_body_bytes)
-            return error(413, f"body larger than {settings.max_body_bytes} bytes")
+        # Bounded by the app's body limit (serving/body_limit.py): 413 past max_body_bytes.
+        raw = await request.body()
         header = request.headers.get("x-hub-signature-256")
         if not header:
             log.warning("webhook without X-Hub-Signature-256 refused")
@@ -96,6 +77,9 @@ async def receive(request: Request):
             # Stored by the intake thread (group commit, off the event loop); answered once the
             # transaction holding this delivery committed.
             result = await services.intake.store(messages, statuses)
+        except IntakeBusy as exc:
+            log.warning("webhook not acknowledged (503, Meta retries): %s", exc.orig)
+            return error(503, "storage busy, retry later")
         except (OperationalError, SQLAlchemyError):
             log.exception("database unavailable: webhook not acknowledged (503, Meta retries)")
             return error(503, "storage unavailable, retry later")

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -39,19 +40,42 @@ def normalise_url(url: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """PostgreSQL timeouts, so that a silent network drop fails a statement instead of
+    holding a thread forever: ``connect`` (seconds to open a connection), ``statement``
+    (server-side ``statement_timeout``), ``tcp_user`` (seconds sent data may stay
+    unacknowledged before the kernel drops the connection; keepalive probes start after it
+    too, so an idle pooled connection to a vanished server is noticed)."""
+
+    connect: float = 5.0
+    statement: float = 30.0
+    tcp_user: float = 10.0
+
+    def connect_args(self) -> dict:
+        """libpq connection parameters."""
+        return {"connect_timeout": max(1, round(self.connect)), "keepalives": 1,
+                "keepalives_idle": max(1, round(self.tcp_user)), "keepalives_interval": 2,
+                "keepalives_count": 3, "tcp_user_timeout": int(self.tcp_user * 1000),
+                "options": f"-c statement_timeout={int(self.statement * 1000)}"}
+
+
 class Database:
     """Engine + session factory for one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: Timeouts = Timeouts()) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        connect_args = {"timeout": 30, "check_same_thread": False} if self.is_sqlite else {
-            "connect_timeout": 5}
+        connect_args = {"timeout": 30, "check_same_thread": False} if self.is_sqlite else \
+            timeouts.connect_args()
         # PostgreSQL: keep enough connections for the request thread pool (40) to rarely open
         # one per request: SQLAlchemy's default (5, +10 opened and closed on demand) made every
         # burst of webhooks pay a connection set-up on both sides, a CPU cost per message.
         pool = {} if self.is_sqlite else {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW}
-        self.engine: Engine = create_engine(self.url, connect_args=connect_args, future=True, **pool)
+        # hide_parameters: a failed statement's exception (logged at ERROR by the loops and
+        # routes) would otherwise quote its bound parameters: customer text, phone numbers.
+        self.engine: Engine = create_engine(self.url, connect_args=connect_args, future=True,
+                                            hide_parameters=True, **pool)
         event.listen(self.engine, "checkin", _note_checkin)
         event.listen(self.engine, "checkout", functools.partial(_ping_if_idle, self.engine.dialect))
         if self.is_sqlite:

@@ -210,6 +210,23 @@ class Agent(Base):
         return self.expires_at is not None and as_utc(self.expires_at) <= (now or utcnow())
 
 
+class ApiKey(Base):
+    """A client credential of the inference APIs (``/v1/analyze``, ``/v1/decide``): a bot
+    runtime or a batch job, not a person. Stored as the SHA-256 of the key (shown once, at
+    creation), with the scopes it may call; revoked keys are kept (who had access, when)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Subset of ``serving.api_keys.SCOPES`` ("analyze", "decide").
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set by ``tierline api-keys revoke``: the key is refused (401) from then on.
+    revoked_at: Mapped[datetime | None]
+
+
 class RevokedConsoleSession(Base):
     """A console session its agent signed out of: the cookie, which a copy (a shared computer,
     a stolen cookie) would still carry, is refused until it would have expired anyway."""

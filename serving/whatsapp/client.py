@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 from typing import Any
 
@@ -121,7 +122,7 @@ class GraphClient:
         code, message = _meta_error(body)
         detail = f"HTTP {status}, Meta code {code}: {message}"
         if status >= 500 or status == 429 or code in RETRYABLE_META_CODES:
-            raise RetryableSendError(detail, float(retry_after) if _is_number(retry_after) else None)
+            raise RetryableSendError(detail, _seconds(retry_after))
         raise PermanentSendError(detail)
 
     async def close(self) -> None:
@@ -140,9 +141,11 @@ def _meta_error(body: bytes) -> tuple[int | None, str]:
         return None, body[:300].decode(errors="replace")
 
 
-def _is_number(value: str | None) -> bool:
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` in seconds, or None when it is absent or not a finite, non-negative
+    number ("inf", "nan", "-5" or an HTTP date are ignored; the sender caps large values)."""
     try:
-        float(value)  # type: ignore[arg-type]
-        return True
+        seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return False
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

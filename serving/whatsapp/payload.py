@@ -131,6 +131,12 @@ def _message(msg: dict[str, Any], phone_number_id: str) -> IncomingMessage:
                            sent_at=_timestamp(msg.get("timestamp")), raw=msg)
 
 
+def _errors(value: Any) -> list[dict[str, Any]]:
+    """A status's ``errors``: the objects of a list; anything else (``"errors": 5``, which once
+    raised a TypeError and answered 500) is ignored."""
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+
 def parse_webhook(body: Any) -> tuple[list[IncomingMessage], list[StatusUpdate]]:
     """Messages and statuses of a webhook body; raises :class:`PayloadError` on a wrong shape."""
     if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
@@ -159,6 +165,6 @@ def parse_webhook(body: Any) -> tuple[list[IncomingMessage], list[StatusUpdate]]
                     wamid=str(st["id"]), status=str(st.get("status") or ""),
                     recipient_id=str(st.get("recipient_id") or ""),
                     phone_number_id=phone_number_id, at=_timestamp(st.get("timestamp")),
-                    errors=list(st.get("errors") or []),
+                    errors=_errors(st.get("errors")),
                     callback_data=_scalar_text(st.get("biz_opaque_callback_data")) or None))
     return messages, statuses

@@ -78,6 +78,10 @@ class Service:
     def services(self):
         return self.app.state.services
 
+    def api_headers(self, scopes: tuple[str, ...] = ("analyze", "decide")) -> dict[str, str]:
+        """``Authorization`` of an API key of this service (``/v1/analyze``, ``/v1/decide``)."""
+        return self.server.api_headers(scopes)
+
     def deliver(self, body: dict, secret: str = APP_SECRET) -> httpx.Response:
         """POST a signed webhook like Meta does."""
         raw = httpx.Request("POST", "http://x", json=body).content
@@ -110,7 +114,8 @@ def settings_for(database_url: str, graph_url: str, **overrides) -> Settings:
                   whatsapp_verify_token=VERIFY_TOKEN, whatsapp_access_token=ACCESS_TOKEN,
                   whatsapp_phone_number_id=PHONE_NUMBER_ID, whatsapp_api_base=graph_url,
                   worker_poll_seconds=0.01, whatsapp_retry_base_seconds=0.05,
-                  whatsapp_retry_max_seconds=0.5, whatsapp_send_timeout=2.0)
+                  whatsapp_retry_max_seconds=0.5, whatsapp_send_timeout=2.0,
+                  api_key_cache_seconds=0.5)
     values.update(overrides)
     return Settings(**values)
 

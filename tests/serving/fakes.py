@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,15 @@ class FakeGraphAPI:
     """Answers ``POST /{phone_number_id}/messages``; ``script`` lists failures to play first.
 
     A script entry is an HTTP status (500, 429...), ``("meta", status, code)`` for a Meta error
-    body, or ``("sleep", seconds)`` to answer late (a timeout for the client).
+    body, ``{"status", "code"?, "message"?, "headers"?}`` for an error answer with its message
+    and headers (``Retry-After``...), or ``("sleep", seconds)`` to answer late (a timeout for
+    the client).
+
+    ``outage`` plays an outage on every request while set: ``"503"`` (answered 503), ``"reset"``
+    (the connection is closed without an answer) or ``("hang", seconds)`` (answered 504 after
+    ``seconds``, never accepted); :meth:`refuse` closes the listening socket (connections are
+    refused) until :meth:`listen_again`. ``slow_to`` maps a recipient to seconds its first
+    request waits before a 504 (never accepted). Accepted messages carry ``_at`` (monotonic time).
     """
 
     def __init__(self) -> None:
@@ -37,6 +46,8 @@ class FakeGraphAPI:
         #: message, retrying until the service answers 200.
         self.status_target: tuple[str, str] | None = None
         self.lock = threading.Lock()
+        self.outage: str | tuple | None = None
+        self.slow_to: dict[str, float] = {}
         self._client = None
         fake = self
 
@@ -48,13 +59,27 @@ class FakeGraphAPI:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with fake.lock:
                     fake.attempts += 1
-                    step = fake.script.pop(0) if fake.script else None
+                    outage = fake.outage
+                    step = fake.script.pop(0) if fake.script and outage is None else None
+                    to = _recipient(body)
+                    slow = fake.slow_to.pop(to, None) if outage is None else None
+                if outage == "reset":
+                    self.close_connection = True
+                    return self.connection.shutdown(socket.SHUT_RDWR)
+                if outage is not None:
+                    step = ("hang", outage[1]) if isinstance(outage, tuple) else int(outage)
+                if slow is not None:
+                    step = ("hang", slow)
                 if isinstance(step, tuple) and step[0] == "sleep":  # slow, then accepted
                     time.sleep(step[1])
                     step = None
                 if isinstance(step, tuple) and step[0] == "hang":  # times out, never accepted
                     time.sleep(step[1])
                     return self._answer(504, {"error": {"message": "gateway timeout", "code": 2}})
+                if isinstance(step, dict):
+                    payload = {"error": {"message": step.get("message", "scripted failure"),
+                                         "code": step.get("code", step["status"])}}
+                    return self._answer(step["status"], payload, step.get("headers", {}))
                 if step is not None:
                     status, code = (step[1], step[2]) if isinstance(step, tuple) else (step, None)
                     payload = {"error": {"message": "scripted failure", "code": code or status}}
@@ -63,6 +88,7 @@ class FakeGraphAPI:
                     return self._answer(401, {"error": {"message": "bad token", "code": 190}})
                 message = json.loads(body)
                 message["_path"] = self.path
+                message["_at"] = time.monotonic()
                 wamid = f"wamid.out.{next(_ids)}"
                 with fake.lock:
                     fake.received.append(message)
@@ -72,16 +98,33 @@ class FakeGraphAPI:
                                    "contacts": [{"input": message.get("to"), "wa_id": message.get("to")}],
                                    "messages": [{"id": wamid}]})
 
-            def _answer(self, status: int, payload: dict) -> None:
+            def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and went away first (a "hang")
 
+        self._handler = Handler
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def refuse(self) -> None:
+        """Stop listening: connections to the API are refused (the port stays reserved)."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def listen_again(self) -> None:
+        """Listen on the same port again after :meth:`refuse`."""
+        self.server = ThreadingHTTPServer(self.server.server_address, self._handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -157,6 +200,14 @@ class FakeGraphAPI:
         self.server.server_close()
         if self._client is not None:
             self._client.close()
+
+
+def _recipient(body: bytes) -> str | None:
+    """The ``to`` of a send's JSON body (None when it is not one)."""
+    try:
+        return json.loads(body).get("to")
+    except (ValueError, AttributeError):
+        return None
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
@@ -240,7 +291,10 @@ class RecordingPeer:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and went away first (a "hang")
 
             do_GET = do_POST = _handle
 

@@ -18,11 +18,13 @@ def test_reload_needs_an_admin_token(service):
 
 def test_reload_under_concurrent_requests_drops_nothing(service):
     admin = create_agent(service.services.db, "Root", [], admin=True)
+    client = service.api_headers()
+
     def send(n: int, i: int) -> int:
         if i % 2:
             return httpx.post(f"{service.url}/v1/analyze", json={"texts": ["where is my order"]},
-                              timeout=30).status_code
-        return httpx.post(f"{service.url}/v1/decide", timeout=30, json={
+                              timeout=30, headers=client).status_code
+        return httpx.post(f"{service.url}/v1/decide", timeout=30, headers=client, json={
             "conversation_id": f"reload-{n}", "customer": {"id": "c"}, "text": "hi"}).status_code
 
     old_engine = service.services.engine

@@ -310,13 +310,15 @@ def test_kpi_page_draws_charts_and_refuses_bad_ranges(service, gina):
     today = utcnow().date().isoformat()
     assert f'data-day="{today}"' in page.text
     # The page shows compute_kpis' figures (checked by hand in test_kpis.py): today's escalations.
-    todays = compute_kpis(service.services.db, utcnow().date(), utcnow().date())
+    # (Gina's teams only: another team's figures are not hers to read.)
+    todays = compute_kpis(service.services.db, utcnow().date(), utcnow().date(), teams={"general"})
     row = re.search(rf'<tr data-day="{today}"><th>{today}</th>\s*<td>(\d+)</td><td>(\d+)</td>', page.text)
     assert (int(row.group(1)), int(row.group(2))) == (todays.total.conversations, todays.total.escalations)
     assert todays.total.escalations > 0
-    billing = gina.get("/console/kpis", params={"team": "billing"}).text
-    assert '<option value="billing" selected>' in billing
-    assert 'data-team="billing"' in billing and 'data-team="general"' not in billing
+    assert gina.get("/console/kpis", params={"team": "billing"}).status_code == 404
+    general = gina.get("/console/kpis", params={"team": "general"}).text
+    assert '<option value="general" selected>' in general and 'value="billing"' not in general
+    assert 'data-team="general"' in general and 'data-team="billing"' not in general
     assert gina.get("/console/kpis", params={"start": "2026-05-01", "end": "2026-04-01"}).status_code == 422
     assert gina.get("/console/kpis", params={"start": "yesterday"}).status_code == 422
 

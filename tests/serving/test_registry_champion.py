@@ -32,8 +32,8 @@ def registry(tmp_path, monkeypatch):
     return uri
 
 
-def decide(url: str, conversation: str) -> dict:
-    r = httpx.post(f"{url}/v1/decide", timeout=30, json={
+def decide(server: LiveServer, conversation: str) -> dict:
+    r = httpx.post(f"{server.url}/v1/decide", timeout=30, headers=server.api_headers(), json={
         "conversation_id": conversation, "customer": {"id": "c1"},
         "text": "I was charged twice for my order"})
     assert r.status_code == 200, r.text
@@ -58,11 +58,12 @@ def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_p
         served = httpx.get(f"{server.url}/v1/admin/models", headers=headers).json()
         assert served["policy_version"] == "1" and served["nlu_version"] is None
         assert served["policy_dir"] == str(tmp_path / "cache" / "tierline-policy" / "1")
-        before = decide(server.url, "before")["p_escalate"]
+        before = decide(server, "before")["p_escalate"]
         assert before < 0.99
 
         def send(n: int, i: int) -> int:
-            return httpx.post(f"{server.url}/v1/decide", timeout=30, json={
+            return httpx.post(f"{server.url}/v1/decide", timeout=30, headers=server.api_headers(),
+                              json={
                 "conversation_id": f"live-{n}-{i}", "customer": {"id": "c"},
                 "text": "where is my order"}).status_code
 
@@ -73,7 +74,7 @@ def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_p
                 time.sleep(0.1)
             time.sleep(0.3)
         assert services.models.policy_version == "2"
-        assert decide(server.url, "after")["p_escalate"] > 0.99
+        assert decide(server, "after")["p_escalate"] > 0.99
         assert len(statuses) > 10 and set(statuses) == {200}
 
 

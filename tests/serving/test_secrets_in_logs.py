@@ -20,6 +20,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from serving.api_keys import create_api_key
 from serving.loadgen import free_port, wait_ready
 from serving.routes.agents import create_agent
 from serving.storage.db import Database
@@ -65,6 +66,7 @@ def drive_every_flow(url: str, graph: FakeGraphAPI, tokens: dict[str, str]) -> l
                 httpx.post(f"{url}/webhooks/whatsapp", content=b'{"from": "447700900321"',
                            headers={"x-hub-signature-256": sign(b'{"from": "447700900321"')})]
     agent = {"authorization": f"Bearer {tokens['agent']}"}
+    client = {"authorization": f"Bearer {tokens['api key']}"}
     queue = httpx.get(f"{url}/v1/agent/tickets", headers=agent)
     answers.append(queue)
     [ticket] = queue.json()
@@ -77,11 +79,15 @@ def drive_every_flow(url: str, graph: FakeGraphAPI, tokens: dict[str, str]) -> l
         httpx.get(f"{url}/v1/agent/tickets", headers={"authorization": f"Bearer {tokens['unknown']}"}),
         httpx.post(f"{url}/console/login", data={"token": tokens["unknown"]}),
         httpx.post(f"{url}/console/login", data={"token": tokens["expired"]}),
-        httpx.post(f"{url}/v1/decide", json={"conversation_id": "c1", "customer": {"id": DECIDE_CUSTOMER},
-                                            "text": f"call me on {DECIDE_CUSTOMER}"}),
-        httpx.post(f"{url}/v1/decide", json={"customer": {"id": DECIDE_CUSTOMER}, "text": 5}),
-        httpx.post(f"{url}/v1/decide", json={"conversation_id": DECIDE_CUSTOMER * 20,
-                                            "customer": {"id": DECIDE_CUSTOMER}, "text": "hi"}),
+        httpx.post(f"{url}/v1/decide", headers=client, json={
+            "conversation_id": "c1", "customer": {"id": DECIDE_CUSTOMER},
+            "text": f"call me on {DECIDE_CUSTOMER}"}),
+        httpx.post(f"{url}/v1/decide", headers=client,
+                   json={"customer": {"id": DECIDE_CUSTOMER}, "text": 5}),
+        httpx.post(f"{url}/v1/decide", headers=client, json={
+            "conversation_id": DECIDE_CUSTOMER * 20, "customer": {"id": DECIDE_CUSTOMER}, "text": "hi"}),
+        httpx.post(f"{url}/v1/decide", headers={"x-api-key": tokens["unknown"]}, json={
+            "conversation_id": "c1", "customer": {"id": DECIDE_CUSTOMER}, "text": "hi"}),
     ]
     graph.wait_to(CUSTOMER, 3)  # the agent's reply went out
     return answers
@@ -94,7 +100,8 @@ def test_no_secret_or_phone_number_in_debug_logs_or_error_bodies(tmp_path, log_f
     db.migrate()
     tokens = {"agent": create_agent(db, "Gina", ["general", "billing", "technical"]),
               "expired": create_agent(db, "Old", ["general"], expires_at=utcnow() - timedelta(days=1)),
-              "unknown": "tl-unknown-token-0123456789abcdef"}
+              "unknown": "tl-unknown-token-0123456789abcdef",
+              "api key": create_api_key(db, "bot runtime", ["decide"])[1]}
     db.dispose()
     graph = FakeGraphAPI()
     port = free_port()
