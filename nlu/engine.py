@@ -23,6 +23,7 @@ from nlu.directory import (
 )
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow, load_flow
+from nlu.human_request import HumanRequests
 from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
 from nlu.language import guess_language, has_words
 from nlu.policy import (
@@ -30,7 +31,6 @@ from nlu.policy import (
     EscalationPolicy,
     PolicyArtifact,
     PolicyContext,
-    asks_for_human,
 )
 from nlu.routing import Analyzer, Lazy, LazyBundle
 
@@ -94,6 +94,8 @@ class ModelStack:
     analyzer: BundleAnalyzer
     policy: EscalationPolicy
     bot: MenuBot
+    #: The flow's example requests for a human, embedded with this stack's encoder.
+    requests: HumanRequests
     name: str = DEFAULT_STACK
 
 
@@ -194,7 +196,12 @@ class TurnEngine:
     def _stack(flow: BotFlow, analyzer: BundleAnalyzer, policy: EscalationPolicy, orders: OrderLookup,
                name: str = DEFAULT_STACK) -> ModelStack:
         faq = FaqIndex.load(flow.path(flow.faq.file), analyzer, flow.faq.min_similarity)
-        return ModelStack(analyzer, policy, MenuBot(flow, orders, faq), name)
+        escalation = flow.escalation
+        requests = HumanRequests(
+            [t for texts in escalation.explicit_examples.values() for t in texts],
+            [t for texts in escalation.explicit_counterexamples.values() for t in texts],
+            escalation.explicit_keywords, analyzer, escalation.explicit_similarity)
+        return ModelStack(analyzer, policy, MenuBot(flow, orders, faq), requests, name)
 
     def stack_for(self, language: str) -> ModelStack:
         """The model stack that serves conversations in ``language``."""
@@ -228,11 +235,13 @@ class TurnEngine:
                              frustrated_turns=state.frustrated_turns,
                              recent_intents=list(state.recent_intents))
 
-    def is_explicit(self, text: str, analysis: AnalysisResult, button_id: str | None) -> bool:
-        """Asked for a human: the menu option, a keyword, or the intent said confidently."""
-        choice = menu_choice(text, button_id)
-        return (choice == MENU_AGENT
-                or asks_for_human(text, self.flow.escalation.explicit_keywords)
+    def is_explicit(self, text: str, analysis: AnalysisResult, button_id: str | None,
+                    stack: ModelStack | None = None) -> bool:
+        """Asked for a human: the menu option, a request in any words (:mod:`nlu.human_request`),
+        or the intent said confidently."""
+        stack = stack or self.primary
+        return (menu_choice(text, button_id) == MENU_AGENT
+                or stack.requests.asks(text, analysis)
                 or (analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7))
 
     def analyze_turns(self, states: Sequence[ConversationState], texts: Sequence[str]
@@ -278,7 +287,7 @@ class TurnEngine:
             self._update_counters(state, analysis, stack.policy, failed=False)
             return TurnResult([], decision, analysis, state, model_stack=stack.name)
 
-        explicit = self.is_explicit(text, analysis, button_id)
+        explicit = self.is_explicit(text, analysis, button_id, stack)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
                                       intent_for_routing=self._routing_intent(state, analysis))
         response = None

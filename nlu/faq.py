@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, TypeAdapter
 
 from nlu.analyzer import AnalysisResult, BundleAnalyzer
+from nlu.similarity import ExampleIndex
 
 
 class FaqEntry(BaseModel):
@@ -41,8 +41,8 @@ class FaqIndex:
         self.entries = entries
         self.min_similarity = min_similarity
         pairs = [(i, q) for i, e in enumerate(entries) for qs in e.questions.values() for q in qs]
-        self._owner = np.array([i for i, _ in pairs], dtype=int)
-        self._vectors = analyzer.embed([q for _, q in pairs]) if pairs else np.zeros((0, 1))
+        self._owner = [i for i, _ in pairs]
+        self._questions = ExampleIndex([q for _, q in pairs], analyzer)
 
     @classmethod
     def load(cls, path: Path, analyzer: BundleAnalyzer, min_similarity: float) -> FaqIndex:
@@ -56,10 +56,7 @@ class FaqIndex:
         for entry in self.entries:
             if analysis.intent in entry.intents and analysis.intent_confidence >= 0.5:
                 return FaqMatch(entry, "intent", 1.0)
-        if analysis.embedding is None or not len(self._vectors):
-            return None
-        sims = self._vectors @ analysis.embedding
-        best = int(sims.argmax())
-        if sims[best] >= self.min_similarity:
-            return FaqMatch(self.entries[self._owner[best]], "similarity", float(sims[best]))
+        nearest = self._questions.nearest(analysis)
+        if nearest is not None and nearest[1] >= self.min_similarity:
+            return FaqMatch(self.entries[self._owner[nearest[0]]], "similarity", nearest[1])
         return None

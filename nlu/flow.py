@@ -192,6 +192,12 @@ class EscalationConfig(BaseModel):
     """The policy's configurable part: explicit words, limits, thresholds, topics, routing."""
 
     explicit_keywords: list[str]
+    #: Example requests for a human per language, and messages that are not requests: a
+    #: message whose nearest example is a request, at least ``explicit_similarity`` close, is
+    #: a request in any words (``nlu/human_request.py``).
+    explicit_examples: dict[str, list[str]] = Field(default_factory=dict)
+    explicit_counterexamples: dict[str, list[str]] = Field(default_factory=dict)
+    explicit_similarity: float = Field(0.6, gt=0, le=1)
     max_failed_attempts: int = Field(3, ge=1)
     thresholds: dict[str, float]
     sensitive_intents: list[str]

@@ -13,8 +13,6 @@ escalates (WhatsApp requires a clear path to one), and so does the bot failing
 
 from __future__ import annotations
 
-import functools
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,21 +97,6 @@ class PolicyArtifact(BaseModel):
         """Zero weights, p = 0.5 everywhere: lets the simulator record features before a fit."""
         return cls(feature_names=list(FEATURE_NAMES), coef=[0.0] * len(FEATURE_NAMES),
                    intercept=0.0, calibration_x=[-1.0, 1.0], calibration_y=[0.5, 0.5])
-
-
-@functools.lru_cache(maxsize=4096)
-def fold(text: str) -> str:
-    """Lower-case without accents: 'Operatore' and 'opératore' match 'operatore'.
-
-    Cached: every message folds the flow's keyword list again."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def asks_for_human(text: str, keywords: list[str]) -> bool:
-    """True when the message names a human ('agent', 'operatore', ...) as a word."""
-    words = set("".join(ch if ch.isalnum() else " " for ch in fold(text)).split())
-    return any(fold(k) in words for k in keywords)
 
 
 def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: bool,

@@ -148,3 +148,23 @@ def test_the_flow_refuses_texts_over_whatsapps_limits(tmp_path):
     assert all(len(shipped.text(k, lang)) <= 20 for lang in shipped.languages
                for k in ("menu_button", "menu_order_status", "menu_faq", "menu_agent"))
     assert Path(shipped.path("demo_orders.csv")).is_file()
+
+
+@pytest.mark.parametrize("text", ["someone who isn't a bot please", "un asesor por favor",
+                                  "alguém de verdade?", "qualcuno in carne e ossa??",
+                                  "¿me puedes pasar con un asesor?", "quero um atendente",
+                                  "can you pass me to an adviser", "agent pls"])
+def test_requests_for_a_human_in_any_words(engine, text):
+    result = engine.turn(engine.new_state("ask"), text, now=OPEN)
+    assert "customer asked for a human agent" in result.decision.reasons, text
+
+
+@pytest.mark.parametrize("text", ["my sister will pick up the parcel",
+                                  "another person can collect the parcel",
+                                  "mia madre ritira il pacco", "o meu vizinho recebe a encomenda",
+                                  "la persona que atendió fue muy amable",
+                                  "the agent told me it was shipped",
+                                  "mi hermano va a recoger el pedido"])
+def test_talking_about_a_person_is_not_asking_for_one(engine, text):
+    result = engine.turn(engine.new_state("talk"), text, now=OPEN)
+    assert "customer asked for a human agent" not in result.decision.reasons, text

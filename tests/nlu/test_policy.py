@@ -6,7 +6,8 @@ import pytest
 from nlu.analyzer import AnalysisResult
 from nlu.flow import load_flow
 from nlu.labels import INTENT_LABELS
-from nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyContext, asks_for_human
+from nlu.human_request import names_a_human
+from nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyContext
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,8 @@ def test_human_keywords_in_four_languages_and_as_words_only():
     keywords = load_flow().escalation.explicit_keywords
     for text in ("AGENT please", "voglio un operatore!", "quiero hablar con un humano",
                  "posso falar com um atendente?", "Operatóre"):
-        assert asks_for_human(text, keywords), text
-    assert not asks_for_human("the agency sent a humanoid robot", keywords)
+        assert names_a_human(text, keywords), text
+    assert not names_a_human("the agency sent a humanoid robot", keywords)
 
 
 def test_every_handoff_names_a_reason(analyzer):
