@@ -432,6 +432,10 @@ def evaluate_conversations(
                                                   "throughput", "agreement_with_labels",
                                                   "service_kpis") if k in report},
                           indent=2, default=str))
+    if report.get("expected_handoffs"):
+        from training.expected_handoffs import format_table
+
+        typer.echo(format_table(report["expected_handoffs"]))
 
 
 @evaluate_app.command("nlu")

@@ -7,6 +7,10 @@ Input: JSON lines, one conversation per line::
                   {"text": "I WAS CHARGED TWICE", "escalate": true}]}
 
 ``escalate`` (optional, per message) is an agent's label: should this turn have gone to a human.
+``language`` and ``expected`` (optional, per conversation: ``{"handoff_by_turn": 3, "team":
+"billing"}``) label the turn by which a human is needed; the report then gives recall by that
+turn, false handoffs, team accuracy and calibration per language, beside keyword rules
+(:mod:`training.expected_handoffs`; the local engine only).
 Or a folder of exported WhatsApp webhook payloads (``*.json``), grouped into conversations.
 
 The JSONL file is streamed in chunks: each chunk's messages are scored in one batched model
@@ -38,6 +42,15 @@ from tqdm.auto import tqdm
 
 from nlu.engine import TurnEngine
 from training.calibration import expected_calibration_error
+from training.expected_handoffs import (
+    ConversationOutcome,
+    Expected,
+    keyword_outcome,
+    reliability_png,
+    turn_labels,
+)
+from training.expected_handoffs import format_table as expected_table
+from training.expected_handoffs import summarise as summarise_outcomes
 
 log = logging.getLogger(__name__)
 CHUNK = 256
@@ -66,6 +79,10 @@ class LogConversation(BaseModel):
     conversation_id: str
     customer: LogCustomer = LogCustomer()
     messages: list[LogMessage] = Field(min_length=1)
+    #: The conversation's language as labelled (reports group by it; the engine still detects).
+    language: str | None = None
+    #: The turn by which a human is needed and the team (``training.expected_handoffs``).
+    expected: Expected | None = None
 
 
 def read_conversations(path: Path) -> Iterator[LogConversation]:
@@ -114,31 +131,43 @@ class TurnRecord:
 
 
 def score_conversations(engine: TurnEngine, conversations: list[LogConversation]
-                        ) -> tuple[list[TurnRecord], float, int]:
+                        ) -> tuple[list[TurnRecord], float, int, list[ConversationOutcome]]:
     """Play a chunk of conversations: one batched model call for its unique texts, then each
-    conversation turn by turn. Returns (records, model seconds, unique texts)."""
+    conversation turn by turn. Returns (records, model seconds, unique texts, the outcomes of
+    the conversations labelled with an expected handoff)."""
     texts = sorted({m.text for c in conversations for m in c.messages})
     t0 = time.perf_counter()
     analyses = dict(zip(texts, engine.analyze_texts(texts)))
     model_seconds = time.perf_counter() - t0
-    records = []
+    records, outcomes = [], []
     for conv in conversations:
         state = engine.new_state(conv.conversation_id, customer_id=conv.customer.id,
                                  tier=conv.customer.tier)
-        escalated = False
+        escalated, handoff_turn, handoff_team, p_seen, failed = False, None, None, [], []
         for n, msg in enumerate(conv.messages):
             result = engine.turn(state, msg.text, now=msg.at, button_id=msg.button_id,
                                  analysis=analyses[msg.text], act=not escalated)
             state = result.state
+            failed.append(result.bot_failed)
             record = TurnRecord(conv.conversation_id, n, result.analysis.intent,
                                 result.decision.p_escalate, result.decision.escalate,
                                 None if msg.escalate is None else int(msg.escalate))
+            if not escalated:
+                p_seen.append(result.decision.p_escalate)
             if result.handoff and not escalated:
                 escalated = True
+                handoff_turn, handoff_team = n + 1, result.handoff.team
                 record.handoff_team = result.handoff.team
                 record.handoff_reasons = [r.split(" (")[0] for r in result.handoff.reasons[:3]]
             records.append(record)
-    return records, model_seconds, len(texts)
+        if conv.expected is not None:
+            keyword_turn, keyword_team = keyword_outcome(
+                engine.flow, [m.text or (m.button_id or "") for m in conv.messages], failed)
+            outcomes.append(ConversationOutcome(
+                conv.language or state.language, conv.expected, handoff_turn, handoff_team,
+                keyword_turn, keyword_team,
+                list(zip(p_seen, turn_labels(conv.expected, len(p_seen))))))
+    return records, model_seconds, len(texts), outcomes
 
 
 class ReportBuilder:
@@ -153,6 +182,7 @@ class ReportBuilder:
         self.intents: Counter = Counter()
         self.teams: Counter = Counter()
         self.labelled: list[tuple[float, int, int]] = []
+        self.outcomes: list[ConversationOutcome] = []
         self.model_seconds = 0.0
         self.unique_texts = 0
 
@@ -173,7 +203,7 @@ class ReportBuilder:
         n_conv = len(self.conversations)
         p, y, decided = (np.array(col) for col in zip(*self.labelled)) if self.labelled else \
             (np.array([]), np.array([]), np.array([]))
-        return {
+        report = {
             "input": source, "engine": engine_name, "conversations": n_conv, "turns": self.turns,
             "escalation_rate_conversations": len(self.escalated) / n_conv,
             "containment_rate": 1 - len(self.escalated) / n_conv,
@@ -189,6 +219,9 @@ class ReportBuilder:
                                                     if self.model_seconds else None)},
             "agreement_with_labels": agreement(p, y.astype(int), decided.astype(bool)),
         }
+        if self.outcomes:
+            report["expected_handoffs"] = summarise_outcomes(self.outcomes)
+        return report
 
 
 def read_input(path: Path) -> Iterator[LogConversation]:
@@ -253,8 +286,9 @@ def evaluate_conversations(path: Path, engine: TurnEngine | None = None,
     builder = ReportBuilder()
     bar = tqdm(desc="conversations", unit="conv", mininterval=2)
     for chunk in chunks(read_input(path), CHUNK):
-        records, seconds, unique = score_conversations(engine, chunk)
+        records, seconds, unique, outcomes = score_conversations(engine, chunk)
         builder.add(records)
+        builder.outcomes += outcomes
         builder.model_seconds += seconds
         builder.unique_texts += unique
         bar.update(len(chunk))
@@ -347,7 +381,7 @@ class _RayScorer:
                     conversations.append(LogConversation.model_validate_json(line))
                 except ValidationError as exc:
                     raise InputError(f"bad line {line[:80]!r}: {exc.errors()[0]['msg']}") from None
-        records, seconds, unique = score_conversations(self.engine, conversations)
+        records, seconds, unique, _ = score_conversations(self.engine, conversations)
         rows = [{"kind": "turn", **{k: v for k, v in asdict(r).items() if k != "handoff_reasons"},
                  "handoff_team": r.handoff_team or "", "label": r.label,
                  "handoff_reasons": json.dumps(r.handoff_reasons),
@@ -394,6 +428,12 @@ def render_html(report: dict) -> str:
                            ("handoff_at_turn", "Turn of the handoff"),
                            ("intent_distribution", "Intents"))
         if report[key])
+    if report.get("expected_handoffs"):
+        plots = (f"<h2>Expected handoffs, per language (engine / keyword rules)</h2>"
+                 f"<pre>{html.escape(expected_table(report['expected_handoffs']))}</pre>"
+                 f'<h2>Calibration of P(escalate)</h2><img alt="reliability" '
+                 f'src="data:image/png;base64,{reliability_png(report["expected_handoffs"])}">'
+                 + plots)
     summary = {k: report[k] for k in ("conversations", "turns", "escalation_rate_conversations",
                                       "containment_rate", "throughput", "agreement_with_labels",
                                       "service_kpis") if k in report}

@@ -23,7 +23,7 @@ from sklearn.metrics import classification_report, f1_score, roc_auc_score
 from nlu import Analyzer
 from nlu.analyzer import BundleAnalyzer
 from nlu.bundle import DEFAULT_BUNDLE_DIR, load_bundle_config
-from nlu.cues import NEGATIVE_WORDS, extract_cues
+from nlu.cues import NEGATIVE_WORDS
 from nlu.labels import INTENT_LABELS, OUT_OF_SCOPE
 from training.calibration import expected_calibration_error, plot_reliability, reliability_curve
 from training.data import (
@@ -66,10 +66,13 @@ def keyword_intent(text: str) -> str:
 
 
 def keyword_frustration(text: str) -> float:
-    """The seed-product keyword baseline for frustration: 1 if ALL CAPS or a negative word."""
-    cues = extract_cues(text)
+    """The seed-product keyword baseline for frustration: 1 if ALL CAPS (at least two words,
+    half of them capitals: the rule's own, not the model's happy-aware cue) or a negative word."""
+    long_words = re.findall(r"[^\W\d_]{2,}", text)
+    capitals = [w for w in long_words if w.isupper()]
+    shouting = len(capitals) >= 2 and len(capitals) >= len(long_words) / 2
     words = set(re.findall(r"\w+", text.lower()))
-    return float(cues.values[0] >= 0.5 or bool(words & NEGATIVE_WORDS))
+    return float(shouting or bool(words & NEGATIVE_WORDS))
 
 
 def intent_metrics(y_true: list[str], y_pred: list[str], confidence: np.ndarray | None = None

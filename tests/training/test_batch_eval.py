@@ -186,3 +186,37 @@ def test_a_named_english_pair_leaves_italian_on_the_multilingual_pair():
     english = engine.turn(engine.new_state("en"), "THIS IS USELESS!!! I want a human")
     assert (italian.model_stack, italian.analysis.model.name) == ("multilingual", "nlu-multilingual")
     assert (english.model_stack, english.analysis.model.name) == ("default", "nlu")
+
+
+def test_expected_handoffs_per_language_beside_keyword_rules(engine, tmp_path):
+    """Conversations labelled with the turn by which a human is needed: recall by that turn,
+    false handoffs, team accuracy and calibration per language, engine and keyword rules
+    measured in the same run (the held-out suite's shape)."""
+    rows = [
+        {"conversation_id": "it-1", "language": "it", "messages": [
+            {"text": "ciao"}, {"text": "mi avete addebitato due volte, voglio un operatore"}],
+         "expected": {"handoff_by_turn": 2, "team": "billing", "trigger": "explicit"}},
+        {"conversation_id": "it-2", "language": "it", "messages": [
+            {"text": "GRAZIE MILLE!!! 😍"}], "expected": {"handoff_by_turn": None}},
+        {"conversation_id": "en-1", "language": "en", "messages": [
+            {"text": "my sister will pick up the parcel"}, {"text": "thanks, bye"}],
+         "expected": {"handoff_by_turn": None, "kind": "hard_negative"}},
+        {"conversation_id": "en-2", "language": "en", "messages": [
+            {"text": "", "button_id": "menu_agent"}],
+         "expected": {"handoff_by_turn": 1, "team": "general", "trigger": "explicit"}},
+    ]
+    log_file = tmp_path / "labelled.jsonl"
+    log_file.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    report = evaluate_conversations(log_file, engine, out_dir=tmp_path / "out")
+    summary = report["expected_handoffs"]
+    assert set(summary) == {"en", "it", "all"}
+    for lang in ("en", "it"):
+        assert summary[lang]["conversations"] == 2 and summary[lang]["need_a_human"] == 1
+        assert summary[lang]["engine"]["recall_by_expected_turn"] == 1.0
+        assert summary[lang]["engine"]["false_handoffs"] == 0.0
+    assert summary["it"]["engine"]["team_accuracy"] == 1.0
+    # The keyword rules shout "GRAZIE MILLE!!!" into a handoff; the engine does not.
+    assert summary["it"]["keyword_rules"]["false_handoffs"] == 1.0
+    assert summary["all"]["calibration"]["turns"] >= 4
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Expected handoffs, per language" in html and "data:image/png;base64," in html
