@@ -30,6 +30,37 @@ _MENU_TEXT = re.compile(
 _MENU_NOISE = re.compile(r"[^\w#º°\s]", re.UNICODE)
 
 
+#: Scores as customers type them after "How would you rate the help you received?".
+_SCORE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+                "uno": 1, "due": 2, "tre": 3, "quattro": 4, "cinque": 5,
+                "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5,
+                "um": 1, "uma": 1, "dois": 2, "duas": 2, "três": 3, "quatro": 4}
+_SCORE_TEXT = re.compile(r"^\D*?([1-5])(?:\s*(?:stars?|stelle|stella|estrellas?|estrelas?|"
+                         r"points?|punti|puntos|pontos))?\W*$", re.IGNORECASE)
+_OUT_OF_FIVE = re.compile(r"\s*(?:/|out of|su|de|di|em)\s*5\b", re.IGNORECASE)
+
+
+def csat_score(text: str, button_id: str | None = None) -> int | None:
+    """A 1-5 satisfaction score: the tapped ``csat_N`` row, a digit ("5", "5/5", "4 stelle"),
+    a number word in the bot's languages ("cinque", "cinco"), or stars ("★★★★"); else None."""
+    if button_id and button_id.startswith("csat_"):
+        digits = button_id.removeprefix("csat_")
+        return int(digits) if digits in ("1", "2", "3", "4", "5") else None
+    stripped = text.strip()
+    if stripped and set(stripped) <= {"★", "⭐", " ", "\ufe0f"}:
+        stars = stripped.count("★") + stripped.count("⭐")
+        return stars if 1 <= stars <= 5 else None
+    if len(stripped) > 20:
+        return None
+    scored = _OUT_OF_FIVE.sub("", stripped)
+    match = _SCORE_TEXT.match(scored)
+    if match and not re.search(r"\d\D+\d", scored):
+        return int(match.group(1))
+    words = stripped.lower().replace("!", " ").replace(".", " ").split()
+    scores = {_SCORE_WORDS[w] for w in words if w in _SCORE_WORDS}
+    return scores.pop() if len(scores) == 1 and len(words) <= 3 else None
+
+
 def menu_choice(text: str, button_id: str | None = None) -> str | None:
     """The menu option the customer chose: a tapped button, or the option typed in any of the
     bot's languages ("3", "3 please", "opzione 3", "la 3", "tre"); None for anything else."""
@@ -73,6 +104,8 @@ class ConversationState:
     escalated: bool = False
     #: Set when the bot asked for a satisfaction score after an agent resolved a ticket.
     csat_ticket_id: int | None = None
+    #: The customer was told, once per handoff, that an agent has the conversation.
+    told_with_agent: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -285,7 +285,12 @@ class TurnEngine:
             decision.escalate = True
             decision.reasons = ["conversation is already with an agent"] + decision.reasons
             self._update_counters(state, analysis, stack.policy, failed=False)
-            return TurnResult([], decision, analysis, state, model_stack=stack.name)
+            replies = []
+            if not state.told_with_agent:  # once: "an agent has your conversation"
+                state.told_with_agent = True
+                replies = [Reply(self.flow.text("with_agent", state.language))]
+                state.remember("bot", replies[0].text, now.isoformat())
+            return TurnResult(replies, decision, analysis, state, model_stack=stack.name)
 
         explicit = self.is_explicit(text, analysis, button_id, stack)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
@@ -318,6 +323,7 @@ class TurnEngine:
                 else self.flow.text("handoff", state.language))
         state.step = "with_agent"
         state.escalated = True
+        state.told_with_agent = False
         state.remember("bot", text, now.isoformat())
         handoff = Handoff(team=decision.team, priority=decision.priority,
                           reasons=decision.reasons, p_escalate=decision.p_escalate,

@@ -34,7 +34,7 @@ MAX_BUTTON_TITLE = 20
 MAX_LIST_ROW_TITLE = 24
 MAX_BODY = 1024
 #: Message keys used as reply-button titles (``menu_button`` labels the menu's list button).
-BUTTON_TITLES = ("menu_button", "menu_order_status", "menu_faq", "menu_agent")
+BUTTON_TITLES = ("menu_button", "menu_order_status", "menu_faq", "menu_agent", "csat_button")
 
 
 class Messages(BaseModel):
@@ -57,6 +57,12 @@ class Messages(BaseModel):
     thanks: str
     unsupported_message: str
     with_agent: str
+    #: Sent when an agent takes the conversation (claims its ticket).
+    agent_joined: str
+    #: After an agent resolved the ticket: the 1-5 question, its list button, and the thanks.
+    csat_question: str
+    csat_button: str
+    csat_thanks: str
     #: How ``{back_at}`` in ``off_hours`` is written: ``{weekday} {day} {month} {time}`` filled
     #: from the names below (English by default, so older flow files still load).
     back_at: str = "{weekday} {day} {month} {time}"

@@ -10,8 +10,9 @@ un asesor?". A message asks for a human when:
   fixed cosine: e5 puts every English question 0.9 close to every other (measured: "what's
   the weather like in Rome tomorrow?" was 0.95 from a request), MiniLM spreads them;
 - or it names a human with one of the flow's ``explicit_keywords`` ("operatore", "asesor",
-  "agent") and is either short ("agent pls", "humano por favor") or at least loosely close to
-  the examples: "the agent told me it was shipped" names an agent but asks for none.
+  "agent") in a short clause ("agent pls", "ok. humano por favor") or in a message whose
+  nearest example is a request: "the agent told me it was shipped" names an agent but asks for
+  none.
 
 "person", "persona", "pessoa", "someone" are not keywords: "my sister will pick up the parcel"
 and "la persona que atendió fue muy amable" talk about people without asking for one.
@@ -20,13 +21,16 @@ and "la persona que atendió fue muy amable" talk about people without asking fo
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 from nlu.analyzer import AnalysisResult, BundleAnalyzer
 from nlu.similarity import ExampleIndex
 
-#: A keyword counts in a message of at most this many words without further evidence.
+#: A keyword counts in a clause of at most this many words without further evidence
+#: ("AGENT!!!", "ok. operatore per favore", "... </script> agent please").
 SHORT_MESSAGE_WORDS = 4
+_CLAUSE_BREAK = re.compile(r"[.!?¿¡;,:()<>\[\]{}\"/\n]+")
 #: ... or in a longer one whose nearest example is a request at least this close.
 KEYWORD_SIMILARITY = 0.5
 
@@ -73,6 +77,7 @@ class HumanRequests:
         is_request, similarity = self.nearest(analysis)
         if is_request and similarity >= self.min_similarity:
             return True
-        return names_a_human(text, self.keywords) and (
-            len(words_of(text)) <= SHORT_MESSAGE_WORDS
-            or (is_request and similarity >= KEYWORD_SIMILARITY))
+        if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
+            return True
+        return any(names_a_human(c, self.keywords) and len(words_of(c)) <= SHORT_MESSAGE_WORDS
+                   for c in _CLAUSE_BREAK.split(text))

@@ -30,8 +30,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from nlu.bot import ConversationState, Reply
 from nlu.analyzer import AnalysisResult
+from nlu.bot import ConversationState, Reply, csat_score
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BackgroundLoop
 from serving.metrics import METRICS
@@ -87,9 +87,15 @@ class Work:
         """The message's own time (the turn's clock), else now."""
         return as_utc(self.sent_at) or utcnow()
 
+    def csat_answer(self, state: ConversationState) -> int | None:
+        """The satisfaction score the bot asked for, tapped or typed ("5", "cinque", "★★★★")."""
+        if not state.csat_ticket_id or self.type not in TURN_TYPES:
+            return None
+        return csat_score(self.text, self.button_id)
+
     def is_csat_answer(self, state: ConversationState) -> bool:
-        """The customer tapped a satisfaction score the bot asked for."""
-        return bool(state.csat_ticket_id and self.button_id and self.button_id.startswith("csat_"))
+        """The customer answered the satisfaction question the bot asked."""
+        return self.csat_answer(state) is not None
 
 
 @dataclass
@@ -340,10 +346,12 @@ class JobWorker(BackgroundLoop):
         if work.type not in TURN_TYPES:
             replies = [] if state.step == "with_agent" else [Reply(flow.text("unsupported_message", lang))]
             return Outcome(MEDIA_LABEL.format(type=work.type), replies)
-        if work.is_csat_answer(state):
-            csat = (state.csat_ticket_id, int(work.button_id.removeprefix("csat_")))
+        score = work.csat_answer(state)
+        if score is not None:
+            csat = (state.csat_ticket_id, score)
             state.csat_ticket_id = None
-            return Outcome(work.text, [Reply(flow.text("thanks", lang))], state.to_dict(), csat=csat)
+            return Outcome(work.text, [Reply(flow.text("csat_thanks", lang))], state.to_dict(),
+                           csat=csat)
         state.csat_ticket_id = None
         with METRICS.turn_latency.time():
             result = self.engine.turn(state, work.text, now=work.now, button_id=work.button_id,

@@ -216,8 +216,9 @@ def _act(request: Request, ticket_id: int, csrf: str, operation, done) -> Respon
 
 @router.post("/tickets/{ticket_id}/claim")
 def claim(ticket_id: TicketId, request: Request, csrf: str = Form("")):
+    flow = request.app.state.services.engine.flow
     return _act(request, ticket_id, csrf,
-                lambda agent: claim_ticket(get_db(request), agent, ticket_id), "claimed")
+                lambda agent: claim_ticket(get_db(request), agent, ticket_id, flow), "claimed")
 
 
 @router.post("/tickets/{ticket_id}/reply")

@@ -181,15 +181,33 @@ def _window_open(conv: Conversation | None) -> bool:
     return last is not None and utcnow() - last < WINDOW
 
 
-def claim_ticket(db: Database, agent: Agent, ticket_id: int) -> dict:
-    """Take a ticket (409 if another agent has it or it is resolved)."""
+def _tell_customer(s, conv: Conversation, key: str, text: str, payload: dict | None = None
+                   ) -> None:
+    """Queue a bot message to a WhatsApp customer inside the 24-hour window (outside it only a
+    template may be sent, and these notices are not worth one); ``key`` makes it once only."""
+    if conv.channel != "whatsapp" or not _window_open(conv):
+        return
+    s.add(OutboundMessage(idempotency_key=key, conversation_id=conv.id, to=conv.customer_id,
+                          phone_number_id=conv.phone_number_id or "", role="bot",
+                          payload=payload or text_payload(conv.customer_id, text)))
+    s.add(MessageLog(conversation_id=conv.id, role="bot", text=text))
+
+
+def claim_ticket(db: Database, agent: Agent, ticket_id: int, flow=None) -> dict:
+    """Take a ticket (409 if another agent has it or it is resolved). The first claim tells
+    the customer, in their language, that an agent has joined (``agent_joined``)."""
     with db.session() as s:
         t = _visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             raise HTTPException(409, "ticket is resolved")
         if t.assigned_agent_id not in (None, agent.id):
             raise HTTPException(409, "claimed by another agent")
+        first = t.claimed_at is None
         t.status, t.assigned_agent_id, t.claimed_at = "claimed", agent.id, t.claimed_at or utcnow()
+        if first and flow is not None:
+            conv = s.get(Conversation, t.conversation_id)
+            language = ConversationState.from_dict(conv.state).language
+            _tell_customer(s, conv, f"joined:{t.id}", flow.text("agent_joined", language))
         return _summary(t)
 
 
@@ -251,15 +269,9 @@ def resolve_ticket(db: Database, flow, agent: Agent, ticket_id: int) -> dict:
         state.step, state.escalated, state.failed_attempts = "menu", False, 0
         state.csat_ticket_id = t.id
         conv.state = state.to_dict()
-        if conv.channel == "whatsapp" and _window_open(conv):
-            question = {"en": "How would you rate the help you received? (1-5)",
-                        "it": "Come valuti l'assistenza ricevuta? (1-5)"}.get(
-                state.language, "How would you rate the help you received? (1-5)")
-            s.add(OutboundMessage(idempotency_key=f"csat:{t.id}", conversation_id=conv.id,
-                                  to=conv.customer_id, phone_number_id=conv.phone_number_id or "",
-                                  role="bot", payload=csat_payload(conv.customer_id, question,
-                                                                   flow.text("menu_button", state.language))))
-            s.add(MessageLog(conversation_id=conv.id, role="bot", text=question))
+        question = flow.text("csat_question", state.language)
+        _tell_customer(s, conv, f"csat:{t.id}", question, csat_payload(
+            conv.customer_id, question, flow.text("csat_button", state.language)))
         return _summary(t)
 
 
@@ -295,7 +307,8 @@ def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_a
 @router.post("/tickets/{ticket_id}/claim", response_model=TicketSummary)
 def claim(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
     """Take a ticket (409 if another agent has it or it is resolved)."""
-    return claim_ticket(get_db(request), agent, ticket_id)
+    return claim_ticket(get_db(request), agent, ticket_id,
+                        request.app.state.services.engine.flow)
 
 
 @router.post("/tickets/{ticket_id}/reply")

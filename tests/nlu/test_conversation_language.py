@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu.bot import MENU_AGENT, MENU_FAQ, MENU_ORDER, menu_choice
+from nlu.bot import MENU_AGENT, MENU_FAQ, MENU_ORDER, csat_score, menu_choice
 from nlu.cues import extract_cues
 from nlu.engine import TurnEngine
 from nlu.flow import DEFAULT_FLOW_PATH, FlowError, load_flow
@@ -168,3 +168,21 @@ def test_requests_for_a_human_in_any_words(engine, text):
 def test_talking_about_a_person_is_not_asking_for_one(engine, text):
     result = engine.turn(engine.new_state("talk"), text, now=OPEN)
     assert "customer asked for a human agent" not in result.decision.reasons, text
+
+
+@pytest.mark.parametrize("text,button,score", [
+    ("5", None, 5), ("5/5", None, 5), ("4 stelle", None, 4), ("cinque", None, 5),
+    ("cinco!", None, 5), ("três", None, 3), ("★★★★", None, 4), ("3 out of 5", None, 3),
+    ("", "csat_2", 2), ("ND-123456", None, None), ("10", None, None), ("2 o 3", None, None),
+    ("grazie", None, None), ("", "csat_x", None)])
+def test_satisfaction_scores_tapped_or_typed(text, button, score):
+    assert csat_score(text, button) == score
+
+
+def test_the_customer_hears_once_that_an_agent_has_the_conversation(engine):
+    state = engine.new_state("told", language="es")
+    handed = engine.turn(state, "quiero hablar con un agente", now=OPEN)
+    assert handed.handoff is not None
+    first = engine.turn(handed.state, "hola?? hay alguien?", now=OPEN)
+    assert [r.text for r in first.replies] == [engine.flow.text("with_agent", "es")]
+    assert engine.turn(first.state, "???", now=OPEN).replies == []

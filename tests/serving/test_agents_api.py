@@ -39,17 +39,20 @@ def test_end_to_end_handoff_agent_reply_resolve_csat(service, tokens):
     sent = service.graph.wait_to(customer, 3)
     assert "transferring you" in sent[2]["text"]["body"] or "offline" in sent[2]["text"]["body"]
 
-    # The bot stays quiet while the agent has the conversation; the message joins the ticket.
+    # While the agent has the conversation the bot only says so, once; messages join the ticket.
     service.say(message(text="hello? anyone?", customer=customer))
+    assert service.graph.wait_to(customer, 4)[3]["text"]["body"] == (
+        "An agent has your conversation and will reply here.")
+    service.say(message(text="still there?", customer=customer))
     time.sleep(0.5)
-    assert len(service.graph.wait_to(customer, 3)) == 3
+    assert len(service.graph.wait_to(customer, 4)) == 4
 
     general = auth(tokens["general"])
     queue = httpx.get(f"{service.url}/v1/agent/tickets", headers=general).json()
     assert ticket_id in [t["id"] for t in queue]
     detail = httpx.get(f"{service.url}/v1/agent/tickets/{ticket_id}", headers=general).json()
     assert [m["role"] for m in detail["transcript"]][:2] == ["customer", "bot"]
-    assert detail["transcript"][-1]["text"] == "hello? anyone?"
+    assert detail["transcript"][-1]["text"] == "still there?"
     assert any(r.startswith("customer frustrated") for r in detail["reasons"])
     frustration = detail["context"]["frustration"]
     assert frustration > 0.5
@@ -57,15 +60,18 @@ def test_end_to_end_handoff_agent_reply_resolve_csat(service, tokens):
     assert detail["customer"].endswith("*") and "447700900501" not in str(detail)
 
     assert httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/claim", headers=general).json()["status"] == "claimed"
+    joined = service.graph.wait_to(customer, 5)[4]
+    assert joined["text"]["body"] == "An agent has joined the conversation and will reply here."
     r = httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/reply", headers=general,
                    json={"text": "Hi, I'm Gina. Let me look into it."})
     assert r.json()["sent_as"] == "text"
-    agent_msg = service.graph.wait_to(customer, 4)[3]
+    agent_msg = service.graph.wait_to(customer, 6)[5]
     assert agent_msg["text"]["body"] == "Hi, I'm Gina. Let me look into it."
 
     assert httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/resolve", headers=general).json()["status"] == "resolved"
-    csat = service.graph.wait_to(customer, 5)[4]
+    csat = service.graph.wait_to(customer, 7)[6]
     assert csat["interactive"]["type"] == "list"
+    assert csat["interactive"]["body"]["text"].startswith("How would you rate the help")
     service.say(message("list_reply", text="★★★★", button_id="csat_4", customer=customer))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -162,3 +168,28 @@ def test_queue_orders_by_priority_then_age(service, tokens):
     queue = httpx.get(f"{service.url}/v1/agent/tickets", headers=auth(tokens["admin"])).json()
     ranks = [{"high": 0, "normal": 1, "low": 2}[t["priority"]] for t in queue]
     assert ranks == sorted(ranks)
+
+
+def test_an_italian_customer_hears_every_notice_in_italian_and_types_the_score(service, tokens):
+    """Handoff, "an agent has your conversation", "an agent has joined", the CSAT question,
+    its list button and the thanks all come from the flow in Italian; a typed "5" scores."""
+    customer = "447700900577"
+    service.say(message(text="buongiorno, mi avete addebitato due volte, voglio un operatore",
+                        customer=customer))
+    ticket_id = wait_ticket(service, customer)
+    sent = service.graph.wait_to(customer, 1)
+    assert sent[0]["text"]["body"].startswith(("Ti sto trasferendo", "Il nostro team"))
+    service.say(message(text="ci siete???", customer=customer))
+    assert service.graph.wait_to(customer, 2)[1]["text"]["body"].startswith("Un operatore ha")
+    headers = auth(tokens["admin"])
+    httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/claim", headers=headers)
+    assert service.graph.wait_to(customer, 3)[2]["text"]["body"].startswith(
+        "Un operatore si è unito")
+    httpx.post(f"{service.url}/v1/agent/tickets/{ticket_id}/resolve", headers=headers)
+    csat = service.graph.wait_to(customer, 4)[3]["interactive"]
+    assert csat["body"]["text"].startswith("Come valuti l'assistenza")
+    assert csat["action"]["button"] == "Valuta"
+    service.say(message(text="5", customer=customer))
+    assert service.graph.wait_to(customer, 5)[4]["text"]["body"] == "Grazie per il tuo parere!"
+    with service.services.db.session() as s:
+        assert s.get(Ticket, ticket_id).csat == 5
