@@ -141,11 +141,12 @@ def test_off_hours_time_is_written_in_the_customers_language(engine, text, langu
     assert r.handoff.off_hours and when in r.replies[0].text
 
 
-def test_after_handoff_the_bot_stays_quiet(engine):
-    results = talk(engine, ["agent", "hello? anyone there?"])
-    assert results[1].replies == [] and results[1].state.step == "with_agent"
-    assert results[1].decision.escalate
-    assert results[1].decision.reasons[0] == "conversation is already with an agent"
+def test_after_handoff_the_bot_only_says_once_that_an_agent_has_it(engine):
+    results = talk(engine, ["agent", "hello? anyone there?", "???"])
+    assert [r.text for r in results[1].replies] == [engine.flow.text("with_agent", "en")]
+    assert results[2].replies == [] and results[2].state.step == "with_agent"
+    assert results[1].decision.escalate and results[2].decision.escalate
+    assert results[2].decision.reasons[0] == "conversation is already with an agent"
 
 
 def test_refund_policy_question_stays_with_the_bot(engine):
