@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 RAW_DIR = Path(__file__).resolve().parent.parent / "data" / "raw"
 #: Italian, Spanish and Portuguese intent examples written by the team (data/README.md).
 HANDWRITTEN_INTENTS = RAW_DIR.parent / "handwritten" / "intents_it_es_pt.csv"
+#: 1,116 more it/es/pt intent rows as customers type on WhatsApp (12 per intent and language);
+#: their test set is ``data/handchecked/intents_it_es_pt_test.csv`` (never trained on).
+WHATSAPP_INTENTS = RAW_DIR.parent / "handwritten" / "intents_it_es_pt_whatsapp.csv"
 SPLITS = ("train", "validation", "test")
 SPLIT_SHARES = (0.70, 0.15, 0.15)
 NEAR_DUPLICATE_COSINE = 0.8
@@ -367,19 +370,24 @@ def fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def handwritten_intent_rows(path: Path = HANDWRITTEN_INTENTS) -> list[dict]:
+def handwritten_intent_rows(paths: tuple[Path, ...] = (HANDWRITTEN_INTENTS, WHATSAPP_INTENTS)
+                            ) -> list[dict]:
     """The hand-written it/es/pt intent examples as ``{"text", "label", "language"}`` rows.
 
     There is no Italian/Spanish/Portuguese intent corpus among the project's sources, so the
-    multilingual model gets five examples per intent and language (465 rows) on top of the
-    English data; they are training rows only (evaluation uses the separate hand-checked sets).
+    multilingual model gets hand-written examples on top of the English data: five per intent
+    and language (465 rows, in the shipped bundle) and twelve more as customers type on
+    WhatsApp (1,116 rows, for the next training). They are training rows only (evaluation uses
+    the separate hand-checked sets).
     """
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = [{"text": r["text"], "label": r["label"], "language": r["language"],
-                 "source": f"handwritten_{r['language']}"} for r in csv.DictReader(fh)]
-    unknown = sorted({r["label"] for r in rows} - set(INTENT_LABELS))
-    if unknown:
-        raise ValueError(f"{path}: unknown intent labels {unknown}")
+    rows = []
+    for path in paths:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows += [{"text": r["text"], "label": r["label"], "language": r["language"],
+                      "source": f"handwritten_{r['language']}"} for r in csv.DictReader(fh)]
+        unknown = sorted({r["label"] for r in rows} - set(INTENT_LABELS))
+        if unknown:
+            raise ValueError(f"{path}: unknown intent labels {unknown}")
     return rows
 
 

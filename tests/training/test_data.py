@@ -71,3 +71,22 @@ def test_xlmt_unicode_escapes_are_decoded():
     texts = [t for t, _ in data.read_xlmt("english", "train")]
     assert not any("\\u2019" in t for t in texts)
     assert any("\u2019" in t for t in texts)
+
+
+def test_handwritten_it_es_pt_rows_never_include_their_test_set():
+    """The WhatsApp-style training rows and their test set are disjoint, every label in every
+    language is there, and the test set is read by nothing that trains."""
+    import csv
+    from collections import Counter
+
+    from training.data import WHATSAPP_INTENTS, handwritten_intent_rows
+
+    rows = handwritten_intent_rows()
+    assert len(rows) == 465 + 1116
+    per = Counter((r["language"], r["label"]) for r in handwritten_intent_rows((WHATSAPP_INTENTS,)))
+    assert len(per) == 3 * 31 and set(per.values()) == {12}
+    test_file = WHATSAPP_INTENTS.parents[1] / "handchecked" / "intents_it_es_pt_test.csv"
+    with open(test_file, encoding="utf-8", newline="") as fh:
+        test = {" ".join(r["text"].lower().split()) for r in csv.DictReader(fh)}
+    assert len(test) == 372
+    assert not test & {" ".join(r["text"].lower().split()) for r in rows}
