@@ -15,6 +15,7 @@ from nlu.analyzer import AnalysisResult
 from nlu.directory import OrderLookup
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow
+from nlu.labels import OUT_OF_SCOPE
 
 #: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
 MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
@@ -178,8 +179,10 @@ class MenuBot:
             return BotResponse([Reply(self.flow.text("faq_prompt", lang))], failed=False)
 
         number = self.find_order_number(text)
-        if number:
+        if number and self._asks_about_the_order(state, text, number, analysis):
             return self._order_status(state, number)
+        if number:  # "the invoice of ND-123456": remember the order, answer the question
+            state.order_number = number
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
@@ -218,6 +221,18 @@ class MenuBot:
             "order_status", lang, order_number=order.number,
             status=self.flow.order_status(order.status, lang), carrier=order.carrier,
             eta=order.eta))], failed=False)
+
+    @staticmethod
+    def _asks_about_the_order(state: ConversationState, text: str, number: str,
+                              analysis: AnalysisResult) -> bool:
+        """An order number is a request for its status unless the message confidently asks
+        something else about it (an invoice, a refund, a cancellation): the bare number, an
+        answer to "send me your order number", or a tracking question."""
+        rest = text.upper().replace(number, " ")
+        bare = not any(ch.isalpha() for ch in rest)
+        other = (analysis.intent not in ("track_order", "delivery_period", OUT_OF_SCOPE)
+                 and analysis.intent_confidence >= MIN_CONFIDENCE)
+        return bare or state.step == "awaiting_order_number" or not other
 
     @staticmethod
     def _looks_like_an_attempt(text: str, analysis: AnalysisResult) -> bool:

@@ -277,6 +277,8 @@ class TurnEngine:
         if analysis is None or analysis.model != stack.analyzer.model_id:
             analysis = stack.analyzer.analyze([text], language=state.language)[0]
         state.remember("customer", text, now.isoformat())
+        # An order number the customer writes is context for the agent too, handoff or not.
+        state.order_number = stack.bot.find_order_number(text) or state.order_number
 
         if state.step == "with_agent":
             # The agent has the conversation: the bot stays quiet and the decision stands.

@@ -186,3 +186,16 @@ def test_the_customer_hears_once_that_an_agent_has_the_conversation(engine):
     first = engine.turn(handed.state, "hola?? hay alguien?", now=OPEN)
     assert [r.text for r in first.replies] == [engine.flow.text("with_agent", "es")]
     assert engine.turn(first.state, "???", now=OPEN).replies == []
+
+
+def test_an_invoice_question_with_an_order_number_is_not_an_order_status(engine):
+    state = engine.new_state("invoice", language="it")
+    result = engine.turn(state, "mi serve la fattura dell'ordine ND-100000", now=OPEN)
+    assert "ND-100000:" not in result.replies[0].text  # not "Ordine ND-100000: in preparazione"
+    assert result.state.order_number == "ND-100000"
+    status = engine.turn(engine.new_state("status", language="it"), "dov'è il pacco ND-100000",
+                         now=OPEN)
+    assert status.replies[0].text.startswith("Ordine ND-100000:")
+    cancel = engine.turn(engine.new_state("cancel", language="it"),
+                         "voglio annullare l'ordine ND-100000", now=OPEN)
+    assert cancel.state.order_number == "ND-100000"  # the agent sees it in the ticket
