@@ -167,11 +167,15 @@ class PaddedBatchScorer:
 
 
 def per_message_scorer(analyzer: BundleAnalyzer) -> Scorer:
-    """The shipped way: every text scored alone (``BundleAnalyzer``)."""
+    """The shipped way: every text scored in its own model call (``BundleAnalyzer.raw_logits``,
+    then the same calibration as :class:`PaddedBatchScorer`: equal work per text)."""
+    config = analyzer.config
+
     def score(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        results = analyzer.analyze(texts)
-        return (np.array([[r.intents[label] for label in analyzer.labels] for r in results]),
-                np.array([r.frustration for r in results]))
+        intent, frustration = analyzer.raw_logits(texts)
+        cal = config.frustration_calibration
+        return (softmax(intent, config.intent_temperature),
+                sigmoid(cal.scale * frustration + cal.shift))
     return score
 
 
