@@ -207,6 +207,11 @@ class EscalationConfig(BaseModel):
     max_failed_attempts: int = Field(3, ge=1)
     thresholds: dict[str, float]
     sensitive_intents: list[str]
+    #: Topics that always go to a human when the intent model is at least
+    #: ``always_min_confidence`` sure (a business rule, like an explicit request): the mission's
+    #: refunds, billing problems, double charges and cancellations. Empty: the policy decides.
+    always_escalate_intents: list[str] = Field(default_factory=list)
+    always_min_confidence: float = Field(0.7, gt=0, le=1)
     routing: Routing = Routing()
     priority: PriorityRules = PriorityRules()
 
@@ -222,7 +227,8 @@ class EscalationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_intents(self) -> EscalationConfig:
-        named = set(self.sensitive_intents) | {i for v in self.routing.teams.values() for i in v}
+        named = (set(self.sensitive_intents) | set(self.always_escalate_intents)
+                 | {i for v in self.routing.teams.values() for i in v})
         unknown = named - set(INTENT_LABELS)
         if unknown:
             raise ValueError(f"unknown intent(s) {sorted(unknown)}")

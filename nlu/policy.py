@@ -169,6 +169,9 @@ class EscalationPolicy:
             rules.append("customer asked for a human agent")
         if context.failed_attempts >= self.config.max_failed_attempts:
             rules.append(f"{context.failed_attempts} failed bot replies")
+        if (analysis.intent in self.config.always_escalate_intents
+                and analysis.intent_confidence >= self.config.always_min_confidence):
+            rules.append(f"sensitive topic: {analysis.intent}")
         threshold = self.config.threshold_for(context.tier)
         escalate = bool(rules) or p >= threshold
         reasons = rules + [r for r in self.explain(features, analysis, context) if r not in rules]
