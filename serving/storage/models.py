@@ -113,7 +113,8 @@ class OutboundMessage(Base):
     __table_args__ = (
         Index("ix_outbound_due", "status", "next_attempt_at"),
         Index("ix_outbound_pending", "id", "next_attempt_at",
-              postgresql_where=sql_text("status = 'pending'"), sqlite_where=sql_text("status = 'pending'")),
+              postgresql_where=sql_text("status = 'pending'"),
+              sqlite_where=sql_text("status = 'pending'")),
         Index("ix_outbound_in_flight", "conversation_id", "id",
               postgresql_where=sql_text("status IN ('pending', 'sending')"),
               sqlite_where=sql_text("status IN ('pending', 'sending')")),
