@@ -26,6 +26,34 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+class EventLoopThread:
+    """An event loop running in a daemon thread of its own, for coroutines handed over from
+    other threads (the sender's Graph API calls: its claims and records block on the database,
+    and must not hold up the answers of the sends in flight)."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop's thread, soon (from any thread)."""
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def close(self, last: Callable[[], Any] | None = None, timeout: float = 10.0) -> None:
+        """Run the coroutine ``last()`` on the loop (closing a client, say), then stop the loop
+        and its thread; coroutines still running are dropped with it."""
+        if last is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(last(), self.loop).result(timeout)
+            except Exception:  # noqa: BLE001 - closing must go on
+                log.exception("%s: closing failed", self._thread.name)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
 class BackgroundLoop:
     """Runs ``housekeeping()`` (at most every ``housekeeping_seconds``) then ``step()`` in a
     daemon thread until stopped.

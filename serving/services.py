@@ -110,7 +110,8 @@ class Services:
                                        max_delay=settings.whatsapp_retry_max_seconds,
                                        lease_seconds=settings.sending_lease_seconds,
                                        poll_seconds=settings.worker_poll_seconds,
-                                       batch_size=settings.sender_batch_size)
+                                       batch_size=settings.sender_batch_size,
+                                       max_in_flight=settings.sender_concurrency)
         notifiers = []
         if settings.notify_slack_url:
             notifiers.append(SlackNotifier(settings.notify_slack_url))

@@ -107,10 +107,14 @@ class Settings(BaseSettings):
                     "call overlap with the next batch's")
     sender_batch_size: int = Field(
         64, ge=1, le=1000,
-        description="outbound rows one sender step claims, sends and records together")
+        description="outbound rows one sender claim takes at most (fewer when fewer send "
+                    "slots are free)")
     sender_concurrency: int = Field(
-        8, ge=1, le=64,
-        description="Graph API requests in flight at once per process (keep-alive connections)")
+        64, ge=1, le=1024,
+        description="Graph API requests in flight at once per process (keep-alive connections): "
+                    "a send that hangs until whatsapp_send_timeout holds one, the others go on, "
+                    "so allow for rate x timeout x the share of slow sends (80/s x 10 s x 5 % = "
+                    "40) on top of the fast ones")
 
     # Notifications and ticket sinks (all optional).
     notify_slack_url: str | None = None

@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     update,
 )
+from sqlalchemy import text as sql_text  # ``text`` is a column name here
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 if TYPE_CHECKING:
@@ -108,7 +109,16 @@ class OutboundMessage(Base):
     """A message to send through the Graph API; ``idempotency_key`` is unique per intent to send."""
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (Index("ix_outbound_due", "status", "next_attempt_at"),)
+    # The partial indexes serve the sender's claim (migration 0006: fast without statistics).
+    __table_args__ = (
+        Index("ix_outbound_due", "status", "next_attempt_at"),
+        Index("ix_outbound_pending", "id", "next_attempt_at",
+              postgresql_where=sql_text("status = 'pending'"),
+              sqlite_where=sql_text("status = 'pending'")),
+        Index("ix_outbound_in_flight", "conversation_id", "id",
+              postgresql_where=sql_text("status IN ('pending', 'sending')"),
+              sqlite_where=sql_text("status IN ('pending', 'sending')")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)

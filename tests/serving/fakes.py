@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import socket
 import threading
 import time
@@ -21,6 +22,19 @@ APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 ACCESS_TOKEN = "test-access-token"
 _ids = itertools.count(1)
+
+
+class GraphServer(ThreadingHTTPServer):
+    """The fake Graph API's listener, with a listen backlog a real API server would have.
+
+    ``socketserver``'s default backlog is 5: with more sends opening connections at once
+    (the sender keeps up to ``sender_concurrency`` in flight), the kernel held the surplus
+    handshakes back for seconds of SYN retries, so a request written by a process killed
+    meanwhile reached the fake seconds later and was accepted after its resend: a duplicate
+    that Meta's servers would not have produced.
+    """
+
+    request_queue_size = 1024
 
 
 class FakeGraphAPI:
@@ -35,7 +49,9 @@ class FakeGraphAPI:
     (the connection is closed without an answer) or ``("hang", seconds)`` (answered 504 after
     ``seconds``, never accepted); :meth:`refuse` closes the listening socket (connections are
     refused) until :meth:`listen_again`. ``slow_to`` maps a recipient to seconds its first
-    request waits before a 504 (never accepted). Accepted messages carry ``_at`` (monotonic time).
+    request waits before a 504 (never accepted). ``slow_share`` of all requests (drawn from a
+    seeded generator) wait ``slow_seconds`` before a 504, never accepted. Accepted messages
+    carry ``_at`` (monotonic time); ``peak_in_flight`` is the most requests it held at once.
     """
 
     def __init__(self) -> None:
@@ -48,6 +64,10 @@ class FakeGraphAPI:
         self.lock = threading.Lock()
         self.outage: str | tuple | None = None
         self.slow_to: dict[str, float] = {}
+        self.slow_share = 0.0
+        self.slow_seconds = 0.0
+        self._slow_draws = random.Random(16)
+        self.in_flight = self.peak_in_flight = 0
         self._client = None
         fake = self
 
@@ -56,6 +76,16 @@ class FakeGraphAPI:
                 pass
 
             def do_POST(self) -> None:
+                with fake.lock:
+                    fake.in_flight += 1
+                    fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                try:
+                    self._post()
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
+
+            def _post(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with fake.lock:
                     fake.attempts += 1
@@ -63,6 +93,9 @@ class FakeGraphAPI:
                     step = fake.script.pop(0) if fake.script and outage is None else None
                     to = _recipient(body)
                     slow = fake.slow_to.pop(to, None) if outage is None else None
+                    drawn_slow = fake._slow_draws.random() < fake.slow_share
+                    if slow is None and outage is None and drawn_slow:
+                        slow = fake.slow_seconds
                 if outage == "reset":
                     self.close_connection = True
                     return self.connection.shutdown(socket.SHUT_RDWR)
@@ -112,7 +145,7 @@ class FakeGraphAPI:
                     pass  # the client timed out and went away first (a "hang")
 
         self._handler = Handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = GraphServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -124,7 +157,7 @@ class FakeGraphAPI:
 
     def listen_again(self) -> None:
         """Listen on the same port again after :meth:`refuse`."""
-        self.server = ThreadingHTTPServer(self.server.server_address, self._handler)
+        self.server = GraphServer(self.server.server_address, self._handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
