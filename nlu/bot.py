@@ -41,6 +41,42 @@ _SCORE_TEXT = re.compile(r"^\D*?([1-5])(?:\s*(?:stars?|stelle|stella|estrellas?|
 _OUT_OF_FIVE = re.compile(r"\s*(?:/|out of|su|de|di|em)\s*5\b", re.IGNORECASE)
 
 
+#: Greetings, thanks and goodbyes as customers type them in en/it/es/pt, colloquial forms
+#: included: the bot answers them even when the intent model is unsure of a two-word message.
+SMALL_TALK_WORDS: dict[str, frozenset[str]] = {
+    "greeting": frozenset("""hi hello hey hiya yo morning evening salve ciao buongiorno
+        buonasera hola buenas buenos holaa holi oi oii oie ola olá eae eai opa bom boa dia tarde
+        noite tardes noches días dias afternoon good""".split()),
+    "thanks": frozenset("""thanks thank thx ty tks cheers grazie mille gracias muchas mil
+        obrigado obrigada obg brigado brigada vlw valeu merci""".split()),
+    "goodbye": frozenset("""bye goodbye cya later arrivederci addio adios adiós chao chau
+        hasta luego tchau tchauzinho xau até logo mais""".split()),
+}
+#: Words that may stand beside a small-talk word without changing what the message is.
+_SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tutti tanti tante
+    tutto de da do por pela pelo per il la lo el ok okay va vale beleza tudo bem bene bien
+    verdad tanto tantas""".split())
+_SMALL_TALK_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def small_talk_of(text: str) -> str | None:
+    """``greeting``, ``thanks`` or ``goodbye`` for a short message made of such words ("eae",
+    "grazie mille!!", "vlw", "chau chau", "bom dia"), else None."""
+    words = [w.lower() for w in _SMALL_TALK_WORD.findall(text)]
+    words = [re.sub(r"(.)\1{2,}", r"\1", w) for w in words]  # "graziee", "holaaa"
+    if not words or len(words) > 4:
+        return None
+    if len(words) >= 2 and set(words) == {"ciao"}:  # "ciao" says hello, "ciao ciao" goodbye
+        return "goodbye"
+    for kind in ("thanks", "goodbye", "greeting"):  # "ciao grazie": thanks first
+        vocabulary = SMALL_TALK_WORDS[kind]
+        if any(w in vocabulary for w in words) and all(
+                w in vocabulary or w in _SMALL_TALK_FILLER or any(
+                    w in v for v in SMALL_TALK_WORDS.values()) for w in words):
+            return kind
+    return None
+
+
 def csat_score(text: str, button_id: str | None = None) -> int | None:
     """A 1-5 satisfaction score: the tapped ``csat_N`` row, a digit ("5", "5/5", "4 stelle"),
     a number word in the bot's languages ("cinque", "cinco"), or stars ("★★★★"); else None."""
@@ -187,6 +223,10 @@ class MenuBot:
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
         intent, confident = analysis.intent, analysis.intent_confidence >= MIN_CONFIDENCE
+        small_talk = small_talk_of(text)
+        if small_talk and not (confident and intent not in ("greeting", "thanks", "goodbye",
+                                                            OUT_OF_SCOPE)):
+            intent, confident = small_talk, True
         if intent == "greeting" and confident:
             state.step = "menu"
             return BotResponse([self.menu(state)], failed=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu.bot import MENU_AGENT, MENU_FAQ, MENU_ORDER, csat_score, menu_choice
+from nlu.bot import MENU_AGENT, MENU_FAQ, MENU_ORDER, csat_score, menu_choice, small_talk_of
 from nlu.cues import extract_cues
 from nlu.engine import TurnEngine
 from nlu.flow import DEFAULT_FLOW_PATH, FlowError, load_flow
@@ -199,3 +199,26 @@ def test_an_invoice_question_with_an_order_number_is_not_an_order_status(engine)
     cancel = engine.turn(engine.new_state("cancel", language="it"),
                          "voglio annullare l'ordine ND-100000", now=OPEN)
     assert cancel.state.order_number == "ND-100000"  # the agent sees it in the ticket
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("eae", "greeting"), ("oii", "greeting"), ("salve", "greeting"), ("buenas", "greeting"),
+    ("bom dia", "greeting"), ("hola buenas tardes", "greeting"), ("vlw", "thanks"),
+    ("obg", "thanks"), ("grazie mille!!", "thanks"), ("mil gracias", "thanks"),
+    ("thanks a lot", "thanks"), ("chau chau", "goodbye"), ("tchau tchau", "goodbye"),
+    ("hasta luego", "goodbye"), ("where is my order", None), ("ok", None),
+    ("ciao, dov'è il mio ordine?", None)])
+def test_small_talk_as_customers_type_it(text, kind):
+    assert small_talk_of(text) == kind
+
+
+@pytest.mark.parametrize("language,text,key", [
+    ("pt", "vlw", "thanks"), ("es", "chau chau", "goodbye"), ("it", "grazie mille!!", "thanks"),
+    ("pt", "eae", "welcome")])
+def test_the_bot_answers_small_talk_in_the_conversations_language(engine, language, text, key):
+    result = engine.turn(engine.new_state(f"talk-{language}", language=language), text, now=OPEN)
+    assert result.replies[0].text == engine.flow.text(key, language)
+
+
+def test_ciao_says_hello_and_ciao_ciao_goodbye():
+    assert (small_talk_of("ciao"), small_talk_of("ciao ciao")) == ("greeting", "goodbye")
