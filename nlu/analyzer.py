@@ -194,11 +194,6 @@ class BundleAnalyzer:
         return cls(config, tokenizer, session, model_id=model_id, threads=threads)
 
     @property
-    def name(self) -> str:
-        """``name@version``: what a decision records as the model that produced it."""
-        return str(self.model_id)
-
-    @property
     def languages(self) -> tuple[str, ...]:
         """The languages the bundle was trained and validated for."""
         return tuple(self.config.languages)

@@ -16,10 +16,14 @@ from nlu.directory import OrderLookup
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow
 from nlu.labels import OUT_OF_SCOPE
+from nlu.text import WORD, squash_elongation
 
 #: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
 MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
 MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
+HISTORY_LIMIT = 20
+#: Below this intent confidence the bot does not act on the intent (it falls back instead).
+MIN_CONFIDENCE = 0.5
 #: Options as customers type them: "3", "3 please", "la 3", "opzione 3", "opción 3", "tre", "#3".
 _NUMBER_WORDS = {"one": "1", "uno": "1", "um": "1", "two": "2", "due": "2", "dos": "2",
                  "dois": "2", "three": "3", "tre": "3", "tres": "3", "três": "3"}
@@ -56,25 +60,22 @@ SMALL_TALK_WORDS: dict[str, frozenset[str]] = {
 _SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tutti tanti tante
     tutto de da do por pela pelo per il la lo el ok okay va vale beleza tudo bem bene bien
     verdad tanto tantas""".split())
-_SMALL_TALK_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
 def small_talk_of(text: str) -> str | None:
     """``greeting``, ``thanks`` or ``goodbye`` for a short message made of such words ("eae",
     "grazie mille!!", "vlw", "chau chau", "bom dia"), else None."""
-    words = [w.lower() for w in _SMALL_TALK_WORD.findall(text)]
-    words = [re.sub(r"(.)\1{2,}", r"\1", w) for w in words]  # "graziee", "holaaa"
+    words = [squash_elongation(w.lower()) for w in WORD.findall(text)]  # "holaaa" -> "hola"
     if not words or len(words) > 4:
         return None
     if len(words) >= 2 and set(words) == {"ciao"}:  # "ciao" says hello, "ciao ciao" goodbye
         return "goodbye"
-    for kind in ("thanks", "goodbye", "greeting"):  # "ciao grazie": thanks first
-        vocabulary = SMALL_TALK_WORDS[kind]
-        if any(w in vocabulary for w in words) and all(
-                w in vocabulary or w in _SMALL_TALK_FILLER or any(
-                    w in v for v in SMALL_TALK_WORDS.values()) for w in words):
-            return kind
-    return None
+    if not all(w in _SMALL_TALK_FILLER or any(w in v for v in SMALL_TALK_WORDS.values())
+               for w in words):
+        return None
+    # "ciao grazie": thanks first, then goodbye, then greeting.
+    return next((kind for kind in ("thanks", "goodbye", "greeting")
+                 if any(w in SMALL_TALK_WORDS[kind] for w in words)), None)
 
 
 def csat_score(text: str, button_id: str | None = None) -> int | None:
@@ -109,9 +110,6 @@ def menu_choice(text: str, button_id: str | None = None) -> str | None:
         return None
     option = match.group("option").lower()
     return MENU_DIGITS[_NUMBER_WORDS.get(option, option)]
-HISTORY_LIMIT = 20
-#: Below this intent confidence the bot does not act on the intent (it falls back instead).
-MIN_CONFIDENCE = 0.5
 
 
 @dataclass

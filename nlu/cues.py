@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nlu.text import WORD, squash_elongation
+
 #: Feature order of the ``cues`` model input. Changing it requires retraining.
 CUE_NAMES: tuple[str, ...] = (
     "all_caps",
@@ -99,8 +101,6 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     """.split())
 HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
 
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-_ELONGATED = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
 _QUESTION_RUN = re.compile(r"[?¿!]*\?[?¿!]*")
 
@@ -128,9 +128,12 @@ def _fold_accents(word: str) -> str:
 def extract_cues(text: str) -> Cues:
     """Compute the surface cues of ``text`` (raw, case preserved)."""
     text = text[:MAX_SCAN_CHARS]
-    words = _WORD.findall(text)
-    laughing = [w for w in words if LAUGHTER.match(w)]
-    words = [w for w in words if not LAUGHTER.match(w)]
+    words, laughing = [], False
+    for w in WORD.findall(text):
+        if LAUGHTER.match(w):
+            laughing = True
+        else:
+            words.append(w)
     long_words = [w for w in words if len(w) >= 2]
     caps_words = [w for w in long_words if w.isupper()]
     # Shouting needs at least two capitalised words: "OK" or "DHL" alone is not shouting.
@@ -142,13 +145,14 @@ def extract_cues(text: str) -> Cues:
     question_run = max(question_run, 0.0)
 
     folded = [_fold_accents(w.lower()) for w in words]
-    elongated = [w for w, f in zip(words, folded)
-                 if _ELONGATED.search(f) and _ELONGATED.sub(r"\1", f) not in POSITIVE_WORDS]
+    squashed = [squash_elongation(f) for f in folded]
+    elongated = [w for w, f, q in zip(words, folded, squashed)
+                 if q != f and q not in POSITIVE_WORDS]
     negatives = sorted({w for w in folded if w in NEGATIVE_WORDS})
     swears = sorted({w for w in folded if w in PROFANITY})
     folded_text = " ".join(folded)
     repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
-    positive = (laughing or any(_ELONGATED.sub(r"\1", f) in POSITIVE_WORDS for f in folded)
+    positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
     problem = negatives or swears or repeats or any(f in PROBLEM_WORDS for f in folded)
     happy = bool(positive and not problem)

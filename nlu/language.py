@@ -24,7 +24,8 @@ writes a sentence.
 from __future__ import annotations
 
 import functools
-import re
+
+from nlu.text import WORD
 
 #: lingua confidence (among the allowed languages) that decides on its own.
 MIN_CONFIDENCE = 0.6
@@ -50,17 +51,16 @@ SWITCH_MIN_WORDS = 3
 SWITCH_MIN_LETTERS = 12
 #: ... that lingua attributes to another language with at least this confidence.
 SWITCH_CONFIDENCE = 0.8
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
 def has_words(text: str) -> bool:
     """Whether ``text`` has any word (letters) to detect a language from."""
-    return _WORD.search(text) is not None
+    return WORD.search(text) is not None
 
 
 def stopword_guess(text: str, allowed: list[str], default: str) -> str:
     """The allowed language with most function words in ``text``; ``default`` on a tie/none."""
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = [w.lower() for w in WORD.findall(text)]
     scores = {lang: sum(w in STOPWORDS.get(lang, ()) for w in words) for lang in allowed}
     best = max(scores.values(), default=0)
     winners = [lang for lang, s in scores.items() if s == best]
@@ -120,7 +120,7 @@ def _decide(text: str, allowed: list[str], default: str, established: bool) -> s
 
 def confident_language(text: str, allowed: list[str]) -> str | None:
     """The language of ``text`` when the evidence is strong enough to switch a conversation."""
-    words = [w for w in _WORD.findall(text) if len(w) >= 2]
+    words = [w for w in WORD.findall(text) if len(w) >= 2]
     if len(words) < SWITCH_MIN_WORDS or sum(len(w) for w in words) < SWITCH_MIN_LETTERS:
         return None
     scores = lingua_scores(text, allowed)
@@ -132,7 +132,7 @@ def confident_language(text: str, allowed: list[str]) -> str | None:
 
 
 def _guess(text: str, allowed: list[str], default: str) -> str:
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     if not words:
         return default
     scores = lingua_scores(text, allowed) if len(words) >= MIN_WORDS else {}

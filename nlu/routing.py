@@ -123,13 +123,12 @@ class Analyzer:
                 raise ValueError(f"language {lang!r} of text {i} is not one of {self.languages}")
         resolved = [lang or (self.detect(t) if isinstance(t, str) else self.default_language)
                     for t, lang in zip(texts, languages)]
-        groups: dict[tuple[int, str], list[int]] = {}
+        groups: dict[str, list[int]] = {}
         for i, lang in enumerate(resolved):
-            bundle = self.bundle_for(lang)
-            groups.setdefault((id(bundle), lang), []).append(i)
+            groups.setdefault(lang, []).append(i)
         results: list[AnalysisResult | None] = [None] * len(texts)
-        for (_, lang), idx in groups.items():
-            bundle = self.bundle_for(lang)
-            for i, result in zip(idx, bundle.analyze([texts[i] for i in idx], language=lang)):
+        for lang, idx in groups.items():
+            analyzed = self.bundle_for(lang).analyze([texts[i] for i in idx], language=lang)
+            for i, result in zip(idx, analyzed):
                 results[i] = result
         return results  # type: ignore[return-value]

@@ -7,7 +7,20 @@ must learn when the text was cut.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+
+#: A word: a run of letters (no digits, no underscore), in any script. Cues, language
+#: detection and the bot's small talk all split text this way.
+WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+#: A letter typed three or more times in a row ("noooo", "graziee" has two: not elongated).
+ELONGATED = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
+
+
+def squash_elongation(word: str) -> str:
+    """``word`` with every run of three or more equal letters cut to one ("holaaa" -> "hola")."""
+    return ELONGATED.sub(r"\1", word)
+
 
 #: Characters kept before tokenisation. The model window is far shorter (see the bundle's
 #: ``max_length``); this bound only keeps tokenisation time flat for huge inputs.
