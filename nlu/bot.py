@@ -215,8 +215,6 @@ class MenuBot:
         number = self.find_order_number(text)
         if number and self._asks_about_the_order(state, text, number, analysis):
             return self._order_status(state, number)
-        if number:  # "the invoice of ND-123456": remember the order, answer the question
-            state.order_number = number
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 

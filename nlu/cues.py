@@ -12,12 +12,11 @@ function runs at training time and at run time, so there is one definition of ea
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
-from nlu.text import WORD, squash_elongation
+from nlu.text import WORD, fold, squash_elongation
 
 #: Feature order of the ``cues`` model input. Changing it requires retraining.
 CUE_NAMES: tuple[str, ...] = (
@@ -119,12 +118,6 @@ class Cues:
     happy: bool = False
 
 
-def _fold_accents(word: str) -> str:
-    """'inútil' -> 'inutil', so one list entry matches the accented and the plain spelling."""
-    decomposed = unicodedata.normalize("NFKD", word)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
 def extract_cues(text: str) -> Cues:
     """Compute the surface cues of ``text`` (raw, case preserved)."""
     text = text[:MAX_SCAN_CHARS]
@@ -144,7 +137,7 @@ def extract_cues(text: str) -> Cues:
     question_run = min(max((len(m) for m in _QUESTION_RUN.findall(text)), default=0) - 1, 3) / 3.0
     question_run = max(question_run, 0.0)
 
-    folded = [_fold_accents(w.lower()) for w in words]
+    folded = [fold(w) for w in words]
     squashed = [squash_elongation(f) for f in folded]
     elongated = [w for w, f, q in zip(words, folded, squashed)
                  if q != f and q not in POSITIVE_WORDS]

@@ -20,12 +20,11 @@ and "la persona que atendió fue muy amable" talk about people without asking fo
 
 from __future__ import annotations
 
-import functools
 import re
-import unicodedata
 
 from nlu.analyzer import AnalysisResult, BundleAnalyzer
 from nlu.similarity import ExampleIndex
+from nlu.text import fold
 
 #: A keyword counts in a clause of at most this many words without further evidence
 #: ("AGENT!!!", "ok. operatore per favore", "... </script> agent please").
@@ -33,15 +32,6 @@ SHORT_MESSAGE_WORDS = 4
 _CLAUSE_BREAK = re.compile(r"[.!?¿¡;,:()<>\[\]{}\"/\n]+")
 #: ... or in a longer one whose nearest example is a request at least this close.
 KEYWORD_SIMILARITY = 0.5
-
-
-@functools.lru_cache(maxsize=4096)
-def fold(text: str) -> str:
-    """Lower-case without accents: 'Operatore' and 'opératore' match 'operatore'.
-
-    Cached: every message folds the flow's keyword list again."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def words_of(text: str) -> list[str]:

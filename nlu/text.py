@@ -7,6 +7,7 @@ must learn when the text was cut.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -15,6 +16,15 @@ import unicodedata
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 #: A letter typed three or more times in a row ("noooo", "graziee" has two: not elongated).
 ELONGATED = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
+
+
+@functools.lru_cache(maxsize=4096)
+def fold(text: str) -> str:
+    """Lower-case without accents: 'Inútil' matches 'inutil', 'Operatóre' 'operatore'.
+
+    Cached: every message folds its words, and the flow's keyword list, again."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def squash_elongation(word: str) -> str:
