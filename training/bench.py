@@ -32,6 +32,7 @@ from nlu.bundle import (
     FP32_MODEL_FILE,
     MULTILINGUAL_BUNDLE_DIR,
     TOKENIZER_FILE,
+    BundleConfig,
     load_bundle_config,
 )
 from nlu.cues import CUE_NAMES, cue_matrix
@@ -76,15 +77,7 @@ def machine_info() -> dict[str, str]:
 def latency_ms(run: Callable[[list[str]], object], messages: list[str], warmup: int = 20
                ) -> dict[str, float]:
     """Batch-1 latency over every message: median, p99, mean (milliseconds)."""
-    for m in messages[:warmup]:
-        run([m])
-    samples = []
-    for m in messages:
-        t0 = time.perf_counter()
-        run([m])
-        samples.append((time.perf_counter() - t0) * 1000)
-    return {"p50": statistics.median(samples), "p99": float(np.percentile(samples, 99)),
-            "mean": statistics.fmean(samples)}
+    return interleaved_latency_ms({"run": run}, messages, warmup)["run"]
 
 
 def interleaved_latency_ms(engines: dict[str, Callable[[list[str]], object]], messages: list[str],
@@ -138,6 +131,15 @@ def throughput(score: Callable[[list[str]], object], messages: list[str], batch:
 Scorer = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
 
 
+def calibrated(config: BundleConfig, intent_logits: np.ndarray, frustration_logit: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The bundle's calibration on raw logits: temperature-scaled intent probabilities and
+    Platt-scaled frustration (what every ONNX engine of the benchmark returns)."""
+    cal = config.frustration_calibration
+    return (softmax(intent_logits, config.intent_temperature),
+            sigmoid(cal.scale * frustration_logit.reshape(-1) + cal.shift))
+
+
 class PaddedBatchScorer:
     """A bundle's graph run the way ``Analyzer`` ran it before batch invariance: one
     ``session.run`` per call on every text of the call, padded to the longest.
@@ -161,21 +163,14 @@ class PaddedBatchScorer:
         intent, frustration = self.session.run(
             ["intent_logits", "frustration_logit"],
             {k: v for k, v in feeds.items() if k in self.inputs})
-        cal = self.config.frustration_calibration
-        return (softmax(intent, self.config.intent_temperature),
-                sigmoid(cal.scale * frustration.reshape(-1) + cal.shift))
+        return calibrated(self.config, intent, frustration)
 
 
 def per_message_scorer(analyzer: BundleAnalyzer) -> Scorer:
     """The shipped way: every text scored in its own model call (``BundleAnalyzer.raw_logits``,
     then the same calibration as :class:`PaddedBatchScorer`: equal work per text)."""
-    config = analyzer.config
-
     def score(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        intent, frustration = analyzer.raw_logits(texts)
-        cal = config.frustration_calibration
-        return (softmax(intent, config.intent_temperature),
-                sigmoid(cal.scale * frustration + cal.shift))
+        return calibrated(analyzer.config, *analyzer.raw_logits(texts))
     return score
 
 
