@@ -118,6 +118,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 #: Padding tokens of the supported vocabularies: BERT WordPiece (MiniLM), XLM-R SentencePiece (e5).
 PAD_TOKENS = ("[PAD]", "<pad>")
+#: A happy message (:attr:`nlu.cues.Cues.happy`) scores at most this share of the bundle's
+#: frustration threshold: well under it, whatever the sentiment head says.
+HAPPY_FRUSTRATION_SHARE = 0.5
 
 
 def make_tokenizer(path: Path, max_length: int) -> Tokenizer:
@@ -294,6 +297,10 @@ class BundleAnalyzer:
         probs = softmax(out.intent_logits[None, :], self.config.intent_temperature)[0]
         cal = self.config.frustration_calibration
         p_frus = float(sigmoid(np.float64(cal.scale * out.frustration_logit + cal.shift)))
+        if out.cues.happy:
+            # Laughter, thanks, apologies, happy emoji and no problem word: not frustration,
+            # though a sentiment-trained head reads "perdón, me equivoqué de chat" as negative.
+            p_frus = min(p_frus, HAPPY_FRUSTRATION_SHARE * self.config.frustration_threshold)
         best = int(probs.argmax())
         truncated = (bool(out.encoding.overflowing) or len(raw) > MAX_SCAN_CHARS
                      or len(text) > MAX_MODEL_CHARS)

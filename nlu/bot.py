@@ -8,15 +8,17 @@ webhook, the terminal chat, tests) turn the returned actions into messages.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from nlu.analyzer import AnalysisResult
+from nlu.cues import LAUGHTER, MISDIRECTED
 from nlu.directory import OrderLookup
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow
-from nlu.labels import OUT_OF_SCOPE
-from nlu.text import WORD, squash_elongation
+from nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
+from nlu.text import WORD, fold, squash_elongation
 
 #: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
 MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
@@ -55,6 +57,10 @@ SMALL_TALK_WORDS: dict[str, frozenset[str]] = {
         obrigado obrigada obg brigado brigada vlw valeu merci""".split()),
     "goodbye": frozenset("""bye goodbye cya later arrivederci addio adios adiós chao chau
         hasta luego tchau tchauzinho xau até logo mais""".split()),
+    # "ok", "lol ok", "kkkk blz", "vale vale": heard, nothing asked. Answered like a thank-you.
+    "acknowledgement": frozenset("""ok okay okk k kk oki okey okis alright fine cool nice lol
+        lmao va bene vabbè vabbe daccordo capito perfetto vale dale bueno listo entendido
+        beleza blz certo entendi show ta tá""".split()),
 }
 #: Words that may stand beside a small-talk word without changing what the message is.
 _SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tutti tanti tante
@@ -62,20 +68,78 @@ _SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tu
     verdad tanto tantas""".split())
 
 
+#: "Never mind, cancel that question", "annulla, ho sbagliato a scrivere", "esquece": the
+#: customer takes back their own message (folded text). Not when it names an order or account.
+_TAKE_BACK = re.compile(
+    r"\b(?:never ?mind|forget it|lascia (?:stare|perdere)|non importa|fa niente|dejalo|"
+    r"olvidalo|no importa|da igual|deixa (?:pra la|quieto)|esquece|"
+    r"(?:cancel|annulla|cancela)\w* (?:(?:that|this|the|my|la|il|el|lo|a|o) )?(?:question|"
+    r"message|msg|typo|domanda|messaggio|pregunta|mensaje|pergunta|mensagem)|"
+    r"(?:cancel|annulla|cancela)\w*,? (?:(?:that|this|it)\b.*\btypo|ho sbagliato|"
+    r"me equivoque|digitei errado|escrevi errado|lo que te escribi|o que (?:te )?escrevi))")
+_SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|conta|"
+                      r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
+
+
 def small_talk_of(text: str) -> str | None:
-    """``greeting``, ``thanks`` or ``goodbye`` for a short message made of such words ("eae",
-    "grazie mille!!", "vlw", "chau chau", "bom dia"), else None."""
+    """``greeting``, ``thanks``, ``goodbye`` or ``acknowledgement`` for a short message made of
+    such words ("eae", "grazie mille!!", "vlw", "chau chau", "bom dia", "kkk ok"), for "sorry,
+    wrong chat" (goodbye) and for a message the customer takes back ("never mind, cancel that
+    question"); else None."""
+    folded = fold(text)
+    if len(folded) <= 200 and not _SERIOUS.search(folded):
+        if MISDIRECTED.search(folded):
+            return "goodbye"
+        if _TAKE_BACK.search(folded):
+            return "acknowledgement"
     words = [squash_elongation(w.lower()) for w in WORD.findall(text)]  # "holaaa" -> "hola"
     if not words or len(words) > 4:
         return None
     if len(words) >= 2 and set(words) == {"ciao"}:  # "ciao" says hello, "ciao ciao" goodbye
         return "goodbye"
+    laughter = [w for w in words if LAUGHTER.match(w)]
+    words = [w for w in words if not LAUGHTER.match(w)]
     if not all(w in _SMALL_TALK_FILLER or any(w in v for v in SMALL_TALK_WORDS.values())
                for w in words):
         return None
-    # "ciao grazie": thanks first, then goodbye, then greeting.
-    return next((kind for kind in ("thanks", "goodbye", "greeting")
+    # "ciao grazie": thanks first, then goodbye, then greeting; "haha ok" is heard.
+    kind = next((kind for kind in ("thanks", "goodbye", "greeting", "acknowledgement")
                  if any(w in SMALL_TALK_WORDS[kind] for w in words)), None)
+    return kind or ("acknowledgement" if laughter else None)
+
+
+#: Small talk the intent model says on its own, without a small-talk word in the message, is
+#: trusted only this sure: a model trained on real sentences calls "zzzzz" or "boh" a greeting.
+SMALL_TALK_CONFIDENCE = 0.8
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_VOWELS = frozenset("aeiouy")
+
+
+def _mashed(word: str) -> bool:
+    """A keyboard mash rather than a word: "jjjjjjj", "asdfghjk", "sjdhfk", "qwerty".
+    Laughter ("kkkk", "jajaja", "xD") and vowel-less chat abbreviations ("thx", "cmq",
+    "thnx", "tmbn") are words."""
+    lower = fold(word)
+    if LAUGHTER.match(lower):
+        return False
+    if len(lower) >= 3 and len(set(lower)) == 1:
+        return True
+    if len(lower) >= 4 and any(lower in row or lower in row[::-1] for row in _KEYBOARD_ROWS):
+        return True
+    squashed = squash_elongation(lower)
+    return len(squashed) >= 5 and not (set(squashed) & _VOWELS)
+
+
+def unreadable(text: str) -> bool:
+    """Nothing the bot could act on: only punctuation ("???", "..,,,") or only keyboard mashes.
+    Such a message is a failed bot reply whatever the intent model guesses for it."""
+    if any(ch.isdigit() for ch in text):
+        return False
+    words = WORD.findall(text)
+    if not words:
+        return bool(text.strip()) and all(unicodedata.category(ch).startswith("P")
+                                          for ch in text if not ch.isspace())
+    return all(_mashed(w) for w in words)
 
 
 def csat_score(text: str, button_id: str | None = None) -> int | None:
@@ -218,15 +282,19 @@ class MenuBot:
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
+        if unreadable(text):
+            state.step = "menu"
+            return BotResponse([self.menu(state, "fallback")], failed=True)
         intent, confident = analysis.intent, analysis.intent_confidence >= MIN_CONFIDENCE
         small_talk = small_talk_of(text)
-        if small_talk and not (confident and intent not in ("greeting", "thanks", "goodbye",
-                                                            OUT_OF_SCOPE)):
+        if small_talk and not (confident and intent not in SMALL_TALK_INTENTS + (OUT_OF_SCOPE,)):
             intent, confident = small_talk, True
+        elif intent in SMALL_TALK_INTENTS:
+            confident = analysis.intent_confidence >= SMALL_TALK_CONFIDENCE
         if intent == "greeting" and confident:
             state.step = "menu"
             return BotResponse([self.menu(state)], failed=False)
-        if intent == "thanks" and confident:
+        if intent in ("thanks", "acknowledgement") and confident:
             return BotResponse([Reply(self.flow.text("thanks", lang))], failed=False)
         if intent == "goodbye" and confident:
             return BotResponse([Reply(self.flow.text("goodbye", lang))], failed=False)
@@ -240,10 +308,11 @@ class MenuBot:
             answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
             state.step = "menu"
             return BotResponse([Reply(answer)], failed=False)
-        if state.step == "new":
-            state.step = "menu"
-            return BotResponse([self.menu(state)], failed=False)
-        return BotResponse([self.menu(state, "fallback")], failed=True)
+        # Not understood. A first message still gets the welcome menu, but it counts as a
+        # failed reply like any other: "do you sell pizza", "weather?", "who won" is three.
+        first = state.step == "new"
+        state.step = "menu"
+        return BotResponse([self.menu(state, "welcome" if first else "fallback")], failed=True)
 
     def _order_status(self, state: ConversationState, number: str) -> BotResponse:
         lang = state.language

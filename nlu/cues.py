@@ -79,12 +79,16 @@ LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou])+h?|(?:[aeiou][hj])+[aeiou]?|k{3,}|
 #: exclamation or elongation cue (a cue can only raise frustration).
 POSITIVE_WORDS: frozenset[str] = frozenset(
     """thanks thank thx ty tks great perfect awesome amazing love lovely nice cool brilliant
-    excellent wonderful yes yay super sorry apologies welcome ok okay
-    grazie mille perfetto perfetta ottimo ottima bravi bravo bellissimo fantastico gentilissimi
-    gentilissimo scusa scusate scusami si evviva top
-    gracias genial perfecto perfecta estupendo maravilloso buenisimo vale perdon disculpa
-    disculpe lo siento
-    obrigado obrigada obg valeu perfeito otimo maravilhoso incrivel desculpa desculpe sim show
+    excellent wonderful yes yay super sorry apologies welcome ok okay best beautiful gorgeous
+    fantastic incredible omg loved loving happy
+    grazie mille perfetto perfetta ottimo ottima bravi bravo bellissimo bellissima bellissimi
+    bellissime fantastico fantastica stupendo stupenda stupendi stupende meraviglioso
+    meravigliosa gentilissimi gentilissimo scusa scusate scusami si evviva top adoro felice
+    gracias genial perfecto perfecta estupendo estupenda maravilloso maravillosa buenisimo
+    precioso preciosa preciosos preciosas encanta encantan encantado encantada vale perdon
+    disculpa disculpe lo siento feliz
+    obrigado obrigada obg valeu perfeito perfeita otimo otima maravilhoso maravilhosa incrivel
+    lindo linda lindos lindas amei adorei desculpa desculpe sim show feliz
     """.split())
 #: Words about a problem: with them, caps and "!!!" stay frustration even beside a thank-you
 #: ("THANKS A LOT, STILL NO REFUND!!!").
@@ -98,6 +102,11 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     onde cade atraso ainda nunca quebrado errado reembolso cobrado perdido cancelar nada
     ninguem esperando
     """.split())
+#: "Sorry, wrong chat": a slip of the customer's, not a problem with the shop (folded text).
+MISDIRECTED = re.compile(
+    r"\b(?:wrong (?:chat|number|person|conversation|group)|(?:chat|numero|conversazione) "
+    r"sbagliat[oa]|(?:me )?equivoque de (?:chat|numero|conversacion)|(?:numero|chat) "
+    r"equivocado|(?:conversa|numero|chat) errad[oa])\b")
 HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
 
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
@@ -147,7 +156,8 @@ def extract_cues(text: str) -> Cues:
     repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
     positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
-    problem = negatives or swears or repeats or any(f in PROBLEM_WORDS for f in folded)
+    slip_free = MISDIRECTED.sub(" ", folded_text).split()
+    problem = negatives or swears or repeats or any(f in PROBLEM_WORDS for f in slip_free)
     happy = bool(positive and not problem)
     if happy:  # happy shouting, laughter: loud, not frustrated
         caps, exclamations, elongated = 0.0, 0.0, []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nlu.analyzer import AnalysisResult, BundleAnalyzer
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES, MULTILINGUAL_POLICY_DIR
-from nlu.bot import MENU_AGENT, ConversationState, MenuBot, Reply, menu_choice
+from nlu.bot import MENU_AGENT, ConversationState, MenuBot, Reply, menu_choice, small_talk_of
 from nlu.directory import (
     CsvCustomerDirectory,
     CsvOrderLookup,
@@ -195,11 +195,15 @@ class TurnEngine:
     @staticmethod
     def _stack(flow: BotFlow, analyzer: BundleAnalyzer, policy: EscalationPolicy, orders: OrderLookup,
                name: str = DEFAULT_STACK) -> ModelStack:
-        faq = FaqIndex.load(flow.path(flow.faq.file), analyzer, flow.faq.min_similarity)
+        faq = FaqIndex.load(flow.path(flow.faq.file), analyzer, flow.faq.min_similarity,
+                             flow.faq.out_of_scope_similarity)
         escalation = flow.escalation
+        # The FAQ's own questions are questions for the bot, not requests for a person.
+        faq_questions = [q for e in faq.entries for qs in e.questions.values() for q in qs]
         requests = HumanRequests(
             [t for texts in escalation.explicit_examples.values() for t in texts],
-            [t for texts in escalation.explicit_counterexamples.values() for t in texts],
+            [t for texts in escalation.explicit_counterexamples.values() for t in texts]
+            + faq_questions,
             escalation.explicit_keywords, analyzer, escalation.explicit_similarity)
         return ModelStack(analyzer, policy, MenuBot(flow, orders, faq), requests, name)
 
@@ -297,14 +301,20 @@ class TurnEngine:
         explicit = self.is_explicit(text, analysis, button_id, stack)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
                                       intent_for_routing=self._routing_intent(state, analysis))
+        if not explicit and small_talk_of(text) is not None:
+            # "ok grazie", "sorry, wrong chat", "never mind, cancel that question": small talk
+            # never hands a conversation to a human by itself, whatever the intent model
+            # guessed for it ("perdón, me equivoqué de chat" read as delete_account).
+            decision.escalate, decision.reasons = False, []
         response = None
         if not (decision.escalate and act):
             response = stack.bot.respond(state, text, analysis, button_id)
             if act and response.failed and \
-                    state.failed_attempts + 1 >= self.flow.escalation.max_failed_attempts:
+                    state.failed_attempts + 1 >= self.flow.escalation.max_failed_for(state.tier):
                 decision.escalate = True
                 reason = f"{state.failed_attempts + 1} failed bot replies"
-                decision.reasons = [reason] + [r for r in decision.reasons if r != reason]
+                decision.reasons = [reason] + [r for r in decision.reasons
+                                               if not r.endswith("failed bot replies")]
         failed = bool(response and response.failed)
         self._update_counters(state, analysis, stack.policy, failed)
         if decision.escalate and act:

@@ -114,6 +114,10 @@ class FaqConfig(BaseModel):
 
     file: str = "faq.yaml"
     min_similarity: float = Field(0.85, ge=0, le=1)
+    #: A message the intent model calls out of scope needs a closer question: off-topic chat
+    #: ("whats the capital of france") sits 0.85 from some shipping question, paraphrases of a
+    #: real FAQ question ("do you ship to germany") 0.93 and above.
+    out_of_scope_similarity: float = Field(0.92, ge=0, le=1)
 
 
 class BusinessHours(BaseModel):
@@ -205,6 +209,13 @@ class EscalationConfig(BaseModel):
     explicit_counterexamples: dict[str, list[str]] = Field(default_factory=dict)
     explicit_similarity: float = Field(0.6, gt=0, le=1)
     max_failed_attempts: int = Field(3, ge=1)
+    #: Fewer failed replies for some tiers ("sooner for VIP": ``{vip: 1}``); others get
+    #: ``max_failed_attempts``.
+    tier_max_failed_attempts: dict[str, int] = Field(default_factory=dict)
+    #: Signs of anger that go to a human whatever the score: ALL CAPS about a problem and
+    #: swearing, surface cues of :mod:`nlu.cues` (happy shouting does not fire them).
+    escalate_on_cues: list[Literal["all_caps", "profanity"]] = Field(
+        default_factory=list)
     thresholds: dict[str, float]
     sensitive_intents: list[str]
     #: Topics that always go to a human when the intent model is at least
@@ -233,6 +244,10 @@ class EscalationConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown intent(s) {sorted(unknown)}")
         return self
+
+    def max_failed_for(self, tier: str) -> int:
+        """How many failed bot replies ``tier`` gets before a human takes over."""
+        return self.tier_max_failed_attempts.get(tier, self.max_failed_attempts)
 
     def threshold_for(self, tier: str) -> float:
         """The escalation threshold of ``tier`` (unknown tiers get the standard one)."""

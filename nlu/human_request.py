@@ -15,12 +15,20 @@ un asesor?". A message asks for a human when:
   none.
 
 "person", "persona", "pessoa", "someone" are not keywords: "my sister will pick up the parcel"
-and "la persona que atendió fue muy amable" talk about people without asking for one.
+and "la persona que atendió fue muy amable" talk about people without asking for one. They
+count after a verb of talking or passing on ("I need to speak to someone about my invoice",
+"me podéis pasar con alguien de facturación", "preciso falar com alguém sobre a nota"), the
+request clause that the rest of a long message drowns in an embedding.
+
+A keyword typed with one slip ("humna", "ajente", "atendete"), or two in a long word
+("oprtaore"), counts in a clause of one or two words.
 """
 
 from __future__ import annotations
 
 import re
+
+from rapidfuzz.distance import OSA
 
 from nlu.analyzer import AnalysisResult, BundleAnalyzer
 from nlu.similarity import ExampleIndex
@@ -29,6 +37,9 @@ from nlu.text import fold
 #: A keyword counts in a clause of at most this many words without further evidence
 #: ("AGENT!!!", "ok. operatore per favore", "... </script> agent please").
 SHORT_MESSAGE_WORDS = 4
+#: A keyword with a slip counts only in a clause this short ("ajente porfavor", "humna pls"):
+#: "the operation was quick" is a real word one slip from "operator".
+TYPO_CLAUSE_WORDS = 2
 _CLAUSE_BREAK = re.compile(r"[.!?¿¡;,:()<>\[\]{}\"/\n]+")
 #: ... or in a longer one whose nearest example is a request at least this close.
 KEYWORD_SIMILARITY = 0.5
@@ -39,10 +50,31 @@ def words_of(text: str) -> list[str]:
     return "".join(ch if ch.isalnum() else " " for ch in fold(text)).split()
 
 
-def names_a_human(text: str, keywords: list[str]) -> bool:
-    """True when the message names a human ('agent', 'operatore', ...) as a whole word."""
+#: Talking to, or being passed to, someone: a request for a person in en/it/es/pt (folded).
+TALK_TO_SOMEONE = re.compile(
+    r"\b(?:(?:speak|talk|chat)(?:ing)? (?:to|with)|put me (?:through|thru) to|pass me to|"
+    r"parlare con|parlo con|passare a|passarmi|passami|"
+    r"hablar con|pasar con|pasarme con|pasas con|pases con|pasame con|comunicar con|"
+    r"falar com|passar pra|passar para|passa pra|passa para|me passa)\s+"
+    r"(?:someone|somebody|a person|a real person|an actual person|a human|"
+    r"qualcuno|una persona|un umano|alguien|una persona|alguem|uma pessoa)\b")
+
+
+def _typo_of(word: str, keyword: str) -> bool:
+    """``word`` is ``keyword`` with one slip (two in words of eight letters or more)."""
+    if len(keyword) < 5 or abs(len(word) - len(keyword)) > 1 or word[0] != keyword[0]:
+        return False
+    return OSA.distance(word, keyword) <= (2 if len(keyword) >= 8 else 1)
+
+
+def names_a_human(text: str, keywords: list[str], typos: bool = False) -> bool:
+    """True when the message names a human ('agent', 'operatore', ...) as a whole word, or
+    with ``typos`` a slip of one ("ajente")."""
     words = set(words_of(text))
-    return any(fold(k) in words for k in keywords)
+    folded = [fold(k) for k in keywords]
+    if any(k in words for k in folded):
+        return True
+    return typos and any(_typo_of(w, k) for w in words for k in folded)
 
 
 class HumanRequests:
@@ -69,5 +101,8 @@ class HumanRequests:
             return True
         if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
             return True
-        return any(names_a_human(c, self.keywords) and len(words_of(c)) <= SHORT_MESSAGE_WORDS
+        if TALK_TO_SOMEONE.search(" ".join(words_of(text))):
+            return True
+        return any(len(words_of(c)) <= SHORT_MESSAGE_WORDS
+                   and names_a_human(c, self.keywords, typos=len(words_of(c)) <= TYPO_CLAUSE_WORDS)
                    for c in _CLAUSE_BREAK.split(text))

@@ -167,8 +167,9 @@ class EscalationPolicy:
         rules = []
         if explicit:
             rules.append("customer asked for a human agent")
-        if context.failed_attempts >= self.config.max_failed_attempts:
+        if context.failed_attempts >= self.config.max_failed_for(context.tier):
             rules.append(f"{context.failed_attempts} failed bot replies")
+        rules += self.cue_rules(analysis)
         if (analysis.intent in self.config.always_escalate_intents
                 and analysis.intent_confidence >= self.config.always_min_confidence):
             rules.append(f"sensitive topic: {analysis.intent}")
@@ -186,6 +187,18 @@ class EscalationPolicy:
                         team=self.config.routing.team_for(intent_for_routing or analysis.intent),
                         priority=self.priority(context.tier, analysis.frustration),
                         features=features)
+
+    def cue_rules(self, analysis: AnalysisResult) -> list[str]:
+        """The flow's ``escalate_on_cues`` that fired on this message, as reasons. The cues
+        already leave out happy shouting ("GRAZIE MILLE!!!") and laughter."""
+        wanted = set(self.config.escalate_on_cues)
+        reasons = []
+        if "all_caps" in wanted and "all_caps" in analysis.cues:
+            reasons.append("customer is shouting (all caps)")
+        swears = [c.split(":", 1)[1] for c in analysis.cues if c.startswith("profanity:")]
+        if "profanity" in wanted and swears:
+            reasons.append(f"customer is swearing ('{swears[0]}')")
+        return reasons
 
     def priority(self, tier: str, frustration: float) -> str:
         """Tier priority, raised to ``high`` for a strongly frustrated customer."""
