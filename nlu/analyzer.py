@@ -75,6 +75,8 @@ class AnalysisResult:
     cues: list[str]
     truncated: bool = False
     empty: bool = False
+    #: The message reports a problem (:attr:`nlu.cues.Cues.problem`): a VIP's goes to a human.
+    problem: bool = False
     warnings: list[str] = field(default_factory=list)
     #: The language the text was analysed as (ISO 639-1: given by the caller or detected).
     language: str = ""
@@ -317,6 +319,7 @@ class BundleAnalyzer:
             frustration=p_frus,
             frustrated=bool(p_frus >= self.config.frustration_threshold),
             cues=list(out.cues.fired),
+            problem=out.cues.problem,
             truncated=truncated,
             language=language,
             model=self.model_id,

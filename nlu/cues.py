@@ -94,19 +94,29 @@ POSITIVE_WORDS: frozenset[str] = frozenset(
 #: ("THANKS A LOT, STILL NO REFUND!!!").
 PROBLEM_WORDS: frozenset[str] = frozenset(
     """where late delay delayed still never missing broken wrong refund charged twice lost
-    damaged cancel nothing nobody waiting again
+    damaged cancel nothing nobody waiting again scratch scratched scratches dent torn worried
     dove ritardo ancora mai rotto sbagliato rimborso addebitato perso danneggiato annullare
-    niente nessuno aspetto aspettando
+    niente nessuno aspetto aspettando graffio graffiato ammaccato strappato preoccupato fermo
     donde retraso todavia nunca roto equivocado reembolso cobrado perdido cancelar nada nadie
-    esperando
+    esperando rayado rayon abollado preocupado
     onde cade atraso ainda nunca quebrado errado reembolso cobrado perdido cancelar nada
-    ninguem esperando
+    ninguem esperando arranhado riscado amassado preocupado parado
     """.split())
 #: "Sorry, wrong chat": a slip of the customer's, not a problem with the shop (folded text).
 MISDIRECTED = re.compile(
     r"\b(?:wrong (?:chat|number|person|conversation|group)|(?:chat|numero|conversazione) "
     r"sbagliat[oa]|(?:me )?equivoque de (?:chat|numero|conversacion)|(?:numero|chat) "
     r"equivocado|(?:conversa|numero|chat) errad[oa])\b")
+#: Something that should have happened did not, in en/it/es/pt (folded text): "the reset
+#: email isnt coming", "nn mi arriva la mail", "no me llega el código", "não recebo o email",
+#: "tracking hasnt moved". With PROBLEM_WORDS, what makes a message a problem report.
+NOT_HAPPENING = re.compile(
+    r"\b(?:not|never|isnt|hasnt|havent|doesnt|didnt|wont|cant|non|nn|no|nao|nunca|mai)\b"
+    r"(?:\s+[^\W\d_]+){0,3}?\s+(?:arriv|coming|come\b|came\b|work|receiv|got\b|get\b|"
+    r"moved|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|movid|mexeu|"
+    r"trov|encuentr|encontr|find|found)\w*")
+#: Problem words that also open routine questions ("where is my order?", "dov'è il negozio?").
+WHERE_WORDS: frozenset[str] = frozenset("where dove donde onde cade".split())
 HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
 
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
@@ -125,6 +135,9 @@ class Cues:
     fired: tuple[str, ...]
     #: Thanks, approval, laughter or happy emoji and no problem word: loud but not frustrated.
     happy: bool = False
+    #: Reports a problem: a problem word ("late", "damaged", "rimborso"), swearing, a repeated
+    #: complaint or something that does not happen ("no me llega el código").
+    problem: bool = False
 
 
 def extract_cues(text: str) -> Cues:
@@ -157,8 +170,10 @@ def extract_cues(text: str) -> Cues:
     positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
     slip_free = MISDIRECTED.sub(" ", folded_text).split()
-    problem = negatives or swears or repeats or any(f in PROBLEM_WORDS for f in slip_free)
-    happy = bool(positive and not problem)
+    problem = bool(negatives or swears or repeats or NOT_HAPPENING.search(folded_text)
+                   or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
+    # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
+    happy = bool(positive and not problem and not any(f in WHERE_WORDS for f in slip_free))
     if happy:  # happy shouting, laughter: loud, not frustrated
         caps, exclamations, elongated = 0.0, 0.0, []
 
@@ -187,7 +202,7 @@ def extract_cues(text: str) -> Cues:
     fired.extend(f"profanity:{w}" for w in swears)
     if repeats:
         fired.append("repeated_complaint")
-    return Cues(values=values, fired=tuple(fired), happy=happy)
+    return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem)
 
 
 def cue_matrix(texts: list[str]) -> np.ndarray:

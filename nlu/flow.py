@@ -216,6 +216,9 @@ class EscalationConfig(BaseModel):
     #: swearing, surface cues of :mod:`nlu.cues` (happy shouting does not fire them).
     escalate_on_cues: list[Literal["all_caps", "profanity"]] = Field(
         default_factory=list)
+    #: Tiers whose problem reports go to a human at once ("sooner for VIP": a VIP writing
+    #: "the reset email isnt coming" is not sent the reset instructions again).
+    problem_reports_escalate_for: list[str] = Field(default_factory=list)
     thresholds: dict[str, float]
     sensitive_intents: list[str]
     #: Topics that always go to a human when the intent model is at least

@@ -57,7 +57,12 @@ TALK_TO_SOMEONE = re.compile(
     r"hablar con|pasar con|pasarme con|pasas con|pases con|pasame con|comunicar con|"
     r"falar com|passar pra|passar para|passa pra|passa para|me passa)\s+"
     r"(?:someone|somebody|a person|a real person|an actual person|a human|"
-    r"qualcuno|una persona|un umano|alguien|una persona|alguem|uma pessoa)\b")
+    r"qualcuno|una persona|un umano|alguien|una persona|alguem|uma pessoa)\b"
+    # ... or to be called back by one: "can someone call me", "me puede llamar alguien"
+    r"|\b(?:someone|somebody|qualcuno|collega|alguien|alguem)\b"
+    r"(?:\s+\w+){0,4}?\s+(?:call|ring|richiam|chiam|llam|ligar|liga)\w*"
+    r"|\b(?:call|ring|richiam|chiam|llam|ligar|liga)\w*(?:\s+\w+){0,3}?\s+"
+    r"(?:someone|somebody|qualcuno|collega|alguien|alguem)\b")
 
 
 def _typo_of(word: str, keyword: str) -> bool:

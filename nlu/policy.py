@@ -170,6 +170,8 @@ class EscalationPolicy:
         if context.failed_attempts >= self.config.max_failed_for(context.tier):
             rules.append(f"{context.failed_attempts} failed bot replies")
         rules += self.cue_rules(analysis)
+        if analysis.problem and context.tier in self.config.problem_reports_escalate_for:
+            rules.append(f"{context.tier} customer reports a problem")
         if (analysis.intent in self.config.always_escalate_intents
                 and analysis.intent_confidence >= self.config.always_min_confidence):
             rules.append(f"sensitive topic: {analysis.intent}")

@@ -63,6 +63,9 @@ class AnalysisOut(BaseModel):
     cues: list[str] = Field(description="surface cues that fired: all_caps, exclamations, "
                                         "question_run, elongated_word, negative_words, "
                                         "profanity, repeated_complaint")
+    problem: bool = Field(False, description="the message reports a problem: a problem word "
+                                             "(late, damaged, rimborso), swearing, or something "
+                                             "that does not happen (\"no me llega el código\")")
     truncated: bool = Field(description="the text was cut to the model window (128 tokens)")
     empty: bool = Field(description="nothing to classify (blank text): no model call was made")
     warnings: list[str] = Field(description="why the result may be less trustworthy "

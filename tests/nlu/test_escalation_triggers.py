@@ -71,8 +71,8 @@ def test_an_off_topic_question_is_not_answered_from_the_faq(engine):
 
 
 @pytest.mark.parametrize("language,text", [
-    ("en", "the lamp arrived but theres a small scratch on the base"),
-    ("it", "il divano è arrivato ma c'è un piccolo graffio sul bracciolo"),
+    ("en", "do you have a shop in milan i can visit"),
+    ("it", "avete un negozio a milano dove passare?"),
 ])
 def test_a_vip_gets_a_human_at_the_first_reply_the_bot_cannot_give(engine, language, text):
     [vip] = play(engine, [text], tier="vip", language=language)
@@ -158,3 +158,38 @@ def test_typos_and_talk_to_someone_are_requests_for_a_human(engine, language, te
 def test_talking_about_people_or_paying_is_not_a_request(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert "customer asked for a human agent" not in result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the password reset email isnt coming through"),
+    ("it", "nn mi arriva la mail x reimpostare la password"),
+    ("es", "no me llega el código para verificar la cuenta"),
+    ("pt", "não recebo o email pra redefinir a senha"),
+])
+def test_a_vips_problem_report_goes_to_a_human_a_standard_customer_gets_the_answer(
+        engine, language, text):
+    [vip] = play(engine, [text], tier="vip", language=language)
+    assert vip.handoff and "vip customer reports a problem" in vip.handoff.reasons
+    assert vip.analysis.problem
+    [standard] = play(engine, [text], language=language)
+    assert not standard.handoff and not standard.bot_failed
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can i pay with paypal?"), ("it", "quanto ci mette la spedizione?"),
+    ("es", "¿cuánto tarda el envío?"), ("pt", "vocês aceitam paypal?"),
+])
+def test_a_vips_routine_question_is_answered_by_the_bot(engine, language, text):
+    [vip] = play(engine, [text], tier="vip", language=language)
+    assert not vip.analysis.problem and not vip.handoff
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can someone call me back? easier to explain on the phone"),
+    ("it", "salve, mi può richiamare un suo collega? preferisco spiegare a voce"),
+    ("es", "¿me puede llamar alguien por teléfono? es más fácil explicarlo"),
+    ("pt", "olá, alguém da vossa equipa pode ligar-me?"),
+])
+def test_asking_to_be_called_back_is_a_request_for_a_human(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
