@@ -309,10 +309,9 @@ class TurnEngine:
         response = None
         if not (decision.escalate and act):
             response = stack.bot.respond(state, text, analysis, button_id)
-            if act and response.failed and \
-                    state.failed_attempts + 1 >= self.flow.escalation.max_failed_for(state.tier):
+            reason = stack.policy.failed_replies_rule(state.failed_attempts + 1, state.tier)
+            if act and response.failed and reason:
                 decision.escalate = True
-                reason = f"{state.failed_attempts + 1} failed bot replies"
                 decision.reasons = [reason] + [r for r in decision.reasons
                                                if not r.endswith("failed bot replies")]
         failed = bool(response and response.failed)

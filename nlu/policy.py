@@ -167,8 +167,9 @@ class EscalationPolicy:
         rules = []
         if explicit:
             rules.append("customer asked for a human agent")
-        if context.failed_attempts >= self.config.max_failed_for(context.tier):
-            rules.append(f"{context.failed_attempts} failed bot replies")
+        failed = self.failed_replies_rule(context.failed_attempts, context.tier)
+        if failed:
+            rules.append(failed)
         rules += self.cue_rules(analysis)
         if analysis.problem and context.tier in self.config.problem_reports_escalate_for:
             rules.append(f"{context.tier} customer reports a problem")
@@ -189,6 +190,14 @@ class EscalationPolicy:
                         team=self.config.routing.team_for(intent_for_routing or analysis.intent),
                         priority=self.priority(context.tier, analysis.frustration),
                         features=features)
+
+    def failed_replies_rule(self, failed_attempts: int, tier: str) -> str | None:
+        """The "N failed bot replies" rule, the one place it lives: a reason once ``tier``'s
+        limit is reached. The engine applies it again after the bot's reply, when this message's
+        failure is known."""
+        if failed_attempts >= self.config.max_failed_for(tier):
+            return f"{failed_attempts} failed bot replies"
+        return None
 
     def cue_rules(self, analysis: AnalysisResult) -> list[str]:
         """The flow's ``escalate_on_cues`` that fired on this message, as reasons. The cues
