@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 
-from nlu.text import WORD
+from nlu.text import WORD, squash_elongation
 
 #: lingua confidence (among the allowed languages) that decides on its own.
 MIN_CONFIDENCE = 0.6
@@ -37,14 +37,16 @@ MIN_WORDS = 2
 
 STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the my is where i you to and a of it for please order have can not what how "
-                    "hi hello thanks want need".split()),
+                    "hi hello thanks want need hey hiya helo thx pls plz option".split()),
     "it": frozenset("il la lo le gli mio mia è dove non per che un una di del della sono ho "
                     "ciao grazie vorrei ordine voglio come quando perché ancora mi ti salve "
-                    "buongiorno buonasera".split()),
+                    "buongiorno buonasera ci siete avete raga cmq nn xké opzione".split()),
     "es": frozenset("el la los las mi mis es dónde donde no por que un una de del pedido quiero "
-                    "hola gracias cómo como cuando está tengo buenas buenos".split()),
+                    "hola gracias cómo como cuando está tengo buenas buenos porfa opción "
+                    "tenéis podéis".split()),
     "pt": frozenset("o a os as meu minha é onde não por que um uma de do da pedido quero olá "
-                    "obrigado obrigada como quando está tenho você oi ola obg valeu".split()),
+                    "obrigado obrigada como quando está tenho você oi ola obg valeu bom dia vc "
+                    "opção vocês desculpa blz".split()),
 }
 #: A conversation's established language changes only on text this substantial ...
 SWITCH_MIN_WORDS = 3
@@ -53,14 +55,22 @@ SWITCH_MIN_LETTERS = 12
 SWITCH_CONFIDENCE = 0.8
 
 
+def _undouble(word: str) -> str:
+    """'holaa' -> 'hola', 'oii' -> 'oi' when the word is not a function word as typed."""
+    if any(word in words for words in STOPWORDS.values()):
+        return word
+    return squash_elongation(word).rstrip(word[-1]) + word[-1] if len(word) > 2 else word
+
+
 def has_words(text: str) -> bool:
     """Whether ``text`` has any word (letters) to detect a language from."""
     return WORD.search(text) is not None
 
 
 def stopword_guess(text: str, allowed: list[str], default: str) -> str:
-    """The allowed language with most function words in ``text``; ``default`` on a tie/none."""
-    words = [w.lower() for w in WORD.findall(text)]
+    """The allowed language with most function words in ``text``; ``default`` on a tie/none.
+    A word typed with its last letter doubled ("holaa", "oii", "diaa") counts as the word."""
+    words = [_undouble(w.lower()) for w in WORD.findall(text)]
     scores = {lang: sum(w in STOPWORDS.get(lang, ()) for w in words) for lang in allowed}
     best = max(scores.values(), default=0)
     winners = [lang for lang, s in scores.items() if s == best]

@@ -223,3 +223,12 @@ def test_the_bot_answers_small_talk_in_the_conversations_language(engine, langua
 
 def test_ciao_says_hello_and_ciao_ciao_goodbye():
     assert (small_talk_of("ciao"), small_talk_of("ciao ciao")) == ("greeting", "goodbye")
+
+
+@pytest.mark.parametrize("text,language", [
+    ("ci siete?", "it"), ("bom diaa", "pt"), ("oii", "pt"), ("holaa", "es"), ("hiya", "en"),
+    ("opción 3", "es"), ("opção 3", "pt"), ("opzione 3", "it"), ("hey", "en")])
+def test_a_first_short_message_opens_the_conversation_in_its_language(text, language):
+    from nlu.language import guess_language
+    assert guess_language(text, ["en", "it", "es", "pt"], "it" if language != "it" else "en") \
+        == language
