@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from nlu.phone import customer_key
+
 
 @dataclass(frozen=True)
 class Order:
@@ -53,12 +55,14 @@ class CsvOrderLookup:
 
 
 class CsvCustomerDirectory:
-    """Tiers from a CSV file with columns customer_id, name, tier; unknown ids are standard."""
+    """Tiers from a CSV file with columns customer_id, name, tier; unknown ids are standard.
+    Phone numbers match whatever way they are written ("+44 7700 900001" in the file,
+    "447700900001" from Meta): both sides are read as E.164 (:mod:`nlu.phone`)."""
 
     def __init__(self, path: Path) -> None:
         with open(path, encoding="utf-8", newline="") as fh:
-            self._tiers = {r["customer_id"]: r["tier"] for r in csv.DictReader(fh)}
+            self._tiers = {customer_key(r["customer_id"]): r["tier"] for r in csv.DictReader(fh)}
 
     def tier_of(self, customer_id: str) -> str:
         """The tier of ``customer_id``; ``standard`` when the directory does not know them."""
-        return self._tiers.get(customer_id, "standard")
+        return self._tiers.get(customer_key(customer_id), "standard")
