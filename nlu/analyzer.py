@@ -77,6 +77,8 @@ class AnalysisResult:
     empty: bool = False
     #: The message reports a problem (:attr:`nlu.cues.Cues.problem`): a VIP's goes to a human.
     problem: bool = False
+    #: Thanks, praise, laughter or happy emoji and no problem (:attr:`nlu.cues.Cues.happy`).
+    happy: bool = False
     warnings: list[str] = field(default_factory=list)
     #: The language the text was analysed as (ISO 639-1: given by the caller or detected).
     language: str = ""
@@ -320,6 +322,7 @@ class BundleAnalyzer:
             frustrated=bool(p_frus >= self.config.frustration_threshold),
             cues=list(out.cues.fired),
             problem=out.cues.problem,
+            happy=out.cues.happy,
             truncated=truncated,
             language=language,
             model=self.model_id,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nlu.analyzer import AnalysisResult
-from nlu.cues import LAUGHTER, MISDIRECTED
+from nlu.cues import LAUGHTER, MISDIRECTED, SLIP, praises
 from nlu.directory import OrderLookup
 from nlu.faq import FaqIndex
 from nlu.flow import BotFlow
@@ -90,6 +90,8 @@ def small_talk_of(text: str) -> str | None:
     if len(folded) <= 200 and not _SERIOUS.search(folded):
         if MISDIRECTED.search(folded):
             return "goodbye"
+        if SLIP.search(folded):
+            return "acknowledgement"
         if _TAKE_BACK.search(folded):
             return "acknowledgement"
     words = [squash_elongation(w.lower()) for w in WORD.findall(text)]  # "holaaa" -> "hola"
@@ -308,6 +310,9 @@ class MenuBot:
             answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
             state.step = "menu"
             return BotResponse([Reply(answer)], failed=False)
+        if analysis.happy and praises(text):
+            # "OMG THE BOOTS ARE AMAZING", "CHEGOU TUDO LINDO 🥰": praise is not a failed reply.
+            return BotResponse([Reply(self.flow.text("thanks", lang))], failed=False)
         # Not understood. A first message still gets the welcome menu, but it counts as a
         # failed reply like any other: "do you sell pizza", "weather?", "who won" is three.
         first = state.step == "new"

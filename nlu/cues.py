@@ -86,10 +86,20 @@ POSITIVE_WORDS: frozenset[str] = frozenset(
     meravigliosa gentilissimi gentilissimo scusa scusate scusami si evviva top adoro felice
     gracias genial perfecto perfecta estupendo estupenda maravilloso maravillosa buenisimo
     precioso preciosa preciosos preciosas encanta encantan encantado encantada vale perdon
-    disculpa disculpe lo siento feliz
+    disculpa disculpe siento feliz
     obrigado obrigada obg valeu perfeito perfeita otimo otima maravilhoso maravilhosa incrivel
     lindo linda lindos lindas amei adorei desculpa desculpe sim show feliz
     """.split())
+#: Praise among them (no plain "ok", "si" or apology): a message of praise is not a question the
+#: bot failed to answer.
+PRAISE_WORDS: frozenset[str] = frozenset(
+    """great perfect awesome amazing love loves loved lovely nice brilliant excellent wonderful
+    best beautiful gorgeous fantastic incredible super perfetto perfetta ottimo ottima bravi
+    bravo bellissimo bellissima bellissimi bellissime fantastico fantastica stupendo stupenda
+    stupendi stupende meraviglioso meravigliosa top adoro genial perfecto perfecta estupendo
+    estupenda maravilloso maravillosa buenisimo precioso preciosa preciosos preciosas encanta
+    encantan perfeito perfeita otimo otima maravilhoso maravilhosa incrivel lindo linda lindos
+    lindas amei adorei""".split())
 #: Words about a problem: with them, caps and "!!!" stay frustration even beside a thank-you
 #: ("THANKS A LOT, STILL NO REFUND!!!").
 PROBLEM_WORDS: frozenset[str] = frozenset(
@@ -102,11 +112,21 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     onde cade atraso ainda nunca quebrado errado reembolso cobrado perdido cancelar nada
     ninguem esperando arranhado riscado amassado preocupado parado
     """.split())
-#: "Sorry, wrong chat": a slip of the customer's, not a problem with the shop (folded text).
+#: "Sorry, wrong chat": a message meant for someone else, not a problem with the shop
+#: (folded text).
 MISDIRECTED = re.compile(
     r"\b(?:wrong (?:chat|number|person|conversation|group)|(?:chat|numero|conversazione) "
     r"sbagliat[oa]|(?:me )?equivoque de (?:chat|numero|conversacion)|(?:numero|chat) "
-    r"equivocado|(?:conversa|numero|chat) errad[oa])\b")
+    r"equivocado|(?:conversa|numero|chat|lugar) errad[oa]|(?:was|era) (?:for|per|pa|para|pro|pra) "
+    r"(?:my|mia|mio|el|la|mi|o|a|meu|minha) (?:group|gruppo|grupo|mum|mom|mamma|boss|capo|jefe|"
+    r"chefe|madre|mae|familia|famiglia))\b")
+#: "Pressed the wrong button", "scritto per sbaglio", "apreté sin querer": a slip of the
+#: customer's own, not a problem with the shop (folded text).
+SLIP = re.compile(
+    r"\b(?:(?:pressed|clicked|tapped|hit) (?:the )?wrong|by mistake|by accident|"
+    r"(?:premuto|pigiato|cliccato|schiacciato)(?: \w+){0,2} sbagliato|per sbaglio|"
+    r"sin querer|(?:aprete|pulse|toque|clique) (?:mal|otro|el boton equivocado)|"
+    r"(?:apertei|cliquei|toquei) errado|sem querer)\b")
 #: Something that should have happened did not, in en/it/es/pt (folded text): "the reset
 #: email isnt coming", "nn mi arriva la mail", "no me llega el código", "não recebo o email",
 #: "tracking hasnt moved". With PROBLEM_WORDS, what makes a message a problem report.
@@ -140,6 +160,12 @@ class Cues:
     problem: bool = False
 
 
+def praises(text: str) -> bool:
+    """Praise or happy emoji in ``text`` ("OMG THE BOOTS ARE AMAZING", "chegou tudo lindo 🥰")."""
+    return (any(ch in HAPPY_EMOJI for ch in text)
+            or any(squash_elongation(fold(w)) in PRAISE_WORDS for w in WORD.findall(text)))
+
+
 def extract_cues(text: str) -> Cues:
     """Compute the surface cues of ``text`` (raw, case preserved)."""
     text = text[:MAX_SCAN_CHARS]
@@ -169,7 +195,7 @@ def extract_cues(text: str) -> Cues:
     repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
     positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
-    slip_free = MISDIRECTED.sub(" ", folded_text).split()
+    slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
     problem = bool(negatives or swears or repeats or NOT_HAPPENING.search(folded_text)
                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
     # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.

@@ -242,11 +242,13 @@ class TurnEngine:
     def is_explicit(self, text: str, analysis: AnalysisResult, button_id: str | None,
                     stack: ModelStack | None = None) -> bool:
         """Asked for a human: the menu option, a request in any words (:mod:`nlu.human_request`),
-        or the intent said confidently."""
+        or the intent said confidently of a message whose nearest example is a request ("ieri ho
+        sentito un vostro operatore e abbiamo risolto tutto" tells of an agent, asks for none)."""
         stack = stack or self.primary
         return (menu_choice(text, button_id) == MENU_AGENT
                 or stack.requests.asks(text, analysis)
-                or (analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7))
+                or (analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7
+                    and stack.requests.nearest(analysis)[0]))
 
     def analyze_turns(self, states: Sequence[ConversationState], texts: Sequence[str]
                       ) -> list[AnalysisResult]:

@@ -24,6 +24,7 @@ writes a sentence.
 from __future__ import annotations
 
 import functools
+import re
 
 from nlu.text import WORD, squash_elongation
 
@@ -62,9 +63,14 @@ def _undouble(word: str) -> str:
     return squash_elongation(word).rstrip(word[-1]) + word[-1] if len(word) > 2 else word
 
 
+#: A token with a digit in it ("ND-527626", "3x", "10:30") is a code, not a word of a language.
+_CODE = re.compile(r"\S*\d\S*")
+
+
 def has_words(text: str) -> bool:
-    """Whether ``text`` has any word (letters) to detect a language from."""
-    return WORD.search(text) is not None
+    """Whether ``text`` has any word (letters, outside codes such as order numbers) to detect a
+    language from: an opening "ND-527626" leaves the next message to choose."""
+    return WORD.search(_CODE.sub(" ", text)) is not None
 
 
 def stopword_guess(text: str, allowed: list[str], default: str) -> str:

@@ -66,6 +66,8 @@ class AnalysisOut(BaseModel):
     problem: bool = Field(False, description="the message reports a problem: a problem word "
                                              "(late, damaged, rimborso), swearing, or something "
                                              "that does not happen (\"no me llega el código\")")
+    happy: bool = Field(False, description="thanks, praise, laughter or happy emoji and no "
+                                           "problem: loud but not frustrated")
     truncated: bool = Field(description="the text was cut to the model window (128 tokens)")
     empty: bool = Field(description="nothing to classify (blank text): no model call was made")
     warnings: list[str] = Field(description="why the result may be less trustworthy "
