@@ -81,6 +81,10 @@ _SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|
                       r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
 
 
+def _small_talk_word(word: str) -> bool:
+    return any(word in kind for kind in SMALL_TALK_WORDS.values())
+
+
 def small_talk_of(text: str) -> str | None:
     """``greeting``, ``thanks``, ``goodbye`` or ``acknowledgement`` for a short message made of
     such words ("eae", "grazie mille!!", "vlw", "chau chau", "bom dia", "kkk ok"), for "sorry,
@@ -99,10 +103,10 @@ def small_talk_of(text: str) -> str | None:
         return None
     if len(words) >= 2 and set(words) == {"ciao"}:  # "ciao" says hello, "ciao ciao" goodbye
         return "goodbye"
-    laughter = [w for w in words if LAUGHTER.match(w)]
-    words = [w for w in words if not LAUGHTER.match(w)]
-    if not all(w in _SMALL_TALK_FILLER or any(w in v for v in SMALL_TALK_WORDS.values())
-               for w in words):
+    # "haha", "kkkk", "jajaja"; but "hi" and "oi" are greetings, though laughter-shaped.
+    laughter = [w for w in words if LAUGHTER.match(w) and not _small_talk_word(w)]
+    words = [w for w in words if w not in laughter]
+    if not all(w in _SMALL_TALK_FILLER or _small_talk_word(w) for w in words):
         return None
     # "ciao grazie": thanks first, then goodbye, then greeting; "haha ok" is heard.
     kind = next((kind for kind in ("thanks", "goodbye", "greeting", "acknowledgement")

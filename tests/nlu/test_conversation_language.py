@@ -206,7 +206,7 @@ def test_an_invoice_question_with_an_order_number_is_not_an_order_status(engine)
     ("bom dia", "greeting"), ("hola buenas tardes", "greeting"), ("vlw", "thanks"),
     ("obg", "thanks"), ("grazie mille!!", "thanks"), ("mil gracias", "thanks"),
     ("thanks a lot", "thanks"), ("chau chau", "goodbye"), ("tchau tchau", "goodbye"),
-    ("hasta luego", "goodbye"), ("where is my order", None), ("ok", "acknowledgement"),
+    ("hasta luego", "goodbye"), ("where is my order", None), ("ok", "acknowledgement"), ("hi", "greeting"), ("oi", "greeting"), ("hehe", "acknowledgement"),
         ("kkkk blz", "acknowledgement"), ("jajaja vale", "acknowledgement"), ("ok grazie", "thanks"),
     ("ciao, dov'è il mio ordine?", None)])
 def test_small_talk_as_customers_type_it(text, kind):
