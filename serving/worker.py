@@ -99,7 +99,7 @@ class Work:
 
 
 @dataclass
-class Outcome:
+class TurnPlan:
     """What one job's turn writes: transcript lines, replies, the new state, the decision
     (with its handoff) and a satisfaction score for a ticket."""
 
@@ -116,7 +116,7 @@ class Prepared:
 
     work: Work
     analysis: AnalysisResult | None
-    outcome: Outcome | None = None
+    outcome: TurnPlan | None = None
     error: Exception | None = None
 
 
@@ -338,25 +338,25 @@ class JobWorker(BackgroundLoop):
             p.outcome, p.error = None, exc
 
     def plan(self, work: Work, state: ConversationState,
-             analysis: AnalysisResult | None = None) -> Outcome:
+             analysis: AnalysisResult | None = None) -> TurnPlan:
         """One customer turn: what to write for this message (pure: no database)."""
         flow, lang = self.engine.flow, state.language
         if work.type == "reaction":
-            return Outcome(f"[reaction {work.text}]")
+            return TurnPlan(f"[reaction {work.text}]")
         if work.type not in TURN_TYPES:
             replies = [] if state.step == "with_agent" else [Reply(flow.text("unsupported_message", lang))]
-            return Outcome(MEDIA_LABEL.format(type=work.type), replies)
+            return TurnPlan(MEDIA_LABEL.format(type=work.type), replies)
         score = work.csat_answer(state)
         if score is not None:
             csat = (state.csat_ticket_id, score)
             state.csat_ticket_id = None
-            return Outcome(work.text, [Reply(flow.text("csat_thanks", lang))], state.to_dict(),
+            return TurnPlan(work.text, [Reply(flow.text("csat_thanks", lang))], state.to_dict(),
                            csat=csat)
         state.csat_ticket_id = None
         with METRICS.turn_latency.time():
             result = self.engine.turn(state, work.text, now=work.now, button_id=work.button_id,
                                       analysis=analysis)
-        return Outcome(work.text, result.replies, result.state.to_dict(), result)
+        return TurnPlan(work.text, result.replies, result.state.to_dict(), result)
 
     # -- write ------------------------------------------------------------------------------
 
@@ -427,7 +427,7 @@ class JobWorker(BackgroundLoop):
                 attempts=Job.attempts - 1).execution_options(synchronize_session=False))
 
     def _write_outcome(self, s: Session, rows: Rows, conv: LockedConversation, work: Work,
-                       outcome: Outcome) -> None:
+                       outcome: TurnPlan) -> None:
         """Add one turn's rows to ``rows`` (a satisfaction score is written at once: rare)."""
         now = work.now
         last_customer_at = as_utc(conv.last_customer_at)

@@ -1,8 +1,10 @@
 """The ``tierline`` command line.
 
-Run-time commands (``analyze``, ``serve``) need only the runtime install. Training, evaluation
-and benchmark commands import ``training`` inside the command, so they need the ``train`` extra
-and nothing else pays for it.
+Run-time commands (``analyze``, ``serve``) need only the runtime install. Training and
+evaluation commands import ``training`` inside the command, so they need the ``train`` extra
+and nothing else pays for it; the ``bench`` commands import the ``bench`` package the same way
+(``bench nlu`` and ``bench turn`` need the ``train`` extra too, ``bench http``'s profile the
+``bench`` extra).
 """
 
 from __future__ import annotations
@@ -483,7 +485,7 @@ def bench_nlu(model: Annotated[list[Path] | None, typer.Option(
     """Per bundle: batch invariance, latency (batch 1), throughput and validation accuracy of
     the shipped per-message int8 engine beside padded batches (before), fp32 and torch."""
     setup_logging()
-    from training.bench import bench_nlu as run_bench
+    from bench.nlu import bench_nlu as run_bench
 
     run_bench(model, n_messages=messages, out_dir=out, threads=threads, encoder=encoder,
               validation_limit=validation_limit)
@@ -494,7 +496,7 @@ def bench_turn(messages: int = 1000,
                out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
     """Latency of a whole turn (NLU + policy + bot) on one thread."""
     setup_logging()
-    from training.bench import bench_turns
+    from bench.nlu import bench_turns
 
     bench_turns(n_messages=messages, out_dir=out)
 
@@ -503,7 +505,7 @@ def bench_turn(messages: int = 1000,
 def bench_webhook(messages: int = 1000, concurrency: int = 16, customers: int = 200) -> None:
     """Signed webhook deliveries over HTTP to an in-process service: latency and throughput."""
     setup_logging("WARNING")
-    from serving.loadgen import run_webhook_load
+    from bench.webhook import run_webhook_load
 
     result = run_webhook_load(messages, concurrency, customers)
     typer.echo(json.dumps({k: round(v, 2) if isinstance(v, float) else v
@@ -529,7 +531,7 @@ def bench_http(
     """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
     to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
     setup_logging()
-    from serving.loadgen import run_http_bench
+    from bench.http import run_http_bench
 
     report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
                             [int(w) for w in workers.split(",")], api_requests, out, profile,

@@ -21,16 +21,17 @@ from nlu.analyzer import BundleAnalyzer
 from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR, load_bundle_config
 from nlu.engine import TurnEngine, TurnResult
 from nlu.language import guess_language, lingua_scores, stopword_guess
-from training.bench import latency_ms, machine_info, sample_messages
 from training.data import (
     HANDCHECKED_SETS,
     XLMT_LANGUAGES,
     load_frustration_data,
     load_intent_data,
     read_handchecked,
+    sample_messages,
     xlmt_validation,
 )
 from training.evaluate import frustration_metrics, intent_metrics
+from training.timing import latency_ms, machine_info
 
 log = logging.getLogger(__name__)
 

@@ -362,6 +362,14 @@ def load_frustration_data(raw_dir: Path = RAW_DIR,
     return to_dataset_dict(frustration_rows(raw_dir, xlmt_languages=xlmt_languages))
 
 
+def sample_messages(n: int, seed: int = 7) -> list[str]:
+    """``n`` real messages (intent and frustration test texts, so real length spread): what
+    latency is measured on."""
+    texts = list(load_intent_data()["test"]["text"]) + list(load_frustration_data()["test"]["text"])
+    rng = np.random.default_rng(seed)
+    return [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]
+
+
 def fingerprint(ds: Dataset) -> str:
     """A short content hash of a split: the data version logged beside every model."""
     h = hashlib.sha256()

@@ -40,8 +40,6 @@ from training.policy_fit import fit_policy, to_artifact
 
 log = logging.getLogger(__name__)
 
-LABEL_VALUES = ("yes", "no", "earlier")
-
 
 class RetrainConfig(BaseModel):
     """Every knob of a retrain, in one validated object (logged to MLflow as parameters)."""
@@ -255,11 +253,6 @@ class SliceDispute:
     labels: int
     agent_yes_rate: float
     champion_mean_p: float
-
-    @property
-    def direction(self) -> str:
-        return "agents escalate less" if self.agent_yes_rate < self.champion_mean_p else \
-            "agents escalate more"
 
 
 def find_disputes(rows: list[dict], champion: EscalationPolicy, config: RetrainConfig

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-TEXT_TYPES = ("text", "interactive", "button")
 MEDIA_TYPES = ("image", "audio", "video", "document", "location", "sticker", "contacts")
 
 

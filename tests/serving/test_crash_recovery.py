@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from serving.loadgen import free_port, wait_ready
+from tests.net import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (
     APP_SECRET,

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from serving.inbox import store_deliveries
-from serving.sender import Claimed, Outcome, OutboxSender
+from serving.sender import Claimed, OutboxSender, SendResult
 from serving.storage.models import OutboundMessage
 from serving.whatsapp.client import GraphClient
 from serving.whatsapp.payload import parse_webhook
@@ -82,7 +82,7 @@ def test_statuses_and_the_senders_record_of_the_same_rows_do_not_deadlock(db):
     def record() -> None:  # the wamids of the even rows go back to unknown each time
         while time.monotonic() < stop:
             try:
-                sender._record([(c, Outcome("sent", wamid=f"wamid.lock.{n}" if n % 2 else None))
+                sender._record([(c, SendResult("sent", wamid=f"wamid.lock.{n}" if n % 2 else None))
                                 for n, c in enumerate(claimed)])
             except Exception as exc:  # noqa: BLE001 - what the test looks for
                 errors.append(exc)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from serving.loadgen import free_port, wait_ready
+from tests.net import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import CUSTOMER, FakeGraphAPI, envelope, message, sign
 

@@ -1,4 +1,4 @@
-"""The benchmark's fake Graph API (``serving/loadgen.py``): it answers sends like Meta, records
+"""The benchmark's fake Graph API (``bench/fake_graph.py``): it answers sends like Meta, records
 when each arrived, and, when asked, posts Meta's three statuses of every accepted message to
 the webhook, signed and in order, as Meta does. The figures "with statuses" rest on it."""
 
@@ -9,7 +9,8 @@ import threading
 
 import httpx
 
-from serving.loadgen import SECRET, STATUS_SEQUENCE, free_port, serve_fake_graph, wait_ready_port
+from bench.fake_graph import STATUS_SEQUENCE, serve_fake_graph
+from bench.load import SECRET, free_port, wait_ready_port
 from serving.whatsapp.payload import parse_webhook, signature_is_valid
 from tests.serving.fakes import RecordingPeer
 

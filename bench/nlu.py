@@ -1,4 +1,5 @@
-"""Batch invariance, latency, throughput and validation accuracy of the NLU bundles, one run.
+"""``tierline bench nlu`` and ``bench turn``: batch invariance, latency, throughput and
+validation accuracy of the NLU bundles, one run; and the latency of a whole turn.
 
 Per shipped bundle, side by side: the int8 graph scored one message per call (shipped), the
 same graph on padded batches (how it ran before; a text's scores then moved with its batch),
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -23,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tqdm import tqdm
 
 from nlu.analyzer import BundleAnalyzer, make_session, make_tokenizer, sigmoid, softmax
@@ -38,93 +36,19 @@ from nlu.bundle import (
 from nlu.cues import CUE_NAMES, cue_matrix
 from nlu.labels import INTENT_LABELS
 from nlu.text import MAX_MODEL_CHARS, clean_text
-from training.data import load_frustration_data, load_intent_data
+from training.data import load_frustration_data, load_intent_data, sample_messages
 from training.export_onnx import export_fp32, fuse_transformer_ops
 from training.modeling import (
     DEFAULT_ENCODER_NAME,
     IntentFrustrationModel,
     default_encoder_path,
 )
+from training.timing import interleaved_latency_ms, interleaved_throughput, machine_info, percentile
 from training.trainer import encode_batch
 
 log = logging.getLogger(__name__)
 
 FUSED_FILE = "model.fused.fp32.onnx"
-
-
-def sample_messages(n: int, seed: int = 7) -> list[str]:
-    """``n`` real messages (intent and frustration test texts, so real length spread)."""
-    texts = list(load_intent_data()["test"]["text"]) + list(load_frustration_data()["test"]["text"])
-    rng = np.random.default_rng(seed)
-    return [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]
-
-
-def machine_info() -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
-            "onnxruntime": ort.__version__,
-            "platform": platform.platform()}
-
-
-def latency_ms(run: Callable[[list[str]], object], messages: list[str], warmup: int = 20
-               ) -> dict[str, float]:
-    """Batch-1 latency over every message: median, p99, mean (milliseconds)."""
-    return interleaved_latency_ms({"run": run}, messages, warmup)["run"]
-
-
-def interleaved_latency_ms(engines: dict[str, Callable[[list[str]], object]], messages: list[str],
-                           warmup: int = 20, seed: int = 3) -> dict[str, dict[str, float]]:
-    """Batch-1 latency of several engines measured side by side: each message is timed on every
-    engine, in a shuffled order per message, so a slower minute of a shared machine falls on
-    all engines alike (the ratios hold even when the absolute figures drift)."""
-    rng = np.random.default_rng(seed)
-    names = list(engines)
-    for m in messages[:warmup]:
-        for name in names:
-            engines[name]([m])
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for m in messages:
-        for k in rng.permutation(len(names)):
-            t0 = time.perf_counter()
-            engines[names[k]]([m])
-            samples[names[k]].append((time.perf_counter() - t0) * 1000)
-    return {name: {"p50": statistics.median(v), "p99": float(np.percentile(v, 99)),
-                   "mean": statistics.fmean(v)} for name, v in samples.items()}
-
-
-def interleaved_throughput(engines: dict[str, Callable[[list[str]], object]],
-                           messages: list[str], per_message: set[str], rounds: int = 3
-                           ) -> dict[str, float]:
-    """Median msgs/s of each engine over ``rounds`` rounds, the engines alternating within each
-    round (see :func:`throughput`)."""
-    runs: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(rounds):
-        for name, score in engines.items():
-            runs[name].append(throughput(score, messages, 64, sort=name not in per_message))
-    return {name: statistics.median(v) for name, v in runs.items()}
-
-
-def throughput(score: Callable[[list[str]], object], messages: list[str], batch: int = 64,
-               sort: bool = True) -> float:
-    """Messages per second when ``score`` gets ``messages`` in calls of ``batch``.
-
-    Padded-batch engines get their messages sorted by length first (as the old batched
-    Analyzer did), so a batch is padded to similar lengths; per-message engines need not.
-    """
-    messages = sorted(messages, key=len) if sort else list(messages)
-    score(messages[:batch])
-    t0 = time.perf_counter()
-    for i in range(0, len(messages), batch):
-        score(messages[i : i + batch])
-    return len(messages) / (time.perf_counter() - t0)
 
 
 #: Scores: texts -> (intent probabilities [n, k], frustration probabilities [n]).
@@ -381,7 +305,7 @@ def bench_turns(n_messages: int = 1000, out_dir: Path = Path("reports")) -> dict
         state = engine.turn(state, m, now=now).state
         samples.append((time.perf_counter() - t0) * 1000)
     result = {"machine": machine_info(), "turns": len(samples),
-              "p50_ms": statistics.median(samples), "p99_ms": float(np.percentile(samples, 99)),
+              "p50_ms": statistics.median(samples), "p99_ms": percentile(samples, 99),
               "mean_ms": statistics.fmean(samples), "max_ms": max(samples)}
     (out_dir / "turn_bench.json").write_text(json.dumps(result, indent=2) + "\n")
     line = (f"whole turn (NLU + policy + bot), 1 thread, {len(samples)} real messages on "
