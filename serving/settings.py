@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="service processes (uvicorn workers)")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="comma-separated addresses (or networks) of the reverse proxies whose "
+                    "X-Forwarded-Proto and X-Forwarded-For are believed (uvicorn's "
+                    "forwarded_allow_ips): the scheme decides whether a console form's https "
+                    "Origin is ours. '*' believes any peer (only when nothing but the proxy "
+                    "can reach the port); empty: the headers are ignored")
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     nlu_model_dir: Path = DEFAULT_BUNDLE_DIR

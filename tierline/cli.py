@@ -77,6 +77,9 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
                 port=port or settings.port, workers=n if n > 1 else None,
                 log_level=settings.log_level.lower(),
                 log_config=log_config(settings.log_level, settings.log_format),
+                # X-Forwarded-Proto/-For only from the configured proxies (README, "Deploying").
+                proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+                forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
                 timeout_graceful_shutdown=20)
 
 
