@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from serving.routes.agents import create_agent
 from serving.storage.models import Conversation, EscalationLabel, Ticket, utcnow
+from serving.tickets import create_agent
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 
