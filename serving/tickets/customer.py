@@ -96,7 +96,9 @@ def emit_to_bot_runtime(s: Session, conversation: Conversation, message: TicketM
     change that caused it, once per ``message.key``. Until it exists this logs the event and
     returns False, so callers report the message as not sent (and the satisfaction question,
     never asked, is not awaited); the runtime sees a hand-back only as its next
-    ``/v1/decide`` being answered by the bot.
+    ``/v1/decide`` being answered by the bot. Once the question can go, ``/v1/decide`` must
+    also take the customer's score the way the WhatsApp worker does
+    (:func:`serving.tickets.csat.answered_score`).
     """
     log.info("ticket message %s for API conversation %s not delivered: no runtime callback",
              message.kind, mask_phone(conversation.id))
