@@ -26,9 +26,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from serving.routes.agents import token_hash
 from serving.storage.db import Database
 from serving.storage.models import ApiKey, utcnow
+from serving.tickets.agents import token_hash
 
 #: What a key may call: ``analyze`` (``POST /v1/analyze``), ``decide`` (``POST /v1/decide``).
 SCOPES = ("analyze", "decide")

@@ -18,6 +18,7 @@ from serving.body_limit import BodySizeLimit, limits_from
 from serving.routes import admin, agents, analyze, decide, health, metrics, webhook
 from serving.services import Services
 from serving.settings import Settings, get_settings
+from serving.tickets import TicketError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, analyzer: BundleAnalyzer | None
     app.include_router(decide.router, dependencies=[require_scope("decide")])
     app.include_router(console.router)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(TicketError, agents.ticket_error)
     default_limit, per_path = limits_from(settings)
     app.add_middleware(BodySizeLimit, default=default_limit, per_path=per_path)
     return app

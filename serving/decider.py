@@ -4,9 +4,12 @@ Concurrent ``/v1/decide`` calls queue here; the thread takes what is queued, ana
 batch's texts in one model call, and turns them in one transaction: the batch's conversations
 are created if new (``ON CONFLICT DO NOTHING``) and row-locked, each call's turn starts from
 the state the previous call of its conversation left (calls of one conversation are turned
-in arrival order, as before, when each call locked the row on its own), and the new states,
-transcript lines and decisions are written with one statement per table. Every caller is
-answered after the commit.
+in arrival order, as before, when each call locked the row on its own), and each turn is
+recorded the way every channel records one (``serving.conversations``: transcript, decision,
+state, and on a handoff a ticket in the agents' queue, like a WhatsApp one), one statement
+per table. Every caller is answered after the commit; agents are told of the tickets opened
+(``on_ticket``) after it too. A resolved ticket hands the conversation back to the bot, so
+the next call is the bot's turn again.
 
 Why: turned one call at a time on the request thread pool, a call cost 10-12 CPU-ms (a
 thread hop to the model thread and back, a session with ORM inserts and a commit, GIL
@@ -21,23 +24,17 @@ are turned again one transaction each, so one bad call cannot fail the others.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import insert, select
 
 from nlu.bot import ConversationState
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BatchingLoop
+from serving.conversations import ConversationRow, TurnBatch, TurnOutcome
 from serving.metrics import METRICS
 from serving.storage.db import Database, dialect_insert
-from serving.storage.models import (
-    UPDATE_CONVERSATION_STATE,
-    Conversation,
-    Decision,
-    MessageLog,
-    utcnow,
-)
+from serving.storage.models import Conversation, Ticket, utcnow
 
 log = logging.getLogger(__name__)
 CONVERSATIONS = Conversation.__table__
@@ -60,11 +57,14 @@ class BatchedDecider(BatchingLoop):
 
     thread_name = "tierline-decide"
 
-    def __init__(self, db: Database, engine: TurnEngine, max_batch: int = 64) -> None:
+    def __init__(self, db: Database, engine: TurnEngine, max_batch: int = 64,
+                 on_ticket: Callable[[Ticket], None] | None = None) -> None:
         super().__init__(max_batch)
         self.db = db
         #: Replaced on a model reload; read once per batch.
         self.engine = engine
+        #: Called with each ticket opened, after its transaction committed.
+        self.on_ticket = on_ticket or (lambda ticket: None)
 
     async def decide(self, call: Call) -> TurnResult:
         """Turn one call; returns once its transaction committed."""
@@ -84,9 +84,8 @@ class BatchedDecider(BatchingLoop):
     def _turn_all(self, engine: TurnEngine, calls: list[Call], analyses: list) -> list:
         """The turns of ``calls`` in one transaction (their conversations row-locked)."""
         results: list = []
-        logs, decisions = [], []
+        turns = TurnBatch()
         with self.db.session() as s:
-            connection = s.connection()
             new = {}
             for c in calls:
                 if c.conversation_id not in new:
@@ -95,14 +94,12 @@ class BatchedDecider(BatchingLoop):
                         id=c.conversation_id, channel="api", customer_id=c.customer_id,
                         state=state.to_dict(), created_at=utcnow(), updated_at=utcnow())
             # A conversation another process created meanwhile is kept, then locked like any other.
-            connection.execute(dialect_insert(s, CONVERSATIONS).on_conflict_do_nothing(
+            s.connection().execute(dialect_insert(s, CONVERSATIONS).on_conflict_do_nothing(
                 index_elements=["id"]), list(new.values()))
-            states = dict(connection.execute(select(CONVERSATIONS.c.id, CONVERSATIONS.c.state).where(
-                CONVERSATIONS.c.id.in_(list(new))).order_by(CONVERSATIONS.c.id).with_for_update()).all())
-            changed: dict[str, dict] = {}
+            convs = {row.id: ConversationRow(*row) for row in s.execute(ConversationRow.locked(list(new)))}
             for c, analysis in zip(calls, analyses):
-                state = ConversationState.from_dict(changed.get(c.conversation_id)
-                                                    or states[c.conversation_id])
+                conv = convs[c.conversation_id]
+                state = ConversationState.from_dict(turns.state_of(conv))
                 if c.tier:
                     state.tier = c.tier
                 try:
@@ -113,21 +110,13 @@ class BatchedDecider(BatchingLoop):
                     log.exception("decide: turn of %s failed", c.conversation_id[:8])
                     results.append(exc)
                     continue
-                changed[c.conversation_id] = result.state.to_dict()
-                logs.append(dict(conversation_id=c.conversation_id, role="customer",
-                                 text=c.text[:60_000]))
-                logs += [dict(conversation_id=c.conversation_id, role="bot", text=r.text)
-                         for r in result.replies]
-                decisions.append(Decision.values_of(c.conversation_id, result))
+                turns.record_turn(conv, TurnOutcome(c.text, result.replies, result.state.to_dict(),
+                                                    result), at=utcnow())
                 results.append(result)
-            now = utcnow()
-            if changed:
-                connection.execute(UPDATE_CONVERSATION_STATE, [
-                    dict(conversation=conv, state=state, last_customer_at=now, updated_at=now)
-                    for conv, state in changed.items()])
-            if logs:
-                connection.execute(insert(MessageLog.__table__), logs)
-            if decisions:
-                connection.execute(insert(Decision.__table__), decisions)
+            opened = turns.write(s).tickets
+        for ticket in opened:
+            try:
+                self.on_ticket(ticket)
+            except Exception:  # noqa: BLE001 - committed: the calls must not be turned again
+                log.exception("decide: ticket %s opened, notifying failed", ticket.id)
         return results
-

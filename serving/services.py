@@ -22,7 +22,7 @@ from serving.handoff.notify import (
     SlackNotifier,
     TicketNotice,
 )
-from serving.handoff.sinks import TicketExport, TicketSink, ZendeskSink
+from serving.handoff.sinks import TicketSink, ZendeskSink
 from serving.intake import IntakeWriter
 from serving.logging_setup import mask_phone
 from serving.metrics import METRICS, reason_code
@@ -30,7 +30,8 @@ from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from serving.sender import OutboxSender
 from serving.settings import Settings
 from serving.storage.db import Database, Timeouts
-from serving.storage.models import Job, MessageLog, Ticket
+from serving.storage.models import Job, Ticket
+from serving.tickets.export import help_desk_export, record_external_id
 from serving.whatsapp.client import GraphClient
 from serving.worker import JobWorker
 
@@ -49,18 +50,8 @@ class TicketSinkNotifier:
 
     def send(self, notice: TicketNotice) -> None:
         """Export the ticket, create it in the sink (idempotent there), store the external id."""
-        with self.db.session() as s:
-            conversation_id = s.get(Ticket, notice.ticket_id).conversation_id
-            lines = s.scalars(select(MessageLog).where(
-                MessageLog.conversation_id == conversation_id).order_by(MessageLog.id)).all()
-            export = TicketExport(
-                ticket_id=notice.ticket_id, team=notice.team, priority=notice.priority,
-                subject=f"WhatsApp escalation: {', '.join(notice.reasons[:2]) or notice.intent}",
-                transcript=[{"role": m.role, "text": m.text, "at": str(m.at)} for m in lines],
-                tags=[notice.intent], requester_phone_masked=notice.customer)
-        external = self.sink.create(export)
-        with self.db.session() as s:
-            s.get(Ticket, notice.ticket_id).external_id = external
+        external = self.sink.create(help_desk_export(self.db, notice))
+        record_external_id(self.db, notice.ticket_id, external)
 
 
 class Services:
@@ -90,7 +81,7 @@ class Services:
         self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state,
                                    max_queue=settings.intake_queue_max,
                                    timeout=settings.intake_timeout_seconds)
-        self.decider = BatchedDecider(self.db, self.engine)
+        self.decider = BatchedDecider(self.db, self.engine, on_ticket=self.ticket_created)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,

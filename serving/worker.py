@@ -8,14 +8,15 @@ job still pending or running is not claimed: a conversation's messages are turne
 another, in order. Claimed jobs are ``running`` under a lease.
 
 The batch's texts are analysed in one model call outside any transaction, the turns are
-computed, and everything they produce (replies in the outbox, transcript lines, decisions, tickets,
-the new conversation states, ``done``) is written in one transaction, with the conversations
-locked. A conversation whose state changed since the claim (an agent acted) is turned again
-from the locked state. A job whose turn raises is recorded as failed (retried with backoff)
-without holding up the others; if the batch's transaction itself fails, its jobs are written
-again one transaction each, so one bad row cannot roll back the rest. A crash anywhere rolls
-back what was not committed and the lease expiry hands the jobs to the next worker: a stored
-message is never lost and never answered twice.
+computed, and what they produce is recorded the way every channel records a turn
+(``serving.conversations``: transcript, decisions, tickets, the new conversation states, here
+with replies in the outbox) and written with the jobs ``done`` in one transaction, with the
+conversations locked. A conversation whose state changed since the claim (an agent acted) is
+turned again from the locked state. A job whose turn raises is recorded as failed (retried
+with backoff) without holding up the others; if the batch's transaction itself fails, its jobs
+are written again one transaction each, so one bad row cannot roll back the rest. A crash
+anywhere rolls back what was not committed and the lease expiry hands the jobs to the next
+worker: a stored message is never lost and never answered twice.
 """
 
 from __future__ import annotations
@@ -27,44 +28,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from nlu.analyzer import AnalysisResult
-from nlu.bot import ConversationState, Reply, csat_score
-from nlu.engine import TurnEngine, TurnResult
+from nlu.bot import ConversationState, Reply
+from nlu.engine import TurnEngine
 from serving.background import BackgroundLoop
+from serving.conversations import ConversationRow, TurnBatch, TurnOutcome
 from serving.metrics import METRICS
 from serving.storage.db import Database, evaluated_once
-from serving.storage.models import (
-    Conversation,
-    Decision,
-    InboundMessage,
-    Job,
-    MessageLog,
-    UPDATE_CONVERSATION_STATE,
-    OutboundMessage,
-    Ticket,
-    as_utc,
-    utcnow,
-)
-from serving.whatsapp.client import buttons_payload, list_payload, text_payload
+from serving.storage.models import Conversation, InboundMessage, Job, Ticket, as_utc, utcnow
+from serving.tickets import csat
 
 log = logging.getLogger(__name__)
-PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 MEDIA_LABEL = "[{type} received]"
 TURN_TYPES = ("text", "interactive", "button")
 ACTIVE = ("pending", "running")
-
-
-def reply_payload(to: str, reply: Reply) -> dict:
-    """The Graph API payload of a bot reply (buttons when the reply has them)."""
-    return buttons_payload(to, reply.text, reply.buttons) if reply.buttons else text_payload(to, reply.text)
-
-
-def csat_payload(to: str, question: str, button: str) -> dict:
-    """The 1-5 satisfaction question as an interactive list (reply buttons stop at three)."""
-    return list_payload(to, question, button, [(f"csat_{n}", "★" * n) for n in range(5, 0, -1)])
 
 
 @dataclass
@@ -89,25 +69,13 @@ class Work:
 
     def csat_answer(self, state: ConversationState) -> int | None:
         """The satisfaction score the bot asked for, tapped or typed ("5", "cinque", "★★★★")."""
-        if not state.csat_ticket_id or self.type not in TURN_TYPES:
+        if self.type not in TURN_TYPES:
             return None
-        return csat_score(self.text, self.button_id)
+        return csat.answered_score(state, self.text, self.button_id)
 
     def is_csat_answer(self, state: ConversationState) -> bool:
         """The customer answered the satisfaction question the bot asked."""
         return self.csat_answer(state) is not None
-
-
-@dataclass
-class TurnPlan:
-    """What one job's turn writes: transcript lines, replies, the new state, the decision
-    (with its handoff) and a satisfaction score for a ticket."""
-
-    customer_line: str
-    replies: list[Reply] = field(default_factory=list)
-    state: dict | None = None
-    result: TurnResult | None = None
-    csat: tuple[int, int] | None = None
 
 
 @dataclass
@@ -116,7 +84,7 @@ class Prepared:
 
     work: Work
     analysis: AnalysisResult | None
-    outcome: TurnPlan | None = None
+    outcome: TurnOutcome | None = None
     error: Exception | None = None
 
 
@@ -128,51 +96,6 @@ class Written:
     tickets: list[Ticket] = field(default_factory=list)
     failed: list[tuple[int, Exception]] = field(default_factory=list)
     replies: int = 0
-
-
-@dataclass
-class Rows:
-    """The batch's writes, one statement each (an executemany; the ORM's unit of work cost
-    more CPU per row than the turn): new transcript lines, decisions, outbound messages and
-    tickets, and the conversations' new state."""
-
-    logs: list[dict] = field(default_factory=list)
-    decisions: list[dict] = field(default_factory=list)
-    outbound: list[dict] = field(default_factory=list)
-    tickets: list[dict] = field(default_factory=list)
-    conversations: list[dict] = field(default_factory=list)
-
-    def write(self, s: Session) -> list[Ticket]:
-        """Insert and update them all (in the order added: a conversation's transcript stays
-        in order); the tickets opened, with their ids."""
-        connection = s.connection()
-        for model, rows in ((MessageLog, self.logs), (Decision, self.decisions),
-                            (OutboundMessage, self.outbound)):
-            if rows:
-                connection.execute(insert(model.__table__), rows)
-        if self.conversations:
-            connection.execute(UPDATE_CONVERSATION_STATE, self.conversations)
-        if not self.tickets:
-            return []
-        # Last, so a ticket is stamped after the decision that opened it (``created_at`` is the
-        # column default, taken at this insert; retraining pairs them by time).
-        table = Ticket.__table__
-        written = connection.execute(insert(table).returning(
-            table.c.id, table.c.created_at, sort_by_parameter_order=True), self.tickets).all()
-        return [Ticket(id=row.id, created_at=row.created_at, **values)
-                for row, values in zip(written, self.tickets)]
-
-
-@dataclass
-class LockedConversation:
-    """A conversation row as the write transaction locked it (plain values: what the turn
-    writes back is collected in :class:`Rows`)."""
-
-    id: str
-    customer_id: str
-    phone_number_id: str | None
-    state: dict
-    last_customer_at: datetime | None
 
 
 JOBS, INBOUND, CONVERSATIONS = Job.__table__, InboundMessage.__table__, Conversation.__table__
@@ -338,43 +261,41 @@ class JobWorker(BackgroundLoop):
             p.outcome, p.error = None, exc
 
     def plan(self, work: Work, state: ConversationState,
-             analysis: AnalysisResult | None = None) -> TurnPlan:
+             analysis: AnalysisResult | None = None) -> TurnOutcome:
         """One customer turn: what to write for this message (pure: no database)."""
         flow, lang = self.engine.flow, state.language
         if work.type == "reaction":
-            return TurnPlan(f"[reaction {work.text}]")
+            return TurnOutcome(f"[reaction {work.text}]")
         if work.type not in TURN_TYPES:
             replies = [] if state.step == "with_agent" else [Reply(flow.text("unsupported_message", lang))]
-            return TurnPlan(MEDIA_LABEL.format(type=work.type), replies)
+            return TurnOutcome(MEDIA_LABEL.format(type=work.type), replies)
         score = work.csat_answer(state)
         if score is not None:
-            csat = (state.csat_ticket_id, score)
+            scored = (state.csat_ticket_id, score)
             state.csat_ticket_id = None
-            return TurnPlan(work.text, [Reply(flow.text("csat_thanks", lang))], state.to_dict(),
-                           csat=csat)
+            return TurnOutcome(work.text, [Reply(csat.thanks(flow, lang))], state.to_dict(),
+                               csat=scored)
         state.csat_ticket_id = None
         with METRICS.turn_latency.time():
             result = self.engine.turn(state, work.text, now=work.now, button_id=work.button_id,
                                       analysis=analysis)
-        return TurnPlan(work.text, result.replies, result.state.to_dict(), result)
+        return TurnOutcome(work.text, result.replies, result.state.to_dict(), result)
 
     # -- write ------------------------------------------------------------------------------
 
     def write(self, prepared: list[Prepared]) -> Written:
-        """Write the batch's outcomes in one transaction: jobs ``done`` with their replies,
-        transcript, decisions, tickets and states. Jobs no longer ours (lease lost) are
-        skipped; jobs behind an earlier one of their conversation go back to the queue."""
-        written, rows, done, deferred = Written(), Rows(), [], []
+        """Write the batch's outcomes in one transaction: jobs ``done`` with their turns
+        recorded (replies, transcript, decisions, tickets, states). Jobs no longer ours (lease
+        lost) are skipped; jobs behind an earlier one of their conversation go back to the
+        queue."""
+        written, turns, done, deferred = Written(), TurnBatch(), [], []
         job_ids = [p.work.job_id for p in prepared]
         with self.db.session() as s:
             ours = set(s.scalars(select(Job.id).where(
                 Job.id.in_(job_ids), Job.status == "running", Job.locked_by == self.worker_id)
                 .order_by(Job.id).with_for_update()))
-            convs = {row.id: LockedConversation(*row) for row in s.execute(select(
-                Conversation.id, Conversation.customer_id, Conversation.phone_number_id,
-                Conversation.state, Conversation.last_customer_at).where(
-                Conversation.id.in_({p.work.conversation_id for p in prepared}))
-                .order_by(Conversation.id).with_for_update())}
+            convs = {row.id: ConversationRow(*row) for row in s.execute(ConversationRow.locked(
+                {p.work.conversation_id for p in prepared}))}
             behind = self._behind(s, prepared)
             for p in prepared:
                 if p.work.job_id not in ours:
@@ -389,10 +310,11 @@ class JobWorker(BackgroundLoop):
                     if p.error is not None:
                         written.failed.append((p.work.job_id, p.error))
                         continue
-                    self._write_outcome(s, rows, conv, p.work, p.outcome)
+                    turns.record_turn(conv, p.outcome, at=p.work.now,
+                                      inbound_id=p.work.inbound_id, message_key=p.work.wamid)
                     done.append(p.work)
-            written.tickets = rows.write(s)
-            written.replies = len(rows.outbound)
+            recorded = turns.write(s)
+            written.tickets, written.replies = recorded.tickets, recorded.replies
             self._mark(s, done, deferred)
         return written
 
@@ -426,33 +348,6 @@ class JobWorker(BackgroundLoop):
                 status="pending", locked_by=None, available_at=now + timedelta(milliseconds=100),
                 attempts=Job.attempts - 1).execution_options(synchronize_session=False))
 
-    def _write_outcome(self, s: Session, rows: Rows, conv: LockedConversation, work: Work,
-                       outcome: TurnPlan) -> None:
-        """Add one turn's rows to ``rows`` (a satisfaction score is written at once: rare)."""
-        now = work.now
-        last_customer_at = as_utc(conv.last_customer_at)
-        if last_customer_at is None or now > last_customer_at:
-            last_customer_at = now  # opens the 24-hour customer-service window
-        rows.logs.append(dict(conversation_id=conv.id, role="customer", text=outcome.customer_line))
-        result = outcome.result
-        if result is not None:
-            rows.decisions.append(Decision.values_of(conv.id, result, work.inbound_id))
-        for n, reply in enumerate(outcome.replies):
-            rows.outbound.append(dict(
-                idempotency_key=f"reply:{work.wamid}:{n}", conversation_id=conv.id,
-                to=conv.customer_id, phone_number_id=conv.phone_number_id or "", role="bot",
-                payload=reply_payload(conv.customer_id, reply)))
-            rows.logs.append(dict(conversation_id=conv.id, role="bot", text=reply.text))
-        if outcome.csat is not None:
-            ticket_id, score = outcome.csat
-            s.execute(update(Ticket).where(Ticket.id == ticket_id).values(csat=score)
-                      .execution_options(synchronize_session=False))
-        rows.conversations.append(dict(
-            conversation=conv.id, state=conv.state if outcome.state is None else outcome.state,
-            last_customer_at=last_customer_at, updated_at=utcnow()))
-        if result is not None and result.handoff is not None:
-            rows.tickets.append(self._ticket(conv.id, result))
-
     def _fail(self, job_id: int, exc: Exception) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
@@ -465,17 +360,3 @@ class JobWorker(BackgroundLoop):
             else:
                 job.status = "pending"
                 job.available_at = utcnow() + timedelta(seconds=2 ** job.attempts)
-
-    @staticmethod
-    def _ticket(conversation_id: str, result: TurnResult) -> dict:
-        """The ``tickets`` row of a turn's handoff."""
-        handoff, analysis, state = result.handoff, result.analysis, result.state
-        return dict(conversation_id=conversation_id, status="open", team=handoff.team,
-                    priority=handoff.priority, priority_rank=PRIORITY_RANK.get(handoff.priority, 1),
-                    context={
-                        "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
-                        "intent": analysis.intent, "frustration": analysis.frustration,
-                        "cues": analysis.cues, "order_number": state.order_number,
-                        "tier": state.tier, "language": state.language,
-                        "off_hours": handoff.off_hours, "back_at": handoff.back_at,
-                        "features": result.decision.features})

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from serving.body_limit import limits_from
-from serving.loadgen import free_port, wait_ready
+from tests.net import free_port, wait_ready
 from serving.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -97,8 +97,8 @@ def agents_add(name: Annotated[str, typer.Option(help="display name")],
     """Register an agent in TIERLINE_DATABASE_URL and print its bearer token (shown once)."""
     from datetime import timedelta
 
-    from serving.routes.agents import create_agent
     from serving.storage.models import utcnow
+    from serving.tickets import create_agent
 
     db = _service_database()
     expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)

@@ -28,11 +28,10 @@ from nlu.engine import TurnEngine
 from nlu.labels import INTENT_LABELS
 from serving.inbox import store_webhook
 from serving.storage.db import Database
-from serving.storage.models import Agent, EscalationLabel, InboundMessage, Ticket
+from serving.storage.models import Agent, Decision, EscalationLabel, InboundMessage, Ticket
 from serving.whatsapp.payload import IncomingMessage
 from serving.worker import JobWorker
 from training.labelling import TurnTruth, lead_probability
-from training.retrain import ticket_decisions
 
 log = logging.getLogger(__name__)
 SIM_PHONE_NUMBER_ID = "100000000000001"
@@ -118,7 +117,7 @@ class SimulatedAgent:
             for ticket in s.scalars(select(Ticket).order_by(Ticket.id)):
                 if ticket.id in labelled:
                     continue
-                decision, _ = ticket_decisions(s, ticket)
+                decision = s.get(Decision, ticket.decision_id) if ticket.decision_id else None
                 if decision is None or decision.inbound_id is None:
                     continue
                 wamid = s.get(InboundMessage, decision.inbound_id).wamid

@@ -1,8 +1,9 @@
 """Retraining from agent-labelled escalations, with a promotion gate.
 
 The loop: agents label tickets in the service (escalation needed yes / no / earlier, corrected
-intent, frustrated) → :func:`export_labels` joins each label with the features the policy saw
-when it decided (stored with the decision, so nothing is recomputed with a different model)
+intent, frustrated) → :func:`export_labels` reads each label with the features the policy saw
+when it decided (stored with the decision that opened the ticket and read through the
+service's export function, so nothing is recomputed with a different model)
 into a versioned ``datasets.Dataset`` → :func:`fit_challenger` refits the policy → :func:`gate`
 compares challenger and champion → :func:`retrain` logs all of it to MLflow and moves the
 ``champion`` alias only when the gate says so.
@@ -89,28 +90,6 @@ def slice_of(features: dict) -> str:
     return f"{topic_of(features)}/{'vip' if features['vip'] >= 0.5 else 'non_vip'}"
 
 
-def ticket_decisions(session, ticket):
-    """(the decision that opened ``ticket``, the customer's turn before it if not escalated)."""
-    from sqlalchemy import select
-
-    from serving.storage.models import Decision
-
-    last_two = session.scalars(select(Decision).where(
-        Decision.conversation_id == ticket.conversation_id, Decision.at <= ticket.created_at)
-        .order_by(Decision.id.desc()).limit(2)).all()
-    escalated = last_two[0] if last_two and last_two[0].escalate else None
-    previous = last_two[1] if escalated and len(last_two) > 1 and not last_two[1].escalate else None
-    return escalated, previous
-
-
-def customer_text(session, decision) -> str:
-    """The customer message a decision was about (WhatsApp decisions keep their inbound id)."""
-    from serving.storage.models import InboundMessage
-
-    inbound = session.get(InboundMessage, decision.inbound_id) if decision.inbound_id else None
-    return inbound.text if inbound is not None else ""
-
-
 def nlu_corrections(rows: list[dict]) -> dict[str, list[dict]]:
     """Training rows for the NLU heads from agent labels: the escalated customer message with
     the agent's intent (corrections and confirmations alike) and frustrated yes/no."""
@@ -121,56 +100,54 @@ def nlu_corrections(rows: list[dict]) -> dict[str, list[dict]]:
                             for r in escalated if r["frustrated"] in (0, 1)]}
 
 
+def _features(decision) -> dict[str, float]:
+    return {k: float(decision.features[k]) for k in FEATURE_NAMES}
+
+
 def export_labels(database_url: str):
     """Agent labels joined with the decision-time features, as a ``datasets.Dataset``.
 
-    One row per labelled escalation (label 1 for yes/earlier, 0 for no); an "earlier" label
-    also marks the customer's previous turn as one that should have escalated (label 1).
-    Sorted by ticket time, so the most recent rows are last. Decisions made by another model
-    stack (the multilingual pair, for it/es/pt conversations) are left out: their features come
-    from another bundle, so they are not this policy's data.
+    Read through the service's export (``serving.tickets.export.labelled_decisions``): each
+    label comes with the decision that opened its ticket (by foreign key) and the
+    conversation's decision before it. One row per labelled escalation (label 1 for
+    yes/earlier, 0 for no); an "earlier" label also marks the customer's previous turn as one
+    that should have escalated (label 1), when that turn did not escalate. Sorted by ticket
+    time, so the most recent rows are last. Decisions made by another model stack (the
+    multilingual pair, for it/es/pt conversations) are left out: their features come from
+    another bundle, so they are not this policy's data.
     """
     from datasets import Dataset
-    from sqlalchemy import select
 
     from serving.storage.db import Database
-    from serving.storage.models import EscalationLabel, Ticket, as_utc
+    from serving.tickets.export import labelled_decisions
 
     db = Database(database_url)
-    rows: list[dict] = []
-    other_stack = 0
     try:
-        with db.session() as s:
-            pairs = s.execute(select(EscalationLabel, Ticket).join(
-                Ticket, Ticket.id == EscalationLabel.ticket_id).order_by(Ticket.created_at, Ticket.id))
-            for label, ticket in pairs:
-                escalated, previous = ticket_decisions(s, ticket)
-                if escalated is None:
-                    log.warning("ticket %s has no escalating decision; label skipped", ticket.id)
-                    continue
-                if escalated.model_stack not in (None, DEFAULT_STACK):
-                    other_stack += 1  # features of another NLU bundle: not this policy's data
-                    continue
-                at = as_utc(ticket.created_at).isoformat()
-                base = {"ticket_id": ticket.id, "conversation_id": ticket.conversation_id,
-                        "team": ticket.team, "at": at, "escalation_needed": label.escalation_needed,
-                        "corrected_intent": label.corrected_intent or "",
-                        "frustrated": -1 if label.frustrated is None else int(label.frustrated)}
-                rows.append({**base, "decision_id": escalated.id, "intent": escalated.intent,
-                             "text": customer_text(s, escalated),
-                             "p_escalate_then": escalated.p_escalate, "role": "escalated",
-                             "label": int(label.escalation_needed != "no"),
-                             "features": {k: float(escalated.features[k]) for k in FEATURE_NAMES}})
-                if label.escalation_needed == "earlier" and previous is not None \
-                        and previous.model_stack in (None, DEFAULT_STACK):
-                    d = previous
-                    rows.append({**base, "decision_id": d.id, "intent": d.intent,
-                                 "text": customer_text(s, d),
-                                 "p_escalate_then": d.p_escalate, "role": "previous", "label": 1,
-                                 "corrected_intent": "", "frustrated": -1,
-                                 "features": {k: float(d.features[k]) for k in FEATURE_NAMES}})
+        labelled = labelled_decisions(db)
     finally:
         db.dispose()
+    rows: list[dict] = []
+    other_stack = 0
+    for item in labelled:
+        escalated, previous = item.decision, item.previous
+        if escalated.model_stack not in (None, DEFAULT_STACK):
+            other_stack += 1  # features of another NLU bundle: not this policy's data
+            continue
+        base = {"ticket_id": item.ticket_id, "conversation_id": item.conversation_id,
+                "team": item.team, "at": item.ticket_created_at.isoformat(),
+                "escalation_needed": item.escalation_needed,
+                "corrected_intent": item.corrected_intent or "",
+                "frustrated": -1 if item.frustrated is None else int(item.frustrated)}
+        rows.append({**base, "decision_id": escalated.id, "intent": escalated.intent,
+                     "text": escalated.text, "p_escalate_then": escalated.p_escalate,
+                     "role": "escalated", "label": int(item.escalation_needed != "no"),
+                     "features": _features(escalated)})
+        if item.escalation_needed == "earlier" and previous is not None \
+                and not previous.escalate and previous.model_stack in (None, DEFAULT_STACK):
+            rows.append({**base, "decision_id": previous.id, "intent": previous.intent,
+                         "text": previous.text, "p_escalate_then": previous.p_escalate,
+                         "role": "previous", "label": 1, "corrected_intent": "",
+                         "frustrated": -1, "features": _features(previous)})
     if other_stack:
         log.info("%d labels skipped: decided by another model stack (e.g. the multilingual "
                  "pair), whose features the default policy does not read", other_stack)

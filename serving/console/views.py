@@ -2,8 +2,9 @@
 
 Server-rendered Jinja2 (autoescaped: customer text is always shown as text) with a little
 vanilla JavaScript for queue polling and notifications. Every ticket operation goes through the
-same functions as the JSON agent API (``serving.routes.agents``), so access rules (404 for
-another team's ticket), the 24-hour window and label storage are one implementation.
+tickets room (``serving.tickets``), like the JSON agent API, so access rules (another team's
+ticket is not found), the 24-hour window and label storage are one implementation; its
+refusals become pages and messages here (:func:`_act`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from serving.console import session as sessions
 from serving.console.charts import bar_chart
 from serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
 from serving.kpis import KpiReport, compute_kpis
-from serving.routes.agents import (
-    LabelIn,
-    ReplyIn,
-    TicketId,
-    TransferIn,
+from serving.routes.agents import ReplyIn, TicketId, TransferIn, get_db, reply_template
+from serving.storage.models import Agent, utcnow
+from serving.tickets import (
+    AlreadyClaimed,
+    InvalidTransition,
+    Label,
+    NotYourTeam,
+    TicketError,
+    TicketNotFound,
     agent_for_token,
     claim_ticket,
-    get_db,
     known_teams,
     queue_for,
     resolve_ticket,
@@ -41,7 +45,6 @@ from serving.routes.agents import (
     ticket_detail,
     transfer_ticket,
 )
-from serving.storage.models import Agent, utcnow
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -183,9 +186,7 @@ def ticket_page(ticket_id: TicketId, request: Request):
     session, agent = _signed_in(request)
     try:
         ticket = ticket_detail(get_db(request), agent, ticket_id)
-    except HTTPException as exc:
-        if exc.status_code != 404:
-            raise
+    except TicketNotFound:
         return _page(request, "error.html", session, agent, status_code=404, message="not_found")
     engine = request.app.state.services.engine
     return _page(request, "ticket.html", session, agent, ticket=ticket,
@@ -205,11 +206,13 @@ def _act(request: Request, ticket_id: int, csrf: str, operation, done) -> Respon
         result = operation(agent)
     except ValidationError:
         return _back(ticket_id, error="err_input")
-    except HTTPException as exc:
-        if exc.status_code in (403, 404):
-            return _page(request, "error.html", session, agent, status_code=404, message="not_found")
-        if exc.status_code == 409:
-            return _back(ticket_id, error="err_resolved" if "resolved" in str(exc.detail) else "err_claimed")
+    except (TicketNotFound, NotYourTeam):
+        return _page(request, "error.html", session, agent, status_code=404, message="not_found")
+    except InvalidTransition:
+        return _back(ticket_id, error="err_resolved")
+    except AlreadyClaimed:
+        return _back(ticket_id, error="err_claimed")
+    except TicketError:
         return _back(ticket_id, error="err_input")
     return _back(ticket_id, done=done(result) if callable(done) else done)
 
@@ -223,10 +226,10 @@ def claim(ticket_id: TicketId, request: Request, csrf: str = Form("")):
 
 @router.post("/tickets/{ticket_id}/reply")
 def reply(ticket_id: TicketId, request: Request, csrf: str = Form(""), text: str = Form("")):
-    settings = request.app.state.settings
+    template = reply_template(request)
     return _act(request, ticket_id, csrf,
-                lambda agent: send_reply(get_db(request), settings, agent, ticket_id,
-                                         ReplyIn(text=text).text),
+                lambda agent: send_reply(get_db(request), agent, ticket_id,
+                                         ReplyIn(text=text).text, template),
                 lambda result: f"sent_{result['sent_as']}")
 
 
@@ -251,7 +254,7 @@ def label(ticket_id: TicketId, request: Request, csrf: str = Form(""),
           frustrated: str = Form(""), note: str = Form("")):
     """One click saves the whole label (the form comes pre-filled, so it is also the edit)."""
     def save(agent: Agent) -> dict:
-        body = LabelIn(escalation_needed=escalation_needed, corrected_intent=corrected_intent or None,
+        body = Label(escalation_needed=escalation_needed, corrected_intent=corrected_intent or None,
                        frustrated={"yes": True, "no": False}.get(frustrated),
                        note=note.strip() or None)
         return save_label(get_db(request), agent, ticket_id, body)

@@ -2,8 +2,11 @@
 
 The runtime sends the customer's message; tierline answers with the escalation decision,
 its reasons, the routing and the bot's reply, and stores the new state under the
-conversation id (row-locked, so concurrent calls on one conversation take turns). Calls are
-turned in batches by one thread (``serving/decider.py``).
+conversation id (row-locked, so concurrent calls on one conversation take turns). An
+escalation opens a ticket in the agents' queue, like a WhatsApp one; resolving it hands the
+conversation back, and the next call is the bot's turn again. Calls are turned in batches by
+one thread (``serving/decider.py``) and recorded like every channel's turns
+(``serving/conversations.py``).
 """
 
 from __future__ import annotations
@@ -74,7 +77,9 @@ class DecideOut(BaseModel):
 
     p_escalate: float = Field(ge=0, le=1, description="calibrated probability that a human "
                                                       "should take over now")
-    escalate: bool = Field(description="hand the conversation to an agent (the bot goes quiet)")
+    escalate: bool = Field(description="the conversation is with an agent: the turn that "
+                                       "hands it off opens a ticket in the agents' queue, and "
+                                       "the bot stays quiet until an agent resolves it")
     reasons: list[str] = Field(description="why, most important first")
     team: str = Field(description="the team the conversation is routed to")
     priority: str = Field(description="queue priority from the flow (`normal` or `high` in the "

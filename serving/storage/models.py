@@ -187,6 +187,9 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(String(200), index=True)
+    #: The decision that opened the ticket (what retraining joins an agent's label to); None
+    #: for tickets opened before migration 0008 whose decision could not be found.
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open|claimed|resolved
     team: Mapped[str] = mapped_column(String(60))
     priority: Mapped[str] = mapped_column(String(20))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from serving.routes.agents import create_agent
+from serving.tickets import create_agent
 from tests.serving.conftest import steady_traffic
 
 

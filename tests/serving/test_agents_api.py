@@ -1,4 +1,10 @@
-"""Handoff queue and agent API over real HTTP: from a frustrated customer to CSAT."""
+"""Handoff queue and agent API over real HTTP: from a frustrated customer to CSAT.
+
+A bot runtime's conversation (``/v1/decide``) escalates into the same queue, agents work it,
+and resolving it hands the conversation back to the bot; the tickets room's refusals read as
+404/403/409/422; "an agent has joined" and the satisfaction question, its button and its thanks
+come from the flow in en/it/es/pt.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from serving.routes.agents import create_agent
-from serving.storage.models import Conversation, EscalationLabel, Ticket, utcnow
+from nlu.flow import load_flow
+from serving.storage.models import (
+    Conversation,
+    Decision,
+    EscalationLabel,
+    MessageLog,
+    OutboundMessage,
+    Ticket,
+    utcnow,
+)
+from serving.tickets import create_agent
+from serving.tickets.export import labelled_decisions
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 
@@ -191,5 +207,134 @@ def test_an_italian_customer_hears_every_notice_in_italian_and_types_the_score(s
     assert csat["action"]["button"] == "Valuta"
     service.say(message(text="5", customer=customer))
     assert service.graph.wait_to(customer, 5)[4]["text"]["body"] == "Grazie per il tuo parere!"
+    with service.services.db.session() as s:
+        assert s.get(Ticket, ticket_id).csat == 5
+
+
+# --- a bot runtime's conversations (/v1/decide) ------------------------------------------
+
+def decide(service, conversation: str, text: str) -> dict:
+    r = httpx.post(f"{service.url}/v1/decide", headers=service.api_headers(), timeout=10, json={
+        "conversation_id": conversation, "customer": {"id": f"cust-{conversation}"},
+        "text": text, "at": "2026-11-24T11:00:00+01:00"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def ticket_of(service, conversation: str) -> Ticket:
+    """The one ticket of an API conversation (the route keeps the runtime's ids under ``api:``)."""
+    with service.services.db.session() as s:
+        [ticket] = s.scalars(select(Ticket).where(Ticket.conversation_id == f"api:{conversation}")).all()
+        return ticket
+
+
+def post(service, path: str, headers: dict, **body) -> httpx.Response:
+    return httpx.post(f"{service.url}/v1/agent/tickets/{path}", headers=headers, timeout=10,
+                      **({"json": body} if body else {}))
+
+
+def test_an_api_escalation_is_queued_worked_and_resolving_hands_the_conversation_back(
+        service, tokens):
+    out = decide(service, "shop:chat-1", "I want to talk to a human agent please")
+    assert out["escalate"] and out["team"] == "general" and out["state"]["step"] == "with_agent"
+    ticket = ticket_of(service, "shop:chat-1")
+
+    # In the general team's queue, with the decision's routing and reasons.
+    queue = httpx.get(f"{service.url}/v1/agent/tickets", headers=auth(tokens["general"])).json()
+    [row] = [t for t in queue if t["id"] == ticket.id]
+    assert (row["team"], row["priority"], row["status"]) == (out["team"], out["priority"], "open")
+    assert row["reasons"] == out["reasons"]
+    # ... and it references the decision that opened it.
+    with service.services.db.session() as s:
+        opener = s.get(Decision, ticket.decision_id)
+        assert opener.conversation_id == "api:shop:chat-1" and opener.escalate
+        assert round(opener.p_escalate, 4) == out["p_escalate"]
+
+    # While an agent has it, the runtime hears "with an agent" and no second ticket opens.
+    waiting = decide(service, "shop:chat-1", "hello? is anyone there?")
+    assert waiting["escalate"] and waiting["reasons"][0] == "conversation is already with an agent"
+    assert ticket_of(service, "shop:chat-1").id == ticket.id
+
+    assert post(service, f"{ticket.id}/claim", auth(tokens["general"])).json()["status"] == "claimed"
+    reply = post(service, f"{ticket.id}/reply", auth(tokens["general"]), text="Hi, Gina here.")
+    assert reply.status_code == 200 and reply.json() == {"outbound_id": None, "sent_as": "not_sent"}
+    assert post(service, f"{ticket.id}/resolve", auth(tokens["general"])).json()["status"] == "resolved"
+    with service.services.db.session() as s:
+        # Nothing for a runtime's customer goes to the WhatsApp outbox; the reply is on record.
+        assert not s.scalars(select(OutboundMessage).where(
+            OutboundMessage.conversation_id == "api:shop:chat-1")).all()
+        lines = s.scalars(select(MessageLog.text).where(
+            MessageLog.conversation_id == "api:shop:chat-1", MessageLog.role == "agent")).all()
+        assert lines == ["Hi, Gina here."]
+        state = s.get(Conversation, "api:shop:chat-1").state
+        assert state["step"] == "menu" and state["csat_ticket_id"] is None  # never asked
+
+    # Handed back: the bot decides the next message again.
+    after = decide(service, "shop:chat-1", "where is my order?")
+    assert not after["escalate"] and after["state"]["step"] != "with_agent"
+    assert "conversation is already with an agent" not in after["reasons"]
+
+    # The agent's label reaches retraining through the export, joined by the foreign key.
+    assert httpx.put(f"{service.url}/v1/agent/tickets/{ticket.id}/label", headers=auth(tokens["general"]),
+                     json={"escalation_needed": "yes"}).status_code == 200
+    [labelled] = [x for x in labelled_decisions(service.services.db) if x.ticket_id == ticket.id]
+    assert labelled.decision.id == ticket.decision_id and labelled.escalation_needed == "yes"
+    assert labelled.previous is None  # the first message escalated
+
+
+def test_refusals_of_the_tickets_room_read_as_http_status_codes(service, tokens):
+    decide(service, "shop:chat-2", "I was charged twice, I want a human now")
+    ticket = ticket_of(service, "shop:chat-2")
+    assert ticket.team == "billing"
+    general, billing, admin = (auth(tokens[k]) for k in ("general", "billing", "admin"))
+
+    assert httpx.get(f"{service.url}/v1/agent/tickets/2000000000", headers=admin).status_code == 404
+    other_team = httpx.get(f"{service.url}/v1/agent/tickets/{ticket.id}", headers=general)
+    assert other_team.status_code == 404 and other_team.json() == {"detail": "no such ticket"}
+    assert post(service, f"{ticket.id}/claim", general).status_code == 404
+    assert httpx.get(f"{service.url}/v1/agent/tickets", headers=general,
+                     params={"team": "billing"}).status_code == 403
+
+    assert post(service, f"{ticket.id}/claim", billing).status_code == 200
+    taken = post(service, f"{ticket.id}/claim", admin)
+    assert taken.status_code == 409 and taken.json()["detail"] == "claimed by another agent"
+    assert post(service, f"{ticket.id}/reply", admin, text="me too").status_code == 409
+    assert post(service, f"{ticket.id}/transfer", billing, team="nowhere").status_code == 422
+    assert post(service, f"{ticket.id}/resolve", billing).status_code == 200
+    late = post(service, f"{ticket.id}/reply", billing, text="one more thing")
+    assert late.status_code == 409 and late.json()["detail"] == "ticket is resolved"
+    assert post(service, f"{ticket.id}/transfer", billing, team="general").status_code == 409
+
+
+@pytest.mark.parametrize("language", ["en", "it", "es", "pt"])
+def test_joined_and_satisfaction_texts_come_from_the_flow_in_the_customers_language(
+        service, tokens, language):
+    """A WhatsApp customer whose conversation is in ``language`` and with an agent: the claim
+    says "an agent has joined", the resolve asks for a score (list and button) and a typed
+    "5" is thanked, each text the flow's own in that language."""
+    flow = load_flow()
+    customer = f"44770090{['en', 'it', 'es', 'pt'].index(language) + 1:04d}"
+    conv_id = f"wa:{PHONE_NUMBER_ID}:{customer}"
+    state = service.services.engine.new_state(conv_id, customer_id=customer)
+    state.language, state.step, state.escalated = language, "with_agent", True
+    with service.services.db.session() as s:
+        s.add(Conversation(id=conv_id, channel="whatsapp", customer_id=customer,
+                           phone_number_id=PHONE_NUMBER_ID, state=state.to_dict(),
+                           last_customer_at=utcnow()))
+        ticket = Ticket(conversation_id=conv_id, status="open", team="general", priority="normal",
+                        priority_rank=1, context={"reasons": ["asked for a human"]})
+        s.add(ticket)
+        s.flush()
+        ticket_id = ticket.id
+
+    post(service, f"{ticket_id}/claim", auth(tokens["admin"]))
+    joined = service.graph.wait_to(customer, 1)[0]
+    assert joined["text"]["body"] == flow.text("agent_joined", language)
+    post(service, f"{ticket_id}/resolve", auth(tokens["admin"]))
+    question = service.graph.wait_to(customer, 2)[1]["interactive"]
+    assert question["body"]["text"] == flow.text("csat_question", language)
+    assert question["action"]["button"] == flow.text("csat_button", language)
+    service.say(message(text="5", customer=customer))
+    assert service.graph.wait_to(customer, 3)[2]["text"]["body"] == flow.text("csat_thanks", language)
     with service.services.db.session() as s:
         assert s.get(Ticket, ticket_id).csat == 5

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from serving.console.charts import bar_chart
 from serving.console.i18n import STRINGS, format_duration
 from serving.kpis import compute_kpis
-from serving.routes.agents import create_agent
 from serving.storage.models import Conversation, EscalationLabel, OutboundMessage, Ticket, utcnow
+from serving.tickets import create_agent
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.routes.agents import create_agent
+from serving.tickets import create_agent
 from tests.serving.fakes import sign
 
 json_values = st.recursive(

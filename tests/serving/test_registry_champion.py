@@ -11,8 +11,8 @@ import pytest
 
 from nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
 from serving.app import create_app
-from serving.routes.agents import create_agent
 from serving.settings import Settings
+from serving.tickets import create_agent
 from tests.conftest import LiveServer
 from tests.serving.conftest import steady_traffic
 from training import tracking

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from serving.api_keys import create_api_key
-from serving.routes.agents import create_agent
 from serving.storage.db import Database
 from serving.storage.models import utcnow
+from serving.tickets import create_agent
 from tests.net import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (
