@@ -60,7 +60,7 @@ METRICS = build_metrics()
 #: series grow with customer input.
 REASON_CODES = ("asked_for_human", "failed_replies", "frustrated", "frustrated_earlier",
                 "sensitive_topic", "vip", "premium", "repeated_request", "long_conversation",
-                "unspecified", "other")
+                "shouting", "swearing", "problem_report", "score", "unspecified", "other")
 _REASON_PATTERNS = [(re.compile(p), code) for p, code in (
     (r"^customer asked for a human", "asked_for_human"),
     (r"^\d+ failed bot replies", "failed_replies"),
@@ -71,6 +71,10 @@ _REASON_PATTERNS = [(re.compile(p), code) for p, code in (
     (r"^premium customer", "premium"),
     (r"^repeated request", "repeated_request"),
     (r"^long conversation", "long_conversation"),
+    (r"^customer is shouting", "shouting"),
+    (r"^customer is swearing", "swearing"),
+    (r"^\w+ customer reports a problem", "problem_report"),
+    (r"^escalation score", "score"),
 )]
 
 

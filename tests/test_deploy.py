@@ -277,7 +277,7 @@ class Served:
 
     def agent_token(self) -> str:
         """A console agent, made as `tierline agents add` makes one."""
-        from serving.routes.agents import create_agent
+        from serving.tickets import create_agent
         from serving.storage.db import Database
 
         db = Database(self.database_url)
