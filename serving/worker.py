@@ -8,9 +8,9 @@ job still pending or running is not claimed: a conversation's messages are turne
 another, in order. Claimed jobs are ``running`` under a lease.
 
 The batch's texts are analysed in one model call outside any transaction, the turns are
-computed, and everything they produce (replies in the outbox, transcript lines, decisions, tickets,
-the new conversation states, ``done``) is written in one transaction, with the conversations
-locked. A conversation whose state changed since the claim (an agent acted) is turned again
+computed, and everything they produce (replies in the outbox, transcript lines, decisions, tickets
+with their notifications in the notify outbox, the new conversation states, ``done``) is written
+in one transaction, with the conversations locked. A conversation whose state changed since the claim (an agent acted) is turned again
 from the locked state. A job whose turn raises is recorded as failed (retried with backoff)
 without holding up the others; if the batch's transaction itself fails, its jobs are written
 again one transaction each, so one bad row cannot roll back the rest. A crash anywhere rolls
@@ -34,6 +34,7 @@ from nlu.analyzer import AnalysisResult
 from nlu.bot import ConversationState, Reply, csat_score
 from nlu.engine import TurnEngine, TurnResult
 from serving.background import BackgroundLoop
+from serving.handoff.outbox import enqueue_ticket_notifications
 from serving.metrics import METRICS
 from serving.storage.db import Database, evaluated_once
 from serving.storage.models import (
@@ -122,8 +123,9 @@ class Prepared:
 
 @dataclass
 class Written:
-    """The result of one write transaction: tickets opened (notify after commit) and jobs
-    whose turn raised (to record as failed)."""
+    """The result of one write transaction: tickets opened (their notifications are queued
+    already; counted and the notify outbox woken after commit) and jobs whose turn raised (to
+    record as failed)."""
 
     tickets: list[Ticket] = field(default_factory=list)
     failed: list[tuple[int, Exception]] = field(default_factory=list)
@@ -208,7 +210,8 @@ class JobWorker(BackgroundLoop):
     def __init__(self, db: Database, engine: TurnEngine, *, poll_seconds: float = 0.05,
                  lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
                  threads: int = 1, on_ticket: Callable[[Ticket], None] | None = None,
-                 on_replies: Callable[[], None] | None = None) -> None:
+                 on_replies: Callable[[], None] | None = None,
+                 notify_targets: tuple[str, ...] = ()) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2),
                          threads=threads)
         self.db = db
@@ -220,6 +223,8 @@ class JobWorker(BackgroundLoop):
         self.on_ticket = on_ticket or (lambda ticket: None)
         #: Called after a transaction that put replies in the outbox committed (wakes the sender).
         self.on_replies = on_replies or (lambda: None)
+        #: Peers told of each ticket opened ("slack", "webhook", "zendesk"), queued with it.
+        self.notify_targets = notify_targets
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @property
@@ -392,6 +397,7 @@ class JobWorker(BackgroundLoop):
                     self._write_outcome(s, rows, conv, p.work, p.outcome)
                     done.append(p.work)
             written.tickets = rows.write(s)
+            enqueue_ticket_notifications(s, written.tickets, self.notify_targets)
             written.replies = len(rows.outbound)
             self._mark(s, done, deferred)
         return written
