@@ -132,17 +132,7 @@ class FakeGraphAPI:
                                    "messages": [{"id": wamid}]})
 
             def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and went away first (a "hang")
+                answer_json(self, status, payload, headers)
 
         self._handler = Handler
         self.server = GraphServer(("127.0.0.1", 0), Handler)
@@ -235,6 +225,22 @@ class FakeGraphAPI:
             self._client.close()
 
 
+def answer_json(handler: BaseHTTPRequestHandler, status: int, payload: dict,
+                headers: dict | None = None) -> None:
+    """Answer a fake peer's request with ``payload`` as JSON (the client may have gone)."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    try:
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client timed out and went away first (a "hang")
+
+
 def _recipient(body: bytes) -> str | None:
     """The ``to`` of a send's JSON body (None when it is not one)."""
     try:
@@ -318,16 +324,7 @@ class RecordingPeer:
                 peer.requests.append({"method": self.command, "path": self.path,
                                       "headers": {k.lower(): v for k, v in self.headers.items()},
                                       "body": body})
-                status_code, payload = peer.answer(self.command, self.path)
-                data = json.dumps(payload).encode()
-                self.send_response(status_code)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and went away first (a "hang")
+                answer_json(self, *peer.answer(self.command, self.path))
 
             do_GET = do_POST = _handle
 
@@ -424,15 +421,7 @@ class IdempotentPeer:
                 self._answer(*answer)
 
             def _answer(self, status_code: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status_code)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up first
+                answer_json(self, status_code, payload)
 
         self._handler = Handler
         self.server = GraphServer(("127.0.0.1", 0), Handler)
