@@ -1,11 +1,13 @@
-"""Background threads: a stoppable loop (the worker, the sender) and a loop that serves
-async callers in batches (the webhook's intake, ``/v1/decide``)."""
+"""Background threads: a stoppable loop (the worker, the senders) and a loop that serves
+async callers in batches (the webhook's intake, ``/v1/decide``); the retry backoff the senders
+share."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,19 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
+#: 2 ** this many attempts is the longest backoff before ``max_delay`` caps it (a float power
+#: of two of a day's attempts would overflow).
+MAX_BACKOFF_DOUBLINGS = 30
+
+
+def retry_delay(attempts: int, base_delay: float, max_delay: float,
+                retry_after: float | None = None) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: exponential with jitter, at
+    least what the peer's ``Retry-After`` asked for, never more than ``max_delay`` (a
+    ``Retry-After: 1e12`` once overflowed ``timedelta`` and lost a whole batch's outcomes)."""
+    delay = min(max_delay, base_delay * 2 ** min(attempts - 1, MAX_BACKOFF_DOUBLINGS))
+    delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
+    return min(delay, max_delay)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

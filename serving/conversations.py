@@ -15,6 +15,8 @@ of work cost more CPU per row than the turn), so recording adds no round trip pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,6 +35,7 @@ from serving.storage.models import (
     as_utc,
     utcnow,
 )
+from serving.handoff.outbox import enqueue_ticket_notifications
 from serving.tickets.csat import record_scores
 from serving.tickets.opening import open_tickets, ticket_values
 from serving.whatsapp.client import buttons_payload, text_payload
@@ -142,9 +145,10 @@ class TurnBatch:
             state=self.state_of(conversation) if outcome.state is None else outcome.state,
             last_customer_at=at if last is None or at > last else last, updated_at=utcnow())
 
-    def write(self, s: Session) -> Recorded:
+    def write(self, s: Session, notify_targets: Sequence[str] = ()) -> Recorded:
         """Insert and update it all in ``s``'s transaction (transcript lines in the order
-        recorded); the tickets opened, with their ids."""
+        recorded), the opened tickets' notifications for ``notify_targets`` included (both
+        commit or neither does); the tickets opened, with their ids."""
         connection = s.connection()
         if self.logs:
             connection.execute(insert(MessageLog.__table__), self.logs)
@@ -163,4 +167,5 @@ class TurnBatch:
         record_scores(connection, self.scores)
         opened = open_tickets(connection, [{**values, "decision_id": decision_ids[i]}
                                            for i, values in self.tickets])
+        enqueue_ticket_notifications(s, opened, notify_targets)
         return Recorded(opened, len(self.outbound))

@@ -58,13 +58,16 @@ class BatchedDecider(BatchingLoop):
     thread_name = "tierline-decide"
 
     def __init__(self, db: Database, engine: TurnEngine, max_batch: int = 64,
-                 on_ticket: Callable[[Ticket], None] | None = None) -> None:
+                 on_ticket: Callable[[Ticket], None] | None = None,
+                 notify_targets: tuple[str, ...] = ()) -> None:
         super().__init__(max_batch)
         self.db = db
         #: Replaced on a model reload; read once per batch.
         self.engine = engine
         #: Called with each ticket opened, after its transaction committed.
         self.on_ticket = on_ticket or (lambda ticket: None)
+        #: Notification targets queued with each ticket, in its transaction.
+        self.notify_targets = notify_targets
 
     async def decide(self, call: Call) -> TurnResult:
         """Turn one call; returns once its transaction committed."""
@@ -113,7 +116,7 @@ class BatchedDecider(BatchingLoop):
                 turns.record_turn(conv, TurnOutcome(c.text, result.replies, result.state.to_dict(),
                                                     result), at=utcnow())
                 results.append(result)
-            opened = turns.write(s).tickets
+            opened = turns.write(s, self.notify_targets).tickets
         for ticket in opened:
             try:
                 self.on_ticket(ticket)

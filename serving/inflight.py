@@ -1,7 +1,8 @@
 """Bookkeeping of the sender's sends: which rows are in hand, which sends have finished.
 
 Kept apart from the sender so that its two threads share one small, locked structure: the
-sender's thread claims rows and records outcomes, the event loop's thread finishes sends.
+sender's thread claims rows and records outcomes, the event loop's thread finishes sends. The
+notify outbox's sender keeps its rows in hand here too (its lease requeue skips them).
 """
 
 from __future__ import annotations

@@ -79,8 +79,10 @@ def log_config(level: str = "INFO", fmt: str = "text") -> dict:
         "handlers": {"default": {"class": "logging.StreamHandler", "formatter": fmt,
                                  "filters": ["mask"], "stream": "ext://sys.stderr"}},
         "root": {"level": level, "handlers": ["default"]},
-        "loggers": {name: {"level": level, "handlers": [], "propagate": True}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+        "loggers": {**{name: {"level": level, "handlers": [], "propagate": True}
+                       for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+                    # httpx logs every request's URL at INFO: a Slack webhook's URL is a secret.
+                    "httpx": {"level": "WARNING", "handlers": [], "propagate": True}},
     }
 
 

@@ -1,6 +1,6 @@
 """Prometheus metrics of the service, exposed at ``/metrics``.
 
-Counters for messages in/out and escalations (by reason and team), a gauge for queue depth
+Counters for messages in/out, escalations (by reason and team) and deliveries to peers, a gauge for queue depth
 (refreshed at scrape time), histograms for webhook and model latency.
 """
 
@@ -22,6 +22,7 @@ class Metrics:
     messages_out: Counter
     outbound_expired: Counter
     escalations: Counter
+    peer_deliveries: Counter
     queue_depth: Gauge
     jobs_pending: Gauge
     webhook_latency: Histogram
@@ -43,6 +44,10 @@ def build_metrics() -> Metrics:
             "reached TIERLINE_WHATSAPP_MAX_SEND_AGE_SECONDS", registry=r),
         escalations=Counter("tierline_escalations_total", "Handoffs by team and first reason",
                             ["team", "reason"], registry=r),
+        peer_deliveries=Counter(
+            "tierline_peer_deliveries_total",
+            "Notification and export attempts (Slack, webhook, Zendesk) by target and outcome: "
+            "sent, retry, failed (kept as a dead letter)", ["target", "outcome"], registry=r),
         queue_depth=Gauge("tierline_queue_depth", "Open or claimed tickets", ["team"], registry=r),
         jobs_pending=Gauge("tierline_jobs_pending", "Inbound jobs waiting for the worker", registry=r),
         webhook_latency=Histogram("tierline_webhook_seconds", "Webhook POST handling time",

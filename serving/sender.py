@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import load_only
 
-from serving.background import BackgroundLoop, EventLoopThread
+from serving.background import BackgroundLoop, EventLoopThread, retry_delay
 from serving.inflight import InFlight
 from serving.metrics import METRICS
 from serving.storage.db import Database, evaluated_once
@@ -55,9 +54,6 @@ from serving.whatsapp.client import (
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = ("pending", "sending")
-#: 2 ** this many attempts is the longest backoff before ``max_delay`` caps it (a float power
-#: of two of a day's attempts would overflow).
-MAX_BACKOFF_DOUBLINGS = 30
 
 
 class TokenBucket:
@@ -326,13 +322,9 @@ class OutboxSender(BackgroundLoop):
             log.info("outbound %s: retry in %.2fs (%s)", claimed.id, delay, error)
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
-        """Seconds before the next try: exponential with jitter, at least what Meta's
-        ``Retry-After`` asked for, never more than ``max_delay`` (a ``Retry-After: 1e12`` once
-        overflowed ``timedelta`` and lost the whole batch's outcomes)."""
-        delay = min(self.max_delay,
-                    self.base_delay * 2 ** min(attempts - 1, MAX_BACKOFF_DOUBLINGS))
-        delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
-        return min(delay, self.max_delay)
+        """Seconds before the next try (:func:`~serving.background.retry_delay`, capped by
+        ``max_delay``, Meta's ``Retry-After`` included)."""
+        return retry_delay(attempts, self.base_delay, self.max_delay, retry_after)
 
     def _expire(self, s, row: OutboundMessage, claimed: Claimed, kind: str, error: str) -> None:
         """A row still undeliverable at its age limit: ``expired``, counted, logged (ids and

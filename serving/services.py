@@ -1,7 +1,8 @@
 """The service's long-lived parts, built once from the settings and injected into routes.
 
 Database (migrated at start), the turn engine (NLU + policy + bot), the durable worker, the
-outbox sender (when sending is configured) and the notification dispatcher.
+outbox sender (when sending is configured) and the notify outbox's sender (when a Slack,
+webhook or Zendesk target is configured).
 """
 
 from __future__ import annotations
@@ -16,42 +17,20 @@ from nlu.engine import TurnEngine
 from serving.api_keys import ApiKeys
 from serving.batching import BatchingAnalyzer
 from serving.decider import BatchedDecider
-from serving.handoff.notify import (
-    NotificationDispatcher,
-    SignedWebhookNotifier,
-    SlackNotifier,
-    TicketNotice,
-)
-from serving.handoff.sinks import TicketSink, ZendeskSink
+from serving.handoff.notify import Notifier, SignedWebhookNotifier, SlackNotifier
+from serving.handoff.outbox import NotificationSender, TicketExporter
+from serving.handoff.sinks import ZendeskSink
 from serving.intake import IntakeWriter
-from serving.logging_setup import mask_phone
 from serving.metrics import METRICS, reason_code
 from serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from serving.sender import OutboxSender
 from serving.settings import Settings
 from serving.storage.db import Database, Timeouts
 from serving.storage.models import Job, Ticket
-from serving.tickets.export import help_desk_export, record_external_id
 from serving.whatsapp.client import GraphClient
 from serving.worker import JobWorker
 
 log = logging.getLogger(__name__)
-
-
-class TicketSinkNotifier:
-    """Copies a new ticket (transcript included) into an external help desk, recording its id.
-
-    Runs in the notification dispatcher's thread, so retries never block a customer turn.
-    """
-
-    def __init__(self, db: Database, sink: TicketSink) -> None:
-        self.db = db
-        self.sink = sink
-
-    def send(self, notice: TicketNotice) -> None:
-        """Export the ticket, create it in the sink (idempotent there), store the external id."""
-        external = self.sink.create(help_desk_export(self.db, notice))
-        record_external_id(self.db, notice.ticket_id, external)
 
 
 class Services:
@@ -81,14 +60,25 @@ class Services:
         self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state,
                                    max_queue=settings.intake_queue_max,
                                    timeout=settings.intake_timeout_seconds)
-        self.decider = BatchedDecider(self.db, self.engine, on_ticket=self.ticket_created)
+        notifiers = self._notifiers()
+        self.notifications = None
+        if notifiers:
+            self.notifications = NotificationSender(
+                self.db, notifiers, max_age_seconds=settings.notify_max_age_seconds,
+                base_delay=settings.notify_retry_base_seconds,
+                max_delay=settings.notify_retry_max_seconds,
+                lease_seconds=settings.notify_lease_seconds,
+                poll_seconds=settings.notify_poll_seconds)
+        self.decider = BatchedDecider(self.db, self.engine, on_ticket=self.ticket_created,
+                                      notify_targets=tuple(notifiers))
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
                                 batch_size=settings.worker_batch_size,
                                 threads=settings.worker_threads,
                                 on_ticket=self.ticket_created,
-                                on_replies=lambda: self.sender and self.sender.wake())
+                                on_replies=lambda: self.sender and self.sender.wake(),
+                                notify_targets=tuple(notifiers))
         self.sender = None
         if settings.sending_enabled:
             client = GraphClient(settings.whatsapp_api_base,
@@ -103,17 +93,23 @@ class Services:
                                        poll_seconds=settings.worker_poll_seconds,
                                        batch_size=settings.sender_batch_size,
                                        max_in_flight=settings.sender_concurrency)
-        notifiers = []
+
+    def _notifiers(self) -> dict[str, Notifier]:
+        """The configured notification and export targets, by the name their rows carry
+        (``slack``, ``webhook``, ``zendesk``)."""
+        settings, timeout = self.settings, self.settings.notify_timeout_seconds
+        notifiers: list[Notifier] = []
         if settings.notify_slack_url:
-            notifiers.append(SlackNotifier(settings.notify_slack_url))
+            notifiers.append(SlackNotifier(settings.notify_slack_url, timeout=timeout))
         if settings.notify_webhook_url and settings.notify_webhook_secret:
-            notifiers.append(SignedWebhookNotifier(settings.notify_webhook_url,
-                                                   settings.notify_webhook_secret.get_secret_value()))
-        if settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_api_token:
-            notifiers.append(TicketSinkNotifier(self.db, ZendeskSink(
+            notifiers.append(SignedWebhookNotifier(
+                settings.notify_webhook_url, settings.notify_webhook_secret.get_secret_value(),
+                timeout=timeout))
+        if settings.zendesk_enabled:
+            notifiers.append(TicketExporter(self.db, ZendeskSink(
                 settings.zendesk_base_url, settings.zendesk_email,
-                settings.zendesk_api_token.get_secret_value())))
-        self.dispatcher = NotificationDispatcher(notifiers)
+                settings.zendesk_api_token.get_secret_value(), timeout=timeout)))
+        return {notifier.name: notifier for notifier in notifiers}
 
     def _engine(self, analyzer: BundleAnalyzer, models: ModelChoice) -> TurnEngine:
         """The turn engine on ``models``, with the settings' language route (its second model
@@ -150,7 +146,8 @@ class Services:
     def start(self) -> None:
         """Migrate the schema, then start the background threads."""
         self.db.migrate()
-        self.dispatcher.start()
+        if self.notifications:
+            self.notifications.start()
         self.intake.start()
         self.decider.start()
         self.worker.start()
@@ -166,7 +163,8 @@ class Services:
                         "TIERLINE_WHATSAPP_VERIFY_TOKEN to enable /webhooks/whatsapp")
 
     def stop(self) -> None:
-        """Drain: finish the job and the send in hand, flush notifications, close the pool."""
+        """Drain: finish the job, the send and the notification in hand, close the pool
+        (notifications not yet delivered wait in their table)."""
         if self.watcher:
             self.watcher.stop()
         self.intake.stop()
@@ -174,7 +172,8 @@ class Services:
         self.worker.stop()
         if self.sender:
             self.sender.stop()
-        self.dispatcher.stop()
+        if self.notifications:
+            self.notifications.stop()
         self.batcher.close()
         self.db.dispose()
 
@@ -183,19 +182,13 @@ class Services:
         return self.engine.new_state(conversation_id, customer_id=customer_id).to_dict()
 
     def ticket_created(self, ticket: Ticket) -> None:
-        """After the turn's transaction committed: metrics and agent notifications (from the
-        row as written: reading it back cost 2 ms of CPU per ticket)."""
-        conv_customer = ticket.conversation_id.rsplit(":", 1)[-1]
-        notice = TicketNotice(
-            ticket_id=ticket.id, conversation_id=mask_phone(ticket.conversation_id),
-            team=ticket.team,
-            priority=ticket.priority, reasons=ticket.context.get("reasons", []),
-            customer=mask_phone(conv_customer), p_escalate=ticket.context.get("p_escalate", 0.0),
-            intent=ticket.context.get("intent", ""),
-            off_hours=bool(ticket.context.get("off_hours")), created_at=ticket.created_at)
-        METRICS.escalations.labels(team=notice.team,
-                                   reason=reason_code(notice.reasons[0] if notice.reasons else None)).inc()
-        self.dispatcher.submit(notice)
+        """After the turn's transaction (which queued the ticket's notifications) committed:
+        count it, and wake the notify outbox."""
+        reasons = ticket.context.get("reasons", [])
+        METRICS.escalations.labels(team=ticket.team,
+                                   reason=reason_code(reasons[0] if reasons else None)).inc()
+        if self.notifications:
+            self.notifications.wake()
 
     def refresh_gauges(self) -> None:
         """Queue depth per team and pending jobs, read at scrape time."""

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nlu.bundle import (
@@ -123,13 +123,30 @@ class Settings(BaseSettings):
                     "so allow for rate x timeout x the share of slow sends (80/s x 10 s x 5 % = "
                     "40) on top of the fast ones")
 
-    # Notifications and ticket sinks (all optional).
+    # Notifications and ticket exports (all optional): each configured target gets one row of
+    # the notify outbox per ticket, written with the ticket (serving/handoff/outbox.py).
     notify_slack_url: str | None = None
     notify_webhook_url: str | None = None
     notify_webhook_secret: SecretStr | None = None
     zendesk_base_url: str | None = None
     zendesk_email: str | None = None
     zendesk_api_token: SecretStr | None = None
+    notify_timeout_seconds: float = Field(
+        10.0, gt=0, description="one HTTP delivery to Slack, the webhook or Zendesk; at most "
+                                "half of notify_lease_seconds")
+    notify_lease_seconds: float = Field(
+        60.0, gt=0, description="a claimed delivery not recorded within this (its process "
+                                "died) is tried again")
+    notify_max_age_seconds: float = Field(
+        86_400.0, gt=0, description="a delivery still failing (peer down, 5xx, 429, timeouts) "
+                                    "is retried until it is this old, then kept as failed; "
+                                    "4xx answers other than 408, 409, 425 and 429 fail it at once")
+    notify_retry_base_seconds: float = Field(1.0, gt=0)
+    notify_retry_max_seconds: float = Field(
+        300.0, gt=0, description="cap of the retry backoff, and of a Retry-After a peer asks for")
+    notify_poll_seconds: float = Field(
+        0.5, gt=0, description="how often the notify outbox looks for due deliveries (a ticket "
+                               "opened in this process wakes it at once)")
 
     # Agent console (/console): signed session cookies.
     console_secret: SecretStr | None = Field(
@@ -137,6 +154,14 @@ class Settings(BaseSettings):
                           "process (sessions end at restart; set it when running several workers)")
     console_session_hours: float = Field(12.0, gt=0, le=24 * 30)
     console_secure_cookie: bool = Field(False, description="mark the cookie Secure (behind HTTPS)")
+
+    @model_validator(mode="after")
+    def _delivery_fits_its_lease(self) -> Settings:
+        """A batch of deliveries stops at half its lease: one delivery must fit in that half,
+        or its lease could expire while it runs and another process deliver it again."""
+        if self.notify_timeout_seconds > self.notify_lease_seconds / 2:
+            raise ValueError("notify_timeout_seconds must be at most half of notify_lease_seconds")
+        return self
 
     @field_validator("multilingual_nlu_dir", mode="before")
     @classmethod
@@ -154,6 +179,11 @@ class Settings(BaseSettings):
     def webhook_enabled(self) -> bool:
         """The webhook needs the app secret (signatures) and the verify token (handshake)."""
         return self.whatsapp_app_secret is not None and self.whatsapp_verify_token is not None
+
+    @property
+    def zendesk_enabled(self) -> bool:
+        """Tickets are exported to Zendesk with a base URL, an agent's email and an API token."""
+        return bool(self.zendesk_base_url and self.zendesk_email and self.zendesk_api_token)
 
     @property
     def sending_enabled(self) -> bool:

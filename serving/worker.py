@@ -9,8 +9,8 @@ another, in order. Claimed jobs are ``running`` under a lease.
 
 The batch's texts are analysed in one model call outside any transaction, the turns are
 computed, and what they produce is recorded the way every channel records a turn
-(``serving.conversations``: transcript, decisions, tickets, the new conversation states, here
-with replies in the outbox) and written with the jobs ``done`` in one transaction, with the
+(``serving.conversations``: transcript, decisions, tickets with their notifications in the
+notify outbox, the new conversation states, here with replies in the outbox) and written with the jobs ``done`` in one transaction, with the
 conversations locked. A conversation whose state changed since the claim (an agent acted) is
 turned again from the locked state. A job whose turn raises is recorded as failed (retried
 with backoff) without holding up the others; if the batch's transaction itself fails, its jobs
@@ -90,8 +90,9 @@ class Prepared:
 
 @dataclass
 class Written:
-    """The result of one write transaction: tickets opened (notify after commit) and jobs
-    whose turn raised (to record as failed)."""
+    """The result of one write transaction: tickets opened (their notifications are queued
+    already; counted and the notify outbox woken after commit) and jobs whose turn raised (to
+    record as failed)."""
 
     tickets: list[Ticket] = field(default_factory=list)
     failed: list[tuple[int, Exception]] = field(default_factory=list)
@@ -131,7 +132,8 @@ class JobWorker(BackgroundLoop):
     def __init__(self, db: Database, engine: TurnEngine, *, poll_seconds: float = 0.05,
                  lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
                  threads: int = 1, on_ticket: Callable[[Ticket], None] | None = None,
-                 on_replies: Callable[[], None] | None = None) -> None:
+                 on_replies: Callable[[], None] | None = None,
+                 notify_targets: tuple[str, ...] = ()) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2),
                          threads=threads)
         self.db = db
@@ -143,6 +145,8 @@ class JobWorker(BackgroundLoop):
         self.on_ticket = on_ticket or (lambda ticket: None)
         #: Called after a transaction that put replies in the outbox committed (wakes the sender).
         self.on_replies = on_replies or (lambda: None)
+        #: Peers told of each ticket opened ("slack", "webhook", "zendesk"), queued with it.
+        self.notify_targets = notify_targets
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @property
@@ -313,7 +317,7 @@ class JobWorker(BackgroundLoop):
                     turns.record_turn(conv, p.outcome, at=p.work.now,
                                       inbound_id=p.work.inbound_id, message_key=p.work.wamid)
                     done.append(p.work)
-            recorded = turns.write(s)
+            recorded = turns.write(s, self.notify_targets)
             written.tickets, written.replies = recorded.tickets, recorded.replies
             self._mark(s, done, deferred)
         return written

@@ -160,6 +160,26 @@ def api_keys_revoke(key_id: Annotated[int, typer.Argument(help="the id `list` sh
     typer.echo(f"api key {key_id} revoked")
 
 
+zendesk_app = typer.Typer(help="Zendesk exports of tickets.", no_args_is_help=True)
+app.add_typer(zendesk_app, name="zendesk")
+
+
+@zendesk_app.command("reexport-missing")
+def zendesk_reexport_missing() -> None:
+    """Queue a Zendesk export for every ticket in TIERLINE_DATABASE_URL that has no Zendesk id
+    (opened before Zendesk was configured, or its export failed for good); the running service
+    delivers them. An export that did land is found again, not created twice."""
+    from serving.handoff.outbox import requeue_missing_exports
+    from serving.settings import get_settings
+
+    if not get_settings().zendesk_enabled:
+        typer.echo("error: Zendesk is not configured: set TIERLINE_ZENDESK_BASE_URL, "
+                   "TIERLINE_ZENDESK_EMAIL and TIERLINE_ZENDESK_API_TOKEN", err=True)
+        raise typer.Exit(2)
+    queued = requeue_missing_exports(_service_database())
+    typer.echo(f"{queued} ticket export(s) queued for Zendesk")
+
+
 @app.command()
 def chat(tier: Annotated[str, typer.Option(help="customer tier: standard, premium, vip")] = "standard",
          at: Annotated[str | None, typer.Option(help='clock for business hours, e.g. "2026-11-28 22:00" (flow timezone)')] = None,

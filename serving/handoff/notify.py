@@ -1,10 +1,9 @@
-"""Tell agents a ticket exists: Slack and HMAC-signed webhooks, delivered off the request path.
+"""Tell agents a ticket exists: the notice, and its Slack and HMAC-signed webhook notifiers.
 
-A notification must never slow down or break the conversation that caused it, so
-:class:`NotificationDispatcher` takes notices on a bounded in-memory queue and a daemon thread
-delivers them, each notifier on its own, retrying with exponential backoff and jitter. The queue
-is in memory: notices still queued when the process dies are lost (the ticket itself is not;
-it lives in the database).
+A notifier makes one HTTP delivery and raises :class:`NotifyError` when it fails; it is called
+by the notify outbox (``serving.handoff.outbox``), which owns durability and retries, with the
+delivery's idempotency key: sent as ``Idempotency-Key`` (and, on the signed webhook, as
+``X-Tierline-Delivery``) so a receiver can drop a retried delivery it already has.
 
 Notices carry the customer's number already masked; nothing here logs secrets (webhook URLs,
 signing keys) or full numbers.
@@ -14,31 +13,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import queue
-import random
 import re
-import threading
-import time
-import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, field_validator
 
-log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Tierline-Signature-256"
 EVENT_HEADER = "X-Tierline-Event"
 DELIVERY_HEADER = "X-Tierline-Delivery"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 TICKET_CREATED = "ticket.created"
 _UNMASKED_PHONE = re.compile(r"\+?[\d\s().-]{7,}")
 
 
 class NotifyError(Exception):
-    """A notifier's peer refused or failed the delivery (the message never holds secrets)."""
+    """A peer refused or failed a delivery. The message never holds secrets; ``summary`` (what
+    the outbox stores and logs) holds no peer answer either, which could quote a customer."""
+
+    def __init__(self, message: str, status_code: int | None = None,
+                 retry_after: float | None = None, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.summary = summary or message
 
 
 class TicketNotice(BaseModel):
@@ -66,16 +66,35 @@ class TicketNotice(BaseModel):
 
 
 class Notifier(Protocol):
-    """Delivers one notice; raises on failure so the dispatcher can retry."""
+    """Delivers one notice once per ``idempotency_key``; raises on failure (the outbox retries).
+    Returns the id of what the peer created when it says (a Zendesk ticket), else None."""
 
-    def send(self, notice: TicketNotice) -> None: ...
+    name: str
+
+    def send(self, notice: TicketNotice, idempotency_key: str) -> str | None: ...
 
 
-def _check_status(response: httpx.Response, what: str) -> None:
-    """Raise :class:`NotifyError` on non-2xx, quoting the peer briefly but never the URL."""
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds a peer's ``Retry-After`` asks for (None when absent or not a number)."""
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _post(client: httpx.Client, url: str, what: str, **kwargs: Any) -> None:
+    """POST; :class:`NotifyError` on a transport error or a non-2xx answer, quoting the peer
+    briefly in the message (never in ``summary``) and never the URL, itself a secret."""
+    try:
+        response = client.post(url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise NotifyError(f"{what}: {type(exc).__name__}: {str(exc).replace(url, '***')}",
+                          summary=f"{what}: {type(exc).__name__}") from None
     if not 200 <= response.status_code < 300:
         snippet = response.text[:200].replace("\n", " ")
-        raise NotifyError(f"{what} answered HTTP {response.status_code}: {snippet}")
+        raise NotifyError(f"{what} answered HTTP {response.status_code}: {snippet}",
+                          status_code=response.status_code, retry_after=retry_after(response),
+                          summary=f"{what} answered HTTP {response.status_code}")
 
 
 def _slack_escape(text: str) -> str:
@@ -129,9 +148,11 @@ class SlackNotifier:
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
 
-    def send(self, notice: TicketNotice) -> None:
-        """Post the message; :class:`NotifyError` on non-2xx, httpx errors on transport failure."""
-        _check_status(self._client.post(self._url, json=slack_payload(notice)), "slack webhook")
+    def send(self, notice: TicketNotice, idempotency_key: str) -> None:
+        """Post the message (Slack ignores ``Idempotency-Key``; a proxy in front may not);
+        :class:`NotifyError` on a transport error or non-2xx."""
+        _post(self._client, self._url, "slack webhook", json=slack_payload(notice),
+              headers={IDEMPOTENCY_HEADER: idempotency_key})
 
     def close(self) -> None:
         """Close the HTTP client if this notifier created it."""
@@ -154,8 +175,8 @@ def verify(body: bytes, secret: str, header: str) -> bool:
 class SignedWebhookNotifier:
     """POSTs the notice as JSON, signed so the receiver can tell it came from us.
 
-    Every call gets a fresh ``X-Tierline-Delivery`` id, retries included: receivers should
-    de-duplicate on ``ticket_id`` with the event name.
+    ``X-Tierline-Delivery`` (and ``Idempotency-Key``) carry the delivery's idempotency key,
+    the same on every retry: a receiver de-duplicates on it.
     """
 
     name = "webhook"
@@ -169,165 +190,15 @@ class SignedWebhookNotifier:
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
 
-    def send(self, notice: TicketNotice) -> None:
-        """Sign the exact bytes sent; :class:`NotifyError` on non-2xx."""
+    def send(self, notice: TicketNotice, idempotency_key: str) -> None:
+        """Sign the exact bytes sent; :class:`NotifyError` on a transport error or non-2xx."""
         body = notice.model_dump_json().encode()
         headers = {"Content-Type": "application/json", "User-Agent": "tierline-webhook",
                    SIGNATURE_HEADER: sign(body, self._secret), EVENT_HEADER: TICKET_CREATED,
-                   DELIVERY_HEADER: str(uuid.uuid4())}
-        _check_status(self._client.post(self._url, content=body, headers=headers), "webhook")
+                   DELIVERY_HEADER: idempotency_key, IDEMPOTENCY_HEADER: idempotency_key}
+        _post(self._client, self._url, "webhook", content=body, headers=headers)
 
     def close(self) -> None:
         """Close the HTTP client if this notifier created it."""
         if self._owns_client:
             self._client.close()
-
-
-def _name(notifier: Notifier) -> str:
-    """A log-safe label for a notifier (never its URL)."""
-    return str(getattr(notifier, "name", type(notifier).__name__))
-
-
-class NotificationDispatcher:
-    """Delivers notices in a background thread so callers never wait on Slack or webhooks.
-
-    Each notifier is tried on its own: one that fails is retried with backoff while the others
-    are already done. ``stop()`` interrupts backoff sleeps, gives what is still queued one last
-    try while its timeout lasts, and drops the rest with an error log.
-    """
-
-    def __init__(self, notifiers: Sequence[Notifier], max_attempts: int = 5,
-                 base_delay: float = 0.5, max_delay: float = 30.0,
-                 max_queue: int = 10_000) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        self.notifiers = list(notifiers)
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._queue: queue.Queue[TicketNotice] = queue.Queue(maxsize=max_queue)
-        self._stop = threading.Event()
-        self._deadline = float("inf")
-        self._idle = threading.Condition()
-        self._pending = 0  # queued + in flight
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        """Whether the worker thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the worker thread (no-op when already running)."""
-        if self.running:
-            return
-        self._stop.clear()
-        self._deadline = float("inf")
-        self._thread = threading.Thread(target=self._run, name="tierline-notify", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop retrying, drain what can be sent within ``timeout``, then end the thread."""
-        self._deadline = time.monotonic() + timeout
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("notification worker still busy after %.1fs; leaving it", timeout)
-
-    def submit(self, notice: TicketNotice) -> bool:
-        """Queue a notice and return at once; False (and a warning) when it was dropped."""
-        try:
-            if self._stop.is_set():
-                log.warning("ticket %s: dispatcher stopped; notice dropped", notice.ticket_id)
-                return False
-            with self._idle:
-                self._pending += 1
-            try:
-                self._queue.put_nowait(notice)
-            except queue.Full:
-                self._done()
-                log.warning("ticket %s: notification queue full (%d); notice dropped",
-                            notice.ticket_id, self._queue.maxsize)
-                return False
-            return True
-        except Exception:  # noqa: BLE001 - a notification must never break the caller
-            log.exception("could not queue a notice")
-            return False
-
-    def wait_idle(self, timeout: float) -> bool:
-        """True once nothing is queued or in flight (for tests and orderly shutdowns)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    def _done(self) -> None:
-        with self._idle:
-            self._pending -= 1
-            if self._pending == 0:
-                self._idle.notify_all()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                notice = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self._process(notice)
-        self._drain()
-
-    def _drain(self) -> None:
-        """After ``stop()``: one last try for each queued notice while the deadline allows."""
-        dropped: list[int] = []
-        while True:
-            try:
-                notice = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if time.monotonic() >= self._deadline:
-                dropped.append(notice.ticket_id)
-                self._done()
-            else:
-                self._process(notice)
-        if dropped:
-            log.error("%d notice(s) dropped at shutdown (tickets %s%s)", len(dropped),
-                      ", ".join(map(str, dropped[:10])), ", ..." if len(dropped) > 10 else "")
-
-    def _process(self, notice: TicketNotice) -> None:
-        try:
-            self._deliver(notice)
-        except Exception:  # noqa: BLE001 - keep the worker alive whatever happens
-            log.exception("ticket %s: unexpected error delivering notice", notice.ticket_id)
-        finally:
-            self._done()
-
-    def _deliver(self, notice: TicketNotice) -> None:
-        """Try every notifier; retry only the ones that failed, until done or out of attempts."""
-        pending = self.notifiers
-        attempt = 0
-        while pending:
-            attempt += 1
-            pending = [n for n in pending if not self._attempt(n, notice, attempt)]
-            if not pending:
-                return
-            if attempt >= self.max_attempts or self._stop.is_set():
-                break
-            if self._stop.wait(self.backoff(attempt)) and time.monotonic() >= self._deadline:
-                break  # stopping and out of time: no last try
-        why = "stopping" if attempt < self.max_attempts else f"{attempt} attempts"
-        for notifier in pending:
-            log.error("ticket %s: gave up notifying %s after %d attempt(s) (%s)",
-                      notice.ticket_id, _name(notifier), attempt, why)
-
-    def _attempt(self, notifier: Notifier, notice: TicketNotice, attempt: int) -> bool:
-        try:
-            notifier.send(notice)
-        except Exception as exc:  # noqa: BLE001 - any failure is retried
-            log.warning("ticket %s: %s attempt %d/%d failed: %s: %s", notice.ticket_id,
-                        _name(notifier), attempt, self.max_attempts, type(exc).__name__, exc)
-            return False
-        return True
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt ``attempt``: exponential, capped, jittered."""
-        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(delay / 2, delay)

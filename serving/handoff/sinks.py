@@ -1,9 +1,12 @@
 """Copy escalated tickets into an external help desk (Zendesk) so agents work where they live.
 
-A sink is called by whoever owns retries (the handoff worker): it raises :class:`SinkError` on
-any failure and is safe to call again, because it looks the ticket up by ``external_id``
-before creating it. The look-up narrows duplicates but is not atomic: two processes racing on
-the same ticket can still both create one.
+A sink is called by whoever owns retries (the notify outbox, ``serving.handoff.outbox``): it
+raises :class:`SinkError` on any failure and is safe to call again. It looks the ticket up by
+``external_id`` before creating it, and creates it with the delivery's ``Idempotency-Key``,
+which Zendesk honours on creation (a repeated key answers the first ticket, for two hours): a
+create whose answer was lost, or two processes racing on one ticket, make one ticket. The body
+must then be the same on every try (the outbox exports the transcript as it was when the
+ticket opened).
 """
 
 from __future__ import annotations
@@ -16,19 +19,15 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel
 
+from serving.handoff.notify import IDEMPOTENCY_HEADER, NotifyError, retry_after
+
 log = logging.getLogger(__name__)
 
 ZENDESK_PRIORITY = {"high": "high", "normal": "normal", "low": "low"}
 
 
-class SinkError(Exception):
+class SinkError(NotifyError):
     """The external system refused or garbled the request; never carries credentials."""
-
-    def __init__(self, message: str, status_code: int | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.retry_after = retry_after
 
 
 class TicketExport(BaseModel):
@@ -47,7 +46,7 @@ class TicketExport(BaseModel):
 class TicketSink(Protocol):
     """Creates (or finds) the external ticket and returns its id."""
 
-    def create(self, ticket: TicketExport) -> str: ...
+    def create(self, ticket: TicketExport, idempotency_key: str) -> str: ...
 
 
 def external_id(ticket_id: int) -> str:
@@ -98,13 +97,15 @@ class ZendeskSink:
         self._client = client or httpx.Client(timeout=timeout)
         self._timeout = timeout
 
-    def create(self, ticket: TicketExport) -> str:
-        """Return the id of the Zendesk ticket for ``ticket``, creating it only if missing."""
+    def create(self, ticket: TicketExport, idempotency_key: str) -> str:
+        """Return the id of the Zendesk ticket for ``ticket``, creating it only if missing
+        (``idempotency_key``: the same on every try of one export)."""
         existing = self.find(ticket.ticket_id)
         if existing is not None:
             log.info("ticket %s: already in Zendesk as %s", ticket.ticket_id, existing)
             return existing
-        data = self._request("POST", "/api/v2/tickets.json", json=zendesk_body(ticket))
+        data = self._request("POST", "/api/v2/tickets.json", json=zendesk_body(ticket),
+                             headers={IDEMPOTENCY_HEADER: idempotency_key})
         try:
             return str(_required_id(data["ticket"]))
         except (KeyError, TypeError, ValueError) as exc:
@@ -134,12 +135,14 @@ class ZendeskSink:
             response = self._client.request(method, self.base_url + path, auth=self._auth,
                                             timeout=self._timeout, **kwargs)
         except httpx.HTTPError as exc:
-            raise SinkError(f"{what}: {type(exc).__name__}: {self._redact(str(exc))}") from None
+            raise SinkError(f"{what}: {type(exc).__name__}: {self._redact(str(exc))}",
+                            summary=f"{what}: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:
             snippet = self._redact(response.text[:300].replace("\n", " "))
             raise SinkError(f"{what}: HTTP {response.status_code}: {snippet}",
                             status_code=response.status_code,
-                            retry_after=_retry_after(response))
+                            retry_after=retry_after(response),
+                            summary=f"{what}: HTTP {response.status_code}")
         try:
             return response.json()
         except ValueError:
@@ -159,9 +162,3 @@ def _required_id(obj: Any) -> int | str:
         raise ValueError("missing ticket id")
     return value
 
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None

@@ -2,8 +2,9 @@
 
 Durability is the point: an inbound WhatsApp message is stored (unique on its ``wamid``) with a
 job before the webhook answers 200; the worker turns a job into outbound rows, a ticket and the
-new conversation state in one transaction; the sender delivers outbound rows. Nothing lives
-only in memory.
+new conversation state in one transaction, with the ticket's notifications and exports
+(``peer_deliveries``); the sender delivers outbound rows, the notification sender the
+deliveries. Nothing lives only in memory.
 """
 
 from __future__ import annotations
@@ -202,6 +203,43 @@ class Ticket(Base):
     claimed_at: Mapped[datetime | None]
     first_agent_reply_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+
+
+class PeerDelivery(Base):
+    """One delivery of one ticket event to one peer ("slack", "webhook", "zendesk"): the notify
+    outbox. Written in the transaction that opens the ticket; ``idempotency_key``
+    (``ticket:<id>:<event>:<target>``) is unique and travels to the peer, so each event reaches
+    each target once. ``payload`` is the masked notice; ``last_error`` never holds secrets,
+    phone numbers or message text. ``status``: pending | sending (claimed until
+    ``claimed_at`` + the lease) | sent | failed (dead letter, kept)."""
+
+    __tablename__ = "peer_deliveries"
+    # Partial indexes of migration 0007: only rows still to deliver.
+    __table_args__ = (
+        Index("ix_peer_deliveries_due", "target", "id", "next_attempt_at",
+              postgresql_where=sql_text("status = 'pending'"),
+              sqlite_where=sql_text("status = 'pending'")),
+        Index("ix_peer_deliveries_claimed", "claimed_at",
+              postgresql_where=sql_text("status = 'sending'"),
+              sqlite_where=sql_text("status = 'sending'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    #: What the peer created, when it says (Zendesk's ticket id; also on ``tickets.external_id``).
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Agent(Base):

@@ -101,21 +101,20 @@ def _record(d: Decision, text: str | None) -> DecisionRecord:
 
 
 def help_desk_export(db: Database, notice: TicketNotice) -> TicketExport:
-    """A new ticket as a help desk receives it: subject, routing and the whole transcript."""
-    with db.session() as s:
-        conversation_id = s.get(Ticket, notice.ticket_id).conversation_id
-        conversation = s.get(Conversation, conversation_id)
-        lines = s.scalars(select(MessageLog).where(
-            MessageLog.conversation_id == conversation_id).order_by(MessageLog.id)).all()
-        channel = "WhatsApp" if conversation is None or conversation.channel == "whatsapp" else "API"
-        return TicketExport(
-            ticket_id=notice.ticket_id, team=notice.team, priority=notice.priority,
-            subject=f"{channel} escalation: {', '.join(notice.reasons[:2]) or notice.intent}",
-            transcript=[{"role": m.role, "text": m.text, "at": str(m.at)} for m in lines],
-            tags=[notice.intent], requester_phone_masked=notice.customer)
-
-
-def record_external_id(db: Database, ticket_id: int, external_id: str) -> None:
-    """Remember the help desk's id of a ticket (so it is not created there twice)."""
-    with db.session() as s:
-        s.get(Ticket, ticket_id).external_id = external_id
+    """A new ticket as a help desk receives it: subject, routing and the transcript as it was
+    when the ticket opened, so every retry of the export sends the same body (an idempotent
+    create refuses a key with another body)."""
+    with db.one_statement() as connection:
+        conversation_id, opened, channel = connection.execute(
+            select(Ticket.conversation_id, Ticket.created_at, Conversation.channel)
+            .outerjoin(Conversation, Conversation.id == Ticket.conversation_id)
+            .where(Ticket.id == notice.ticket_id)).one()
+        lines = connection.execute(select(MessageLog.role, MessageLog.text, MessageLog.at).where(
+            MessageLog.conversation_id == conversation_id, MessageLog.at <= opened)
+            .order_by(MessageLog.id)).all()
+    source = "API" if channel == "api" else "WhatsApp"
+    return TicketExport(
+        ticket_id=notice.ticket_id, team=notice.team, priority=notice.priority,
+        subject=f"{source} escalation: {', '.join(notice.reasons[:2]) or notice.intent}",
+        transcript=[{"role": m.role, "text": m.text, "at": str(m.at)} for m in lines],
+        tags=[notice.intent], requester_phone_masked=notice.customer)

@@ -132,17 +132,7 @@ class FakeGraphAPI:
                                    "messages": [{"id": wamid}]})
 
             def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and went away first (a "hang")
+                answer_json(self, status, payload, headers)
 
         self._handler = Handler
         self.server = GraphServer(("127.0.0.1", 0), Handler)
@@ -235,6 +225,22 @@ class FakeGraphAPI:
             self._client.close()
 
 
+def answer_json(handler: BaseHTTPRequestHandler, status: int, payload: dict,
+                headers: dict | None = None) -> None:
+    """Answer a fake peer's request with ``payload`` as JSON (the client may have gone)."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    try:
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client timed out and went away first (a "hang")
+
+
 def _recipient(body: bytes) -> str | None:
     """The ``to`` of a send's JSON body (None when it is not one)."""
     try:
@@ -318,16 +324,7 @@ class RecordingPeer:
                 peer.requests.append({"method": self.command, "path": self.path,
                                       "headers": {k.lower(): v for k, v in self.headers.items()},
                                       "body": body})
-                status_code, payload = peer.answer(self.command, self.path)
-                data = json.dumps(payload).encode()
-                self.send_response(status_code)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and went away first (a "hang")
+                answer_json(self, *peer.answer(self.command, self.path))
 
             do_GET = do_POST = _handle
 
@@ -341,6 +338,147 @@ class RecordingPeer:
             time.sleep(0.02)
         assert len(self.requests) >= n, f"expected {n} requests, got {len(self.requests)}"
         return self.requests
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class IdempotentPeer:
+    """Slack, a signed-webhook receiver or Zendesk, honouring ``Idempotency-Key`` the way Zendesk
+    does: the first POST with a key is accepted and its answer kept; a later POST with that key
+    and the same body gets the same answer and changes nothing (a raw duplicate); one with
+    another body gets 400. A POST without a key is refused (400).
+
+    With ``zendesk=True`` it is Zendesk's ticket API: ``POST /api/v2/tickets.json`` creates a
+    ticket (ids from 1000) and ``GET /api/v2/tickets.json?external_id=...`` finds it; otherwise
+    any POST path is accepted with ``{"ok": true}``.
+
+    ``outage``: while set, every request is answered with that HTTP status (nothing accepted);
+    ``fail_next``: so many next requests are answered 500; :meth:`refuse` closes the listening socket until :meth:`listen_again`. ``lose_answers``: the
+    next N accepted POSTs are answered only after ``slow_seconds`` (the client gives up first:
+    an answer lost after the peer acted).
+    """
+
+    def __init__(self, zendesk: bool = False) -> None:
+        self.zendesk = zendesk
+        self.requests: list[dict] = []  # every request, raw duplicates included
+        self.accepted: dict[str, dict] = {}  # idempotency key -> the request that acted
+        #: POSTs with a key already accepted, answered without acting (Zendesk's
+        #: ``x-idempotency-lookup: hit``).
+        self.duplicates = 0
+        self.outage: int | None = None
+        self.fail_next = 0
+        self.lose_answers = 0
+        self.slow_seconds = 0.0
+        self.lock = threading.Lock()
+        self._answers: dict[str, tuple[bytes, tuple[int, dict]]] = {}
+        self._tickets: dict[str, int] = {}  # Zendesk external_id -> ticket id
+        self._ids = itertools.count(1000)
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                from urllib.parse import parse_qs, urlsplit
+
+                peer._record(self, b"")
+                if (failure := peer._failure()) is not None:
+                    return self._answer(failure, {"error": "outage"})
+                external = parse_qs(urlsplit(self.path).query).get("external_id", [""])[0]
+                with peer.lock:
+                    found = peer._tickets.get(external)
+                tickets = [] if found is None else [{"id": found, "external_id": external}]
+                self._answer(200, {"tickets": tickets, "count": len(tickets)})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                request = peer._record(self, body)
+                if (failure := peer._failure()) is not None:
+                    return self._answer(failure, {"error": "outage"})
+                key = request["headers"].get("idempotency-key")
+                if not key:
+                    return self._answer(400, {"error": "Idempotency-Key missing"})
+                slow = 0.0
+                with peer.lock:
+                    if key in peer._answers:
+                        peer.duplicates += 1
+                        first_body, answer = peer._answers[key]
+                        if first_body != body:
+                            answer = (400, {"error": "IdempotentRequestError",
+                                            "description": "key reused with another body"})
+                    else:
+                        answer = peer._act(body)
+                        peer._answers[key] = (body, answer)
+                        peer.accepted[key] = request
+                        if peer.lose_answers > 0:
+                            peer.lose_answers -= 1
+                            slow = peer.slow_seconds
+                if slow:
+                    time.sleep(slow)
+                self._answer(*answer)
+
+            def _answer(self, status_code: int, payload: dict) -> None:
+                answer_json(self, status_code, payload)
+
+        self._handler = Handler
+        self.server = GraphServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> dict:
+        request = {"method": handler.command, "path": handler.path, "body": body,
+                   "headers": {k.lower(): v for k, v in handler.headers.items()}}
+        with self.lock:
+            self.requests.append(request)
+        return request
+
+    def _failure(self) -> int | None:
+        """The status of a played failure for this request, or None."""
+        with self.lock:
+            if self.outage is not None:
+                return self.outage
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 500
+        return None
+
+    def _act(self, body: bytes) -> tuple[int, dict]:
+        """What the first POST with a key does (under the lock)."""
+        if not self.zendesk:
+            return 200, {"ok": True}
+        ticket = json.loads(body)["ticket"]
+        ticket_id = self._tickets.setdefault(ticket["external_id"], next(self._ids))
+        return 201, {"ticket": {"id": ticket_id, "external_id": ticket["external_id"]}}
+
+    def posts(self) -> list[dict]:
+        """Every POST received (raw: retries of one key included)."""
+        with self.lock:
+            return [r for r in self.requests if r["method"] == "POST"]
+
+    def wait_accepted(self, n: int, timeout: float = 20.0) -> dict[str, dict]:
+        """Wait until ``n`` keys were accepted; the accepted requests by key."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.accepted) >= n:
+                    return dict(self.accepted)
+            time.sleep(0.02)
+        raise AssertionError(f"expected {n} accepted deliveries, got {len(self.accepted)}")
+
+    def refuse(self) -> None:
+        """Stop listening: connections are refused (the port stays reserved)."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def listen_again(self) -> None:
+        """Listen on the same port again after :meth:`refuse`."""
+        self.server = GraphServer(self.server.server_address, self._handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -1,18 +1,16 @@
-"""Handoff notifications over real HTTP against a fake peer on 127.0.0.1.
+"""Handoff notifiers over real HTTP against a fake peer on 127.0.0.1.
 
 The fake peer (a ``ThreadingHTTPServer``) stands in for Slack or a customer webhook; the
-notifiers and the dispatcher run unmodified.
+notifiers run unmodified. Their retries and durability (the notify outbox) are tested in
+``test_notify_outbox.py`` and ``test_ticket_notifications.py``.
 """
 
 from __future__ import annotations
 
-import gc
 import json
-import logging
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +20,6 @@ import pydantic
 import pytest
 
 from serving.handoff.notify import (
-    NotificationDispatcher,
     NotifyError,
     SignedWebhookNotifier,
     SlackNotifier,
@@ -32,7 +29,7 @@ from serving.handoff.notify import (
 )
 
 SECRET = "whsec-test-9f8e7d"
-LOGGER = "serving.handoff.notify"
+KEY = "ticket:42:ticket.created:webhook"
 
 
 @dataclass
@@ -121,27 +118,6 @@ def notice(**overrides) -> TicketNotice:
     return TicketNotice(**fields)
 
 
-@pytest.fixture
-def dispatchers() -> Iterator:
-    made: list[NotificationDispatcher] = []
-
-    def make(notifiers, **kwargs) -> NotificationDispatcher:
-        kwargs.setdefault("base_delay", 0.01)
-        kwargs.setdefault("max_delay", 0.05)
-        d = NotificationDispatcher(notifiers, **kwargs)
-        d.start()
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.stop(timeout=1.0)
-        deadline = time.monotonic() + 5  # let the worker finish so it cannot log into later tests
-        while d.running and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not d.running
-
-
 # --- notices and signatures ---------------------------------------------------------------
 
 def test_notice_refuses_an_unmasked_phone_number():
@@ -165,10 +141,11 @@ def test_sign_and_verify_round_trip():
 
 def test_slack_payload_shape(peer_factory):
     peer = peer_factory()
-    SlackNotifier(f"{peer.url}/services/T000/B000/XXXX").send(notice())
+    SlackNotifier(f"{peer.url}/services/T000/B000/XXXX").send(notice(), KEY)
     [req] = peer.requests
     assert req.method == "POST" and req.path == "/services/T000/B000/XXXX"
     assert req.headers["content-type"] == "application/json"
+    assert req.headers["idempotency-key"] == KEY
     payload = json.loads(req.body)
     assert set(payload) == {"text", "blocks"}
     for needle in ("billing", "high", "asked for a human", "+44770090****", "#42",
@@ -185,7 +162,7 @@ def test_slack_payload_shape(peer_factory):
 
 def test_slack_payload_without_url_has_no_link(peer_factory):
     peer = peer_factory()
-    SlackNotifier(f"{peer.url}/hook").send(notice(url=None, priority="low"))
+    SlackNotifier(f"{peer.url}/hook").send(notice(url=None, priority="low"), KEY)
     payload = json.loads(peer.requests[0].body)
     assert "http" not in payload["text"]
     assert all(b["type"] != "actions" for b in payload["blocks"])
@@ -195,8 +172,16 @@ def test_slack_error_raises_without_the_secret_url(peer_factory):
     peer = peer_factory([500])
     url = f"{peer.url}/services/T000/B000/SECRETPART"
     with pytest.raises(NotifyError, match="HTTP 500") as info:
-        SlackNotifier(url).send(notice())
+        SlackNotifier(url).send(notice(), KEY)
     assert "SECRETPART" not in str(info.value)
+    assert info.value.status_code == 500
+    assert info.value.summary == "slack webhook answered HTTP 500"  # the peer's answer stays out
+
+
+def test_unreachable_peer_raises_without_the_secret_url(dead_url):
+    with pytest.raises(NotifyError, match="ConnectError") as info:
+        SlackNotifier(dead_url, timeout=2.0).send(notice(), KEY)
+    assert dead_url not in str(info.value) and info.value.status_code is None
 
 
 # --- signed webhook ------------------------------------------------------------------------
@@ -204,11 +189,12 @@ def test_slack_error_raises_without_the_secret_url(peer_factory):
 def test_signed_webhook_signature_verifies(peer_factory):
     peer = peer_factory([202])
     sent = notice()
-    SignedWebhookNotifier(f"{peer.url}/tierline", SECRET).send(sent)
+    SignedWebhookNotifier(f"{peer.url}/tierline", SECRET).send(sent, KEY)
     [req] = peer.requests
     assert req.path == "/tierline"
     assert req.headers["x-tierline-event"] == "ticket.created"
-    assert uuid.UUID(req.headers["x-tierline-delivery"]).version == 4
+    # The same on every retry of this delivery: the receiver de-duplicates on it.
+    assert req.headers["x-tierline-delivery"] == req.headers["idempotency-key"] == KEY
     signature = req.headers["x-tierline-signature-256"]
     assert verify(req.body, SECRET, signature)
     assert not verify(req.body, "not-the-secret", signature)
@@ -219,110 +205,4 @@ def test_signed_webhook_signature_verifies(peer_factory):
 def test_signed_webhook_raises_on_non_2xx(peer_factory):
     peer = peer_factory([403])
     with pytest.raises(NotifyError, match="HTTP 403"):
-        SignedWebhookNotifier(f"{peer.url}/x", SECRET).send(notice())
-
-
-# --- dispatcher ----------------------------------------------------------------------------
-
-def test_dispatcher_retries_through_500s_then_delivers_once(peer_factory, dispatchers, caplog):
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    peer = peer_factory([500, 500, 200])
-    d = dispatchers([SignedWebhookNotifier(f"{peer.url}/hook", SECRET)])
-    assert d.submit(notice())
-    assert d.wait_idle(5)
-    time.sleep(0.1)  # nothing more arrives after the success
-    assert len(peer.requests) == 3
-    assert all(verify(r.body, SECRET, r.headers["x-tierline-signature-256"])
-               for r in peer.requests)
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2 and not any(r.levelno >= logging.ERROR for r in caplog.records)
-
-
-def test_dispatcher_gives_up_after_max_attempts(peer_factory, dispatchers, caplog):
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    peer = peer_factory(default=500)
-    d = dispatchers([SignedWebhookNotifier(f"{peer.url}/hook", SECRET)], max_attempts=3)
-    d.submit(notice())
-    assert d.wait_idle(5)
-    assert len(peer.requests) == 3
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "gave up" in errors[0].getMessage()
-    assert "3 attempt" in errors[0].getMessage()
-    assert SECRET not in caplog.text and "+447700900" not in caplog.text.replace("****", "")
-
-
-def test_submit_returns_fast_when_peer_is_slow_or_down(peer_factory, dispatchers, dead_url):
-    slow = peer_factory(delay=0.3)
-    d = dispatchers([SignedWebhookNotifier(f"{slow.url}/hook", SECRET, timeout=2.0),
-                     SlackNotifier(dead_url)], max_attempts=2)
-    notices = [notice(ticket_id=i) for i in range(50)]
-    gc.disable()  # a collector pause is not submit() waiting on the network
-    try:
-        took = []
-        for n in notices:
-            started = time.perf_counter()
-            assert d.submit(n) is True
-            took.append(time.perf_counter() - started)
-    finally:
-        gc.enable()
-    assert max(took) < 0.05, f"slowest submit took {max(took) * 1000:.1f} ms"
-
-
-def test_one_failing_notifier_does_not_stop_another(peer_factory, dispatchers, dead_url, caplog):
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-
-    class Broken:
-        """Not an HTTP notifier at all: raises something unexpected."""
-
-        def send(self, notice: TicketNotice) -> None:
-            raise RuntimeError("kaput")
-
-    good = peer_factory()
-    d = dispatchers([Broken(), SlackNotifier(dead_url),
-                     SignedWebhookNotifier(f"{good.url}/hook", SECRET)], max_attempts=3)
-    d.submit(notice(ticket_id=1))
-    d.submit(notice(ticket_id=2))
-    assert d.wait_idle(5)
-    assert sorted(json.loads(r.body)["ticket_id"] for r in good.requests) == [1, 2]
-    gave_up = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(gave_up) == 4  # Broken and Slack, for each of the two notices
-    assert any("Broken" in m for m in gave_up) and any("slack" in m for m in gave_up)
-
-
-def test_queue_full_drops_with_a_warning(caplog):
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    d = NotificationDispatcher([], max_queue=1)  # not started: nothing drains the queue
-    assert d.submit(notice(ticket_id=1)) is True
-    assert d.submit(notice(ticket_id=2)) is False
-    assert "queue full" in caplog.text
-    assert not d.wait_idle(0.05)
-
-
-def test_stop_ends_the_thread_and_interrupts_backoff(peer_factory, caplog):
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    peer = peer_factory(default=500)
-    d = NotificationDispatcher([SignedWebhookNotifier(f"{peer.url}/hook", SECRET)],
-                               max_attempts=5, base_delay=30.0, max_delay=60.0)
-    d.start()
-    assert d.running
-    d.submit(notice())
-    deadline = time.monotonic() + 5
-    while not peer.requests and time.monotonic() < deadline:
-        time.sleep(0.01)
-    started = time.monotonic()
-    d.stop(timeout=0.5)  # the worker sleeps 15-30 s in backoff; stop must not wait for it
-    assert time.monotonic() - started < 2.0
-    assert not d.running
-    assert d.wait_idle(0.5)
-    assert d.submit(notice(ticket_id=2)) is False  # stopped: dropped, not raised
-
-
-def test_stop_drains_the_queue(peer_factory):
-    peer = peer_factory()
-    d = NotificationDispatcher([SignedWebhookNotifier(f"{peer.url}/hook", SECRET)])
-    for i in range(5):
-        d.submit(notice(ticket_id=i))  # queued before the worker exists
-    d.start()
-    d.stop(timeout=5)
-    assert not d.running
-    assert sorted(json.loads(r.body)["ticket_id"] for r in peer.requests) == list(range(5))
+        SignedWebhookNotifier(f"{peer.url}/x", SECRET).send(notice(), KEY)

@@ -18,6 +18,7 @@ from serving.handoff.sinks import SinkError, TicketExport, ZendeskSink
 EMAIL = "bot@shop.example"
 TOKEN = "zd-token-s3cr3t-123"
 BASIC = "Basic " + base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
+KEY = "ticket:7:ticket.created:zendesk"
 
 
 @dataclass
@@ -104,7 +105,7 @@ NOT_FOUND: Reply = (200, {"tickets": [], "count": 0})
 
 def test_create_posts_the_ticket_and_returns_its_id(zendesk):
     zd = zendesk(NOT_FOUND, (201, {"ticket": {"id": 9001, "status": "new"}}))
-    assert ZendeskSink(zd.url + "/", EMAIL, TOKEN).create(export()) == "9001"
+    assert ZendeskSink(zd.url + "/", EMAIL, TOKEN).create(export(), KEY) == "9001"
 
     lookup, create = zd.requests
     assert lookup.method == "GET"
@@ -114,6 +115,7 @@ def test_create_posts_the_ticket_and_returns_its_id(zendesk):
     assert create.method == "POST" and create.path == "/api/v2/tickets.json"
     assert lookup.headers["authorization"] == create.headers["authorization"] == BASIC
     assert create.headers["content-type"] == "application/json"
+    assert create.headers["idempotency-key"] == KEY and "idempotency-key" not in lookup.headers
 
     ticket = create.json()["ticket"]
     assert ticket["subject"] == "Refund not received"
@@ -128,13 +130,13 @@ def test_create_posts_the_ticket_and_returns_its_id(zendesk):
 @pytest.mark.parametrize("priority", ["high", "normal", "low"])
 def test_priorities_map_one_to_one(zendesk, priority):
     zd = zendesk(NOT_FOUND, (201, {"ticket": {"id": 1}}))
-    ZendeskSink(zd.url, EMAIL, TOKEN).create(export(priority=priority, tags=[]))
+    ZendeskSink(zd.url, EMAIL, TOKEN).create(export(priority=priority, tags=[]), KEY)
     assert zd.requests[1].json()["ticket"]["priority"] == priority
 
 
 def test_existing_external_id_is_returned_not_duplicated(zendesk):
     zd = zendesk((200, {"tickets": [{"id": 555, "external_id": "tierline-7"}], "count": 1}))
-    assert ZendeskSink(zd.url, EMAIL, TOKEN).create(export()) == "555"
+    assert ZendeskSink(zd.url, EMAIL, TOKEN).create(export(), KEY) == "555"
     assert [r.method for r in zd.requests] == ["GET"]  # no second ticket
 
 
@@ -144,8 +146,8 @@ def test_retrying_after_a_lost_response_does_not_duplicate(zendesk):
                  (200, {"tickets": [{"id": 77}]}))
     sink = ZendeskSink(zd.url, EMAIL, TOKEN)
     with pytest.raises(SinkError, match="502"):
-        sink.create(export())
-    assert sink.create(export()) == "77"
+        sink.create(export(), KEY)
+    assert sink.create(export(), KEY) == "77"
     assert [r.method for r in zd.requests] == ["GET", "POST", "GET"]
 
 
@@ -166,17 +168,20 @@ ERRORS = {
 def test_errors_raise_sink_error_without_the_token(zendesk, caplog, replies):
     zd = zendesk(*replies)
     with pytest.raises(SinkError) as info:
-        ZendeskSink(zd.url, EMAIL, TOKEN).create(export())
+        ZendeskSink(zd.url, EMAIL, TOKEN).create(export(), KEY)
     text = f"{info.value} {info.value!r} {caplog.text}"
     assert TOKEN not in text and BASIC.split()[1] not in text
     assert str(info.value).startswith("zendesk ")
     assert info.value.__cause__ is None
+    # What the outbox stores and logs: no peer answer (it can quote a customer), no token.
+    assert info.value.summary.startswith("zendesk ") and TOKEN not in info.value.summary
+    assert "RecordInvalid" not in info.value.summary and "Couldn't" not in info.value.summary
 
 
 def test_http_errors_carry_status_and_retry_after(zendesk):
     zd = zendesk((429, {"error": "slow down"}))
     with pytest.raises(SinkError) as info:
-        ZendeskSink(zd.url, EMAIL, TOKEN).create(export())
+        ZendeskSink(zd.url, EMAIL, TOKEN).create(export(), KEY)
     assert info.value.status_code == 429 and "HTTP 429" in str(info.value)
 
 
@@ -185,12 +190,12 @@ def test_unreachable_zendesk_is_a_sink_error():
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
     with pytest.raises(SinkError, match="ConnectError") as info:
-        ZendeskSink(url, EMAIL, TOKEN, timeout=2.0).create(export())
+        ZendeskSink(url, EMAIL, TOKEN, timeout=2.0).create(export(), KEY)
     assert TOKEN not in str(info.value)
 
 
 def test_empty_transcript_still_has_a_comment_body(zendesk):
     zd = zendesk(NOT_FOUND, (201, {"ticket": {"id": 3}}))
     ZendeskSink(zd.url, EMAIL, TOKEN).create(export(transcript=[], requester_name=None,
-                                                    requester_phone_masked=None))
+                                                    requester_phone_masked=None), KEY)
     assert zd.requests[1].json()["ticket"]["comment"]["body"] == "(no transcript)"

@@ -5,9 +5,11 @@ set-up) at DEBUG, once with text and once with JSON log lines, so every logger t
 DEBUG (uvicorn's access log, httpx and httpcore, asyncio, the service's own loggers) is in
 the capture. The test drives the webhook (handshake, signed, forged and malformed deliveries, a
 handoff), the Graph API (a failed then a retried send), the agent API and the console
-(valid, invalid and expired tokens, a reply, a 422) and ``/v1/decide``, then looks for the app
-secret, the access token, the verify token, every agent token and the raw customer phone
-number in the whole log output and in every error body.
+(valid, invalid and expired tokens, a reply, a 422) and ``/v1/decide``, with the handoff's
+notifications and export delivered to Slack, a signed webhook and Zendesk (each failing once
+first), then looks for the app secret, the access token, the verify token, every agent token,
+the Slack URL's secret part, the webhook's signing secret, the Zendesk token and the raw
+customer phone number in the whole log output and in every error body.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tests.serving.fakes import (
     APP_SECRET,
     VERIFY_TOKEN,
     FakeGraphAPI,
+    IdempotentPeer,
     envelope,
     message,
     sign,
@@ -38,6 +41,9 @@ from tests.serving.fakes import (
 
 CUSTOMER = "447700900321"
 DECIDE_CUSTOMER = "+393331234567"
+SLACK_SECRET_PART = "T0SECRET/B0SECRET/xoxSlackSecretPart"
+WEBHOOK_SECRET = "whsec-logs-8a7b6c"
+ZENDESK_TOKEN = "zd-logs-token-4f3e2d"
 
 
 def post_signed(url: str, body: dict, secret: str = APP_SECRET) -> httpx.Response:
@@ -46,7 +52,8 @@ def post_signed(url: str, body: dict, secret: str = APP_SECRET) -> httpx.Respons
                       headers={"x-hub-signature-256": sign(raw, secret), "content-type": "application/json"})
 
 
-def drive_every_flow(url: str, graph: FakeGraphAPI, tokens: dict[str, str]) -> list[httpx.Response]:
+def drive_every_flow(url: str, graph: FakeGraphAPI, tokens: dict[str, str],
+                     peers: list[IdempotentPeer]) -> list[httpx.Response]:
     """Exercise the service the way Meta, agents and a bot runtime do; return every answer."""
     answers = [
         httpx.get(f"{url}/webhooks/whatsapp", params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
@@ -90,6 +97,8 @@ def drive_every_flow(url: str, graph: FakeGraphAPI, tokens: dict[str, str]) -> l
             "conversation_id": "c1", "customer": {"id": DECIDE_CUSTOMER}, "text": "hi"}),
     ]
     graph.wait_to(CUSTOMER, 3)  # the agent's reply went out
+    for peer in peers:  # the handoff's notifications and export, after a failed try each
+        peer.wait_accepted(1)
     return answers
 
 
@@ -104,27 +113,42 @@ def test_no_secret_or_phone_number_in_debug_logs_or_error_bodies(tmp_path, log_f
               "api key": create_api_key(db, "bot runtime", ["decide"])[1]}
     db.dispose()
     graph = FakeGraphAPI()
+    peers = [IdempotentPeer(), IdempotentPeer(), IdempotentPeer(zendesk=True)]
+    for peer in peers:
+        peer.fail_next = 1  # every target's first try fails: the retry is logged
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "service.log"
     env = process_env(database_url, graph.url, TIERLINE_PORT=str(port), TIERLINE_LOG_LEVEL="DEBUG",
-                      TIERLINE_LOG_FORMAT=log_format, TIERLINE_WHATSAPP_RETRY_BASE_SECONDS="0.05")
+                      TIERLINE_LOG_FORMAT=log_format, TIERLINE_WHATSAPP_RETRY_BASE_SECONDS="0.05",
+                      TIERLINE_NOTIFY_SLACK_URL=f"{peers[0].url}/services/{SLACK_SECRET_PART}",
+                      TIERLINE_NOTIFY_WEBHOOK_URL=f"{peers[1].url}/hook",
+                      TIERLINE_NOTIFY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                      TIERLINE_ZENDESK_BASE_URL=peers[2].url,
+                      TIERLINE_ZENDESK_EMAIL="ops@example.com",
+                      TIERLINE_ZENDESK_API_TOKEN=ZENDESK_TOKEN,
+                      TIERLINE_NOTIFY_RETRY_BASE_SECONDS="0.05",
+                      TIERLINE_NOTIFY_POLL_SECONDS="0.05")
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "tierline", "serve"], env=env,
                                 stdout=log_file, stderr=subprocess.STDOUT)
         try:
             wait_ready(url, timeout=90)
-            answers = drive_every_flow(url, graph, tokens)
+            answers = drive_every_flow(url, graph, tokens, peers)
         finally:
             proc.terminate()
             proc.wait(30)
             graph.close()
+            for peer in peers:
+                peer.close()
     logs = log_path.read_text(encoding="utf-8", errors="replace")
     errors = [r for r in answers if r.status_code >= 400]
     assert {r.status_code for r in answers} >= {200, 401, 403, 422}, [r.status_code for r in answers]
 
     # The capture is the real thing: DEBUG lines of the service, SQL parameters included.
     assert "webhook with a bad signature refused" in logs and "retry in" in logs
+    for target in ("slack", "webhook", "zendesk"):  # each failed once, logged, then went out
+        assert f"({target}, ticket " in logs
     assert "hub.verify_token=***" in logs  # the handshake reached the access log, blanked
     assert (" DEBUG " in logs) or ('"level": "DEBUG"' in logs)
     if log_format == "json":
@@ -133,7 +157,9 @@ def test_no_secret_or_phone_number_in_debug_logs_or_error_bodies(tmp_path, log_f
 
     secrets = {"app secret": APP_SECRET, "access token": ACCESS_TOKEN, "verify token": VERIFY_TOKEN,
                **{f"agent token {k}": v for k, v in tokens.items()},
-               "customer phone": CUSTOMER, "decide customer phone": DECIDE_CUSTOMER.lstrip("+")}
+               "customer phone": CUSTOMER, "decide customer phone": DECIDE_CUSTOMER.lstrip("+"),
+               "slack url": SLACK_SECRET_PART.rsplit("/", 1)[1], "webhook secret": WEBHOOK_SECRET,
+               "zendesk token": ZENDESK_TOKEN}
     for name, value in secrets.items():
         assert value not in logs, f"{name} in the {log_format} logs: " + next(
             line for line in logs.splitlines() if value in line)[:300]
