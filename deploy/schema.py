@@ -21,8 +21,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from serving.settings import Settings
-from serving.storage.db import MIGRATIONS, Database, Timeouts
+from tierline.serving.settings import Settings
+from tierline.serving.storage.db import MIGRATIONS, Database, Timeouts
 
 
 def database(settings: Settings) -> Database:

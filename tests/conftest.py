@@ -18,7 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def analyzer():
     """The shipped English bundle, loaded once (the service's and engine's primary bundle)."""
-    from nlu import BundleAnalyzer
+    from tierline.nlu import BundleAnalyzer
 
     return BundleAnalyzer.load()
 
@@ -38,7 +38,7 @@ class LiveServer:
         """``Authorization`` of an API key with ``scopes`` (one per scope set), made in the
         served tierline app's database the way ``tierline api-keys add`` makes it."""
         if scopes not in self._keys:
-            from serving.api_keys import create_api_key
+            from tierline.serving.api_keys import create_api_key
 
             db = self.server.config.app.state.services.db
             self._keys[scopes] = create_api_key(db, "tests", list(scopes))[1]
@@ -57,8 +57,8 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def live_server(analyzer, tmp_path_factory) -> Iterator[LiveServer]:
     """The tierline app with default settings and shipped models, on a free loopback port."""
-    from serving.app import create_app
-    from serving.settings import Settings
+    from tierline.serving.app import create_app
+    from tierline.serving.settings import Settings
 
     db = tmp_path_factory.mktemp("db") / "tierline.db"
     with LiveServer(create_app(Settings(database_url=f"sqlite:///{db}"), analyzer=analyzer)) as server:

@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.body_limit import limits_from
+from tierline.serving.body_limit import limits_from
 from tests.net import free_port, wait_ready
-from serving.settings import Settings
+from tierline.serving.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -195,7 +195,7 @@ def test_the_schema_script_upgrades_downgrades_and_an_older_release_refuses_a_ne
     import sqlalchemy
     from alembic.script import ScriptDirectory
 
-    from serving.storage.db import MIGRATIONS, Database
+    from tierline.serving.storage.db import MIGRATIONS, Database
 
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     url = f"sqlite:///{tmp_path / 'tierline.db'}"
@@ -226,8 +226,8 @@ def test_the_backup_script_makes_a_dump_that_restores_into_an_empty_database(tmp
     import sqlalchemy
     from alembic.script import ScriptDirectory
 
-    from serving.api_keys import create_api_key
-    from serving.storage.db import MIGRATIONS, Database
+    from tierline.serving.api_keys import create_api_key
+    from tierline.serving.storage.db import MIGRATIONS, Database
 
     admin = sqlalchemy.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"),
                                      isolation_level="AUTOCOMMIT")
@@ -277,8 +277,8 @@ class Served:
 
     def agent_token(self) -> str:
         """A console agent, made as `tierline agents add` makes one."""
-        from serving.tickets import create_agent
-        from serving.storage.db import Database
+        from tierline.serving.tickets import create_agent
+        from tierline.serving.storage.db import Database
 
         db = Database(self.database_url)
         try:

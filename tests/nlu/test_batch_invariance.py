@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nlu import Analyzer, BundleAnalyzer
-from nlu.analyzer import AnalysisResult
-from nlu.bundle import DEFAULT_BUNDLE_DIR, MULTILINGUAL_BUNDLE_DIR
+from tierline.nlu import Analyzer, BundleAnalyzer
+from tierline.nlu.analyzer import AnalysisResult
+from tierline.nlu.bundle import DEFAULT_BUNDLE_DIR, MULTILINGUAL_BUNDLE_DIR
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 XLMT = {"en": "english", "it": "italian", "es": "spanish", "pt": "portuguese"}

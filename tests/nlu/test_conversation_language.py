@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu.bot import MENU_AGENT, MENU_FAQ, MENU_ORDER, csat_score, menu_choice, small_talk_of
-from nlu.cues import extract_cues
-from nlu.engine import TurnEngine
-from nlu.flow import DEFAULT_FLOW_PATH, FlowError, load_flow
+from tierline.nlu.bot import MENU_AGENT, MENU_FAQ, MENU_ORDER, csat_score, menu_choice, small_talk_of
+from tierline.nlu.cues import extract_cues
+from tierline.nlu.engine import TurnEngine
+from tierline.nlu.flow import DEFAULT_FLOW_PATH, FlowError, load_flow
 
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 
@@ -229,6 +229,6 @@ def test_ciao_says_hello_and_ciao_ciao_goodbye():
     ("ci siete?", "it"), ("bom diaa", "pt"), ("oii", "pt"), ("holaa", "es"), ("hiya", "en"),
     ("opción 3", "es"), ("opção 3", "pt"), ("opzione 3", "it"), ("hey", "en")])
 def test_a_first_short_message_opens_the_conversation_in_its_language(text, language):
-    from nlu.language import guess_language
+    from tierline.nlu.language import guess_language
     assert guess_language(text, ["en", "it", "es", "pt"], "it" if language != "it" else "en") \
         == language

@@ -1,6 +1,6 @@
 """Surface cues: what fires, and that the vector only grows with more shouting."""
 
-from nlu.cues import CUE_NAMES, extract_cues
+from tierline.nlu.cues import CUE_NAMES, extract_cues
 
 
 def value(text: str, cue: str) -> float:

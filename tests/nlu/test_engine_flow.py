@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nlu.bot import MENU_AGENT, MENU_ORDER, ConversationState
-from nlu.engine import TurnEngine
+from tierline.nlu.bot import MENU_AGENT, MENU_ORDER, ConversationState
+from tierline.nlu.engine import TurnEngine
 
 ROME = ZoneInfo("Europe/Rome")
 OPEN = datetime(2026, 11, 24, 11, 0, tzinfo=ROME)  # Tuesday 11:00

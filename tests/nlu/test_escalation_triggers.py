@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from nlu.bot import small_talk_of, unreadable
-from nlu.engine import TurnEngine
+from tierline.nlu.bot import small_talk_of, unreadable
+from tierline.nlu.engine import TurnEngine
 
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # a Tuesday, 10:00 in Rome
 

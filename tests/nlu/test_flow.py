@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from nlu.flow import DEFAULT_FLOW_PATH, FlowError, load_flow
+from tierline.nlu.flow import DEFAULT_FLOW_PATH, FlowError, load_flow
 
 ROME = ZoneInfo("Europe/Rome")
 

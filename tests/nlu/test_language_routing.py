@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR
-from nlu.engine import LanguageRoute, TurnEngine
-from training.compare_models import OPEN, first_turn
+from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR
+from tierline.nlu.engine import LanguageRoute, TurnEngine
+from tierline.training.compare_models import OPEN, first_turn
 
 
 @pytest.fixture(scope="module")

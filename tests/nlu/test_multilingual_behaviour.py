@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.bundle import DEFAULT_BUNDLE_DIR
-from nlu.engine import TurnEngine
-from training.compare_models import OPEN, engine_scores, first_turn
-from training.data import HANDCHECKED_SETS, read_handchecked
+from tierline.nlu.bundle import DEFAULT_BUNDLE_DIR
+from tierline.nlu.engine import TurnEngine
+from tierline.training.compare_models import OPEN, engine_scores, first_turn
+from tierline.training.data import HANDCHECKED_SETS, read_handchecked
 
 ROWS = [row for path in HANDCHECKED_SETS.values() for row in read_handchecked(path)]
 #: Measured misses of the shipped engine (models/README.md lists them too).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.language import guess_language, lingua_scores, stopword_guess
+from tierline.nlu.language import guess_language, lingua_scores, stopword_guess
 
 LANGS = ["en", "it", "es", "pt"]
 
@@ -57,7 +57,7 @@ def test_one_word_without_function_words_does_not_switch(text):
 
 
 def test_measured_choice_lingua_beats_function_words_on_xlmt_validation():
-    from training.compare_models import language_detection_figures
+    from tierline.training.compare_models import language_detection_figures
 
     figures = language_detection_figures(LANGS)
     shipped, stopwords = figures["combined (shipped)"], figures["stopwords"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.directory import CsvCustomerDirectory
-from nlu.phone import customer_key, e164
+from tierline.nlu.directory import CsvCustomerDirectory
+from tierline.nlu.phone import customer_key, e164
 
 
 @pytest.mark.parametrize("written", ["447700900001", "+44 7700 900001", "0044 7700 900001",

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from nlu.analyzer import AnalysisResult
-from nlu.flow import load_flow
-from nlu.labels import INTENT_LABELS
-from nlu.human_request import names_a_human
-from nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyContext
+from tierline.nlu.analyzer import AnalysisResult
+from tierline.nlu.flow import load_flow
+from tierline.nlu.labels import INTENT_LABELS
+from tierline.nlu.human_request import names_a_human
+from tierline.nlu.policy import FEATURE_NAMES, EscalationPolicy, PolicyContext
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,8 @@ def test_human_keywords_in_four_languages_and_as_words_only():
 
 def test_every_handoff_names_a_reason(analyzer):
     """Even when no single feature carries the score, an escalation says why."""
-    from nlu.flow import load_flow
-    from nlu.policy import EscalationPolicy, PolicyContext
+    from tierline.nlu.flow import load_flow
+    from tierline.nlu.policy import EscalationPolicy, PolicyContext
 
     flow = load_flow()
     policy = EscalationPolicy.load(flow.escalation)

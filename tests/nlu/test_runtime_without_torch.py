@@ -9,15 +9,15 @@ import importlib.abc, json, sys
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "transformers", "training", "sklearn", "datasets",
-                                  "mlflow", "ray"}:
+        if name.split(".")[0] in {"torch", "transformers", "sklearn", "datasets", "mlflow",
+                                  "ray"} or name.startswith("tierline.training"):
             raise ImportError(f"{name} is not allowed at run time")
         return None
 
 sys.meta_path.insert(0, Block())
-from nlu import Analyzer
-import serving.app
-serving.app.create_app()
+from tierline.nlu import Analyzer
+import tierline.serving.app
+tierline.serving.app.create_app()
 result = Analyzer.load().analyze(["where is my order"])[0]
 print(json.dumps({"intent": result.intent,
                   "loaded": sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers"})}))

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from nlu.labels import INTENT_LABELS
-from training.data import shout
+from tierline.nlu.labels import INTENT_LABELS
+from tierline.training.data import shout
 
 CLEAR_INTENTS = [
     ("where is my order? it still hasn't arrived", "track_order"),

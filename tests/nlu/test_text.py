@@ -2,7 +2,7 @@
 
 import pytest
 
-from nlu.text import clean_text, is_blank
+from tierline.nlu.text import clean_text, is_blank
 
 
 def test_lone_surrogates_become_replacement_characters():

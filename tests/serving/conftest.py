@@ -17,10 +17,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from serving.app import create_app
-from serving.settings import Settings
-from serving.storage.db import Database
-from serving.storage.models import Ticket
+from tierline.serving.app import create_app
+from tierline.serving.settings import Settings
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import Ticket
 from tests.conftest import LiveServer
 from tests.serving.fakes import (
     ACCESS_TOKEN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from serving.tickets import create_agent
+from tierline.serving.tickets import create_agent
 from tests.serving.conftest import steady_traffic
 
 

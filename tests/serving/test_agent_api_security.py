@@ -17,8 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from serving.storage.models import Agent, OutboundMessage, Ticket, as_utc, utcnow
-from serving.tickets import create_agent, token_hash
+from tierline.serving.storage.models import Agent, OutboundMessage, Ticket, as_utc, utcnow
+from tierline.serving.tickets import create_agent, token_hash
 from tests.serving.fakes import message
 
 CUSTOMER = "447700900881"

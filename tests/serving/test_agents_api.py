@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from nlu.flow import load_flow
-from serving.storage.models import (
+from tierline.nlu.flow import load_flow
+from tierline.serving.storage.models import (
     Conversation,
     Decision,
     EscalationLabel,
@@ -25,8 +25,8 @@ from serving.storage.models import (
     Ticket,
     utcnow,
 )
-from serving.tickets import create_agent
-from serving.tickets.export import labelled_decisions
+from tierline.serving.tickets import create_agent
+from tierline.serving.tickets.export import labelled_decisions
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.routing import Mount, Route
 
-from serving.storage.models import ApiKey
+from tierline.serving.storage.models import ApiKey
 from tests.serving.conftest import process_env
 
 #: (method, path template) answering without a credential, and why. Anything else must be

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from serving.body_limit import limits_from
+from tierline.serving.body_limit import limits_from
 
 HUGE = 250 * 1024 * 1024
 

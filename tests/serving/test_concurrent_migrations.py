@@ -9,9 +9,9 @@ import sys
 
 from sqlalchemy import inspect, text
 
-from serving.storage.db import Database
+from tierline.serving.storage.db import Database
 
-MIGRATE = "import sys; from serving.storage.db import Database; Database(sys.argv[1]).migrate()"
+MIGRATE = "import sys; from tierline.serving.storage.db import Database; Database(sys.argv[1]).migrate()"
 
 
 def test_processes_migrating_a_new_database_at_once_all_succeed(database_url):

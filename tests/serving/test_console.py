@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from serving.console.charts import bar_chart
-from serving.console.i18n import STRINGS, format_duration
-from serving.kpis import compute_kpis
-from serving.storage.models import Conversation, EscalationLabel, OutboundMessage, Ticket, utcnow
-from serving.tickets import create_agent
+from tierline.serving.console.charts import bar_chart
+from tierline.serving.console.i18n import STRINGS, format_duration
+from tierline.serving.kpis import compute_kpis
+from tierline.serving.storage.models import Conversation, EscalationLabel, OutboundMessage, Ticket, utcnow
+from tierline.serving.tickets import create_agent
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from serving.storage.models import EscalationLabel, Ticket
-from serving.tickets import create_agent
+from tierline.serving.storage.models import EscalationLabel, Ticket
+from tierline.serving.tickets import create_agent
 from tests.serving.fakes import message
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

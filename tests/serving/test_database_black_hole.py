@@ -16,8 +16,8 @@ import time
 import httpx
 from sqlalchemy import func, select
 
-from serving.app import create_app
-from serving.storage.models import InboundMessage
+from tierline.serving.app import create_app
+from tierline.serving.storage.models import InboundMessage
 from tests.conftest import LiveServer
 from tests.serving.conftest import settings_for
 from tests.serving.fakes import FakeGraphAPI, envelope, message, sign

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from serving.logging_setup import MaskPhoneNumbers, mask_phone
+from tierline.serving.logging_setup import MaskPhoneNumbers, mask_phone
 from tests.serving.fakes import message
 
 
@@ -43,7 +43,7 @@ def test_concurrent_calls_are_batched_and_each_conversation_keeps_every_turn(ser
 
     from sqlalchemy import select
 
-    from serving.storage.models import Decision, MessageLog
+    from tierline.serving.storage.models import Decision, MessageLog
 
     decider = service.services.decider
     sizes: list[int] = []
@@ -121,7 +121,7 @@ def test_concurrent_analyze_requests_are_micro_batched(service):
 def test_json_log_lines_are_masked():
     import json as _json
 
-    from serving.logging_setup import JsonFormatter
+    from tierline.serving.logging_setup import JsonFormatter
     record = logging.getLogger("t").makeRecord("t", logging.WARNING, __file__, 1,
                                               "reply to %s failed", ("+447700900123",), None)
     MaskPhoneNumbers().filter(record)
@@ -156,7 +156,7 @@ def test_decide_routes_an_italian_conversation_to_the_multilingual_pair(service)
     assert engine.routed is not None and engine.routed.loaded
     english = decide(service, "c-en", "where is my order?")
     assert english["state"]["language"] == "en" and not english["escalate"]
-    from serving.storage.models import Decision
+    from tierline.serving.storage.models import Decision
 
     with service.services.db.session() as s:
         stacks = {d.conversation_id: d.model_stack for d in s.query(Decision).filter(

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.tickets import create_agent
+from tierline.serving.tickets import create_agent
 from tests.serving.fakes import sign
 
 json_values = st.recursive(

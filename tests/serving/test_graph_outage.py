@@ -11,9 +11,9 @@ import time
 
 from sqlalchemy import select
 
-from serving.app import create_app
-from serving.metrics import METRICS
-from serving.storage.models import OutboundMessage, Ticket
+from tierline.serving.app import create_app
+from tierline.serving.metrics import METRICS
+from tierline.serving.storage.models import OutboundMessage, Ticket
 from tests.conftest import LiveServer
 from tests.serving.conftest import Service, settings_for
 from tests.serving.fakes import PHONE_NUMBER_ID, FakeGraphAPI, message
@@ -89,7 +89,7 @@ def test_a_reply_past_its_age_limit_is_reported_not_dropped_silently(analyzer, d
     customer, text = "447700905555", "I want to talk to a human agent right now"
     expired_before = METRICS.outbound_expired._value.get()
     try:
-        with caplog.at_level(logging.INFO, logger="serving.sender"), LiveServer(app) as server:
+        with caplog.at_level(logging.INFO, logger="tierline.serving.sender"), LiveServer(app) as server:
             service = Service(server, graph, app)
             service.say(message(text=text, customer=customer))
             ticket_id = service.wait_ticket(customer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from serving.app import create_app
+from tierline.serving.app import create_app
 from tests.conftest import LiveServer
 from tests.serving.conftest import Service, settings_for
 from tests.serving.fakes import APP_SECRET, FakeGraphAPI, message

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from nlu.engine import TurnEngine
+from tierline.nlu.engine import TurnEngine
 
 
 def analyze(server, body: dict, **kwargs) -> httpx.Response:

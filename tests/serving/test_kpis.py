@@ -7,9 +7,9 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from serving.kpis import compute_kpis
-from serving.storage.db import Database
-from serving.storage.models import MessageLog, Ticket
+from tierline.serving.kpis import compute_kpis
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import MessageLog, Ticket
 
 D1, D2, D3 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
 

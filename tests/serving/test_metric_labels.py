@@ -9,8 +9,8 @@ import re
 import httpx
 from sqlalchemy import select
 
-from serving.metrics import REASON_CODES, reason_code
-from serving.storage.models import Decision
+from tierline.serving.metrics import REASON_CODES, reason_code
+from tierline.serving.storage.models import Decision
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 MESSAGES = {"447700907001": "agent",

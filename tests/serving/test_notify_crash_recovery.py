@@ -22,8 +22,8 @@ import httpx
 from sqlalchemy import func, select
 
 from tests.net import free_port, wait_ready
-from serving.storage.db import Database
-from serving.storage.models import PeerDelivery, Ticket
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import PeerDelivery, Ticket
 from tests.serving.conftest import process_env
 from tests.serving.fakes import APP_SECRET, FakeGraphAPI, IdempotentPeer, envelope, message, sign
 

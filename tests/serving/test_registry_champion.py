@@ -9,13 +9,13 @@ import httpx
 import mlflow
 import pytest
 
-from nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
-from serving.app import create_app
-from serving.settings import Settings
-from serving.tickets import create_agent
+from tierline.nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
+from tierline.serving.app import create_app
+from tierline.serving.settings import Settings
+from tierline.serving.tickets import create_agent
 from tests.conftest import LiveServer
 from tests.serving.conftest import steady_traffic
-from training import tracking
+from tierline.training import tracking
 
 
 def register_policy(folder, promote: bool) -> str:

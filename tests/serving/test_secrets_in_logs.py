@@ -22,10 +22,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from serving.api_keys import create_api_key
-from serving.storage.db import Database
-from serving.storage.models import utcnow
-from serving.tickets import create_agent
+from tierline.serving.api_keys import create_api_key
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import utcnow
+from tierline.serving.tickets import create_agent
 from tests.net import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (

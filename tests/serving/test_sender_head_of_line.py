@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from serving.sender import OutboxSender
-from serving.settings import Settings
-from serving.storage.models import OutboundMessage
-from serving.whatsapp.client import GraphClient, text_payload
+from tierline.serving.sender import OutboxSender
+from tierline.serving.settings import Settings
+from tierline.serving.storage.models import OutboundMessage
+from tierline.serving.whatsapp.client import GraphClient, text_payload
 from tests.serving.fakes import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI
 
 SEND_TIMEOUT = 1.0

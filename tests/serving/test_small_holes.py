@@ -11,8 +11,8 @@ import time
 import httpx
 from sqlalchemy import select
 
-from serving.storage.models import OutboundMessage
-from serving.tickets import create_agent
+from tierline.serving.storage.models import OutboundMessage
+from tierline.serving.tickets import create_agent
 from tests.serving.fakes import envelope, message, status
 from tests.serving.test_console import signed_in
 

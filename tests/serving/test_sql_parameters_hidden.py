@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
-from serving.storage.models import InboundMessage
+from tierline.serving.storage.models import InboundMessage
 
 TEXT = "my card 4111-1111 was charged twice, call me"
 PHONE = "447700900444"

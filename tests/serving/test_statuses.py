@@ -15,11 +15,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from serving.inbox import store_deliveries
-from serving.sender import Claimed, OutboxSender, SendResult
-from serving.storage.models import OutboundMessage
-from serving.whatsapp.client import GraphClient
-from serving.whatsapp.payload import parse_webhook
+from tierline.serving.inbox import store_deliveries
+from tierline.serving.sender import Claimed, OutboxSender, SendResult
+from tierline.serving.storage.models import OutboundMessage
+from tierline.serving.whatsapp.client import GraphClient
+from tierline.serving.whatsapp.payload import parse_webhook
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, status
 
 

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, column, insert, inspect, select, table
 
-from serving.storage.db import MIGRATIONS, Database
+from tierline.serving.storage.db import MIGRATIONS, Database
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 DECISIONS = table("decisions", column("id", Integer), column("conversation_id", String),

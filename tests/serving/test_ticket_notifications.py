@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select, text
 
-from serving.app import create_app
-from serving.handoff.notify import verify
-from serving.storage.models import Job, PeerDelivery, Ticket
+from tierline.serving.app import create_app
+from tierline.serving.handoff.notify import verify
+from tierline.serving.storage.models import Job, PeerDelivery, Ticket
 from tests.conftest import LiveServer
 from tests.serving.conftest import Service, process_env, settings_for
 from tests.serving.fakes import FakeGraphAPI, IdempotentPeer, message

@@ -12,8 +12,8 @@ import time
 import httpx
 from sqlalchemy import create_engine, func, select
 
-from serving.storage.db import normalise_url
-from serving.storage.models import Decision, Job
+from tierline.serving.storage.db import normalise_url
+from tierline.serving.storage.models import Decision, Job
 from tests.net import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (

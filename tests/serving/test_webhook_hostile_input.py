@@ -22,10 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from serving.storage.models import InboundMessage, Job, OutboundMessage
+from tierline.serving.storage.models import InboundMessage, Job, OutboundMessage
 from tests.serving.fakes import APP_SECRET, envelope, message, sign
 
-WEBHOOK_LOGGER = "serving.routes.webhook"
+WEBHOOK_LOGGER = "tierline.serving.routes.webhook"
 
 
 def counts(service) -> tuple[int, int, int]:
@@ -107,7 +107,7 @@ def test_bodies_over_the_limit_are_413_declared_or_streamed(service, caplog):
     limit = service.app.state.settings.max_body_bytes
     before = counts(service)
     declared = b"{" + b" " * limit + b"}"
-    with caplog.at_level(logging.WARNING, logger="serving.body_limit"):  # every route's limit
+    with caplog.at_level(logging.WARNING, logger="tierline.serving.body_limit"):  # every route's limit
         assert post(service, declared).status_code == 413
 
         def chunks():  # no content-length: chunked transfer, cut off once over the limit

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from serving.storage.models import InboundMessage, Job, OutboundMessage, Ticket
+from tierline.serving.storage.models import InboundMessage, Job, OutboundMessage, Ticket
 from tests.serving.fakes import (
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,
@@ -185,7 +185,7 @@ def test_graph_api_failures_are_retried_and_delivered_once(service):
 def test_a_job_left_running_by_a_crashed_worker_is_picked_up(service):
     from datetime import timedelta
 
-    from serving.storage.models import utcnow
+    from tierline.serving.storage.models import utcnow
     worker = service.services.worker
     worker.stop()  # no live worker while we fake the crash
     try:
@@ -203,7 +203,7 @@ def test_a_job_left_running_by_a_crashed_worker_is_picked_up(service):
 
 
 def test_database_outage_answers_503_and_recovers(service):
-    from serving.storage.db import Database
+    from tierline.serving.storage.db import Database
     intake = service.services.intake  # what stores deliveries
     real = intake.db
     intake.db = Database("postgresql://nobody@127.0.0.1:1/none")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from nlu.engine import TurnEngine
-from serving.inbox import conversation_id, store_webhook
-from serving.storage.db import Database
-from serving.storage.models import Conversation, Decision, InboundMessage, Job, OutboundMessage
-from serving.whatsapp.payload import parse_webhook
-from serving.worker import JobWorker
+from tierline.nlu.engine import TurnEngine
+from tierline.serving.inbox import conversation_id, store_webhook
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import Conversation, Decision, InboundMessage, Job, OutboundMessage
+from tierline.serving.whatsapp.payload import parse_webhook
+from tierline.serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 CUSTOMERS = [f"4477009008{c:02d}" for c in range(6)]

@@ -7,13 +7,13 @@ import time
 
 from sqlalchemy import func, select
 
-from nlu.engine import TurnEngine
-from serving.inbox import store_webhook
-from serving.sender import TokenBucket
-from serving.storage.db import Database
-from serving.storage.models import Decision, Job, OutboundMessage
-from serving.whatsapp.payload import parse_webhook
-from serving.worker import JobWorker
+from tierline.nlu.engine import TurnEngine
+from tierline.serving.inbox import store_webhook
+from tierline.serving.sender import TokenBucket
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import Decision, Job, OutboundMessage
+from tierline.serving.whatsapp.payload import parse_webhook
+from tierline.serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 TEXTS = ["hi", "1", "ND-100000", "what's the weather like?", "thanks"]

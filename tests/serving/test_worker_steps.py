@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from nlu.engine import TurnEngine
-from serving.inbox import store_webhook
-from serving.sender import OutboxSender
-from serving.storage.models import Job, OutboundMessage
-from serving.whatsapp.client import GraphClient
-from serving.whatsapp.payload import parse_webhook
-from serving.worker import JobWorker
+from tierline.nlu.engine import TurnEngine
+from tierline.serving.inbox import store_webhook
+from tierline.serving.sender import OutboxSender
+from tierline.serving.storage.models import Job, OutboundMessage
+from tierline.serving.whatsapp.client import GraphClient
+from tierline.serving.whatsapp.payload import parse_webhook
+from tierline.serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from nlu.engine import TurnEngine
-from nlu.bundle import DEFAULT_BUNDLE_DIR, DEFAULT_POLICY_DIR
-from training.batch_eval import (
+from tierline.nlu.engine import TurnEngine
+from tierline.nlu.bundle import DEFAULT_BUNDLE_DIR, DEFAULT_POLICY_DIR
+from tierline.training.batch_eval import (
     InputError,
     engine_for,
     evaluate_conversations,
     read_conversations,
     read_input,
 )
-from training.simulator import SIMULATED_DIR, load_rows
+from tierline.training.simulator import SIMULATED_DIR, load_rows
 
 
 def write_log(path: Path, conversations: list[dict]) -> Path:
@@ -130,8 +130,8 @@ def test_an_empty_folder_or_a_missing_file_is_a_clear_error(tmp_path):
 def test_report_includes_the_service_kpis(engine, tmp_path):
     from datetime import date, datetime, timedelta, timezone
 
-    from serving.storage.db import Database
-    from serving.storage.models import MessageLog, Ticket
+    from tierline.serving.storage.db import Database
+    from tierline.serving.storage.models import MessageLog, Ticket
 
     url = f"sqlite:///{tmp_path / 'svc.db'}"
     db = Database(url)
@@ -160,7 +160,7 @@ def test_report_includes_the_service_kpis(engine, tmp_path):
 
 def test_the_ray_engine_gives_the_same_report(engine, tmp_path):
     ray = pytest.importorskip("ray")
-    from training.batch_eval import evaluate_conversations_ray
+    from tierline.training.batch_eval import evaluate_conversations_ray
 
     log = simulated_log(tmp_path / "log.jsonl", limit=150)
     local = evaluate_conversations(log, engine, tmp_path / "local")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.calibration import (
+from tierline.training.calibration import (
     PlattScaler,
     TemperatureScaler,
     expected_calibration_error,

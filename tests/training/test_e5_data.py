@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from training.data import XLMT_LANGUAGES, frustration_rows
+from tierline.training.data import XLMT_LANGUAGES, frustration_rows
 
 
 @pytest.fixture(scope="module")

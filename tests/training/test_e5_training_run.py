@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from nlu import Analyzer
-from training.data import XLMT_LANGUAGES, load_frustration_data, load_intent_data
-from training.pipeline import PARITY_ATOL, train_nlu
-from training.trainer import TrainConfig
-from training.vocab_prune import build_pruned_encoder
+from tierline.nlu import Analyzer
+from tierline.training.data import XLMT_LANGUAGES, load_frustration_data, load_intent_data
+from tierline.training.pipeline import PARITY_ATOL, train_nlu
+from tierline.training.trainer import TrainConfig
+from tierline.training.vocab_prune import build_pruned_encoder
 
 ROWS = 48
 pytestmark = pytest.mark.slow

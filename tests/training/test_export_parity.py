@@ -5,13 +5,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from nlu.analyzer import BundleAnalyzer
-from nlu.bundle import BundleConfig, save_bundle_config
-from nlu.cues import CUE_NAMES
-from nlu.labels import INTENT_LABELS
-from training.export_onnx import export_fp32, fuse_transformer_ops, quantise_int8
-from training.modeling import IntentFrustrationModel, default_encoder_path
-from training.trainer import predict_logits
+from tierline.nlu.analyzer import BundleAnalyzer
+from tierline.nlu.bundle import BundleConfig, save_bundle_config
+from tierline.nlu.cues import CUE_NAMES
+from tierline.nlu.labels import INTENT_LABELS
+from tierline.training.export_onnx import export_fp32, fuse_transformer_ops, quantise_int8
+from tierline.training.modeling import IntentFrustrationModel, default_encoder_path
+from tierline.training.trainer import predict_logits
 
 TEXTS = ["where is my order", "THIS IS USELESS!!!", "hi", "refund " * 40, "😡 ok?"]
 

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from nlu.flow import load_flow
-from nlu.policy import FEATURE_NAMES, MONOTONE, EscalationPolicy, PolicyArtifact
-from training.labelling import TurnTruth, lead_probability
-from training.policy_fit import (
+from tierline.nlu.flow import load_flow
+from tierline.nlu.policy import FEATURE_NAMES, MONOTONE, EscalationPolicy, PolicyArtifact
+from tierline.training.labelling import TurnTruth, lead_probability
+from tierline.training.policy_fit import (
     MonotoneLogisticRegression,
     evaluate_policy,
     feature_matrix,
     fit_policy,
     to_artifact,
 )
-from training.simulator import SIMULATED_DIR, load_rows
+from tierline.training.simulator import SIMULATED_DIR, load_rows
 
 
 @pytest.fixture(scope="module")

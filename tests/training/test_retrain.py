@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from nlu.engine import TurnEngine
-from nlu.flow import load_flow
-from nlu.policy import EscalationPolicy
-from serving.storage.db import Database
-from serving.storage.models import Decision, EscalationLabel
-from training import tracking
-from training.agent_sim import fill_with_labels
-from training.retrain import (
+from tierline.nlu.engine import TurnEngine
+from tierline.nlu.flow import load_flow
+from tierline.nlu.policy import EscalationPolicy
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import Decision, EscalationLabel
+from tierline.training import tracking
+from tierline.training.agent_sim import fill_with_labels
+from tierline.training.retrain import (
     RetrainConfig,
     export_labels,
     nlu_corrections,
@@ -26,7 +26,7 @@ from training.retrain import (
     split_recent,
     topic_of,
 )
-from training.simulator import SIMULATED_DIR, load_rows
+from tierline.training.simulator import SIMULATED_DIR, load_rows
 
 N_CONVERSATIONS = 400
 

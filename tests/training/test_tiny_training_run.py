@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from nlu import Analyzer
-from nlu.labels import INTENT_LABELS
-from training.pipeline import PARITY_ATOL, ship_bundle, train_nlu
-from training.trainer import TrainConfig
+from tierline.nlu import Analyzer
+from tierline.nlu.labels import INTENT_LABELS
+from tierline.training.pipeline import PARITY_ATOL, ship_bundle, train_nlu
+from tierline.training.trainer import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from nlu import Analyzer
-from training import tracking
-from training.pipeline import track_nlu_run, train_nlu
-from training.trainer import TrainConfig
+from tierline.nlu import Analyzer
+from tierline.training import tracking
+from tierline.training.pipeline import track_nlu_run, train_nlu
+from tierline.training.trainer import TrainConfig
 
 
 @pytest.fixture()
@@ -48,7 +48,7 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_it(store, tmp_path):
 
 
 def test_policy_fit_is_logged_and_registered(store, tmp_path):
-    from training.policy_fit import train_policy
+    from tierline.training.policy_fit import train_policy
 
     report = train_policy(tmp_path / "policy", n_train=80, n_test=40, data_dir=tmp_path / "sim",
                           report_dir=tmp_path / "reports", track=True)

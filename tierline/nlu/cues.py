@@ -1,0 +1,238 @@
+"""Surface cues of frustration that a lowercasing tokenizer cannot see.
+
+The encoder's WordPiece tokenizer lowercases, so "THIS IS USELESS!!!" and "this is useless!!!"
+reach it as the same ids. These cues are computed from the raw text and fed into the exported
+model as an extra input beside the token ids (see ``tierline.training.modeling``), where they enter the
+frustration logit through non-negative weights: a cue can only raise the score, never lower it.
+
+Every feature is scaled to ``[0, 1]`` so its learned weight is comparable across cues. The same
+function runs at training time and at run time, so there is one definition of each cue.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from tierline.nlu.text import WORD, fold, squash_elongation
+
+#: Feature order of the ``cues`` model input. Changing it requires retraining.
+CUE_NAMES: tuple[str, ...] = (
+    "all_caps",
+    "exclamations",
+    "question_run",
+    "elongated_word",
+    "negative_words",
+    "profanity",
+    "repeated_complaint",
+)
+
+# Negative cue words in English, Italian, Spanish and Portuguese (accent-insensitive match).
+NEGATIVE_WORDS: frozenset[str] = frozenset(
+    {
+        # English
+        "useless", "ridiculous", "worst", "scam", "terrible", "awful", "horrible", "pathetic",
+        "unacceptable", "disgusting", "disgrace", "joke", "incompetent", "furious", "angry",
+        "fed", "sick", "annoyed", "annoying", "frustrated", "frustrating", "fraud", "liars",
+        "shameful", "rubbish", "garbage", "hopeless", "stupid", "nonsense", "outrageous",
+        # Italian
+        "inutile", "inutili", "ridicolo", "ridicola", "vergogna", "vergognoso", "schifo",
+        "pessimo", "pessima", "truffa", "truffatori", "assurdo", "inaccettabile", "incompetenti",
+        "arrabbiato", "arrabbiata", "stufo", "stufa", "ladri", "vergognatevi", "indecente",
+        # Spanish
+        "inutil", "ridiculo", "ridicula", "verguenza", "pesimo", "pesima", "estafa", "horrible",
+        "inaceptable", "harto", "harta", "enfadado", "enojado", "basura", "ladrones", "fatal",
+        # Portuguese
+        "ridicula", "vergonha", "pessimo", "golpe", "absurdo", "inaceitavel", "lixo", "farto",
+        "farta", "irritado", "irritada", "horrivel", "palhacada",
+    }
+)
+
+PROFANITY: frozenset[str] = frozenset(
+    {
+        "fuck", "fucking", "fucked", "shit", "shitty", "damn", "crap", "bullshit", "wtf", "hell",
+        "cazzo", "merda", "cazzata", "cazzate", "fanculo", "vaffanculo", "stronzi", "porca",
+        "mierda", "joder", "puta", "coño", "cono", "carajo", "porra", "caralho", "merda",
+    }
+)
+
+# Markers that the customer is repeating themselves ("again", "still", "third time").
+REPEAT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p)
+    for p in (
+        r"\bagain\b", r"\bstill\b", r"\b(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time\b",
+        r"\balready (?:told|asked|said|wrote|called|sent)\b", r"\bhow many times\b",
+        r"\bancora\b", r"\bdi nuovo\b", r"\bper l[' ]?ennesima volta\b", r"\bgia detto\b",
+        r"\botra vez\b", r"\btodavia\b", r"\bde nuevo\b", r"\bya (?:dije|lo dije)\b",
+        r"\bde novo\b", r"\bainda\b", r"\boutra vez\b", r"\bja disse\b",
+    )
+)
+
+#: Laughter as typed in en/it/es/pt chats: haha, ahahah, jajaja, jeje, hehe, kkkk, rsrs, lol, xD.
+#: Its repeated letters are not an elongated word, and laughter is not frustration.
+LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou])+h?|(?:[aeiou][hj])+[aeiou]?|k{3,}|(?:rs){2,}r?|"
+                      r"l+o+l+|lmf?a+o+|rofl|x+d+|hue(?:hue)+)$", re.IGNORECASE)
+#: Thanks, approval and apologies in en/it/es/pt (accent-folded): "GRAZIE MILLE!!!" or
+#: "obrigadaaa" is happy shouting. A message with these and no problem word gets no caps,
+#: exclamation or elongation cue (a cue can only raise frustration).
+POSITIVE_WORDS: frozenset[str] = frozenset(
+    """thanks thank thx ty tks great perfect awesome amazing love lovely nice cool brilliant
+    excellent wonderful yes yay super sorry apologies welcome ok okay best beautiful gorgeous
+    fantastic incredible omg loved loving happy
+    grazie mille perfetto perfetta ottimo ottima bravi bravo bellissimo bellissima bellissimi
+    bellissime fantastico fantastica stupendo stupenda stupendi stupende meraviglioso
+    meravigliosa gentilissimi gentilissimo scusa scusate scusami si evviva top adoro felice
+    gracias genial perfecto perfecta estupendo estupenda maravilloso maravillosa buenisimo
+    precioso preciosa preciosos preciosas encanta encantan encantado encantada vale perdon
+    disculpa disculpe siento feliz
+    obrigado obrigada obg valeu perfeito perfeita otimo otima maravilhoso maravilhosa incrivel
+    lindo linda lindos lindas amei adorei desculpa desculpe sim show feliz
+    """.split())
+#: Praise among them (no plain "ok", "si" or apology): a message of praise is not a question the
+#: bot failed to answer.
+PRAISE_WORDS: frozenset[str] = frozenset(
+    """great perfect awesome amazing love loves loved lovely nice brilliant excellent wonderful
+    best beautiful gorgeous fantastic incredible super perfetto perfetta ottimo ottima bravi
+    bravo bellissimo bellissima bellissimi bellissime fantastico fantastica stupendo stupenda
+    stupendi stupende meraviglioso meravigliosa top adoro genial perfecto perfecta estupendo
+    estupenda maravilloso maravillosa buenisimo precioso preciosa preciosos preciosas encanta
+    encantan perfeito perfeita otimo otima maravilhoso maravilhosa incrivel lindo linda lindos
+    lindas amei adorei""".split())
+#: Words about a problem: with them, caps and "!!!" stay frustration even beside a thank-you
+#: ("THANKS A LOT, STILL NO REFUND!!!").
+PROBLEM_WORDS: frozenset[str] = frozenset(
+    """where late delay delayed still never missing broken wrong refund charged twice lost
+    damaged cancel nothing nobody waiting again scratch scratched scratches dent torn worried
+    dove ritardo ancora mai rotto sbagliato rimborso addebitato perso danneggiato annullare
+    niente nessuno aspetto aspettando graffio graffiato ammaccato strappato preoccupato fermo
+    donde retraso todavia nunca roto equivocado reembolso cobrado perdido cancelar nada nadie
+    esperando rayado rayon abollado preocupado
+    onde cade atraso ainda nunca quebrado errado reembolso cobrado perdido cancelar nada
+    ninguem esperando arranhado riscado amassado preocupado parado
+    """.split())
+#: "Sorry, wrong chat": a message meant for someone else, not a problem with the shop
+#: (folded text).
+MISDIRECTED = re.compile(
+    r"\b(?:wrong (?:chat|number|person|conversation|group)|(?:chat|numero|conversazione) "
+    r"sbagliat[oa]|(?:me )?equivoque de (?:chat|numero|conversacion)|(?:numero|chat) "
+    r"equivocado|(?:conversa|numero|chat|lugar) errad[oa]|(?:was|era) (?:for|per|pa|para|pro|pra) "
+    r"(?:my|mia|mio|el|la|mi|o|a|meu|minha) (?:group|gruppo|grupo|mum|mom|mamma|boss|capo|jefe|"
+    r"chefe|madre|mae|familia|famiglia))\b")
+#: "Pressed the wrong button", "scritto per sbaglio", "apreté sin querer": a slip of the
+#: customer's own, not a problem with the shop (folded text).
+SLIP = re.compile(
+    r"\b(?:(?:pressed|clicked|tapped|hit) (?:the )?wrong|by mistake|by accident|"
+    r"(?:premuto|pigiato|cliccato|schiacciato)(?: \w+){0,2} sbagliato|per sbaglio|"
+    r"sin querer|(?:aprete|pulse|toque|clique) (?:mal|otro|el boton equivocado)|"
+    r"(?:apertei|cliquei|toquei) errado|sem querer)\b")
+#: Something that should have happened did not, in en/it/es/pt (folded text): "the reset
+#: email isnt coming", "nn mi arriva la mail", "no me llega el código", "não recebo o email",
+#: "tracking hasnt moved". With PROBLEM_WORDS, what makes a message a problem report.
+NOT_HAPPENING = re.compile(
+    r"\b(?:not|never|isnt|hasnt|havent|doesnt|didnt|wont|cant|non|nn|no|nao|nunca|mai)\b"
+    r"(?:\s+[^\W\d_]+){0,3}?\s+(?:arriv|coming|come\b|came\b|work|receiv|got\b|get\b|"
+    r"moved|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|movid|mexeu|"
+    r"trov|encuentr|encontr|find|found)\w*")
+#: Problem words that also open routine questions ("where is my order?", "dov'è il negozio?").
+WHERE_WORDS: frozenset[str] = frozenset("where dove donde onde cade".split())
+HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
+
+_EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
+_QUESTION_RUN = re.compile(r"[?¿!]*\?[?¿!]*")
+
+#: Only the first this many characters are scanned: cues saturate long before, and a 50k-char
+#: message must not cost more than a short one.
+MAX_SCAN_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Cues:
+    """The cue vector of one text and the names of the cues that fired (for explanations)."""
+
+    values: np.ndarray  # float32, shape (len(CUE_NAMES),), each in [0, 1]
+    fired: tuple[str, ...]
+    #: Thanks, approval, laughter or happy emoji and no problem word: loud but not frustrated.
+    happy: bool = False
+    #: Reports a problem: a problem word ("late", "damaged", "rimborso"), swearing, a repeated
+    #: complaint or something that does not happen ("no me llega el código").
+    problem: bool = False
+
+
+def praises(text: str) -> bool:
+    """Praise or happy emoji in ``text`` ("OMG THE BOOTS ARE AMAZING", "chegou tudo lindo 🥰")."""
+    return (any(ch in HAPPY_EMOJI for ch in text)
+            or any(squash_elongation(fold(w)) in PRAISE_WORDS for w in WORD.findall(text)))
+
+
+def extract_cues(text: str) -> Cues:
+    """Compute the surface cues of ``text`` (raw, case preserved)."""
+    text = text[:MAX_SCAN_CHARS]
+    words, laughing = [], False
+    for w in WORD.findall(text):
+        if LAUGHTER.match(w):
+            laughing = True
+        else:
+            words.append(w)
+    long_words = [w for w in words if len(w) >= 2]
+    caps_words = [w for w in long_words if w.isupper()]
+    # Shouting needs at least two capitalised words: "OK" or "DHL" alone is not shouting.
+    caps = len(caps_words) / len(long_words) if len(caps_words) >= 2 else 0.0
+
+    n_excl = text.count("!") + text.count("¡")
+    exclamations = min(n_excl, 4) / 4.0
+    question_run = min(max((len(m) for m in _QUESTION_RUN.findall(text)), default=0) - 1, 3) / 3.0
+    question_run = max(question_run, 0.0)
+
+    folded = [fold(w) for w in words]
+    squashed = [squash_elongation(f) for f in folded]
+    elongated = [w for w, f, q in zip(words, folded, squashed)
+                 if q != f and q not in POSITIVE_WORDS]
+    negatives = sorted({w for w in folded if w in NEGATIVE_WORDS})
+    swears = sorted({w for w in folded if w in PROFANITY})
+    folded_text = " ".join(folded)
+    repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
+    positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
+                or any(ch in HAPPY_EMOJI for ch in text))
+    slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
+    problem = bool(negatives or swears or repeats or NOT_HAPPENING.search(folded_text)
+                   or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
+    # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
+    happy = bool(positive and not problem and not any(f in WHERE_WORDS for f in slip_free))
+    if happy:  # happy shouting, laughter: loud, not frustrated
+        caps, exclamations, elongated = 0.0, 0.0, []
+
+    values = np.array(
+        [
+            caps,
+            exclamations,
+            question_run,
+            min(len(elongated), 2) / 2.0,
+            min(len(negatives), 3) / 3.0,
+            min(len(swears), 2) / 2.0,
+            min(repeats, 2) / 2.0,
+        ],
+        dtype=np.float32,
+    )
+    fired: list[str] = []
+    if caps >= 0.5:
+        fired.append("all_caps")
+    if exclamations and _EXCLAMATION_RUN.search(text):
+        fired.append("exclamation_run")
+    if question_run > 0:
+        fired.append("question_run")
+    if elongated:
+        fired.append("elongated_word")
+    fired.extend(f"negative_word:{w}" for w in negatives)
+    fired.extend(f"profanity:{w}" for w in swears)
+    if repeats:
+        fired.append("repeated_complaint")
+    return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem)
+
+
+def cue_matrix(texts: list[str]) -> np.ndarray:
+    """Stack the cue vectors of ``texts`` into a float32 ``(n, len(CUE_NAMES))`` matrix."""
+    if not texts:
+        return np.zeros((0, len(CUE_NAMES)), dtype=np.float32)
+    return np.stack([extract_cues(t).values for t in texts])

@@ -1,0 +1,69 @@
+"""FAQ matching: by the NLU intent first, then by embedding similarity with the same encoder.
+
+"how long does shipping take" finds the delivery-time entry either because the intent model
+says ``delivery_period`` or because its sentence embedding is close to an example question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, TypeAdapter
+
+from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
+from tierline.nlu.labels import OUT_OF_SCOPE
+from tierline.nlu.similarity import ExampleIndex
+
+
+class FaqEntry(BaseModel):
+    """One FAQ answer with the intents and example questions that lead to it."""
+
+    id: str
+    intents: list[str] = []
+    questions: dict[str, list[str]]
+    answer: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    """The entry that answers a message, how it matched, and the similarity."""
+
+    entry: FaqEntry
+    by: str  # "intent" or "similarity"
+    similarity: float
+
+
+class FaqIndex:
+    """FAQ entries with their example questions embedded once at load time."""
+
+    def __init__(self, entries: list[FaqEntry], analyzer: BundleAnalyzer, min_similarity: float,
+                 out_of_scope_similarity: float | None = None) -> None:
+        self.entries = entries
+        self.min_similarity = min_similarity
+        self.out_of_scope_similarity = max(min_similarity, out_of_scope_similarity or 0.0)
+        pairs = [(i, q) for i, e in enumerate(entries) for qs in e.questions.values() for q in qs]
+        self._owner = [i for i, _ in pairs]
+        self._questions = ExampleIndex([q for _, q in pairs], analyzer)
+
+    @classmethod
+    def load(cls, path: Path, analyzer: BundleAnalyzer, min_similarity: float,
+             out_of_scope_similarity: float | None = None) -> FaqIndex:
+        """Read the FAQ YAML (a list of entries) and embed its questions."""
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        entries = TypeAdapter(list[FaqEntry]).validate_python(raw)
+        return cls(entries, analyzer, min_similarity, out_of_scope_similarity)
+
+    def match(self, analysis: AnalysisResult) -> FaqMatch | None:
+        """The best entry for ``analysis``, or None when nothing is close enough."""
+        for entry in self.entries:
+            if analysis.intent in entry.intents and analysis.intent_confidence >= 0.5:
+                return FaqMatch(entry, "intent", 1.0)
+        nearest = self._questions.nearest(analysis)
+        needed = (self.out_of_scope_similarity
+                  if analysis.intent == OUT_OF_SCOPE and analysis.intent_confidence >= 0.5
+                  else self.min_similarity)
+        if nearest is not None and nearest[1] >= needed:
+            return FaqMatch(self.entries[self._owner[nearest[0]]], "similarity", nearest[1])
+        return None

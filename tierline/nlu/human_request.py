@@ -1,0 +1,113 @@
+"""Explicit requests for a human, understood by meaning, not by a keyword list alone.
+
+A keyword anywhere fired on "another person can collect the parcel" and missed "¿me pasas con
+un asesor?". A message asks for a human when:
+
+- its nearest neighbour among the flow's examples is a request (``explicit_examples``) rather
+  than a non-request (``explicit_counterexamples``), both in four languages and embedded with
+  the conversation's own bundle, and it is at least ``explicit_similarity`` close: "someone
+  who isn't a bot", "alguém de verdade", "qualcuno in carne e ossa". Nearest neighbour, not a
+  fixed cosine: e5 puts every English question 0.9 close to every other (measured: "what's
+  the weather like in Rome tomorrow?" was 0.95 from a request), MiniLM spreads them;
+- or it names a human with one of the flow's ``explicit_keywords`` ("operatore", "asesor",
+  "agent") in a short clause ("agent pls", "ok. humano por favor") or in a message whose
+  nearest example is a request: "the agent told me it was shipped" names an agent but asks for
+  none.
+
+"person", "persona", "pessoa", "someone" are not keywords: "my sister will pick up the parcel"
+and "la persona que atendió fue muy amable" talk about people without asking for one. They
+count after a verb of talking or passing on ("I need to speak to someone about my invoice",
+"me podéis pasar con alguien de facturación", "preciso falar com alguém sobre a nota"), the
+request clause that the rest of a long message drowns in an embedding.
+
+A keyword typed with one slip ("humna", "ajente", "atendete"), or two in a long word
+("oprtaore"), counts in a clause of one or two words.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rapidfuzz.distance import OSA
+
+from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
+from tierline.nlu.similarity import ExampleIndex
+from tierline.nlu.text import fold
+
+#: A keyword counts in a clause of at most this many words without further evidence
+#: ("AGENT!!!", "ok. operatore per favore", "... </script> agent please").
+SHORT_MESSAGE_WORDS = 4
+#: A keyword with a slip counts only in a clause this short ("ajente porfavor", "humna pls"):
+#: "the operation was quick" is a real word one slip from "operator".
+TYPO_CLAUSE_WORDS = 2
+_CLAUSE_BREAK = re.compile(r"[.!?¿¡;,:()<>\[\]{}\"/\n]+")
+#: ... or in a longer one whose nearest example is a request at least this close.
+KEYWORD_SIMILARITY = 0.5
+
+
+def words_of(text: str) -> list[str]:
+    """The folded words of ``text`` (letters and digits; punctuation and emoji split them)."""
+    return "".join(ch if ch.isalnum() else " " for ch in fold(text)).split()
+
+
+#: Talking to, or being passed to, someone: a request for a person in en/it/es/pt (folded).
+TALK_TO_SOMEONE = re.compile(
+    r"\b(?:(?:speak|talk|chat)(?:ing)? (?:to|with)|put me (?:through|thru) to|pass me to|"
+    r"parlare con|parlo con|passare a|passarmi|passami|"
+    r"hablar con|pasar con|pasarme con|pasas con|pases con|pasame con|comunicar con|"
+    r"falar com|passar pra|passar para|passa pra|passa para|me passa)\s+"
+    r"(?:someone|somebody|a person|a real person|an actual person|a human|"
+    r"qualcuno|una persona|un umano|alguien|una persona|alguem|uma pessoa)\b"
+    # ... or to be called back by one: "can someone call me", "me puede llamar alguien"
+    r"|\b(?:someone|somebody|qualcuno|collega|alguien|alguem)\b"
+    r"(?:\s+\w+){0,4}?\s+(?:call|ring|richiam|chiam|llam|ligar|liga)\w*"
+    r"|\b(?:call|ring|richiam|chiam|llam|ligar|liga)\w*(?:\s+\w+){0,3}?\s+"
+    r"(?:someone|somebody|qualcuno|collega|alguien|alguem)\b")
+
+
+def _typo_of(word: str, keyword: str) -> bool:
+    """``word`` is ``keyword`` with one slip (two in words of eight letters or more)."""
+    if len(keyword) < 5 or abs(len(word) - len(keyword)) > 1 or word[0] != keyword[0]:
+        return False
+    return OSA.distance(word, keyword) <= (2 if len(keyword) >= 8 else 1)
+
+
+def names_a_human(text: str, keywords: list[str], typos: bool = False) -> bool:
+    """True when the message names a human ('agent', 'operatore', ...) as a whole word, or
+    with ``typos`` a slip of one ("ajente")."""
+    words = set(words_of(text))
+    folded = [fold(k) for k in keywords]
+    if any(k in words for k in folded):
+        return True
+    return typos and any(_typo_of(w, k) for w in words for k in folded)
+
+
+class HumanRequests:
+    """The flow's example requests embedded with one bundle, and its keywords."""
+
+    def __init__(self, examples: list[str], counterexamples: list[str], keywords: list[str],
+                 analyzer: BundleAnalyzer, min_similarity: float) -> None:
+        self.keywords = list(keywords)
+        self.min_similarity = min_similarity
+        self._requests = len(examples)
+        self._examples = ExampleIndex(list(examples) + list(counterexamples), analyzer)
+
+    def nearest(self, analysis: AnalysisResult) -> tuple[bool, float]:
+        """Whether the nearest example is a request, and its cosine similarity."""
+        nearest = self._examples.nearest(analysis)
+        if nearest is None:
+            return False, 0.0
+        return nearest[0] < self._requests, nearest[1]
+
+    def asks(self, text: str, analysis: AnalysisResult) -> bool:
+        """Whether ``text`` (analysed as ``analysis``) asks for a human."""
+        is_request, similarity = self.nearest(analysis)
+        if is_request and similarity >= self.min_similarity:
+            return True
+        if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
+            return True
+        if TALK_TO_SOMEONE.search(" ".join(words_of(text))):
+            return True
+        return any(len(words_of(c)) <= SHORT_MESSAGE_WORDS
+                   and names_a_human(c, self.keywords, typos=len(words_of(c)) <= TYPO_CLAUSE_WORDS)
+                   for c in _CLAUSE_BREAK.split(text))

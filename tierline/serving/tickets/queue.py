@@ -1,0 +1,79 @@
+"""What agents see: their teams' queue, and one ticket with its transcript and context.
+
+An agent sees and acts on its teams' tickets only; another team's ticket is
+:class:`TicketNotFound`, exactly like a missing one, so ticket ids leak nothing. Admins see
+every team's.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tierline.serving.logging_setup import mask_phone
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import (
+    Agent,
+    Conversation,
+    EscalationLabel,
+    MessageLog,
+    Ticket,
+    as_utc,
+    utcnow,
+)
+from tierline.serving.tickets.customer import window_open
+from tierline.serving.tickets.errors import NotYourTeam, TicketNotFound
+
+#: The queue's statuses: ``active`` is open and claimed together.
+ACTIVE = ("open", "claimed")
+
+
+def summary(t: Ticket) -> dict:
+    """A ticket as a queue row (the customer's id masked)."""
+    created = as_utc(t.created_at)
+    return {"id": t.id, "team": t.team, "status": t.status, "priority": t.priority,
+            "customer": mask_phone(t.conversation_id.rsplit(":", 1)[-1]),
+            "intent": t.context.get("intent", ""), "reasons": t.context.get("reasons", []),
+            "p_escalate": t.context.get("p_escalate", 0.0), "created_at": created,
+            "age_seconds": (utcnow() - created).total_seconds(),
+            "assigned_agent_id": t.assigned_agent_id}
+
+
+def visible(agent: Agent, ticket: Ticket | None) -> Ticket:
+    """``ticket`` if ``agent`` may see it; :class:`TicketNotFound` otherwise."""
+    if ticket is None or not (agent.is_admin or ticket.team in agent.teams):
+        raise TicketNotFound()
+    return ticket
+
+
+def queue_for(db: Database, agent: Agent, team: str | None = None,
+              status: str = "active", limit: int = 100) -> list[dict]:
+    """The queue of the agent's teams: most urgent first, then oldest first."""
+    if team is not None and not agent.is_admin and team not in agent.teams:
+        raise NotYourTeam()
+    q = select(Ticket)
+    q = q.where(Ticket.status.in_(ACTIVE)) if status == "active" else q.where(Ticket.status == status)
+    if team is not None:
+        q = q.where(Ticket.team == team)
+    elif not agent.is_admin:
+        q = q.where(Ticket.team.in_(agent.teams))
+    with db.session() as s:
+        tickets = s.scalars(q.order_by(Ticket.priority_rank, Ticket.created_at).limit(limit)).all()
+        return [{**summary(t), "context": t.context} for t in tickets]
+
+
+def ticket_detail(db: Database, agent: Agent, ticket_id: int) -> dict:
+    """A ticket with its full transcript, the context of the escalation and its label."""
+    with db.session() as s:
+        t = visible(agent, s.get(Ticket, ticket_id))
+        conv = s.get(Conversation, t.conversation_id)
+        lines = s.scalars(select(MessageLog).where(MessageLog.conversation_id == t.conversation_id)
+                          .order_by(MessageLog.id)).all()
+        label = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == t.id)).first()
+        context = {k: v for k, v in t.context.items() if k != "features"}
+        return {**summary(t), "context": context, "csat": t.csat,
+                "transcript": [{"role": m.role, "text": m.text, "at": as_utc(m.at)} for m in lines],
+                "label": None if label is None else {
+                    "escalation_needed": label.escalation_needed,
+                    "corrected_intent": label.corrected_intent, "frustrated": label.frustrated,
+                    "note": label.note},
+                "window_open": window_open(conv)}
