@@ -18,7 +18,7 @@ from sqlalchemy import select
 from tierline.nlu.flow import load_flow
 from tierline.serving.storage.models import (
     Conversation,
-    Decision,
+    DecisionRow,
     EscalationLabel,
     MessageLog,
     OutboundMessage,
@@ -246,7 +246,7 @@ def test_an_api_escalation_is_queued_worked_and_resolving_hands_the_conversation
     assert row["reasons"] == out["reasons"]
     # ... and it references the decision that opened it.
     with service.services.db.session() as s:
-        opener = s.get(Decision, ticket.decision_id)
+        opener = s.get(DecisionRow, ticket.decision_id)
         assert opener.conversation_id == "api:shop:chat-1" and opener.escalate
         assert round(opener.p_escalate, 4) == out["p_escalate"]
 

@@ -43,7 +43,7 @@ def test_concurrent_calls_are_batched_and_each_conversation_keeps_every_turn(ser
 
     from sqlalchemy import select
 
-    from tierline.serving.storage.models import Decision, MessageLog
+    from tierline.serving.storage.models import DecisionRow, MessageLog
 
     decider = service.services.decider
     sizes: list[int] = []
@@ -66,8 +66,8 @@ def test_concurrent_calls_are_batched_and_each_conversation_keeps_every_turn(ser
                 MessageLog.conversation_id == f"api:burst-{k}", MessageLog.role == "customer")
                 .order_by(MessageLog.id)).all()
             assert sorted(said) == sorted(f"message {n} of {k}" for n in range(8))
-            assert len(s.scalars(select(Decision.id).where(
-                Decision.conversation_id == f"api:burst-{k}")).all()) == 8
+            assert len(s.scalars(select(DecisionRow.id).where(
+                DecisionRow.conversation_id == f"api:burst-{k}")).all()) == 8
 
 
 def test_decide_rejects_bad_input(service):
@@ -156,9 +156,9 @@ def test_decide_routes_an_italian_conversation_to_the_multilingual_pair(service)
     assert engine.routed is not None and engine.routed.loaded
     english = decide(service, "c-en", "where is my order?")
     assert english["state"]["language"] == "en" and not english["escalate"]
-    from tierline.serving.storage.models import Decision
+    from tierline.serving.storage.models import DecisionRow
 
     with service.services.db.session() as s:
-        stacks = {d.conversation_id: d.model_stack for d in s.query(Decision).filter(
-            Decision.conversation_id.in_(["api:c-it", "api:c-en"]))}
+        stacks = {d.conversation_id: d.model_stack for d in s.query(DecisionRow).filter(
+            DecisionRow.conversation_id.in_(["api:c-it", "api:c-en"]))}
     assert stacks == {"api:c-it": "multilingual", "api:c-en": "default"}

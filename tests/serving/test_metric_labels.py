@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from tierline.serving.metrics import REASON_CODES, reason_code
-from tierline.serving.storage.models import Decision
+from tierline.serving.storage.models import DecisionRow
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 
 MESSAGES = {"447700907001": "agent",
@@ -30,7 +30,7 @@ def test_escalation_labels_are_reason_codes_whatever_the_customer_wrote(service)
     assert "zzqxword" not in metrics and "flibbertigibbet" not in metrics
     # Every reason text the policy gave for these turns has its own code (none falls to "other").
     with service.services.db.session() as s:
-        reasons = [r for d in s.scalars(select(Decision).where(Decision.conversation_id.in_(
+        reasons = [r for d in s.scalars(select(DecisionRow).where(DecisionRow.conversation_id.in_(
             [f"wa:{PHONE_NUMBER_ID}:{c}" for c in MESSAGES]))) for r in d.reasons]
     assert reasons and all(reason_code(r) != "other" for r in reasons), reasons
     print(f"\nlabels {sorted(labels)} from reasons {sorted(set(reasons))}")

@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from tierline.serving.storage.db import normalise_url
-from tierline.serving.storage.models import Decision, Job
+from tierline.serving.storage.models import DecisionRow, Job
 from tests.net import free_port, wait_ready
 from tests.serving.conftest import process_env
 from tests.serving.fakes import (
@@ -59,7 +59,7 @@ def test_two_processes_share_the_queue_without_double_processing(database_url):
         assert set(replies) == set(customers) and set(replies.values()) == {1}
         engine = create_engine(normalise_url(database_url))
         with engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(Decision)).scalar() == N
+            assert conn.execute(select(func.count()).select_from(DecisionRow)).scalar() == N
             workers = conn.execute(select(Job.locked_by, func.count()).group_by(Job.locked_by)).all()
         engine.dispose()
         pids = {w.split("-")[0] for w, _ in workers}

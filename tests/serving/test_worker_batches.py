@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from tierline.nlu.engine import TurnEngine
 from tierline.serving.inbox import conversation_id, store_webhook
 from tierline.serving.storage.db import Database
-from tierline.serving.storage.models import Conversation, Decision, InboundMessage, Job, OutboundMessage
+from tierline.serving.storage.models import Conversation, DecisionRow, InboundMessage, Job, OutboundMessage
 from tierline.serving.whatsapp.payload import parse_webhook
 from tierline.serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
@@ -49,7 +49,7 @@ def test_one_bad_job_neither_fails_nor_rolls_back_the_batch(analyzer, database_u
         replies = dict(s.execute(select(OutboundMessage.to, func.count())
                                  .group_by(OutboundMessage.to)).all())
         decided = set(s.scalars(select(InboundMessage.customer_id).join(
-            Decision, Decision.inbound_id == InboundMessage.id)))
+            DecisionRow, DecisionRow.inbound_id == InboundMessage.id)))
     good = [c for c in CUSTOMERS if c not in (BAD_TURN, BAD_WRITE)]
     assert all(jobs[c][0] == "done" and replies.get(c, 0) >= 1 for c in good)
     assert decided == set(good)
@@ -84,9 +84,9 @@ def decided_in_one_batch(database_url: str, engine: TurnEngine, texts: list[str]
     worker = JobWorker(db, engine, batch_size=64)
     assert worker.run_once()
     with db.session() as s:
-        rows = s.execute(select(InboundMessage.customer_id, Decision.frustration,
-                                Decision.p_escalate).join(
-            Decision, Decision.inbound_id == InboundMessage.id)).all()
+        rows = s.execute(select(InboundMessage.customer_id, DecisionRow.frustration,
+                                DecisionRow.p_escalate).join(
+            DecisionRow, DecisionRow.inbound_id == InboundMessage.id)).all()
     db.dispose()
     return {customers[c]: (f, p) for c, f, p in rows if c in customers}
 

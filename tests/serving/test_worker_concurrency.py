@@ -11,7 +11,7 @@ from tierline.nlu.engine import TurnEngine
 from tierline.serving.inbox import store_webhook
 from tierline.serving.sender import TokenBucket
 from tierline.serving.storage.db import Database
-from tierline.serving.storage.models import Decision, Job, OutboundMessage
+from tierline.serving.storage.models import DecisionRow, Job, OutboundMessage
 from tierline.serving.whatsapp.payload import parse_webhook
 from tierline.serving.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
@@ -53,12 +53,12 @@ def test_two_workers_never_double_process(analyzer, database_url):
             w.stop()
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "done")) == n
-        assert s.scalar(select(func.count()).select_from(Decision)) == n  # one turn per message
+        assert s.scalar(select(func.count()).select_from(DecisionRow)) == n  # one turn per message
         keys = s.scalars(select(OutboundMessage.idempotency_key)).all()
         assert len(keys) == len(set(keys)) >= n
         assert {w.worker_id for w in workers} == set(s.scalars(select(Job.locked_by)).all())
-        rows = s.execute(select(Decision.conversation_id, Decision.inbound_id)
-                         .order_by(Decision.id)).all()
+        rows = s.execute(select(DecisionRow.conversation_id, DecisionRow.inbound_id)
+                         .order_by(DecisionRow.id)).all()
     by_conv: dict[str, list[int]] = {}
     for conv, inbound in rows:
         by_conv.setdefault(conv, []).append(inbound)

@@ -15,7 +15,7 @@ from tierline.nlu.engine import TurnEngine
 from tierline.nlu.flow import load_flow
 from tierline.nlu.policy import EscalationPolicy
 from tierline.serving.storage.db import Database
-from tierline.serving.storage.models import Decision, EscalationLabel
+from tierline.serving.storage.models import DecisionRow, EscalationLabel
 from tierline.training import tracking
 from tierline.training.agent_sim import fill_with_labels
 from tierline.training.retrain import (
@@ -59,12 +59,12 @@ def test_labels_are_joined_with_the_features_seen_at_decision_time(labelled):
     db = Database(labelled["url"])
     with db.session() as s:
         for r in escalated[:50]:
-            d = s.get(Decision, r["decision_id"])
+            d = s.get(DecisionRow, r["decision_id"])
             assert d.escalate and d.features == pytest.approx(r["features"])
             verdict = s.query(EscalationLabel).filter_by(ticket_id=r["ticket_id"]).one()
             assert r["label"] == int(verdict.escalation_needed != "no")
         for r in previous:
-            assert not s.get(Decision, r["decision_id"]).escalate and r["label"] == 1
+            assert not s.get(DecisionRow, r["decision_id"]).escalate and r["label"] == 1
     db.dispose()
     # Most recent tickets are held out whole.
     train, holdout = split_recent(ds, 0.3)
@@ -168,8 +168,8 @@ def test_decisions_of_another_model_stack_are_not_the_policys_data(labelled, tmp
     moved = [r["decision_id"] for r in before[:20]]
     db = Database(url)
     with db.session() as s:
-        assert {d.model_stack for d in s.query(Decision)} == {"default"}  # the worker records it
-        s.execute(update(Decision).where(Decision.id.in_(moved)).values(model_stack="multilingual"))
+        assert {d.model_stack for d in s.query(DecisionRow)} == {"default"}  # the worker records it
+        s.execute(update(DecisionRow).where(DecisionRow.id.in_(moved)).values(model_stack="multilingual"))
     db.dispose()
     after = [r for r in export_labels(url) if r["role"] == "escalated"]
     assert len(after) == len(before) - 20

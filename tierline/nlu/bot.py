@@ -25,7 +25,7 @@ MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
 MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
 HISTORY_LIMIT = 20
 #: Below this intent confidence the bot does not act on the intent (it falls back instead).
-MIN_CONFIDENCE = 0.5
+ACT_CONFIDENCE = 0.5
 #: Options as customers type them: "3", "3 please", "la 3", "opzione 3", "opción 3", "tre", "#3".
 _NUMBER_WORDS = {"one": "1", "uno": "1", "um": "1", "two": "2", "due": "2", "dos": "2",
                  "dois": "2", "three": "3", "tre": "3", "tres": "3", "três": "3"}
@@ -291,7 +291,7 @@ class MenuBot:
         if unreadable(text):
             state.step = "menu"
             return BotResponse([self.menu(state, "fallback")], failed=True)
-        intent, confident = analysis.intent, analysis.intent_confidence >= MIN_CONFIDENCE
+        intent, confident = analysis.intent, analysis.intent_confidence >= ACT_CONFIDENCE
         small_talk = small_talk_of(text)
         if small_talk and not (confident and intent not in SMALL_TALK_INTENTS + (OUT_OF_SCOPE,)):
             intent, confident = small_talk, True
@@ -345,7 +345,7 @@ class MenuBot:
         rest = text.upper().replace(number, " ")
         bare = not any(ch.isalpha() for ch in rest)
         other = (analysis.intent not in ("track_order", "delivery_period", OUT_OF_SCOPE)
-                 and analysis.intent_confidence >= MIN_CONFIDENCE)
+                 and analysis.intent_confidence >= ACT_CONFIDENCE)
         return bare or state.step == "awaiting_order_number" or not other
 
     @staticmethod

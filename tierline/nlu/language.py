@@ -7,9 +7,9 @@ below as well (98.2 %). On one-word messages lingua is unreliable ("olá" comes 
 English), so:
 
 1. lingua's top language when the message has at least ``MIN_WORDS`` words and lingua's
-   confidence is at least ``MIN_CONFIDENCE``;
+   confidence is at least ``DETECT_CONFIDENCE``;
 2. otherwise the language with most function words, when one has most ("grazie", "hola");
-3. otherwise lingua's top language if at least ``MIN_FALLBACK_CONFIDENCE``;
+3. otherwise lingua's top language if at least ``DETECT_FALLBACK_CONFIDENCE``;
 4. otherwise the conversation keeps its current language (an order number or "ok" does not
    switch a conversation to another language).
 
@@ -29,9 +29,9 @@ import re
 from tierline.nlu.text import WORD, squash_elongation
 
 #: lingua confidence (among the allowed languages) that decides on its own.
-MIN_CONFIDENCE = 0.6
-#: Below MIN_CONFIDENCE and without function words, lingua still decides from this confidence.
-MIN_FALLBACK_CONFIDENCE = 0.4
+DETECT_CONFIDENCE = 0.6
+#: Below DETECT_CONFIDENCE and without function words, lingua still decides from this confidence.
+DETECT_FALLBACK_CONFIDENCE = 0.4
 #: lingua is not asked about one-word messages ("ok", "rimborso"): too little evidence to switch
 #: a conversation's language; function words ("grazie", "hola") still count.
 MIN_WORDS = 2
@@ -153,11 +153,11 @@ def _guess(text: str, allowed: list[str], default: str) -> str:
         return default
     scores = lingua_scores(text, allowed) if len(words) >= MIN_WORDS else {}
     best = max(scores, key=scores.__getitem__) if scores else None
-    if best is not None and scores[best] >= MIN_CONFIDENCE:
+    if best is not None and scores[best] >= DETECT_CONFIDENCE:
         return best
     by_function_words = stopword_guess(text, allowed, "")
     if by_function_words:
         return by_function_words
-    if best is not None and scores[best] >= MIN_FALLBACK_CONFIDENCE:
+    if best is not None and scores[best] >= DETECT_FALLBACK_CONFIDENCE:
         return best
     return default

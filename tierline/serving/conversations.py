@@ -28,7 +28,7 @@ from tierline.nlu.engine import TurnResult
 from tierline.serving.storage.models import (
     UPDATE_CONVERSATION_STATE,
     Conversation,
-    Decision,
+    DecisionRow,
     MessageLog,
     OutboundMessage,
     Ticket,
@@ -128,7 +128,7 @@ class TurnBatch:
                               text=outcome.customer_line[:MAX_LINE]))
         result = outcome.result
         if result is not None:
-            self.decisions.append(Decision.values_of(conv_id, result, inbound_id))
+            self.decisions.append(DecisionRow.values_of(conv_id, result, inbound_id))
             if result.handoff is not None:
                 self.tickets.append((len(self.decisions) - 1, ticket_values(conv_id, result, None)))
         for n, reply in enumerate(outcome.replies):
@@ -154,7 +154,7 @@ class TurnBatch:
             connection.execute(insert(MessageLog.__table__), self.logs)
         decision_ids: list[int] = []
         if self.decisions:
-            table = Decision.__table__
+            table = DecisionRow.__table__
             if self.tickets:  # their ids are the tickets' foreign keys
                 decision_ids = list(connection.execute(insert(table).returning(
                     table.c.id, sort_by_parameter_order=True), self.decisions).scalars())

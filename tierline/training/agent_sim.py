@@ -28,7 +28,7 @@ from tierline.nlu.engine import TurnEngine
 from tierline.nlu.labels import INTENT_LABELS
 from tierline.serving.inbox import store_webhook
 from tierline.serving.storage.db import Database
-from tierline.serving.storage.models import Agent, Decision, EscalationLabel, InboundMessage, Ticket
+from tierline.serving.storage.models import Agent, DecisionRow, EscalationLabel, InboundMessage, Ticket
 from tierline.serving.whatsapp.payload import IncomingMessage
 from tierline.serving.worker import JobWorker
 from tierline.training.labelling import TurnTruth, lead_probability
@@ -117,7 +117,7 @@ class SimulatedAgent:
             for ticket in s.scalars(select(Ticket).order_by(Ticket.id)):
                 if ticket.id in labelled:
                     continue
-                decision = s.get(Decision, ticket.decision_id) if ticket.decision_id else None
+                decision = s.get(DecisionRow, ticket.decision_id) if ticket.decision_id else None
                 if decision is None or decision.inbound_id is None:
                     continue
                 wamid = s.get(InboundMessage, decision.inbound_id).wamid

@@ -150,7 +150,7 @@ class MessageLog(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Decision(Base):
+class DecisionRow(Base):
     """What the policy saw and said for one customer message (kept for retraining)."""
 
     __tablename__ = "decisions"

@@ -21,7 +21,7 @@ from tierline.serving.handoff.sinks import TicketExport
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import (
     Conversation,
-    Decision,
+    DecisionRow,
     EscalationLabel,
     InboundMessage,
     MessageLog,
@@ -67,9 +67,9 @@ class LabelledDecision:
 def labelled_decisions(database: Database) -> list[LabelledDecision]:
     """Every labelled ticket with its decisions, oldest ticket first. Tickets without a
     decision (opened before migration 0008, with none found to backfill) are left out."""
-    opener, before = aliased(Decision), aliased(Decision)
+    opener, before = aliased(DecisionRow), aliased(DecisionRow)
     said, said_before = aliased(InboundMessage), aliased(InboundMessage)
-    earlier = aliased(Decision)
+    earlier = aliased(DecisionRow)
     previous_id = (select(func.max(earlier.id))
                    .where(earlier.conversation_id == opener.conversation_id, earlier.id < opener.id)
                    .correlate(opener).scalar_subquery())
@@ -94,7 +94,7 @@ def labelled_decisions(database: Database) -> list[LabelledDecision]:
         for label, t, d, text, p, previous_text in rows]
 
 
-def _record(d: Decision, text: str | None) -> DecisionRecord:
+def _record(d: DecisionRow, text: str | None) -> DecisionRecord:
     return DecisionRecord(id=d.id, intent=d.intent, p_escalate=d.p_escalate, escalate=d.escalate,
                           features=dict(d.features), model_stack=d.model_stack, text=text or "",
                           at=as_utc(d.at))
