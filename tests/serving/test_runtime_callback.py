@@ -20,14 +20,12 @@ import pytest
 from sqlalchemy import select
 
 from tierline.nlu.flow import load_flow
-from tierline.serving.app import create_app
 from tierline.serving.handoff.notify import verify
 from tierline.serving.handoff.runtime import RUNTIME, enqueue_runtime_event
 from tierline.serving.storage.models import PeerDelivery, Ticket
 from tierline.serving.tickets import create_agent
-from tests.conftest import LiveServer
-from tests.serving.conftest import Service, settings_for
-from tests.serving.fakes import FakeGraphAPI, IdempotentPeer
+from tests.serving.conftest import FAST_NOTIFY, Service, serve
+from tests.serving.fakes import IdempotentPeer
 
 SECRET = "rt-callback-secret-7f3e"
 FLOW = load_flow()
@@ -43,16 +41,10 @@ def runtime(database_url) -> Iterator[IdempotentPeer]:
 
 @pytest.fixture(scope="module")
 def service(analyzer, database_url, runtime) -> Iterator[Service]:
-    graph = FakeGraphAPI()
-    settings = settings_for(database_url, graph.url,
-                            runtime_callback_url=f"{runtime.url}/tierline/events",
-                            runtime_callback_secret=SECRET, notify_retry_base_seconds=0.05,
-                            notify_retry_max_seconds=0.2, notify_poll_seconds=0.05,
-                            notify_timeout_seconds=1.0, notify_lease_seconds=3.0)
-    app = create_app(settings, analyzer=analyzer)
-    with LiveServer(app) as server:
-        yield Service(server, graph, app)
-    graph.close()
+    with serve(analyzer, database_url, **FAST_NOTIFY, notify_retry_max_seconds=0.2,
+               runtime_callback_url=f"{runtime.url}/tierline/events",
+               runtime_callback_secret=SECRET) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -204,9 +204,13 @@ class SignedWebhookNotifier:
 
     def send(self, notice: TicketNotice, idempotency_key: str) -> None:
         """Sign the exact bytes sent; :class:`NotifyError` on a transport error or non-2xx."""
-        body = notice.model_dump_json().encode()
-        _post(self._client, self._url, "webhook", content=body,
-              headers=signed_headers(body, self._secret, TICKET_CREATED, idempotency_key))
+        self._post_signed(notice.model_dump_json().encode(), TICKET_CREATED, idempotency_key)
+
+    def _post_signed(self, body: bytes, event: str, idempotency_key: str,
+                     what: str = "webhook", user_agent: str = "tierline-webhook") -> None:
+        """POST ``body`` with its signature, ``event`` and the delivery's key."""
+        _post(self._client, self._url, what, content=body,
+              headers=signed_headers(body, self._secret, event, idempotency_key, user_agent))
 
     def close(self) -> None:
         """Close the HTTP client if this notifier created it."""

@@ -35,12 +35,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tierline.serving.handoff.notify import _post, signed_headers
+from tierline.serving.handoff.notify import SignedWebhookNotifier
 from tierline.serving.storage.db import dialect_insert
 from tierline.serving.storage.models import Conversation, PeerDelivery, Ticket, utcnow
 
@@ -114,31 +113,16 @@ def enqueue_runtime_event(s: Session, conversation_id: str, ticket_id: int, kind
     return event if inserted is not None else None
 
 
-class RuntimeNotifier:
+class RuntimeNotifier(SignedWebhookNotifier):
     """POSTs a :class:`RuntimeEvent` to the runtime's callback URL, signed like the ticket
-    webhook (``X-Tierline-Signature-256: sha256=<HMAC-SHA256 of the body>``)."""
+    webhook (``X-Tierline-Signature-256: sha256=<HMAC-SHA256 of the body>``), named
+    ``X-Tierline-Event: conversation.<kind>``."""
 
     name = RUNTIME
     payload_model = RuntimeEvent
 
-    def __init__(self, url: str, secret: str, client: httpx.Client | None = None,
-                 timeout: float = 10.0) -> None:
-        if not secret:
-            raise ValueError("a signing secret is required")
-        self._url = url
-        self._secret = secret
-        self._owns_client = client is None
-        self._client = client or httpx.Client(timeout=timeout)
-
-    def send(self, event: RuntimeEvent, idempotency_key: str) -> None:
+    def send(self, event: RuntimeEvent, idempotency_key: str) -> None:  # type: ignore[override]
         """Sign the exact bytes sent; :class:`~tierline.serving.handoff.notify.NotifyError` on
         a transport error or non-2xx."""
-        body = event.model_dump_json().encode()
-        _post(self._client, self._url, "runtime callback", content=body,
-              headers=signed_headers(body, self._secret, event.event, idempotency_key,
-                                     user_agent="tierline-runtime-callback"))
-
-    def close(self) -> None:
-        """Close the HTTP client if this notifier created it."""
-        if self._owns_client:
-            self._client.close()
+        self._post_signed(event.model_dump_json().encode(), event.event, idempotency_key,
+                          "runtime callback", "tierline-runtime-callback")
