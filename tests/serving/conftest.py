@@ -130,14 +130,29 @@ def process_env(database_url: str, graph_url: str, **overrides: str) -> dict[str
             "TIERLINE_LOG_LEVEL": "WARNING", **overrides}
 
 
+#: Settings overrides for tests of the notify outbox: quick polls, retries and leases.
+FAST_NOTIFY = dict(notify_retry_base_seconds=0.05, notify_poll_seconds=0.05,
+                   notify_timeout_seconds=1.0, notify_lease_seconds=3.0)
+
+
+@contextlib.contextmanager
+def serve(analyzer, database_url: str, **overrides) -> Iterator[Service]:
+    """tierline with the webhook and sending enabled, talking to a fresh fake Graph API, its
+    settings changed by ``overrides``."""
+    graph = FakeGraphAPI()
+    app = create_app(settings_for(database_url, graph.url, **overrides), analyzer=analyzer)
+    try:
+        with LiveServer(app) as server:
+            yield Service(server, graph, app)
+    finally:
+        graph.close()
+
+
 @pytest.fixture(scope="module")
 def service(analyzer, database_url) -> Iterator[Service]:
     """tierline with the webhook and sending enabled, talking to a fake Graph API."""
-    graph = FakeGraphAPI()
-    app = create_app(settings_for(database_url, graph.url), analyzer=analyzer)
-    with LiveServer(app) as server:
-        yield Service(server, graph, app)
-    graph.close()
+    with serve(analyzer, database_url) as running:
+        yield running
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from tierline.serving.storage.models import (
     EscalationLabel,
     MessageLog,
     OutboundMessage,
+    PeerDelivery,
     Ticket,
     utcnow,
 )
@@ -260,9 +261,11 @@ def test_an_api_escalation_is_queued_worked_and_resolving_hands_the_conversation
     assert reply.status_code == 200 and reply.json() == {"outbound_id": None, "sent_as": "not_sent"}
     assert post(service, f"{ticket.id}/resolve", auth(tokens["general"])).json()["status"] == "resolved"
     with service.services.db.session() as s:
-        # Nothing for a runtime's customer goes to the WhatsApp outbox; the reply is on record.
+        # Nothing for a runtime's customer goes to the WhatsApp outbox, nor (no runtime
+        # callback configured) to the notify outbox; the reply is on record.
         assert not s.scalars(select(OutboundMessage).where(
             OutboundMessage.conversation_id == "api:shop:chat-1")).all()
+        assert not s.scalars(select(PeerDelivery).where(PeerDelivery.ticket_id == ticket.id)).all()
         lines = s.scalars(select(MessageLog.text).where(
             MessageLog.conversation_id == "api:shop:chat-1", MessageLog.role == "agent")).all()
         assert lines == ["Hi, Gina here."]

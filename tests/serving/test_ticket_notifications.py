@@ -18,12 +18,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select, text
 
-from tierline.serving.app import create_app
 from tierline.serving.handoff.notify import verify
 from tierline.serving.storage.models import Job, PeerDelivery, Ticket
-from tests.conftest import LiveServer
-from tests.serving.conftest import Service, process_env, settings_for
-from tests.serving.fakes import FakeGraphAPI, IdempotentPeer, message
+from tests.serving.conftest import FAST_NOTIFY, Service, process_env, serve
+from tests.serving.fakes import IdempotentPeer, message
 
 TARGETS = ("slack", "webhook", "zendesk")
 HOOK_SECRET = "hook-secret"
@@ -76,15 +74,9 @@ def peers(database_url) -> Iterator[Peers]:
 
 @pytest.fixture(scope="module")
 def service(analyzer, database_url, peers) -> Iterator[Service]:
-    graph = FakeGraphAPI()
-    settings = settings_for(database_url, graph.url, **peers.settings(),
-                            notify_retry_base_seconds=0.05, notify_retry_max_seconds=0.3,
-                            notify_poll_seconds=0.05, notify_timeout_seconds=1.0,
-                            notify_lease_seconds=3.0, job_max_attempts=3)
-    app = create_app(settings, analyzer=analyzer)
-    with LiveServer(app) as server:
-        yield Service(server, graph, app)
-    graph.close()
+    with serve(analyzer, database_url, **peers.settings(), **FAST_NOTIFY,
+               notify_retry_max_seconds=0.3, job_max_attempts=3) as running:
+        yield running
 
 
 def deliveries(service: Service, ticket_id: int) -> dict[str, PeerDelivery]:

@@ -9,7 +9,10 @@ recorded the way every channel records one (``tierline.serving.conversations``: 
 state, and on a handoff a ticket in the agents' queue, like a WhatsApp one), one statement
 per table. Every caller is answered after the commit; agents are told of the tickets opened
 (``on_ticket``) after it too. A resolved ticket hands the conversation back to the bot, so
-the next call is the bot's turn again.
+the next call is the bot's turn again; when the hand-back's satisfaction question reached the
+runtime (its callback, ``tierline.serving.handoff.runtime``), a next call that is a score
+("5", "cinque", "★★★★", ``button_id`` ``csat_4``) is not a turn: the score is recorded on the
+ticket and the flow's thanks answered (:class:`ScoreAnswer`), as the WhatsApp worker does.
 
 Why: turned one call at a time on the request thread pool, a call cost 10-12 CPU-ms (a
 thread hop to the model thread and back, a session with ORM inserts and a commit, GIL
@@ -28,13 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from tierline.nlu.bot import ConversationState
+from tierline.nlu.bot import ConversationState, Reply
 from tierline.nlu.engine import TurnEngine, TurnResult
 from tierline.serving.background import BatchingLoop
 from tierline.serving.conversations import ConversationRow, TurnBatch, TurnOutcome
 from tierline.serving.metrics import METRICS
 from tierline.serving.storage.db import Database, dialect_insert
 from tierline.serving.storage.models import Conversation, Ticket, utcnow
+from tierline.serving.tickets import csat
 
 log = logging.getLogger(__name__)
 CONVERSATIONS = Conversation.__table__
@@ -50,6 +54,31 @@ class Call:
     text: str
     button_id: str | None = None
     at: datetime | None = None
+
+
+@dataclass
+class ScoreAnswer:
+    """A call that answered the satisfaction question: the score is recorded on the ticket and
+    the bot thanks the customer; no decision is made (nothing to escalate)."""
+
+    score: int
+    ticket_id: int
+    reply: str
+    state: ConversationState
+    team: str
+    priority: str
+
+    def to_dict(self) -> dict:
+        """The ``/v1/decide`` answer: the flow's thanks, nothing escalated, ``csat`` set."""
+        return {"reply": self.reply, "buttons": [], "intent": CSAT_INTENT, "intent_confidence": 1.0,
+                "frustration": 0.0, "cues": [], "p_escalate": 0.0, "escalate": False,
+                "reasons": [f"satisfaction score {self.score} recorded"], "team": self.team,
+                "priority": self.priority, "off_hours": False, "language": self.state.language,
+                "model": None, "csat": self.score}
+
+
+#: The ``intent`` of a call that answered the satisfaction question (not a model's intent).
+CSAT_INTENT = "csat_answer"
 
 
 class BatchedDecider(BatchingLoop):
@@ -105,6 +134,11 @@ class BatchedDecider(BatchingLoop):
                 state = ConversationState.from_dict(turns.state_of(conv))
                 if c.tier:
                     state.tier = c.tier
+                score = csat.answered_score(state, c.text, c.button_id)
+                if score is not None:
+                    results.append(self._score(engine, turns, conv, c, state, score))
+                    continue
+                state.csat_ticket_id = None  # the question is answered by the next message only
                 try:
                     with METRICS.turn_latency.time():
                         result = engine.turn(state, c.text, now=c.at or utcnow(),
@@ -123,3 +157,16 @@ class BatchedDecider(BatchingLoop):
             except Exception:  # noqa: BLE001 - committed: the calls must not be turned again
                 log.exception("decide: ticket %s opened, notifying failed", ticket.id)
         return results
+
+    @staticmethod
+    def _score(engine: TurnEngine, turns: TurnBatch, conv: ConversationRow, call: Call,
+               state: ConversationState, score: int) -> ScoreAnswer:
+        """Record the satisfaction score ``call`` answered with (on the ticket, with the
+        transcript and the state no longer waiting); the thanks to answer it with."""
+        ticket_id, state.csat_ticket_id = state.csat_ticket_id, None
+        thanks = csat.thanks(engine.flow, state.language)
+        turns.record_turn(conv, TurnOutcome(call.text, [Reply(thanks)], state.to_dict(),
+                                            csat=(ticket_id, score)), at=utcnow())
+        return ScoreAnswer(score, ticket_id, thanks, state,
+                           engine.flow.escalation.routing.default_team,
+                           engine.policy.priority(state.tier, 0.0))

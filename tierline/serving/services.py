@@ -2,7 +2,7 @@
 
 Database (migrated at start), the turn engine (NLU + policy + bot), the durable worker, the
 outbox sender (when sending is configured) and the notify outbox's sender (when a Slack,
-webhook or Zendesk target is configured).
+webhook, Zendesk or bot runtime callback target is configured).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tierline.serving.batching import BatchingAnalyzer
 from tierline.serving.decider import BatchedDecider
 from tierline.serving.handoff.notify import Notifier, SignedWebhookNotifier, SlackNotifier
 from tierline.serving.handoff.outbox import NotificationSender, TicketExporter
+from tierline.serving.handoff.runtime import RUNTIME, RuntimeNotifier
 from tierline.serving.handoff.sinks import ZendeskSink
 from tierline.serving.intake import IntakeWriter
 from tierline.serving.metrics import METRICS, reason_code
@@ -61,6 +62,8 @@ class Services:
                                    max_queue=settings.intake_queue_max,
                                    timeout=settings.intake_timeout_seconds)
         notifiers = self._notifiers()
+        # Each ticket opened is announced to these; the runtime gets conversation events only.
+        ticket_targets = tuple(target for target in notifiers if target != RUNTIME)
         self.notifications = None
         if notifiers:
             self.notifications = NotificationSender(
@@ -70,7 +73,7 @@ class Services:
                 lease_seconds=settings.notify_lease_seconds,
                 poll_seconds=settings.notify_poll_seconds)
         self.decider = BatchedDecider(self.db, self.engine, on_ticket=self.ticket_created,
-                                      notify_targets=tuple(notifiers))
+                                      notify_targets=ticket_targets)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
@@ -78,7 +81,7 @@ class Services:
                                 threads=settings.worker_threads,
                                 on_ticket=self.ticket_created,
                                 on_replies=lambda: self.sender and self.sender.wake(),
-                                notify_targets=tuple(notifiers))
+                                notify_targets=ticket_targets)
         self.sender = None
         if settings.sending_enabled:
             client = GraphClient(settings.whatsapp_api_base,
@@ -96,7 +99,7 @@ class Services:
 
     def _notifiers(self) -> dict[str, Notifier]:
         """The configured notification and export targets, by the name their rows carry
-        (``slack``, ``webhook``, ``zendesk``)."""
+        (``slack``, ``webhook``, ``zendesk``), and the bot runtime's callback (``runtime``)."""
         settings, timeout = self.settings, self.settings.notify_timeout_seconds
         notifiers: list[Notifier] = []
         if settings.notify_slack_url:
@@ -109,6 +112,10 @@ class Services:
             notifiers.append(TicketExporter(self.db, ZendeskSink(
                 settings.zendesk_base_url, settings.zendesk_email,
                 settings.zendesk_api_token.get_secret_value(), timeout=timeout)))
+        if settings.runtime_callback_enabled:
+            notifiers.append(RuntimeNotifier(
+                settings.runtime_callback_url, settings.runtime_callback_secret.get_secret_value(),
+                timeout=timeout))
         return {notifier.name: notifier for notifier in notifiers}
 
     def _engine(self, analyzer: BundleAnalyzer, models: ModelChoice) -> TurnEngine:

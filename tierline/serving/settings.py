@@ -148,6 +148,17 @@ class Settings(BaseSettings):
         0.5, gt=0, description="how often the notify outbox looks for due deliveries (a ticket "
                                "opened in this process wakes it at once)")
 
+    # Bot runtime callback (optional): what the ticket side says to a /v1/decide conversation
+    # (an agent joined, the agent's replies, the hand-back with its satisfaction question) is
+    # POSTed, HMAC-signed, to the runtime that owns it, through the notify outbox (target
+    # "runtime", serving/handoff/runtime.py). Unset: nothing reaches a runtime (replies are
+    # reported not_sent and no score is awaited).
+    runtime_callback_url: str | None = Field(
+        None, description="the bot runtime's endpoint for conversation events; needs "
+                          "runtime_callback_secret")
+    runtime_callback_secret: SecretStr | None = Field(
+        None, description="key of the X-Tierline-Signature-256 HMAC-SHA256 of each callback body")
+
     # Agent console (/console): signed session cookies.
     console_secret: SecretStr | None = Field(
         None, description="key that signs console session cookies; unset: a random key per "
@@ -163,7 +174,14 @@ class Settings(BaseSettings):
             raise ValueError("notify_timeout_seconds must be at most half of notify_lease_seconds")
         return self
 
-    @field_validator("multilingual_nlu_dir", mode="before")
+    @model_validator(mode="after")
+    def _callback_is_signed(self) -> Settings:
+        """A runtime callback URL without its secret would send events nobody can verify."""
+        if self.runtime_callback_url and not self.runtime_callback_secret:
+            raise ValueError("runtime_callback_url needs runtime_callback_secret")
+        return self
+
+    @field_validator("multilingual_nlu_dir", "runtime_callback_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
@@ -179,6 +197,11 @@ class Settings(BaseSettings):
     def webhook_enabled(self) -> bool:
         """The webhook needs the app secret (signatures) and the verify token (handshake)."""
         return self.whatsapp_app_secret is not None and self.whatsapp_verify_token is not None
+
+    @property
+    def runtime_callback_enabled(self) -> bool:
+        """Ticket messages of API conversations go to the bot runtime's callback."""
+        return bool(self.runtime_callback_url and self.runtime_callback_secret)
 
     @property
     def zendesk_enabled(self) -> bool:

@@ -68,8 +68,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "claimed": "You have claimed the ticket.",
         "sent_text": "Reply sent.",
         "sent_template": "Reply sent as a template (outside the 24-hour window).",
+        "sent_callback": "Reply queued for the bot runtime that owns this conversation.",
         "sent_not_sent": "Reply saved in the transcript, not delivered: this conversation "
-                         "belongs to a bot runtime, which gets no agent replies yet.",
+                         "belongs to a bot runtime, and no runtime callback is configured.",
         "transferred": "Ticket transferred.",
         "resolved": "Ticket resolved; the customer is asked for a score.",
         "err_resolved": "The ticket is already resolved.",
@@ -164,9 +165,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "claimed": "Hai preso in carico il ticket.",
         "sent_text": "Risposta inviata.",
         "sent_template": "Risposta inviata come modello (fuori dalla finestra di 24 ore).",
+        "sent_callback": "Risposta in coda per il bot esterno a cui appartiene questa "
+                         "conversazione.",
         "sent_not_sent": "Risposta salvata nella trascrizione, non consegnata: questa "
-                         "conversazione appartiene a un bot esterno, che non riceve ancora "
-                         "le risposte degli operatori.",
+                         "conversazione appartiene a un bot esterno e non è configurato "
+                         "alcun callback verso di esso.",
         "transferred": "Ticket trasferito.",
         "resolved": "Ticket risolto; al cliente viene chiesto un voto.",
         "err_resolved": "Il ticket è già risolto.",
@@ -210,8 +213,8 @@ STRINGS: dict[str, dict[str, str]] = {
 #: Messages a redirect may name in its query string (``?done=`` / ``?error=``): only these keys
 #: are ever shown, so a crafted URL cannot put text on the page.
 FLASH_KEYS: frozenset[str] = frozenset({
-    "label_saved", "claimed", "sent_text", "sent_template", "sent_not_sent", "transferred",
-    "resolved",
+    "label_saved", "claimed", "sent_text", "sent_template", "sent_callback", "sent_not_sent",
+    "transferred", "resolved",
     "err_resolved", "err_claimed", "err_input", "err_csrf"})
 
 

@@ -26,7 +26,14 @@ from tierline.serving.console import session as sessions
 from tierline.serving.console.charts import bar_chart
 from tierline.serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
 from tierline.serving.kpis import KpiReport, compute_kpis
-from tierline.serving.routes.agents import ReplyIn, TicketId, TransferIn, get_db, reply_template
+from tierline.serving.routes.agents import (
+    ReplyIn,
+    TicketId,
+    TransferIn,
+    get_db,
+    reply_template,
+    runtime_callback,
+)
 from tierline.serving.storage.models import Agent, utcnow
 from tierline.serving.tickets import (
     AlreadyClaimed,
@@ -221,7 +228,8 @@ def _act(request: Request, ticket_id: int, csrf: str, operation, done) -> Respon
 def claim(ticket_id: TicketId, request: Request, csrf: str = Form("")):
     flow = request.app.state.services.engine.flow
     return _act(request, ticket_id, csrf,
-                lambda agent: claim_ticket(get_db(request), agent, ticket_id, flow), "claimed")
+                lambda agent: claim_ticket(get_db(request), agent, ticket_id, flow,
+                                           runtime_callback(request)), "claimed")
 
 
 @router.post("/tickets/{ticket_id}/reply")
@@ -229,7 +237,8 @@ def reply(ticket_id: TicketId, request: Request, csrf: str = Form(""), text: str
     template = reply_template(request)
     return _act(request, ticket_id, csrf,
                 lambda agent: send_reply(get_db(request), agent, ticket_id,
-                                         ReplyIn(text=text).text, template),
+                                         ReplyIn(text=text).text, template,
+                                         runtime_callback(request)),
                 lambda result: f"sent_{result['sent_as']}")
 
 
@@ -245,7 +254,8 @@ def transfer(ticket_id: TicketId, request: Request, csrf: str = Form(""), team: 
 def resolve(ticket_id: TicketId, request: Request, csrf: str = Form("")):
     flow = request.app.state.services.engine.flow
     return _act(request, ticket_id, csrf,
-                lambda agent: resolve_ticket(get_db(request), flow, agent, ticket_id), "resolved")
+                lambda agent: resolve_ticket(get_db(request), flow, agent, ticket_id,
+                                             runtime_callback(request)), "resolved")
 
 
 @router.post("/tickets/{ticket_id}/label")

@@ -67,7 +67,10 @@ class TicketNotice(BaseModel):
 
 class Notifier(Protocol):
     """Delivers one notice once per ``idempotency_key``; raises on failure (the outbox retries).
-    Returns the id of what the peer created when it says (a Zendesk ticket), else None."""
+    Returns the id of what the peer created when it says (a Zendesk ticket), else None.
+
+    The outbox hands it its row's payload as a :class:`TicketNotice`, or as the notifier's
+    own ``payload_model`` when it has one (the bot runtime's conversation events)."""
 
     name: str
 
@@ -172,6 +175,15 @@ def verify(body: bytes, secret: str, header: str) -> bool:
     return hmac.compare_digest(sign(body, secret).encode(), header.encode("utf-8", "replace"))
 
 
+def signed_headers(body: bytes, secret: str, event: str, idempotency_key: str,
+                   user_agent: str = "tierline-webhook") -> dict[str, str]:
+    """The headers of a signed JSON delivery: the signature of ``body``, the event's name and
+    the delivery's idempotency key (as ``X-Tierline-Delivery`` and ``Idempotency-Key``)."""
+    return {"Content-Type": "application/json", "User-Agent": user_agent,
+            SIGNATURE_HEADER: sign(body, secret), EVENT_HEADER: event,
+            DELIVERY_HEADER: idempotency_key, IDEMPOTENCY_HEADER: idempotency_key}
+
+
 class SignedWebhookNotifier:
     """POSTs the notice as JSON, signed so the receiver can tell it came from us.
 
@@ -192,11 +204,13 @@ class SignedWebhookNotifier:
 
     def send(self, notice: TicketNotice, idempotency_key: str) -> None:
         """Sign the exact bytes sent; :class:`NotifyError` on a transport error or non-2xx."""
-        body = notice.model_dump_json().encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "tierline-webhook",
-                   SIGNATURE_HEADER: sign(body, self._secret), EVENT_HEADER: TICKET_CREATED,
-                   DELIVERY_HEADER: idempotency_key, IDEMPOTENCY_HEADER: idempotency_key}
-        _post(self._client, self._url, "webhook", content=body, headers=headers)
+        self._post_signed(notice.model_dump_json().encode(), TICKET_CREATED, idempotency_key)
+
+    def _post_signed(self, body: bytes, event: str, idempotency_key: str,
+                     what: str = "webhook", user_agent: str = "tierline-webhook") -> None:
+        """POST ``body`` with its signature, ``event`` and the delivery's key."""
+        _post(self._client, self._url, what, content=body,
+              headers=signed_headers(body, self._secret, event, idempotency_key, user_agent))
 
     def close(self) -> None:
         """Close the HTTP client if this notifier created it."""

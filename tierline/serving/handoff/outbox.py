@@ -1,9 +1,14 @@
-"""The notify outbox: ticket notifications (Slack, signed webhook) and exports (Zendesk) that
-survive a crash and reach each peer once.
+"""The notify outbox: ticket notifications (Slack, signed webhook), exports (Zendesk) and the
+bot runtime's conversation events that survive a crash and reach each peer once.
 
 Opening a ticket writes one ``peer_deliveries`` row per configured target in the transaction
 that opens it (:func:`enqueue_ticket_notifications`, called by the worker): a ticket never
-exists without its notifications queued, and a rolled-back ticket queues none.
+exists without its notifications queued, and a rolled-back ticket queues none. An agent's
+action on a ``/v1/decide`` conversation's ticket writes one row for target ``runtime`` in its
+own transaction (:func:`~tierline.serving.handoff.runtime.enqueue_runtime_event`); its payload
+is the runtime's event (:class:`~tierline.serving.handoff.runtime.RuntimeEvent`, the notifier's
+``payload_model``), not a notice, and a conversation's runtime rows are claimed one at a time
+in the order they were queued, so a retried event is not overtaken by a later one.
 
 :class:`NotificationSender` drains the rows on the WhatsApp sender's machinery: a
 :class:`~serving.background.BackgroundLoop`, one thread per target (a peer that hangs holds up
@@ -17,15 +22,18 @@ Transport errors, 5xx, 408, 409, 425 and 429 are retried with exponential backof
 (at least a peer's ``Retry-After``) until the row is ``max_age`` old; then, or at once on any
 other 4xx, the row is kept ``failed``: a dead letter (metric, an error log line with ids only).
 
-Exactly once per target: the row's unique idempotency key (``ticket:<id>:<event>:<target>``)
-goes with every try as ``Idempotency-Key`` (Zendesk honours it on ticket creation; the signed
-webhook carries it as ``X-Tierline-Delivery`` too), so the peer recognises a retry after a lost
+Exactly once per target: the row's unique idempotency key (``ticket:<id>:<event>:<target>``,
+``runtime:<message key>`` for the runtime's events) goes with every try as ``Idempotency-Key``
+(Zendesk honours it on ticket creation; the signed webhook and the runtime callback carry it as
+``X-Tierline-Delivery`` too), so the peer recognises a retry after a lost
 answer or a crash. Zendesk's ticket id is kept on the row and on the ticket;
 :func:`requeue_missing_exports` (``tierline zendesk reexport-missing``) queues the export
 again for tickets that have none.
 
-Nothing stored or logged here holds a secret, a phone number or message text: payloads are
-masked notices, errors are :attr:`NotifyError.summary` (never the peer's answer).
+Nothing stored or logged here holds a secret or a phone number, and nothing logged holds
+message text: payloads are masked notices, or a runtime event (whose text, an agent's reply
+say, is the message the runtime must deliver, like a WhatsApp outbox row's), errors are
+:attr:`NotifyError.summary` (never the peer's answer).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from sqlalchemy.orm import Session
 
 from tierline.serving.background import BackgroundLoop, retry_delay
 from tierline.serving.handoff.notify import TICKET_CREATED, Notifier, NotifyError, TicketNotice
+from tierline.serving.handoff.runtime import RUNTIME
 from tierline.serving.handoff.sinks import TicketExport, TicketSink
 from tierline.serving.inflight import InFlight
 from tierline.serving.logging_setup import mask_phone
@@ -165,13 +174,25 @@ class DeliveryResult:
     retry_after: float | None = None
 
 
-def _claim_deliveries():
+def _claim_deliveries(in_order: bool = False):
     """``UPDATE peer_deliveries SET status = 'sending' ... WHERE id IN (a target's due rows,
-    row-locked, skipping rows others hold) RETURNING ...``, built once (Core)."""
+    row-locked, skipping rows others hold) RETURNING ...``, built once (Core).
+
+    ``in_order``: a row is not due while an earlier row of the same target and conversation
+    (through its ticket) is still ``pending`` or ``sending``: a conversation's events go one at
+    a time, in the order they were queued (the bot runtime's callback)."""
     row = DELIVERIES.alias("row")
-    due = (select(row.c.id).where(row.c.status == "pending", row.c.target == bindparam("for_target"),
-                                  row.c.next_attempt_at <= bindparam("now"))
-           .order_by(row.c.id).limit(bindparam("limit")).with_for_update(of=row, skip_locked=True))
+    due = select(row.c.id).where(row.c.status == "pending", row.c.target == bindparam("for_target"),
+                                 row.c.next_attempt_at <= bindparam("now"))
+    if in_order:
+        ticket, earlier, earlier_ticket = (TICKETS.alias("ticket"), DELIVERIES.alias("earlier"),
+                                           TICKETS.alias("earlier_ticket"))
+        due = due.join(ticket, ticket.c.id == row.c.ticket_id).where(~exists().where(
+            earlier.c.target == row.c.target, earlier.c.id < row.c.id,
+            earlier.c.status.in_(("pending", "sending")),
+            earlier_ticket.c.id == earlier.c.ticket_id,
+            earlier_ticket.c.conversation_id == ticket.c.conversation_id))
+    due = due.order_by(row.c.id).limit(bindparam("limit")).with_for_update(of=row, skip_locked=True)
     return (update(DELIVERIES).where(DELIVERIES.c.id.in_(evaluated_once(due)),
                                      DELIVERIES.c.status == "pending")
             .values(status="sending", attempts=DELIVERIES.c.attempts + 1,
@@ -182,6 +203,9 @@ def _claim_deliveries():
 
 
 CLAIM_DELIVERIES = _claim_deliveries()
+CLAIM_IN_ORDER = _claim_deliveries(in_order=True)
+#: Targets whose rows a conversation receives in order (:func:`_claim_deliveries`).
+IN_ORDER_TARGETS = frozenset({RUNTIME})
 
 
 class NotificationSender(BackgroundLoop):
@@ -217,7 +241,10 @@ class NotificationSender(BackgroundLoop):
         self.requeue_expired()
 
     def step(self) -> bool:
-        return self.run_batch(self.targets[self.thread_index]) >= self.batch_size
+        target = self.targets[self.thread_index]
+        claimed = self.run_batch(target)
+        # In order, a claim takes one row per conversation: the next may be due at once.
+        return claimed >= self.batch_size or (claimed > 0 and target in IN_ORDER_TARGETS)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the delivery in hand (the rest of its batch goes back to ``pending``), then
@@ -242,8 +269,9 @@ class NotificationSender(BackgroundLoop):
     def claim_batch(self, target: str, limit: int | None = None) -> list[Claimed]:
         """Claim up to ``limit`` due rows of ``target``, oldest first (committed before any
         delivery starts)."""
+        claim = CLAIM_IN_ORDER if target in IN_ORDER_TARGETS else CLAIM_DELIVERIES
         with self.db.one_statement() as connection:
-            rows = connection.execute(CLAIM_DELIVERIES, {
+            rows = connection.execute(claim, {
                 "now": utcnow(), "for_target": target, "limit": limit or self.batch_size,
                 "worker": self.worker_id}).all()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
@@ -270,9 +298,9 @@ class NotificationSender(BackgroundLoop):
     def deliver(self, row: Claimed) -> DeliveryResult:
         """One delivery; the exception sorts the outcome."""
         try:
-            notice = TicketNotice.model_validate(row.payload)
-            return DeliveryResult("sent", external_id=self.notifiers[row.target].send(
-                notice, row.idempotency_key))
+            notifier = self.notifiers[row.target]
+            payload = getattr(notifier, "payload_model", TicketNotice).model_validate(row.payload)
+            return DeliveryResult("sent", external_id=notifier.send(payload, row.idempotency_key))
         except NotifyError as exc:
             code = exc.status_code
             permanent = code is not None and 400 <= code < 500 and code not in RETRYABLE_4XX

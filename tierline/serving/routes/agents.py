@@ -93,6 +93,11 @@ def reply_template(request: Request) -> tickets.ReplyTemplate:
                                  settings.whatsapp_reopen_template_language)
 
 
+def runtime_callback(request: Request) -> bool:
+    """Whether a bot runtime's conversations get the ticket side's messages (settings)."""
+    return request.app.state.settings.runtime_callback_enabled
+
+
 @router.get("/tickets", response_model=list[TicketSummary])
 def list_queue(request: Request, agent: Agent = Depends(current_agent),
                team: str | None = Query(None, max_length=60),
@@ -112,15 +117,17 @@ def show(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_a
 def claim(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
     """Take a ticket (409 if another agent has it or it is resolved)."""
     return tickets.claim_ticket(get_db(request), agent, ticket_id,
-                                request.app.state.services.engine.flow)
+                                request.app.state.services.engine.flow, runtime_callback(request))
 
 
 @router.post("/tickets/{ticket_id}/reply")
 def reply(ticket_id: TicketId, body: ReplyIn, request: Request, agent: Agent = Depends(current_agent)):
     """Send the agent's reply to the customer (as a template outside the 24-hour window);
-    ``sent_as`` says how it went (``not_sent`` for a bot runtime's conversation: recorded in
-    the transcript, not delivered)."""
-    return tickets.send_reply(get_db(request), agent, ticket_id, body.text, reply_template(request))
+    ``sent_as`` says how it went (for a bot runtime's conversation ``callback``: queued for
+    the runtime's callback, or ``not_sent`` without one: recorded in the transcript, not
+    delivered)."""
+    return tickets.send_reply(get_db(request), agent, ticket_id, body.text, reply_template(request),
+                              runtime_callback(request))
 
 
 @router.post("/tickets/{ticket_id}/transfer", response_model=TicketSummary)
@@ -135,7 +142,7 @@ def transfer(ticket_id: TicketId, body: TransferIn, request: Request,
 def resolve(ticket_id: TicketId, request: Request, agent: Agent = Depends(current_agent)):
     """Close the ticket; the bot takes the conversation back and asks for a 1-5 score."""
     return tickets.resolve_ticket(get_db(request), request.app.state.services.engine.flow,
-                                  agent, ticket_id)
+                                  agent, ticket_id, runtime_callback(request))
 
 
 @router.put("/tickets/{ticket_id}/label")

@@ -3,8 +3,10 @@
 The runtime sends the customer's message; tierline answers with the escalation decision,
 its reasons, the routing and the bot's reply, and stores the new state under the
 conversation id (row-locked, so concurrent calls on one conversation take turns). An
-escalation opens a ticket in the agents' queue, like a WhatsApp one; resolving it hands the
-conversation back, and the next call is the bot's turn again. Calls are turned in batches by
+escalation opens a ticket in the agents' queue, like a WhatsApp one; agents' messages reach
+the runtime through its signed callback (``tierline.serving.handoff.runtime``), and resolving
+hands the conversation back: the next call is the bot's turn again, or, when the runtime was
+asked the satisfaction question, the customer's score (``csat`` in the answer). Calls are turned in batches by
 one thread (``serving/decider.py``) and recorded like every channel's turns
 (``serving/conversations.py``).
 """
@@ -99,6 +101,10 @@ class DecideOut(BaseModel):
     model: ModelOut | None = Field(description="the NLU bundle that analysed the message")
     state: dict = Field(description="where the conversation is: " + ", ".join(STATE_FIELDS)
                         + " (never its history, the customer's identity, tier or order)")
+    csat: int | None = Field(None, ge=1, le=5, description=(
+        "the 1-5 satisfaction score this message answered the hand-back's question with "
+        "(sent to the runtime's callback): recorded on the ticket, `reply` is the flow's "
+        "thanks, `intent` is `csat_answer` and nothing is decided; null for any other message"))
 
 
 @router.post("/decide", response_model=DecideOut)
@@ -114,7 +120,7 @@ async def decide(body: DecideIn, request: Request) -> JSONResponse:
     out = result.to_dict()
     # Validated here, then sent as it is: FastAPI would validate the returned model again.
     state = result.state.to_dict()
-    return JSONResponse(DecideOut(**{k: out[k] for k in DECIDE_FIELDS},
+    return JSONResponse(DecideOut(**{k: out[k] for k in DECIDE_FIELDS}, csat=out.get("csat"),
                                   state={k: state[k] for k in STATE_FIELDS}).model_dump(mode="json"))
 
 

@@ -206,10 +206,12 @@ class Ticket(Base):
 
 
 class PeerDelivery(Base):
-    """One delivery of one ticket event to one peer ("slack", "webhook", "zendesk"): the notify
-    outbox. Written in the transaction that opens the ticket; ``idempotency_key``
-    (``ticket:<id>:<event>:<target>``) is unique and travels to the peer, so each event reaches
-    each target once. ``payload`` is the masked notice; ``last_error`` never holds secrets,
+    """One delivery of one ticket event to one peer ("slack", "webhook", "zendesk", "runtime"):
+    the notify outbox. Written in the transaction that opens the ticket (for the bot runtime:
+    that of the agent's action); ``idempotency_key`` (``ticket:<id>:<event>:<target>``,
+    ``runtime:<message key>``) is unique and travels to the peer, so each event reaches each
+    target once. ``payload`` is the masked notice, or the runtime's conversation event (the
+    message it delivers, never the customer's number); ``last_error`` never holds secrets,
     phone numbers or message text. ``status``: pending | sending (claimed until
     ``claimed_at`` + the lease) | sent | failed (dead letter, kept)."""
 

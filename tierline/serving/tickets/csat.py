@@ -4,7 +4,8 @@ Every text (the question, the title of the list button, the thanks) comes from t
 (``csat_question``, ``csat_button``, ``csat_thanks``) in the conversation's language, so a
 business words them in its YAML and an Italian customer is asked in Italian. The question is
 asked when the ticket is resolved (:mod:`tierline.serving.tickets.lifecycle`); the customer's answer
-is recognised as their next turn and written with it (``tierline.serving.conversations``).
+is recognised as their next turn and written with it (``tierline.serving.conversations``), on
+WhatsApp by the worker and for a bot runtime by ``/v1/decide`` (``tierline.serving.decider``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ _RECORD_SCORE = (update(Ticket.__table__).where(Ticket.__table__.c.id == bindpar
                  .values(csat=bindparam("score")))
 
 
-def question(flow: BotFlow, language: str, ticket_id: int) -> TicketMessage:
+def question(flow: BotFlow, language: str, ticket_id: int, agent: str | None = None) -> TicketMessage:
     """The hand-back message of a resolved ticket: the question with the scores to tap."""
     return TicketMessage("hand_back", f"csat:{ticket_id}", flow.text("csat_question", language),
-                         SCORE_CHOICES, flow.text("csat_button", language))
+                         SCORE_CHOICES, flow.text("csat_button", language), ticket_id, agent)
 
 
 def thanks(flow: BotFlow, language: str) -> str:

@@ -8,7 +8,9 @@ caused them, once per idempotency key. Where they go depends on the conversation
   customer-service window any message may go; outside it only a template: an agent's reply goes
   as the configured template, a notice is dropped (not worth one).
 * API (``/v1/decide``): the bot runtime that owns the conversation delivers, so each message is
-  handed to :func:`emit_to_bot_runtime`, the one place they leave tierline for a runtime.
+  handed to :func:`emit_to_bot_runtime`, the one place they leave tierline for a runtime: an
+  event in the notify outbox for the runtime's signed callback
+  (:mod:`tierline.serving.handoff.runtime`) when one is configured, else nothing (``not_sent``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
+from tierline.nlu.bot import ConversationState
+from tierline.serving.handoff.runtime import enqueue_runtime_event
 from tierline.serving.logging_setup import mask_phone
 from tierline.serving.storage.models import Conversation, MessageLog, OutboundMessage, as_utc, utcnow
 from tierline.serving.whatsapp.client import list_payload, template_payload, text_payload
@@ -41,6 +45,10 @@ class TicketMessage:
     #: the button that opens them.
     choices: tuple[tuple[str, str], ...] = ()
     choices_button: str = ""
+    #: The ticket it is about, and the display name of the agent who acted (the bot runtime's
+    #: events carry both).
+    ticket_id: int | None = None
+    agent: str | None = None
 
     @property
     def role(self) -> str:
@@ -50,9 +58,10 @@ class TicketMessage:
 
 @dataclass(frozen=True)
 class Delivery:
-    """How a message went: ``text``, ``template`` or ``not_sent``, and its outbox row."""
+    """How a message went: ``text``, ``template``, ``callback`` (queued for the bot runtime's
+    callback) or ``not_sent``, and its WhatsApp outbox row."""
 
-    sent_as: Literal["text", "template", "not_sent"]
+    sent_as: Literal["text", "template", "callback", "not_sent"]
     outbound_id: int | None = None
 
 
@@ -71,8 +80,9 @@ def window_open(conversation: Conversation | None) -> bool:
 
 
 def tell_customer(s: Session, conversation: Conversation, message: TicketMessage,
-                  template: ReplyTemplate | None = None) -> Delivery:
+                  template: ReplyTemplate | None = None, runtime_callback: bool = False) -> Delivery:
     """Queue ``message`` for the customer in ``s``'s transaction; how it goes.
+    ``runtime_callback``: a bot runtime's callback is configured (API conversations).
 
     A message that goes joins the transcript; an agent's reply joins it in any case (the
     ticket's record of what the agent said, with ``not_sent`` telling the agent it did not go).
@@ -80,29 +90,46 @@ def tell_customer(s: Session, conversation: Conversation, message: TicketMessage
     if conversation.channel == "whatsapp":
         delivery = _queue_whatsapp(s, conversation, message, template)
     else:
-        delivery = Delivery("text" if emit_to_bot_runtime(s, conversation, message) else "not_sent")
+        delivery = Delivery("callback" if emit_to_bot_runtime(
+            s, conversation, message, runtime_callback) else "not_sent")
     if delivery.sent_as != "not_sent" or message.kind == "agent_reply":
         s.add(MessageLog(conversation_id=conversation.id, role=message.role, text=message.text))
     return delivery
 
 
-def emit_to_bot_runtime(s: Session, conversation: Conversation, message: TicketMessage) -> bool:
+#: The runtime's name of each message kind (:class:`~tierline.serving.handoff.runtime.RuntimeEvent`).
+RUNTIME_KINDS = {"agent_joined": "agent_joined", "agent_reply": "agent_reply",
+                 "hand_back": "handed_back"}
+
+
+def emit_to_bot_runtime(s: Session, conversation: Conversation, message: TicketMessage,
+                        enabled: bool = False) -> bool:
     """Where the ticket side of an API-channel conversation leaves tierline for the bot runtime
     that owns it: agents' replies, "an agent has joined", and the hand-back (the conversation
     is the bot's again) with its satisfaction question. True once the message is queued.
 
-    Nothing reaches a runtime yet. The signed callback to the runtime, retried durably like
-    the WhatsApp outbox, belongs here: written in ``s`` so that it commits with the ticket
-    change that caused it, once per ``message.key``. Until it exists this logs the event and
-    returns False, so callers report the message as not sent (and the satisfaction question,
-    never asked, is not awaited); the runtime sees a hand-back only as its next
-    ``/v1/decide`` being answered by the bot. Once the question can go, ``/v1/decide`` must
-    also take the customer's score the way the WhatsApp worker does
-    (:func:`tierline.serving.tickets.csat.answered_score`).
+    ``enabled`` (a runtime callback is configured): one event in the notify outbox, written in
+    ``s`` so that it commits with the ticket change that caused it, once per ``message.key``,
+    and POSTed signed to the runtime, retried durably
+    (:func:`~tierline.serving.handoff.runtime.enqueue_runtime_event`). The satisfaction
+    question is then awaited: the runtime's next ``/v1/decide`` that is a score records it
+    (:func:`tierline.serving.tickets.csat.answered_score`, as the WhatsApp worker does).
+
+    Not enabled: the message is logged and False returned, so callers report it as not sent
+    (and the question, never asked, is not awaited); the runtime sees a hand-back only as its
+    next ``/v1/decide`` being answered by the bot.
     """
-    log.info("ticket message %s for API conversation %s not delivered: no runtime callback",
-             message.kind, mask_phone(conversation.id))
-    return False
+    if not enabled:
+        log.info("ticket message %s for API conversation %s not delivered: no runtime callback",
+                 message.kind, mask_phone(conversation.id))
+        return False
+    if message.ticket_id is None:
+        raise ValueError("a message for the bot runtime needs its ticket id")
+    enqueue_runtime_event(
+        s, conversation.id, message.ticket_id, RUNTIME_KINDS[message.kind], message.key,
+        message.text, ConversationState.from_dict(conversation.state).language,
+        agent=message.agent, choices=message.choices, choices_title=message.choices_button or None)
+    return True
 
 
 def _queue_whatsapp(s: Session, conversation: Conversation, message: TicketMessage,

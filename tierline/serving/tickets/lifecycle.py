@@ -8,6 +8,9 @@ Each operation is one transaction with the ticket row locked, so two agents acti
 take turns, and the messages it sends the customer are queued in that same transaction
 (:mod:`tierline.serving.tickets.customer`). Resolving hands the conversation back to the bot: its next
 message, on any channel, is the bot's to answer and the policy's to judge afresh.
+
+``runtime_callback``: a bot runtime's callback is configured, so the messages of a
+``/v1/decide`` conversation reach its runtime (settings ``runtime_callback_url``).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def _language(conversation: Conversation) -> str:
     return ConversationState.from_dict(conversation.state).language
 
 
-def claim_ticket(db: Database, agent: Agent, ticket_id: int, flow: BotFlow | None = None) -> dict:
+def claim_ticket(db: Database, agent: Agent, ticket_id: int, flow: BotFlow | None = None,
+                 runtime_callback: bool = False) -> dict:
     """Take a ticket. The first claim tells the customer, in their language, that an agent
     has joined (``agent_joined``)."""
     with db.session() as s:
@@ -54,20 +58,23 @@ def claim_ticket(db: Database, agent: Agent, ticket_id: int, flow: BotFlow | Non
         t.status, t.assigned_agent_id, t.claimed_at = "claimed", agent.id, t.claimed_at or utcnow()
         if first and flow is not None:
             conv = s.get(Conversation, t.conversation_id)
-            tell_customer(s, conv, TicketMessage("agent_joined", f"joined:{t.id}",
-                                                 flow.text("agent_joined", _language(conv))))
+            tell_customer(s, conv, TicketMessage(
+                "agent_joined", f"joined:{t.id}", flow.text("agent_joined", _language(conv)),
+                ticket_id=t.id, agent=agent.name), runtime_callback=runtime_callback)
         return summary(t)
 
 
 def send_reply(db: Database, agent: Agent, ticket_id: int, text: str,
-               template: ReplyTemplate | None = None) -> dict:
+               template: ReplyTemplate | None = None, runtime_callback: bool = False) -> dict:
     """Send the agent's reply (as ``template`` outside WhatsApp's 24-hour window); an open
-    ticket becomes the agent's. Says how it went: ``text``, ``template`` or ``not_sent``."""
+    ticket becomes the agent's. Says how it went: ``text``, ``template``, ``callback`` (queued
+    for the bot runtime) or ``not_sent``."""
     with db.session() as s:
         t = _workable(agent, s.get(Ticket, ticket_id, with_for_update=True))
         conv = s.get(Conversation, t.conversation_id)
         delivery = tell_customer(s, conv, TicketMessage(
-            "agent_reply", f"agent:{ticket_id}:{secrets.token_hex(8)}", text), template)
+            "agent_reply", f"agent:{ticket_id}:{secrets.token_hex(8)}", text, ticket_id=t.id,
+            agent=agent.name), template, runtime_callback)
         if t.status == "open":
             t.status, t.assigned_agent_id, t.claimed_at = "claimed", agent.id, utcnow()
         t.first_agent_reply_at = t.first_agent_reply_at or utcnow()
@@ -87,7 +94,8 @@ def transfer_ticket(db: Database, routing: Routing, agent: Agent, ticket_id: int
         return summary(t)
 
 
-def resolve_ticket(db: Database, flow: BotFlow, agent: Agent, ticket_id: int) -> dict:
+def resolve_ticket(db: Database, flow: BotFlow, agent: Agent, ticket_id: int,
+                   runtime_callback: bool = False) -> dict:
     """Close the ticket and hand the conversation back to the bot, which asks the customer
     for a 1-5 score (and waits for it only if the question could be sent)."""
     with db.session() as s:
@@ -97,7 +105,8 @@ def resolve_ticket(db: Database, flow: BotFlow, agent: Agent, ticket_id: int) ->
         t.status, t.resolved_at = "resolved", utcnow()
         conv = s.get(Conversation, t.conversation_id, with_for_update=True)
         state = handed_back(ConversationState.from_dict(conv.state))
-        asked = tell_customer(s, conv, csat.question(flow, state.language, t.id))
+        asked = tell_customer(s, conv, csat.question(flow, state.language, t.id, agent.name),
+                              runtime_callback=runtime_callback)
         state.csat_ticket_id = t.id if asked.sent_as != "not_sent" else None
         conv.state = state.to_dict()
         return summary(t)
