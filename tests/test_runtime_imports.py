@@ -42,7 +42,7 @@ def test_runtime_modules_import_neither_training_nor_bench_nor_torch():
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout.strip().splitlines()[-1])
     # The walk reached the packages' depths (a walk that found nothing would pass vacuously).
-    assert {"tierline.serving.app", "tierline.serving.whatsapp.client", "tierline.serving.console.views",
+    assert {"tierline.serving.app", "tierline.serving.channels.whatsapp.client", "tierline.serving.console.views",
             "tierline.serving.storage.db", "tierline.nlu.engine"} <= set(payload["imported"])
     assert payload["loaded"] == []
 

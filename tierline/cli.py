@@ -169,7 +169,7 @@ def zendesk_reexport_missing() -> None:
     """Queue a Zendesk export for every ticket in TIERLINE_DATABASE_URL that has no Zendesk id
     (opened before Zendesk was configured, or its export failed for good); the running service
     delivers them. An export that did land is found again, not created twice."""
-    from tierline.serving.handoff.outbox import requeue_missing_exports
+    from tierline.serving.notify.outbox import requeue_missing_exports
     from tierline.serving.settings import get_settings
 
     if not get_settings().zendesk_enabled:

@@ -11,7 +11,7 @@ import httpx
 
 from tierline.bench.fake_graph import STATUS_SEQUENCE, serve_fake_graph
 from tierline.bench.load import SECRET, free_port, wait_ready_port
-from tierline.serving.whatsapp.payload import parse_webhook, signature_is_valid
+from tierline.serving.channels.whatsapp.payload import parse_webhook, signature_is_valid
 from tests.serving.fakes import RecordingPeer
 
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from sqlalchemy import event, text
 
-from tierline.serving.sender import OutboxSender
-from tierline.serving.whatsapp.client import GraphClient
+from tierline.serving.queue.sender import OutboxSender
+from tierline.serving.channels.whatsapp.client import GraphClient
 
 ROWS = 15_152
 ROWS_PER_CONVERSATION = 3  # a turn's replies

@@ -89,7 +89,7 @@ def test_a_reply_past_its_age_limit_is_reported_not_dropped_silently(analyzer, d
     customer, text = "447700905555", "I want to talk to a human agent right now"
     expired_before = METRICS.outbound_expired._value.get()
     try:
-        with caplog.at_level(logging.INFO, logger="tierline.serving.sender"), LiveServer(app) as server:
+        with caplog.at_level(logging.INFO, logger="tierline.serving.queue.sender"), LiveServer(app) as server:
             service = Service(server, graph, app)
             service.say(message(text=text, customer=customer))
             ticket_id = service.wait_ticket(customer)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pydantic
 import pytest
 
-from tierline.serving.handoff.notify import (
+from tierline.serving.notify.notify import (
     NotifyError,
     SignedWebhookNotifier,
     SlackNotifier,

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tierline.serving.handoff.sinks import SinkError, TicketExport, ZendeskSink
+from tierline.serving.notify.sinks import SinkError, TicketExport, ZendeskSink
 
 EMAIL = "bot@shop.example"
 TOKEN = "zd-token-s3cr3t-123"

@@ -10,11 +10,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from tierline.serving.inbox import conversation_id, store_deliveries
-from tierline.serving.intake import IntakeClosed, IntakeWriter
+from tierline.serving.queue.store import conversation_id, store_deliveries
+from tierline.serving.queue.intake import IntakeClosed, IntakeWriter
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import Conversation, InboundMessage, Job
-from tierline.serving.whatsapp.payload import parse_webhook
+from tierline.serving.channels.whatsapp.payload import parse_webhook
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 BAD_CUSTOMER = "447700900666"

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete, select
 
-from tierline.serving.handoff.notify import SignedWebhookNotifier, SlackNotifier
-from tierline.serving.handoff.outbox import NotificationSender, enqueue_ticket_notifications
+from tierline.serving.notify.notify import SignedWebhookNotifier, SlackNotifier
+from tierline.serving.notify.outbox import NotificationSender, enqueue_ticket_notifications
 from tierline.serving.storage.models import PeerDelivery, Ticket
 from tests.serving.fakes import IdempotentPeer
 
@@ -105,7 +105,7 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_accepted_once(db, outbox
 
 
 def test_a_failing_peer_is_retried_until_max_age_then_kept_as_failed(db, outbox, peer, caplog):
-    caplog.set_level(logging.WARNING, logger="tierline.serving.handoff.outbox")
+    caplog.set_level(logging.WARNING, logger="tierline.serving.notify.outbox")
     peer.outage = 503
     slack_url = f"{peer.url}/services/T0/B0/SECRETPART"
     [ticket_id] = open_tickets(db, 1, ("slack",))

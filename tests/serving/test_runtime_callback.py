@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from tierline.nlu.flow import load_flow
-from tierline.serving.handoff.notify import verify
-from tierline.serving.handoff.runtime import RUNTIME, enqueue_runtime_event
+from tierline.serving.notify.notify import verify
+from tierline.serving.notify.runtime import RUNTIME, enqueue_runtime_event
 from tierline.serving.storage.models import PeerDelivery, Ticket
 from tierline.serving.tickets import create_agent
 from tests.serving.conftest import FAST_NOTIFY, Service, serve

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from tierline.serving.sender import OutboxSender
+from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
 from tierline.serving.storage.models import OutboundMessage
-from tierline.serving.whatsapp.client import GraphClient, text_payload
+from tierline.serving.channels.whatsapp.client import GraphClient, text_payload
 from tests.serving.fakes import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI
 
 SEND_TIMEOUT = 1.0

@@ -15,11 +15,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from tierline.serving.inbox import store_deliveries
-from tierline.serving.sender import Claimed, OutboxSender, SendResult
+from tierline.serving.queue.store import store_deliveries
+from tierline.serving.queue.sender import Claimed, OutboxSender, SendResult
 from tierline.serving.storage.models import OutboundMessage
-from tierline.serving.whatsapp.client import GraphClient
-from tierline.serving.whatsapp.payload import parse_webhook
+from tierline.serving.channels.whatsapp.client import GraphClient
+from tierline.serving.channels.whatsapp.payload import parse_webhook
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, status
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select, text
 
-from tierline.serving.handoff.notify import verify
+from tierline.serving.notify.notify import verify
 from tierline.serving.storage.models import Job, PeerDelivery, Ticket
 from tests.serving.conftest import FAST_NOTIFY, Service, process_env, serve
 from tests.serving.fakes import IdempotentPeer, message

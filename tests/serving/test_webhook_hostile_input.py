@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from tierline.serving.storage.models import InboundMessage, Job, OutboundMessage
 from tests.serving.fakes import APP_SECRET, envelope, message, sign
 
-WEBHOOK_LOGGER = "tierline.serving.routes.webhook"
+WEBHOOK_LOGGER = "tierline.serving.api.webhook"
 
 
 def counts(service) -> tuple[int, int, int]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tierline.nlu.engine import TurnEngine
-from tierline.serving.inbox import conversation_id, store_webhook
+from tierline.serving.queue.store import conversation_id, store_webhook
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import Conversation, DecisionRow, InboundMessage, Job, OutboundMessage
-from tierline.serving.whatsapp.payload import parse_webhook
-from tierline.serving.worker import JobWorker
+from tierline.serving.channels.whatsapp.payload import parse_webhook
+from tierline.serving.queue.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 CUSTOMERS = [f"4477009008{c:02d}" for c in range(6)]

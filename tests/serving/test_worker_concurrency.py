@@ -8,12 +8,12 @@ import time
 from sqlalchemy import func, select
 
 from tierline.nlu.engine import TurnEngine
-from tierline.serving.inbox import store_webhook
-from tierline.serving.sender import TokenBucket
+from tierline.serving.queue.store import store_webhook
+from tierline.serving.queue.sender import TokenBucket
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import DecisionRow, Job, OutboundMessage
-from tierline.serving.whatsapp.payload import parse_webhook
-from tierline.serving.worker import JobWorker
+from tierline.serving.channels.whatsapp.payload import parse_webhook
+from tierline.serving.queue.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 TEXTS = ["hi", "1", "ND-100000", "what's the weather like?", "thanks"]

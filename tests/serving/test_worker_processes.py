@@ -113,7 +113,7 @@ def test_every_worker_logs_formatted_masked_info_and_access_lines(tmp_path):
     assert LINE.match(lines[0]) and not unformatted, unformatted[:5]
     started = set(re.findall(r"INFO uvicorn.error: Started server process \[(\d+)\]", logs))
     assert started == {str(pid) for pid in workers}, (started, workers)
-    assert re.search(r"INFO tierline\.serving\.sender: outbound \d+: retry in .*Recipient 44770\*+ ", logs)
+    assert re.search(r"INFO tierline\.serving\.queue\.sender: outbound \d+: retry in .*Recipient 44770\*+ ", logs)
     assert re.search(r'INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "POST /webhooks/whatsapp '
                      r'HTTP/1\.1" 200', logs)
     assert CUSTOMER not in logs

@@ -11,12 +11,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tierline.nlu.engine import TurnEngine
-from tierline.serving.inbox import store_webhook
-from tierline.serving.sender import OutboxSender
+from tierline.serving.queue.store import store_webhook
+from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.storage.models import Job, OutboundMessage
-from tierline.serving.whatsapp.client import GraphClient
-from tierline.serving.whatsapp.payload import parse_webhook
-from tierline.serving.worker import JobWorker
+from tierline.serving.channels.whatsapp.client import GraphClient
+from tierline.serving.channels.whatsapp.payload import parse_webhook
+from tierline.serving.queue.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
 

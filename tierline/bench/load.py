@@ -16,8 +16,8 @@ import time
 
 import httpx
 
-from tierline.serving.background import new_event_loop
-from tierline.serving.whatsapp.payload import signature
+from tierline.serving.queue.loops import new_event_loop
+from tierline.serving.channels.whatsapp.payload import signature
 
 SECRET = "loadgen-secret"
 PHONE_NUMBER_ID = "100000000001"

@@ -15,7 +15,7 @@ from tierline.nlu.analyzer import BundleAnalyzer
 from tierline.serving import console
 from tierline.serving.api_keys import require_scope
 from tierline.serving.body_limit import BodySizeLimit, limits_from
-from tierline.serving.routes import admin, agents, analyze, decide, health, metrics, webhook
+from tierline.serving.api import admin, agents, analyze, decide, health, metrics, webhook
 from tierline.serving.services import Services
 from tierline.serving.settings import Settings, get_settings
 from tierline.serving.tickets import TicketError

@@ -6,7 +6,7 @@ handoff, the ticket that puts the conversation in the agents' queue, referencing
 decision. The WhatsApp worker and ``/v1/decide`` both call :meth:`TurnBatch.record_turn`
 once per turn and :meth:`TurnBatch.write` once per transaction, so the rules live here once:
 a channel only says how its turns were computed and where the bot's replies go (a WhatsApp
-conversation's to the outbox, sent by ``tierline.serving.sender``; an API conversation's back in the
+conversation's to the outbox, sent by ``tierline.serving.queue.sender``; an API conversation's back in the
 HTTP answer, so none are queued).
 
 Written in bulk: one statement per table for the whole batch (an executemany; the ORM's unit
@@ -35,10 +35,10 @@ from tierline.serving.storage.models import (
     as_utc,
     utcnow,
 )
-from tierline.serving.handoff.outbox import enqueue_ticket_notifications
+from tierline.serving.notify.outbox import enqueue_ticket_notifications
 from tierline.serving.tickets.csat import record_scores
 from tierline.serving.tickets.opening import open_tickets, ticket_values
-from tierline.serving.whatsapp.client import buttons_payload, text_payload
+from tierline.serving.channels.whatsapp.client import buttons_payload, text_payload
 
 #: Longest customer line kept in the transcript (WhatsApp's own limit is 4,096 characters;
 #: ``/v1/decide`` takes up to 50,000).

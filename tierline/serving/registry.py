@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tierline.nlu.bundle import REGISTERED_NLU_MODEL, REGISTERED_POLICY_MODEL
-from tierline.serving.background import BackgroundLoop
+from tierline.serving.queue.loops import BackgroundLoop
 
 if TYPE_CHECKING:
     from tierline.serving.services import Services

@@ -15,21 +15,21 @@ from sqlalchemy import func, select
 from tierline.nlu.analyzer import BundleAnalyzer
 from tierline.nlu.engine import TurnEngine
 from tierline.serving.api_keys import ApiKeys
-from tierline.serving.batching import BatchingAnalyzer
-from tierline.serving.decider import BatchedDecider
-from tierline.serving.handoff.notify import Notifier, SignedWebhookNotifier, SlackNotifier
-from tierline.serving.handoff.outbox import NotificationSender, TicketExporter
-from tierline.serving.handoff.runtime import RUNTIME, RuntimeNotifier
-from tierline.serving.handoff.sinks import ZendeskSink
-from tierline.serving.intake import IntakeWriter
+from tierline.serving.queue.batching import BatchingAnalyzer
+from tierline.serving.queue.decider import BatchedDecider
+from tierline.serving.notify.notify import Notifier, SignedWebhookNotifier, SlackNotifier
+from tierline.serving.notify.outbox import NotificationSender, TicketExporter
+from tierline.serving.notify.runtime import RUNTIME, RuntimeNotifier
+from tierline.serving.notify.sinks import ZendeskSink
+from tierline.serving.queue.intake import IntakeWriter
 from tierline.serving.metrics import METRICS, reason_code
 from tierline.serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
-from tierline.serving.sender import OutboxSender
+from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
 from tierline.serving.storage.db import Database, Timeouts
 from tierline.serving.storage.models import Job, Ticket
-from tierline.serving.whatsapp.client import GraphClient
-from tierline.serving.worker import JobWorker
+from tierline.serving.channels.whatsapp.client import GraphClient
+from tierline.serving.queue.worker import JobWorker
 
 log = logging.getLogger(__name__)
 

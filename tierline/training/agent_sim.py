@@ -4,7 +4,7 @@ Retraining learns from what agents say about escalations, and no public data set
 labels. To test the loop end to end, this module
 
 1. replays simulated conversations (``data/simulated``) through the service's own intake and
-   worker (``tierline.serving.inbox.store_webhook`` + ``tierline.serving.worker.JobWorker``), so the database
+   worker (``tierline.serving.queue.store.store_webhook`` + ``tierline.serving.queue.worker.JobWorker``), so the database
    holds exactly what production would: decisions with their features, tickets, transcripts;
 2. lets a :class:`SimulatedAgent` label every ticket, with a labelling function that may
    disagree with the bootstrap one in a systematic way (e.g. "billing questions from non-VIP
@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 from tierline.nlu.engine import TurnEngine
 from tierline.nlu.labels import INTENT_LABELS
-from tierline.serving.inbox import store_webhook
+from tierline.serving.queue.store import store_webhook
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import Agent, DecisionRow, EscalationLabel, InboundMessage, Ticket
-from tierline.serving.whatsapp.payload import IncomingMessage
-from tierline.serving.worker import JobWorker
+from tierline.serving.channels.whatsapp.payload import IncomingMessage
+from tierline.serving.queue.worker import JobWorker
 from tierline.training.labelling import TurnTruth, lead_probability
 
 log = logging.getLogger(__name__)

@@ -240,8 +240,8 @@ def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
     ordered by their WhatsApp timestamp; redeliveries (same message id) count once. Unlike the
     JSONL path this holds the folder's texts in memory: export large logs as JSONL.
     """
-    from tierline.serving.inbox import conversation_id
-    from tierline.serving.whatsapp.payload import PayloadError, parse_webhook
+    from tierline.serving.queue.store import conversation_id
+    from tierline.serving.channels.whatsapp.payload import PayloadError, parse_webhook
 
     files = sorted(folder.glob("*.json"))
     if not files:

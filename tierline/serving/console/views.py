@@ -26,7 +26,7 @@ from tierline.serving.console import session as sessions
 from tierline.serving.console.charts import bar_chart
 from tierline.serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
 from tierline.serving.kpis import KpiReport, compute_kpis
-from tierline.serving.routes.agents import (
+from tierline.serving.api.agents import (
     ReplyIn,
     TicketId,
     TransferIn,

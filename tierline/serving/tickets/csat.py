@@ -5,7 +5,7 @@ Every text (the question, the title of the list button, the thanks) comes from t
 business words them in its YAML and an Italian customer is asked in Italian. The question is
 asked when the ticket is resolved (:mod:`tierline.serving.tickets.lifecycle`); the customer's answer
 is recognised as their next turn and written with it (``tierline.serving.conversations``), on
-WhatsApp by the worker and for a bot runtime by ``/v1/decide`` (``tierline.serving.decider``).
+WhatsApp by the worker and for a bot runtime by ``/v1/decide`` (``tierline.serving.queue.decider``).
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ Agents' replies and the notices a ticket's life brings ("an agent has joined", t
 with its satisfaction question) are queued here, in the transaction of the ticket change that
 caused them, once per idempotency key. Where they go depends on the conversation's channel:
 
-* WhatsApp: a row in the outbox, delivered by ``tierline.serving.sender``. Inside the 24-hour
+* WhatsApp: a row in the outbox, delivered by ``tierline.serving.queue.sender``. Inside the 24-hour
   customer-service window any message may go; outside it only a template: an agent's reply goes
   as the configured template, a notice is dropped (not worth one).
 * API (``/v1/decide``): the bot runtime that owns the conversation delivers, so each message is
   handed to :func:`emit_to_bot_runtime`, the one place they leave tierline for a runtime: an
   event in the notify outbox for the runtime's signed callback
-  (:mod:`tierline.serving.handoff.runtime`) when one is configured, else nothing (``not_sent``).
+  (:mod:`tierline.serving.notify.runtime`) when one is configured, else nothing (``not_sent``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from tierline.nlu.bot import ConversationState
-from tierline.serving.handoff.runtime import enqueue_runtime_event
+from tierline.serving.notify.runtime import enqueue_runtime_event
 from tierline.serving.logging_setup import mask_phone
 from tierline.serving.storage.models import Conversation, MessageLog, OutboundMessage, as_utc, utcnow
-from tierline.serving.whatsapp.client import list_payload, template_payload, text_payload
+from tierline.serving.channels.whatsapp.client import list_payload, template_payload, text_payload
 
 log = logging.getLogger(__name__)
 #: WhatsApp's customer-service window: free-form messages only this long after the customer's last.
@@ -97,7 +97,7 @@ def tell_customer(s: Session, conversation: Conversation, message: TicketMessage
     return delivery
 
 
-#: The runtime's name of each message kind (:class:`~tierline.serving.handoff.runtime.RuntimeEvent`).
+#: The runtime's name of each message kind (:class:`~tierline.serving.notify.runtime.RuntimeEvent`).
 RUNTIME_KINDS = {"agent_joined": "agent_joined", "agent_reply": "agent_reply",
                  "hand_back": "handed_back"}
 
@@ -111,7 +111,7 @@ def emit_to_bot_runtime(s: Session, conversation: Conversation, message: TicketM
     ``enabled`` (a runtime callback is configured): one event in the notify outbox, written in
     ``s`` so that it commits with the ticket change that caused it, once per ``message.key``,
     and POSTed signed to the runtime, retried durably
-    (:func:`~tierline.serving.handoff.runtime.enqueue_runtime_event`). The satisfaction
+    (:func:`~tierline.serving.notify.runtime.enqueue_runtime_event`). The satisfaction
     question is then awaited: the runtime's next ``/v1/decide`` that is a score records it
     (:func:`tierline.serving.tickets.csat.answered_score`, as the WhatsApp worker does).
 

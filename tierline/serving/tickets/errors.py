@@ -1,7 +1,7 @@
 """Why a ticket operation was refused, in the domain's words.
 
 The operations raise these and know nothing of HTTP: the agent API maps each to a status code
-in one place (``tierline.serving.routes.agents``), the console to a page or a message, the CLI to its
+in one place (``tierline.serving.api.agents``), the console to a page or a message, the CLI to its
 own output. A new front end reuses the operations without importing FastAPI.
 """
 

@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from tierline.serving.handoff.notify import TicketNotice
-from tierline.serving.handoff.sinks import TicketExport
+from tierline.serving.notify.notify import TicketNotice
+from tierline.serving.notify.sinks import TicketExport
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import (
     Conversation,

@@ -25,7 +25,7 @@ def upgrade() -> None:
     all of them, and checked "no earlier row of the conversation in flight" per row with a bitmap
     of every pending row: quadratic. These two indexes hold only rows still to send (small,
     whatever the table's history); with them (and the claim's ``OFFSET 0``, see
-    ``tierline.serving.sender``) every plan seen is at worst one index probe per due row (40-70 ms for
+    ``tierline.serving.queue.sender``) every plan seen is at worst one index probe per due row (40-70 ms for
     those 15,152 rows), and an early stop after the claim's ``LIMIT`` once analysed (3-8 ms):
 
     * ``ix_outbound_pending (id, next_attempt_at) WHERE status = 'pending'``: the due rows in

@@ -23,7 +23,7 @@ SENDING = sa.text("status = 'sending'")
 def upgrade() -> None:
     """Notifications and Zendesk exports lived on an in-memory queue: a crash lost them. They
     are now rows written in the transaction that opens the ticket, drained like the WhatsApp
-    outbox (``tierline.serving.handoff.outbox``). ``idempotency_key`` (``ticket:<id>:<event>:<target>``)
+    outbox (``tierline.serving.notify.outbox``). ``idempotency_key`` (``ticket:<id>:<event>:<target>``)
     is unique: one delivery per event and target, whatever retries and re-exports happen.
 
     The partial indexes hold only rows still to deliver, like migration 0006's:

@@ -18,7 +18,7 @@ number) stays out: the runtime knows the conversation by its own ``conversation_
 Durable: each event is one row of the notify outbox (``peer_deliveries``, target
 ``runtime``), written by :func:`enqueue_runtime_event` in the transaction of the ticket
 change that caused it (both commit or neither does), once per idempotency key, and delivered
-by the outbox's :class:`~tierline.serving.handoff.outbox.NotificationSender` with
+by the outbox's :class:`~tierline.serving.notify.outbox.NotificationSender` with
 :class:`RuntimeNotifier`: retried with backoff through 5xx, 408, 409, 425, 429 and transport
 errors until ``notify_max_age_seconds``, then kept as a dead letter (another 4xx ends it at
 once). Every try carries the same body and the event's id as ``X-Tierline-Delivery`` and
@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tierline.serving.handoff.notify import SignedWebhookNotifier
+from tierline.serving.notify.notify import SignedWebhookNotifier
 from tierline.serving.storage.db import dialect_insert
 from tierline.serving.storage.models import Conversation, PeerDelivery, Ticket, utcnow
 
@@ -122,7 +122,7 @@ class RuntimeNotifier(SignedWebhookNotifier):
     payload_model = RuntimeEvent
 
     def send(self, event: RuntimeEvent, idempotency_key: str) -> None:  # type: ignore[override]
-        """Sign the exact bytes sent; :class:`~tierline.serving.handoff.notify.NotifyError` on
+        """Sign the exact bytes sent; :class:`~tierline.serving.notify.notify.NotifyError` on
         a transport error or non-2xx."""
         self._post_signed(event.model_dump_json().encode(), event.event, idempotency_key,
                           "runtime callback", "tierline-runtime-callback")

@@ -4,7 +4,7 @@ The runtime sends the customer's message; tierline answers with the escalation d
 its reasons, the routing and the bot's reply, and stores the new state under the
 conversation id (row-locked, so concurrent calls on one conversation take turns). An
 escalation opens a ticket in the agents' queue, like a WhatsApp one; agents' messages reach
-the runtime through its signed callback (``tierline.serving.handoff.runtime``), and resolving
+the runtime through its signed callback (``tierline.serving.notify.runtime``), and resolving
 hands the conversation back: the next call is the bot's turn again, or, when the runtime was
 asked the satisfaction question, the customer's score (``csat`` in the answer). Calls are turned in batches by
 one thread (``serving/decider.py``) and recorded like every channel's turns
@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
-from tierline.serving.decider import Call
-from tierline.serving.schemas import ModelOut
+from tierline.serving.queue.decider import Call
+from tierline.serving.api.schemas import ModelOut
 
 router = APIRouter(prefix="/v1", tags=["decide"])
 

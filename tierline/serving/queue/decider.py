@@ -10,7 +10,7 @@ state, and on a handoff a ticket in the agents' queue, like a WhatsApp one), one
 per table. Every caller is answered after the commit; agents are told of the tickets opened
 (``on_ticket``) after it too. A resolved ticket hands the conversation back to the bot, so
 the next call is the bot's turn again; when the hand-back's satisfaction question reached the
-runtime (its callback, ``tierline.serving.handoff.runtime``), a next call that is a score
+runtime (its callback, ``tierline.serving.notify.runtime``), a next call that is a score
 ("5", "cinque", "★★★★", ``button_id`` ``csat_4``) is not a turn: the score is recorded on the
 ticket and the flow's thanks answered (:class:`ScoreAnswer`), as the WhatsApp worker does.
 
@@ -33,7 +33,7 @@ from datetime import datetime
 
 from tierline.nlu.bot import ConversationState, Reply
 from tierline.nlu.engine import TurnEngine, TurnResult
-from tierline.serving.background import BatchingLoop
+from tierline.serving.queue.loops import BatchingLoop
 from tierline.serving.conversations import ConversationRow, TurnBatch, TurnOutcome
 from tierline.serving.metrics import METRICS
 from tierline.serving.storage.db import Database, dialect_insert

@@ -8,7 +8,7 @@ sitting, when it still could: a 2 ms wait cost `/v1/analyze` at concurrency 1 ab
 quarter of its throughput (132-169 vs 215-217 req/s, p50 5.4-7.3 vs 4.1 ms) and bought nothing
 at concurrency 16 and 64. One model thread also means onnxruntime never runs several sessions
 at once on a small machine (which is slower than running them one after another). Requests
-await their results on the event loop (``tierline.serving.background.BatchingLoop``) instead of
+await their results on the event loop (``tierline.serving.queue.loops.BatchingLoop``) instead of
 blocking a thread of the request pool on them: two thread hops fewer per request.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from starlette.concurrency import run_in_threadpool
 
 from tierline.nlu.analyzer import AnalysisResult
-from tierline.serving.background import BatchingLoop, ClosedError
+from tierline.serving.queue.loops import BatchingLoop, ClosedError
 
 #: What is batched: texts and their languages (``None``: detect) in, one result per text out
 #: (``TurnEngine.analyze_texts``, which routes each text to its language's bundle). Each text is

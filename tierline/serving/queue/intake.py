@@ -2,7 +2,7 @@
 
 A webhook request hands its parsed delivery to the :class:`IntakeWriter` and waits; the
 writer's thread takes whatever deliveries are queued (up to ``max_batch``), stores them in one
-transaction (:func:`tierline.serving.inbox.store_deliveries`) and only then answers each waiting
+transaction (:func:`tierline.serving.queue.store.store_deliveries`) and only then answers each waiting
 request, so a 200 still means "committed". Under load many deliveries share one commit; when
 traffic is light a batch is a single delivery and nothing waits for companions.
 
@@ -23,10 +23,10 @@ import asyncio
 
 from sqlalchemy.exc import OperationalError
 
-from tierline.serving.background import BatchingLoop
-from tierline.serving.inbox import StoreResult, store_deliveries
+from tierline.serving.queue.loops import BatchingLoop
+from tierline.serving.queue.store import StoreResult, store_deliveries
 from tierline.serving.storage.db import Database
-from tierline.serving.whatsapp.payload import IncomingMessage, StatusUpdate
+from tierline.serving.channels.whatsapp.payload import IncomingMessage, StatusUpdate
 
 
 class IntakeClosed(OperationalError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from tierline.serving.routes.agents import current_agent
+from tierline.serving.api.agents import current_agent
 from tierline.serving.storage.models import Agent
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])

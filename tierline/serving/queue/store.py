@@ -24,7 +24,7 @@ from tierline.serving.storage.models import (
     OutboundMessage,
     utcnow,
 )
-from tierline.serving.whatsapp.payload import IncomingMessage, StatusUpdate
+from tierline.serving.channels.whatsapp.payload import IncomingMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
 STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from tierline.serving.intake import IntakeBusy
+from tierline.serving.queue.intake import IntakeBusy
 from tierline.serving.metrics import METRICS
-from tierline.serving.whatsapp.payload import PayloadError, parse_webhook, signature_is_valid
+from tierline.serving.channels.whatsapp.payload import PayloadError, parse_webhook, signature_is_valid
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["whatsapp"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tierline.serving.schemas import Health
+from tierline.serving.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

@@ -40,12 +40,12 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import load_only
 
-from tierline.serving.background import BackgroundLoop, EventLoopThread, retry_delay
-from tierline.serving.inflight import InFlight
+from tierline.serving.queue.loops import BackgroundLoop, EventLoopThread, retry_delay
+from tierline.serving.queue.inflight import InFlight
 from tierline.serving.metrics import METRICS
 from tierline.serving.storage.db import Database, evaluated_once
 from tierline.serving.storage.models import OutboundMessage, Ticket, as_utc, utcnow
-from tierline.serving.whatsapp.client import (
+from tierline.serving.channels.whatsapp.client import (
     AmbiguousSendError,
     GraphClient,
     PermanentSendError,
@@ -322,7 +322,7 @@ class OutboxSender(BackgroundLoop):
             log.info("outbound %s: retry in %.2fs (%s)", claimed.id, delay, error)
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
-        """Seconds before the next try (:func:`~serving.background.retry_delay`, capped by
+        """Seconds before the next try (:func:`~tierline.serving.queue.loops.retry_delay`, capped by
         ``max_delay``, Meta's ``Retry-After`` included)."""
         return retry_delay(attempts, self.base_delay, self.max_delay, retry_after)
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from tierline.nlu.analyzer import AnalysisResult
 from tierline.nlu.bot import ConversationState, Reply
 from tierline.nlu.engine import TurnEngine
-from tierline.serving.background import BackgroundLoop
+from tierline.serving.queue.loops import BackgroundLoop
 from tierline.serving.conversations import ConversationRow, TurnBatch, TurnOutcome
 from tierline.serving.metrics import METRICS
 from tierline.serving.storage.db import Database, evaluated_once

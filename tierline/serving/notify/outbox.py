@@ -5,16 +5,16 @@ Opening a ticket writes one ``peer_deliveries`` row per configured target in the
 that opens it (:func:`enqueue_ticket_notifications`, called by the worker): a ticket never
 exists without its notifications queued, and a rolled-back ticket queues none. An agent's
 action on a ``/v1/decide`` conversation's ticket writes one row for target ``runtime`` in its
-own transaction (:func:`~tierline.serving.handoff.runtime.enqueue_runtime_event`); its payload
-is the runtime's event (:class:`~tierline.serving.handoff.runtime.RuntimeEvent`, the notifier's
+own transaction (:func:`~tierline.serving.notify.runtime.enqueue_runtime_event`); its payload
+is the runtime's event (:class:`~tierline.serving.notify.runtime.RuntimeEvent`, the notifier's
 ``payload_model``), not a notice, and a conversation's runtime rows are claimed one at a time
 in the order they were queued, so a retried event is not overtaken by a later one.
 
 :class:`NotificationSender` drains the rows on the WhatsApp sender's machinery: a
-:class:`~serving.background.BackgroundLoop`, one thread per target (a peer that hangs holds up
+:class:`~tierline.serving.queue.loops.BackgroundLoop`, one thread per target (a peer that hangs holds up
 its own deliveries only); claims in one statement (``FOR UPDATE SKIP LOCKED`` and a
 compare-and-set on the status, which also holds on SQLite) under a lease, the rows in hand kept
-in :class:`~serving.inflight.InFlight`; the shared :func:`~serving.background.retry_delay`.
+in :class:`~tierline.serving.queue.inflight.InFlight`; the shared :func:`~tierline.serving.queue.loops.retry_delay`.
 A batch stops at half its lease (the rest go back at once), and each delivery's outcome is
 recorded as soon as it returns: a ``kill -9`` leaves at most one delivery per target sent but
 not recorded, and a claim whose process died is claimed again once its lease expired.
@@ -50,11 +50,11 @@ from typing import Any
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from tierline.serving.background import BackgroundLoop, retry_delay
-from tierline.serving.handoff.notify import TICKET_CREATED, Notifier, NotifyError, TicketNotice
-from tierline.serving.handoff.runtime import RUNTIME
-from tierline.serving.handoff.sinks import TicketExport, TicketSink
-from tierline.serving.inflight import InFlight
+from tierline.serving.queue.loops import BackgroundLoop, retry_delay
+from tierline.serving.notify.notify import TICKET_CREATED, Notifier, NotifyError, TicketNotice
+from tierline.serving.notify.runtime import RUNTIME
+from tierline.serving.notify.sinks import TicketExport, TicketSink
+from tierline.serving.queue.inflight import InFlight
 from tierline.serving.logging_setup import mask_phone
 from tierline.serving.metrics import METRICS
 from tierline.serving.storage.db import Database, evaluated_once

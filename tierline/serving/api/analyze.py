@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from tierline.serving.batching import BatchingAnalyzer
-from tierline.serving.schemas import AnalysisOut, AnalyzeRequest, AnalyzeResponse
+from tierline.serving.queue.batching import BatchingAnalyzer
+from tierline.serving.api.schemas import AnalysisOut, AnalyzeRequest, AnalyzeResponse
 from tierline.serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["nlu"])

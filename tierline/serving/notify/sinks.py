@@ -1,6 +1,6 @@
 """Copy escalated tickets into an external help desk (Zendesk) so agents work where they live.
 
-A sink is called by whoever owns retries (the notify outbox, ``tierline.serving.handoff.outbox``): it
+A sink is called by whoever owns retries (the notify outbox, ``tierline.serving.notify.outbox``): it
 raises :class:`SinkError` on any failure and is safe to call again. It looks the ticket up by
 ``external_id`` before creating it, and creates it with the delivery's ``Idempotency-Key``,
 which Zendesk honours on creation (a repeated key answers the first ticket, for two hours): a
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel
 
-from tierline.serving.handoff.notify import IDEMPOTENCY_HEADER, NotifyError, retry_after
+from tierline.serving.notify.notify import IDEMPOTENCY_HEADER, NotifyError, retry_after
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Tell agents a ticket exists: the notice, and its Slack and HMAC-signed webhook notifiers.
 
 A notifier makes one HTTP delivery and raises :class:`NotifyError` when it fails; it is called
-by the notify outbox (``tierline.serving.handoff.outbox``), which owns durability and retries, with the
+by the notify outbox (``tierline.serving.notify.outbox``), which owns durability and retries, with the
 delivery's idempotency key: sent as ``Idempotency-Key`` (and, on the signed webhook, as
 ``X-Tierline-Delivery``) so a receiver can drop a retried delivery it already has.
 

@@ -1,0 +1,1 @@
+"""Messaging channels tierline speaks to customers through (WhatsApp today)."""
