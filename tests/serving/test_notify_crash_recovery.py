@@ -101,12 +101,14 @@ def test_kill_9_with_escalations_in_flight_delivers_every_notification_once(data
             external = dict(s.execute(select(Ticket.id, Ticket.external_id)).all())
             statuses = dict(s.execute(select(PeerDelivery.status, func.count())
                                       .group_by(PeerDelivery.status)).all())
+            errors = s.execute(select(PeerDelivery.target, PeerDelivery.last_error).where(
+                PeerDelivery.status != "sent")).all()
         assert len(tickets) == N, "one ticket per customer"
         assert at_kill < 3 * N, "the kill came after every delivery"
         for target, peer in peers.items():
             assert set(peer.accepted) == {f"ticket:{t}:ticket.created:{target}" for t in tickets}
         assert all(external[t] for t in tickets) and len(set(external.values())) == N
-        assert statuses == {"sent": 3 * N}, statuses
+        assert statuses == {"sent": 3 * N}, (statuses, errors)
         duplicates = {target: peer.duplicates for target, peer in peers.items()}
         # Only a delivery made but not yet recorded at the kill is made again: one per target.
         assert sum(duplicates.values()) <= len(TARGETS), duplicates
