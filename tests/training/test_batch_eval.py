@@ -194,7 +194,7 @@ def test_expected_handoffs_per_language_beside_keyword_rules(engine, tmp_path):
     measured in the same run (the held-out suite's shape)."""
     rows = [
         {"conversation_id": "it-1", "language": "it", "messages": [
-            {"text": "ciao"}, {"text": "mi avete addebitato due volte, voglio un operatore"}],
+            {"text": "ciao"}, {"text": "mi avete fatto pagare due volte, passami un operatore"}],
          "expected": {"handoff_by_turn": 2, "team": "billing", "trigger": "explicit"}},
         {"conversation_id": "it-2", "language": "it", "messages": [
             {"text": "GRAZIE MILLE!!! 😍"}], "expected": {"handoff_by_turn": None}},
