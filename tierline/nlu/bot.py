@@ -94,9 +94,7 @@ def small_talk_of(text: str) -> str | None:
     if len(folded) <= 200 and not _SERIOUS.search(folded):
         if MISDIRECTED.search(folded):
             return "goodbye"
-        if SLIP.search(folded):
-            return "acknowledgement"
-        if _TAKE_BACK.search(folded):
+        if SLIP.search(folded) or _TAKE_BACK.search(folded):
             return "acknowledgement"
     words = [squash_elongation(w.lower()) for w in WORD.findall(text)]  # "holaaa" -> "hola"
     if not words or len(words) > 4:

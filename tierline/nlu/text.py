@@ -18,13 +18,25 @@ WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 ELONGATED = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
 
 
-@functools.lru_cache(maxsize=4096)
+#: Strings up to this length are folded through the cache (words, keywords, short messages);
+#: longer ones are folded afresh, so a 50,000-character message is never kept in memory.
+FOLD_CACHE_CHARS = 64
+
+
 def fold(text: str) -> str:
     """Lower-case without accents: 'Inútil' matches 'inutil', 'Operatóre' 'operatore'.
 
-    Cached: every message folds its words, and the flow's keyword list, again."""
+    Cached for short strings: every message folds its words, and the flow's keyword list,
+    again."""
+    return _fold_cached(text) if len(text) <= FOLD_CACHE_CHARS else _fold(text)
+
+
+def _fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+_fold_cached = functools.lru_cache(maxsize=4096)(_fold)
 
 
 def squash_elongation(word: str) -> str:
