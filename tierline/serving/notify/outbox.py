@@ -2,7 +2,8 @@
 bot runtime's conversation events that survive a crash and reach each peer once.
 
 Opening a ticket writes one ``peer_deliveries`` row per configured target in the transaction
-that opens it (:func:`enqueue_ticket_notifications`, called by the worker): a ticket never
+that opens it (:func:`enqueue_ticket_notifications`, called by
+``TurnBatch.write`` for every channel): a ticket never
 exists without its notifications queued, and a rolled-back ticket queues none. An agent's
 action on a ``/v1/decide`` conversation's ticket writes one row for target ``runtime`` in its
 own transaction (:func:`~tierline.serving.notify.runtime.enqueue_runtime_event`); its payload
