@@ -26,7 +26,7 @@ from tierline.serving.metrics import METRICS, reason_code
 from tierline.serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
-from tierline.serving.storage.db import Database, Timeouts
+from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import Job, Ticket
 from tierline.serving.channels.whatsapp.client import GraphClient
 from tierline.serving.queue.worker import JobWorker
@@ -39,10 +39,7 @@ class Services:
 
     def __init__(self, settings: Settings, analyzer: BundleAnalyzer | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url, Timeouts(
-            connect=settings.database_connect_timeout_seconds,
-            statement=settings.database_statement_timeout_seconds,
-            tcp_user=settings.database_tcp_user_timeout_seconds))
+        self.db = Database.for_settings(settings)
         self.api_keys = ApiKeys(self.db, settings.api_key_cache_seconds)
         self._reload_lock = threading.Lock()
         self.registry = None

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, Select, create_engine, event, exc, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -114,23 +117,59 @@ class Database:
             with self._autocommit.connect() as connection:
                 yield connection
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision.
+    @classmethod
+    def for_settings(cls, settings) -> Database:
+        """The database of the service's settings (``TIERLINE_DATABASE_URL``), with its
+        timeouts (a ``tierline.serving.settings.Settings``)."""
+        return cls(settings.database_url, Timeouts(
+            connect=settings.database_connect_timeout_seconds,
+            statement=settings.database_statement_timeout_seconds,
+            tcp_user=settings.database_tcp_user_timeout_seconds))
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest Alembic revision (or to ``revision``).
 
         Several processes start at once (``tierline serve --workers N``): one migrates while
         the others wait on a lock (a PostgreSQL advisory lock held by the migration's
         transaction; a file lock beside an SQLite database), then find the schema up to date.
         Without it, two processes created the same tables and one of them failed to start.
         """
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        self._alembic(command.upgrade, revision)
+        log.info("database schema up to date (%s)", self.engine.url.render_as_string(hide_password=True))
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema back to ``revision`` (what the newer revisions added is dropped),
+        under the same lock and in one transaction, like :meth:`migrate`."""
+        self._alembic(command.downgrade, revision)
+
+    def current_revision(self) -> str | None:
+        """The database's Alembic revision (None: no schema yet)."""
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str:
+        """This release's newest revision (what :meth:`migrate` brings a database to)."""
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+    @staticmethod
+    def knows_revision(revision: str) -> bool:
+        """Whether ``revision`` is one of this release's migrations (a newer release's is not)."""
+        try:
+            ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+        except CommandError:
+            return False
+        return True
+
+    def _alembic(self, step, revision: str) -> None:
+        """Run an Alembic command on this database in one transaction, under the lock."""
+        config = _alembic_config()
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self._migration_file_lock(), self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-        log.info("database schema up to date (%s)", self.engine.url.render_as_string(hide_password=True))
+            step(config, revision)
 
     @contextmanager
     def _migration_file_lock(self) -> Iterator[None]:
@@ -160,6 +199,13 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def _alembic_config() -> Config:
+    """Alembic's configuration: the migrations shipped in this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 def dialect_insert(session, model):

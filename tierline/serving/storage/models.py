@@ -245,9 +245,20 @@ class PeerDelivery(Base):
 
 
 class Agent(Base):
-    """A human agent (or admin) identified by the SHA-256 of a bearer token."""
+    """A human agent (or admin) identified by the SHA-256 of a bearer token.
+
+    Managed with ``tierline agents`` (``tierline.serving.tickets.agents``): names are unique
+    among agents not removed (compared without case; migration 0009's partial index), a
+    disabled or removed agent's token and console sessions are refused, and every change is
+    recorded in :class:`AgentAuditEntry`. Rows are never deleted: labels and tickets keep
+    pointing at who worked them."""
 
     __tablename__ = "agents"
+    __table_args__ = (
+        Index("ux_agents_active_name", sql_text("lower(name)"), unique=True,
+              postgresql_where=sql_text("removed_at IS NULL"),
+              sqlite_where=sql_text("removed_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -257,10 +268,39 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: After this instant the token is refused (401); None: it never expires.
     expires_at: Mapped[datetime | None]
+    #: Set by ``tierline agents disable`` (cleared by ``enable``): token and sessions refused.
+    disabled_at: Mapped[datetime | None]
+    #: Set by ``tierline agents remove``: the token is replaced by one nobody knows, the name is
+    #: free again, the row stays for the tickets and labels that name the agent.
+    removed_at: Mapped[datetime | None]
 
     def token_expired(self, now: datetime | None = None) -> bool:
         """True once the token's expiry has passed (tokens without one never expire)."""
         return self.expires_at is not None and as_utc(self.expires_at) <= (now or utcnow())
+
+    def may_sign_in(self, now: datetime | None = None) -> bool:
+        """Whether the token (and a console session made with it) is accepted now: not
+        expired, not disabled, not removed."""
+        return self.disabled_at is None and self.removed_at is None and not self.token_expired(now)
+
+
+class AgentAuditEntry(Base):
+    """One change to an agent, by whom and when (``tierline agents audit``): added, disabled,
+    enabled, token_rotated, removed, or renamed (by migration 0009, a duplicate name).
+    ``details`` holds what changed (teams, admin, expiry, tickets put back in the queue),
+    never a token."""
+
+    __tablename__ = "agent_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    #: Who made the change: ``--by``, else the OS user who ran the command.
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    #: The agent's name at the time (names of removed agents may be taken again).
+    agent_name: Mapped[str] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class ApiKey(Base):
