@@ -38,7 +38,8 @@ class GraphServer(ThreadingHTTPServer):
 
 
 class FakeGraphAPI:
-    """Answers ``POST /{phone_number_id}/messages``; ``script`` lists failures to play first.
+    """Answers ``POST /{phone_number_id}/messages`` (and ``GET /{phone_number_id}``);
+    ``script`` lists failures to play first (to the POSTs).
 
     A script entry is an HTTP status (500, 429...), ``("meta", status, code)`` for a Meta error
     body, ``{"status", "code"?, "message"?, "headers"?}`` for an error answer with its message
@@ -74,6 +75,20 @@ class FakeGraphAPI:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
+
+            def do_GET(self) -> None:
+                """``GET /{phone_number_id}``: the number's details, like Meta (what
+                ``tierline doctor`` asks to try the access token)."""
+                if self.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+                    return answer_json(self, 401, {"error": {
+                        "message": "Invalid OAuth access token - Cannot parse access token",
+                        "type": "OAuthException", "code": 190}})
+                if self.path.split("?")[0].strip("/") != PHONE_NUMBER_ID:
+                    return answer_json(self, 400, {"error": {
+                        "message": "Unsupported get request.", "type": "GraphMethodException",
+                        "code": 100}})
+                answer_json(self, 200, {"display_phone_number": "+1 555-0100",
+                                        "verified_name": "Test Shop", "id": PHONE_NUMBER_ID})
 
             def do_POST(self) -> None:
                 with fake.lock:
