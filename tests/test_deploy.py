@@ -3,9 +3,9 @@ as far as this machine allows: every setting they name exists, the example env f
 systemd unit parses (and passes ``systemd-analyze verify`` where systemd is installed), the
 nginx site passes ``nginx -t`` and carries real requests to a real ``tierline serve`` (where
 nginx is installed; the suite does not install it), the Caddyfile adapts (where caddy is
-installed), the backup script's dump restores (with ``TIERLINE_TEST_POSTGRES_URL``), the
-schema script upgrades and downgrades, and the service believes X-Forwarded-* only from
-``TIERLINE_FORWARDED_ALLOW_IPS``.
+installed), the backup script's dump restores (with ``TIERLINE_TEST_POSTGRES_URL``),
+``tierline db`` upgrades and downgrades as the guide says, and the service believes
+X-Forwarded-* only from ``TIERLINE_FORWARDED_ALLOW_IPS``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ CADDYFILE = DEPLOY / "caddy" / "Caddyfile"
 UNIT = DEPLOY / "systemd" / "tierline.service"
 ENV_EXAMPLE = DEPLOY / "tierline.env.example"
 BACKUP = DEPLOY / "postgres" / "tierline-backup.sh"
-SCHEMA = DEPLOY / "schema.py"
+SCHEMA = DEPLOY / "schema.py"  # replaced by `tierline db`
 SETTING = re.compile(r"\bTIERLINE_[A-Z0-9_]*[A-Z0-9]\b")
 SITE = "tierline.example.com"
 VERIFY_TOKEN = "deploy-test-verify-token"
@@ -173,25 +173,25 @@ def test_the_caddyfile_adapts_and_validates(tmp_path):
     assert '"upstreams":[{"dial":"127.0.0.1:8000"}]' in out.stdout.replace(" ", "")
 
 
-# --- the database: the schema script and the backup script ------------------------------------
+# --- the database: `tierline db` and the backup script ----------------------------------------
 
-def run_schema(monkeypatch, capsys, database_url: str, *args: str) -> tuple[int, str]:
-    """``python deploy/schema.py ARGS`` with TIERLINE_DATABASE_URL (in this process: quick)."""
-    import importlib.util
+def tierline_db(monkeypatch, database_url: str, *args: str) -> tuple[int, str]:
+    """``tierline db ARGS`` with TIERLINE_DATABASE_URL (Typer's CliRunner, in this process:
+    quick); its exit code and output."""
+    from typer.testing import CliRunner
 
-    spec = importlib.util.spec_from_file_location("deploy_schema", SCHEMA)
-    schema = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(schema)
+    from tierline.cli import app
+
     for name in [n for n in os.environ if n.startswith("TIERLINE_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("TIERLINE_DATABASE_URL", database_url)
     monkeypatch.chdir(ROOT)  # no .env file here
-    code = schema.main(list(args))
-    return code, capsys.readouterr().out
+    result = CliRunner().invoke(app, ["db", *args])
+    return result.exit_code, result.stdout + result.stderr
 
 
-def test_the_schema_script_upgrades_downgrades_and_an_older_release_refuses_a_newer_schema(
-        tmp_path, monkeypatch, capsys):
+def test_tierline_db_upgrades_downgrades_and_an_older_release_refuses_a_newer_schema(
+        tmp_path, monkeypatch):
     import sqlalchemy
     from alembic.script import ScriptDirectory
 
@@ -199,13 +199,13 @@ def test_the_schema_script_upgrades_downgrades_and_an_older_release_refuses_a_ne
 
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     url = f"sqlite:///{tmp_path / 'tierline.db'}"
-    assert run_schema(monkeypatch, capsys, url, "current") == (
+    assert tierline_db(monkeypatch, url, "current") == (
         0, f"database at no revision (empty); this release's head is {head}\n")
-    code, out = run_schema(monkeypatch, capsys, url, "upgrade")
+    code, out = tierline_db(monkeypatch, url, "upgrade")
     assert code == 0 and out.startswith(f"database at {head};")
-    code, out = run_schema(monkeypatch, capsys, url, "downgrade", "0004")
+    code, out = tierline_db(monkeypatch, url, "downgrade", "0004")
     assert code == 0 and out.startswith("database at 0004;")
-    assert run_schema(monkeypatch, capsys, url, "upgrade")[1].startswith(f"database at {head};")
+    assert tierline_db(monkeypatch, url, "upgrade")[1].startswith(f"database at {head};")
     # A release older than the schema (its migrations lack the database's revision) stops at
     # its start-up migration: the reason a rollback downgrades first.
     db = Database(url)
@@ -214,7 +214,18 @@ def test_the_schema_script_upgrades_downgrades_and_an_older_release_refuses_a_ne
     with pytest.raises(Exception, match="Can't locate revision identified by '9999'"):
         db.migrate()
     db.dispose()
-    assert run_schema(monkeypatch, capsys, url, "bogus")[0] == 2
+    assert tierline_db(monkeypatch, url, "upgrade") == (
+        1, "error: Can't locate revision identified by '9999'\n")
+    assert tierline_db(monkeypatch, url, "downgrade")[0] == 2  # the revision is required
+    code, out = tierline_db(monkeypatch, "postgresql://nobody@127.0.0.1:9/none", "current")
+    assert code == 1 and out.startswith("error: ") and "127.0.0.1" in out
+
+
+def test_the_guide_upgrades_and_rolls_back_with_tierline_db():
+    text = guide()
+    for command in ("db current", "db upgrade", "db downgrade 0005"):
+        assert f".venv/bin/tierline {command}" in text or f"tl {command}" in text, command
+    assert "deploy/schema.py" not in text and not SCHEMA.exists()
 
 
 POSTGRES_URL = os.environ.get("TIERLINE_TEST_POSTGRES_URL")

@@ -83,28 +83,141 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
                 timeout_graceful_shutdown=20)
 
 
-agents_app = typer.Typer(help="Manage agents of the agent API.", no_args_is_help=True)
+agents_app = typer.Typer(help="Manage agents of the agent API and the console (every change "
+                                "audited).", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
+AgentArgument = Annotated[str, typer.Argument(help="the agent's name or id (`tierline agents list`)")]
+ByOption = Annotated[str | None, typer.Option(
+    "--by", help="who makes the change, for the audit (default: the OS user)")]
+ExpiryOption = Annotated[float | None, typer.Option(
+    min=0.0, help="the token is refused (401) after this many days; default: never")]
 
 
-@agents_app.command("add")
-def agents_add(name: Annotated[str, typer.Option(help="display name")],
-               teams: Annotated[str, typer.Option(help="comma-separated teams")] = "general",
-               admin: Annotated[bool, typer.Option(help="sees every team")] = False,
-               expires_in_days: Annotated[float | None, typer.Option(
-                   min=0.0, help="the token is refused (401) after this many days; default: never")] = None
-               ) -> None:
-    """Register an agent in TIERLINE_DATABASE_URL and print its bearer token (shown once)."""
+def _days_from_now(days: float | None):
     from datetime import timedelta
 
     from tierline.serving.storage.models import utcnow
-    from tierline.serving.tickets import create_agent
 
-    db = _service_database()
-    expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
-    token = create_agent(db, name, [t.strip() for t in teams.split(",") if t.strip()], admin,
-                         expires_at)
+    return None if days is None else utcnow() + timedelta(days=days)
+
+
+def _refused(why: object, code: int = 1) -> typer.Exit:
+    """Print why a command was refused; returns the exit to raise."""
+    typer.echo(f"error: {why}", err=True)
+    return typer.Exit(code)
+
+
+@agents_app.command("add")
+def agents_add(name: Annotated[str, typer.Option(help="display name, unique")],
+               teams: Annotated[str, typer.Option(
+                   help="comma-separated teams of the flow's routing")] = "general",
+               admin: Annotated[bool, typer.Option(help="sees every team")] = False,
+               expires_in_days: ExpiryOption = None, by: ByOption = None) -> None:
+    """Register an agent in TIERLINE_DATABASE_URL and print its bearer token (shown once).
+
+    Teams must be teams of the flow's routing (TIERLINE_FLOW_PATH); names are unique."""
+    from tierline.nlu.flow import FlowError, load_flow
+    from tierline.serving.tickets import AgentRefused, create_agent, known_teams
+
+    settings = _settings()
+    try:
+        routing_teams = known_teams(load_flow(settings.flow_path).escalation.routing)
+    except FlowError as exc:
+        raise _refused(f"cannot read the flow's teams: {exc}", 2) from None
+    try:
+        token = create_agent(_service_database(settings), name, teams.split(","), admin,
+                             _days_from_now(expires_in_days), by=by, known_teams=routing_teams)
+    except AgentRefused as exc:
+        raise _refused(exc) from None
+    typer.echo(f"agent {' '.join(name.split())!r} added; its token, shown once:", err=True)
     typer.echo(token)
+
+
+@agents_app.command("list")
+def agents_list(include_removed: Annotated[bool, typer.Option(
+        "--all", help="removed agents too")] = False) -> None:
+    """One JSON object per agent: id, name, teams, admin, status (active, disabled, expired,
+    removed), dates and the last change (who, what, when); never a token."""
+    from tierline.serving.tickets.agents import list_agents
+
+    for row in list_agents(_service_database(), include_removed):
+        typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+def _agent_change(operation, agent: str, by: str | None, done: str, **kwargs) -> None:
+    """Run one management ``operation`` on ``agent`` and say what it did (a new token alone
+    on stdout, the rest on stderr then)."""
+    from tierline.serving.tickets import AgentRefused
+
+    try:
+        change = operation(_service_database(), agent, by, **kwargs)
+    except AgentRefused as exc:
+        raise _refused(exc) from None
+    who = f"agent {change.agent['id']} ({change.agent['name']})"
+    if not change.changed:
+        typer.echo(f"{who} was {done} already; nothing changed")
+        return
+    released = f"; {change.tickets_released} claimed ticket(s) back in the queue" \
+        if change.tickets_released else ""
+    typer.echo(f"{who} {done}{released}", err=change.token is not None)
+    if change.token is not None:
+        typer.echo(change.token)
+
+
+@agents_app.command("disable")
+def agents_disable(agent: AgentArgument, by: ByOption = None) -> None:
+    """Refuse the agent's token and console sessions at once (401); its claimed tickets go
+    back to the queue. `enable` accepts the same token again."""
+    from tierline.serving.tickets.agents import disable_agent
+
+    _agent_change(disable_agent, agent, by, "disabled")
+
+
+@agents_app.command("enable")
+def agents_enable(agent: AgentArgument, by: ByOption = None) -> None:
+    """Accept a disabled agent's token again (rotate it if it may have leaked)."""
+    from tierline.serving.tickets.agents import enable_agent
+
+    _agent_change(enable_agent, agent, by, "enabled")
+
+
+@agents_app.command("rotate-token")
+def agents_rotate_token(agent: AgentArgument, expires_in_days: ExpiryOption = None,
+                        by: ByOption = None) -> None:
+    """Print a new token for the agent (shown once); the old one is refused at once and the
+    console sessions made with it end."""
+    from tierline.serving.tickets.agents import rotate_token
+
+    _agent_change(rotate_token, agent, by, "has a new token, shown once:",
+                  expires_at=_days_from_now(expires_in_days))
+
+
+@agents_app.command("remove")
+def agents_remove(agent: AgentArgument, by: ByOption = None) -> None:
+    """Remove the agent: its token is refused for good, its claimed tickets go back to the
+    queue, its name is free again; kept in `list --all` and the audit (its tickets and labels
+    name it)."""
+    from tierline.serving.tickets.agents import remove_agent
+
+    _agent_change(remove_agent, agent, by, "removed")
+
+
+@agents_app.command("audit")
+def agents_audit(agent: Annotated[str | None, typer.Argument(
+                     help="only this agent (name or id); default: every agent")] = None,
+                 limit: Annotated[int | None, typer.Option(min=1, help="the last N changes")] = None
+                 ) -> None:
+    """One JSON object per change, oldest first: at, by, action (added, disabled, enabled,
+    token_rotated, removed, renamed), agent_id, agent, details."""
+    from tierline.serving.tickets import AgentRefused
+    from tierline.serving.tickets.agents import audit_log
+
+    try:
+        entries = audit_log(_service_database(), agent, limit)
+    except AgentRefused as exc:
+        raise _refused(exc) from None
+    for entry in entries:
+        typer.echo(json.dumps(entry, ensure_ascii=False))
 
 
 api_keys_app = typer.Typer(help="Manage API keys of /v1/analyze and /v1/decide.",
@@ -112,15 +225,94 @@ api_keys_app = typer.Typer(help="Manage API keys of /v1/analyze and /v1/decide."
 app.add_typer(api_keys_app, name="api-keys")
 
 
-def _service_database():
-    """The migrated database of TIERLINE_DATABASE_URL (for the management commands)."""
-    from tierline.serving.settings import get_settings
+def _settings():
+    """The service's settings from the environment, read afresh; exit 2 saying what is wrong
+    when they do not load."""
+    from pydantic import ValidationError
+
+    from tierline.serving.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise _refused(f"the settings do not load: {exc}", 2) from None
+
+
+def _service_database(settings=None):
+    """The migrated database of TIERLINE_DATABASE_URL (for the management commands), with
+    the settings' timeouts."""
     from tierline.serving.storage.db import Database
 
     setup_logging("WARNING")
-    db = Database(get_settings().database_url)
+    db = Database.for_settings(settings or _settings())
     db.migrate()
     return db
+
+
+db_app = typer.Typer(help="The database schema (Alembic migrations) of TIERLINE_DATABASE_URL.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _schema_step(step) -> None:
+    """Run ``step(db)`` on the settings' database, then print its revision and this release's
+    head; a database that cannot be reached, or a revision that does not exist: exit 1."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tierline.serving.storage.db import Database
+
+    setup_logging("WARNING")
+    db = Database.for_settings(_settings())
+    try:
+        step(db)
+        current = db.current_revision()
+    except (CommandError, SQLAlchemyError) as exc:
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise _refused(why[0] if why else type(exc).__name__) from None
+    finally:
+        db.dispose()
+    typer.echo(f"database at {current or 'no revision (empty)'}; this release's head is "
+               f"{Database.head_revision()}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and this release's newest (changes nothing)."""
+    _schema_step(lambda db: None)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Migrate to this release's newest revision (what `tierline serve` does at start), under
+    the same lock, in one transaction. A long migration: run it with
+    TIERLINE_DATABASE_STATEMENT_TIMEOUT_SECONDS=3600."""
+    _schema_step(lambda db: db.migrate(revision))
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(
+        help="the revision to go back to: the older release's newest (`db current` before "
+             "the upgrade)")]) -> None:
+    """Go back to an older revision before an older release runs; drops what the newer
+    revisions added (0005's downgrade drops every API key). Stop the service first."""
+    _schema_step(lambda db: db.downgrade(revision))
+
+
+@app.command()
+def doctor() -> None:
+    """Check the settings (secrets), the database (reachable, schema at head), the WhatsApp
+    access token at the Graph API, the flow (valid, teams worked) and the models (load,
+    every language served): one line per check, exit 1 on any problem."""
+    setup_logging("ERROR")
+    from tierline.serving.doctor import diagnose
+
+    report = diagnose()
+    for finding in report.findings:
+        typer.echo(finding.line())
+    typer.echo(f"{report.problems} problem(s), {report.warnings} warning(s)")
+    if report.problems:
+        raise typer.Exit(1)
 
 
 @api_keys_app.command("add")
@@ -170,13 +362,13 @@ def zendesk_reexport_missing() -> None:
     (opened before Zendesk was configured, or its export failed for good); the running service
     delivers them. An export that did land is found again, not created twice."""
     from tierline.serving.notify.outbox import requeue_missing_exports
-    from tierline.serving.settings import get_settings
 
-    if not get_settings().zendesk_enabled:
+    settings = _settings()
+    if not settings.zendesk_enabled:
         typer.echo("error: Zendesk is not configured: set TIERLINE_ZENDESK_BASE_URL, "
                    "TIERLINE_ZENDESK_EMAIL and TIERLINE_ZENDESK_API_TOKEN", err=True)
         raise typer.Exit(2)
-    queued = requeue_missing_exports(_service_database())
+    queued = requeue_missing_exports(_service_database(settings))
     typer.echo(f"{queued} ticket export(s) queued for Zendesk")
 
 

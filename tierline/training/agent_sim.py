@@ -109,7 +109,8 @@ class SimulatedAgent:
         rng = random.Random(self.seed)
         written = 0
         with db.session() as s:
-            agent = Agent(name="simulated agent", token_sha256=f"sim-{self.seed:058d}",
+            # One per seed, like its token: agents' names are unique (migration 0009).
+            agent = Agent(name=f"simulated agent {self.seed}", token_sha256=f"sim-{self.seed:058d}",
                           teams=[], is_admin=True)
             s.add(agent)
             s.flush()

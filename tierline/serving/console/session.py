@@ -104,12 +104,12 @@ def _session_sha256(session: ConsoleSession) -> str:
 
 
 def session_agent(db, session: ConsoleSession) -> Agent | None:
-    """The agent of the session, if it still exists with the same, unexpired token and the
-    session was not signed out of."""
+    """The agent of the session, if it still exists with the same token, may sign in (not
+    expired, disabled or removed) and the session was not signed out of."""
     with db.session() as s:
         agent = s.get(Agent, session.agent_id)
         revoked = s.get(RevokedConsoleSession, _session_sha256(session)) is not None
-    if agent is None or revoked or agent.token_expired() or \
+    if agent is None or revoked or not agent.may_sign_in() or \
             not hmac.compare_digest(agent.token_sha256[:16], session.token_prefix):
         return None
     return agent
