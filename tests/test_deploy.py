@@ -225,7 +225,8 @@ def test_the_guide_upgrades_and_rolls_back_with_tierline_db():
     text = guide()
     for command in ("db current", "db upgrade", "db downgrade 0005"):
         assert f".venv/bin/tierline {command}" in text or f"tl {command}" in text, command
-    assert "deploy/schema.py" not in text and not SCHEMA.exists()
+    commands = "".join(re.findall(r"```sh\n(.*?)```", text, re.S))
+    assert "tl db upgrade" in commands and "schema.py" not in commands and not SCHEMA.exists()
 
 
 POSTGRES_URL = os.environ.get("TIERLINE_TEST_POSTGRES_URL")
