@@ -13,6 +13,7 @@ import pytest
 
 from tierline.nlu.bot import small_talk_of, unreadable
 from tierline.nlu.engine import TurnEngine
+from tierline.nlu.policy import CUE_REASONS
 
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # a Tuesday, 10:00 in Rome
 
@@ -234,3 +235,50 @@ def test_telling_of_an_agent_is_not_an_explicit_request(engine):
     stack = engine.stack_for("it")
     [analysis] = stack.analyzer.analyze([text], language="it")
     assert not engine.is_explicit(text, analysis, None, stack)
+
+
+@pytest.mark.parametrize("language,text,cue,team", [
+    ("en", "3rd time im writing about this, where is my parcel", "repeat_contact", "general"),
+    ("it", "è la terza volta che vi scrivo x lo stesso ordine!!", "repeat_contact", "general"),
+    ("es", "ya os escribí ayer y nadie me dice nada del pedido", "repeat_contact", "general"),
+    ("pt", "já mandei mensagem 2x e nada do meu pedido", "repeat_contact", "general"),
+    ("en", "tracking says delivered but i never got it 😡", "delivered_not_received", "general"),
+    ("it", "risulta consegnato ma a me non è arrivato niente", "delivered_not_received", "general"),
+    ("es", "pone entregado pero aquí no ha llegado nada", "delivered_not_received", "general"),
+    ("pt", "consta entregue mas não recebi nada", "delivered_not_received", "general"),
+    ("en", "give me my money back or im doing a chargeback", "dispute", "billing"),
+    ("it", "se non mi rimborsate chiamo l'avvocato", "dispute", "billing"),
+    ("es", "voy a desconocer el cargo con el banco", "dispute", "billing"),
+    ("pt", "vou abrir reclamação no procon", "dispute", "billing"),
+    ("en", "u charged me twice for the same order", "double_charge", "billing"),
+    ("it", "mi avete addebitato 2 volte lo stesso ordine", "double_charge", "billing"),
+    ("es", "me cobraron dos veces el mismo pedido", "double_charge", "billing"),
+    ("pt", "fui cobrada 2x pelo mesmo pedido", "double_charge", "billing"),
+    ("en", "this bot is useless", "bot_insult", "general"),
+    ("it", "sei un bot inutile", "bot_insult", "general"),
+    ("es", "qué bot más inútil", "bot_insult", "general"),
+    ("pt", "robô burro", "bot_insult", "general"),
+])
+def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language, text, cue, team):
+    """Writing again, "delivered but never came", a chargeback or legal threat, a double
+    charge and insults at the bot: the flow's ``escalate_on_cues`` hand them off at once."""
+    [result] = play(engine, [text], language=language)
+    assert cue in result.analysis.cues
+    assert result.handoff and result.handoff.team == team, result.decision.reasons
+    assert result.decision.reasons[0] == CUE_REASONS[cue]
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "it says delivered, no worries, my neighbour has it"),
+    ("en", "where is my order? it says delivered but no one was home"),
+    ("it", "consegnato ieri, tutto perfetto grazie!"),
+    ("es", "me llegó todo, no os preocupéis"),
+    ("pt", "chegou certinho, obrigada"),
+    ("en", "I got it from DHL today, the BEST shop"),
+    ("it", "posso pagare 2 volte al mese con la rateizzazione?"),
+    ("es", "el bot me ayudó mucho, gracias"),
+])
+def test_routine_words_near_those_signs_do_not_fire_them(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    fired = set(result.analysis.cues) & set(CUE_REASONS)
+    assert not fired and not result.handoff, (fired, result.decision.reasons)

@@ -135,10 +135,58 @@ NOT_HAPPENING = re.compile(
     r"(?:\s+[^\W\d_]+){0,3}?\s+(?:arriv|coming|come\b|came\b|work|receiv|got\b|get\b|"
     r"moved|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|movid|mexeu|"
     r"trov|encuentr|encontr|find|found)\w*")
+#: "Third time I write", "ho già scritto", "ya les escribí", "já mandei mensagem": the customer
+#: has been in touch before about this, and the bot's answer did not end it (folded text).
+REPEAT_CONTACT = re.compile(
+    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:i|im|i am|ive) "
+    r"(?:writ|ask|messag|contact|call|text)\w*|(?:already|i ve|ive) (?:wrote|written|messaged|"
+    r"contacted|emailed|called) (?:you|u|before|twice|\d)|how many times do i (?:have|need)|"
+    r"(?:seconda|terza|quarta|quinta|\d+a) volta che (?:vi )?(?:scrivo|chiedo|contatto|chiamo)|"
+    r"(?:vi )?ho gia (?:scritto|chiesto|contattato)|"
+    r"(?:segunda|tercera|cuarta|quinta|\d+a) vez (?:que|q) (?:os |les |te )?(?:escribo|pregunto|"
+    r"contacto|llamo)|ya (?:os |les |te )?(?:escribi|pregunte|contacte|llame)|"
+    r"(?:segunda|terceira|quarta|quinta|\d+a) vez (?:que|q) (?:eu )?(?:escrevo|pergunto|"
+    r"mando|entro em contato|ligo)|ja (?:escrevi|perguntei|mandei mensagem|entrei em contato))\b")
+#: "Tracking says delivered but I never got it": the carrier's record against the customer's,
+#: which the bot's order look-up can only repeat (folded text).
+DELIVERED_NOT_RECEIVED = re.compile(
+    r"\b(?:delivered|consegnat[oa]|entregad[oa]|entregue)\b.*\b(?:not|never|nt|non|nn|no|nao|"
+    r"nunca|mai)\b(?: \w+){0,3}? (?:receiv|got|get|arriv|here|ricev|arriv|qui|recib|lleg|aqui|"
+    r"receb|cheg)\w*"
+    r"|\b(?:not|never|non|nn|no|nao) (?:been |stato |sido |foi )?(?:delivered|consegnat[oa]|"
+    r"entregad[oa]|entregue)\b")
+#: A payment dispute or legal threat: "chargeback", "desconocer el cargo", "avvocato",
+#: "procon" (folded text).
+DISPUTE = re.compile(
+    r"\b(?:charge ?back|dispute (?:the |this |my )?(?:charge|payment|transaction)|lawyer|"
+    r"small claims|trading standards|consumer protection|report you to|"
+    r"contestare (?:l )?addebito|contestazione|storno|avvocat[oi]|denuncia|altroconsumo|"
+    r"desconocer (?:el )?cargo|contracargo|abogad[oa]s?|denunciar|consumo|omic|"
+    r"contestar (?:a )?cobranca|advogad[oa]|procon|reclame aqui|processar)\b")
+#: Charged twice, in so many words (folded text).
+DOUBLE_CHARGE = re.compile(
+    r"\b(?:(?:charged|billed|paid|debited) (?:me )?(?:twice|two times|2 times|2x|double)|"
+    r"double (?:charge|charged|payment|billed)|(?:addebitat[oa]|pagat[oa]|addebito|scalat[oa]|"
+    r"pagato)(?: \w+){0,3} (?:due|2) volte|doppio (?:addebito|pagamento)|"
+    r"(?:cobrad[oa]|cobraron|cobro|pague|pagado|cargad[oa]|cargaron)(?: \w+){0,3} "
+    r"(?:dos|2) veces|(?:cobro|cargo|pago) doble|cobraron doble|"
+    r"(?:cobrad[oa]|cobraram|paguei|debitad[oa])(?: \w+){0,3} (?:duas|2) vezes|"
+    r"cobranca (?:duplicada|dupla|em dobro)|cobraram em dobro|"
+    r"(?:charged|addebitat\w*|cobrad[oa]|cobraron|cobraram|debitad[oa])(?: \w+){0,3} 2 ?x)\b")
+#: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
+BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
+INSULTS: frozenset[str] = frozenset(
+    """useless stupid dumb idiot idiotic pointless inutile inutili stupido scemo idiota cretino
+    inutil tonto estupido burro imbecil lerdo idiota""".split())
+#: Capitalised words that are names, not shouting ("ND-1234", "DHL", "VIP").
+_CAPS_NAMES = frozenset("""ND VIP DHL UPS GLS TNT BRT SDA SEUR MRW CTT USPS FEDEX PDF SMS APP URL
+    OTP IVA NIF CPF PIX IBAN PAYPAL MBWAY OMG LOL FAQ CEO HTTP WWW""".split())
+
 #: Problem words that also open routine questions ("where is my order?", "dov'è il negozio?").
 WHERE_WORDS: frozenset[str] = frozenset("where dove donde onde cade".split())
 HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
 
+_WORD_OR_NUMBER = re.compile(r"[^\W_]+")
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
 _QUESTION_RUN = re.compile(r"[?¿!]*\?[?¿!]*")
 
@@ -192,6 +240,7 @@ def extract_cues(text: str) -> Cues:
     negatives = sorted({w for w in folded if w in NEGATIVE_WORDS})
     swears = sorted({w for w in folded if w in PROFANITY})
     folded_text = " ".join(folded)
+    plain_text = " ".join(_WORD_OR_NUMBER.findall(fold(text)))  # numbers kept: "2 volte"
     repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
     positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
@@ -216,7 +265,10 @@ def extract_cues(text: str) -> Cues:
         dtype=np.float32,
     )
     fired: list[str] = []
-    if caps >= 0.5:
+    # Shouting about a problem: most words in capitals, or one capitalised word of stress
+    # ("CANT LOG IN ... NOTHING", "it is NOT delivered", "ti ho chiesto QUANDO").
+    stressed = [w for w in caps_words if w.isalpha() and len(w) >= 3 and w not in _CAPS_NAMES]
+    if caps >= 0.5 or (problem and stressed and not happy):
         fired.append("all_caps")
     if exclamations and _EXCLAMATION_RUN.search(text):
         fired.append("exclamation_run")
@@ -228,6 +280,11 @@ def extract_cues(text: str) -> Cues:
     fired.extend(f"profanity:{w}" for w in swears)
     if repeats:
         fired.append("repeated_complaint")
+    fired.extend(name for name, pattern in (
+        ("repeat_contact", REPEAT_CONTACT), ("delivered_not_received", DELIVERED_NOT_RECEIVED),
+        ("dispute", DISPUTE), ("double_charge", DOUBLE_CHARGE)) if pattern.search(plain_text))
+    if any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded):
+        fired.append("bot_insult")
     return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem)
 
 

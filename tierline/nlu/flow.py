@@ -9,6 +9,7 @@ file fails at load time with the path of the bad field.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -181,9 +182,15 @@ class Routing(BaseModel):
 
     default_team: str = "general"
     teams: dict[str, list[str]] = Field(default_factory=dict)
+    #: Cues that name the team whatever the intent model read ("charged twice" is billing's
+    #: even when read as ``cancel_order``): cue name -> team.
+    cues: dict[str, str] = Field(default_factory=dict)
 
-    def team_for(self, intent: str) -> str:
-        """The team that handles ``intent``."""
+    def team_for(self, intent: str, cues: Sequence[str] = ()) -> str:
+        """The team that handles ``intent``, or the team of a routed cue among ``cues``."""
+        for cue in cues:
+            if cue in self.cues:
+                return self.cues[cue]
         for team, intents in self.teams.items():
             if intent in intents:
                 return team
@@ -215,8 +222,12 @@ class EscalationConfig(BaseModel):
     tier_max_failed_attempts: dict[str, int] = Field(default_factory=dict)
     #: Signs of anger that go to a human whatever the score: ALL CAPS about a problem and
     #: swearing, surface cues of :mod:`tierline.nlu.cues` (happy shouting does not fire them).
-    escalate_on_cues: list[Literal["all_caps", "profanity"]] = Field(
-        default_factory=list)
+    #: Also: writing again about the same thing (``repeat_contact``), "marked delivered, never
+    #: came" (``delivered_not_received``), a chargeback or legal threat (``dispute``), a double
+    #: charge in so many words (``double_charge``) and insults at the bot (``bot_insult``).
+    escalate_on_cues: list[Literal["all_caps", "profanity", "repeat_contact",
+                                   "delivered_not_received", "dispute", "double_charge",
+                                   "bot_insult"]] = Field(default_factory=list)
     #: Tiers whose problem reports go to a human at once ("sooner for VIP": a VIP writing
     #: "the reset email isnt coming" is not sent the reset instructions again).
     problem_reports_escalate_for: list[str] = Field(default_factory=list)

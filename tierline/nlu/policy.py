@@ -49,6 +49,15 @@ FEATURES: tuple[tuple[str, bool], ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 MONOTONE: tuple[bool, ...] = tuple(mono for _, mono in FEATURES)
 TIER_RANK = {"standard": 0, "premium": 1, "vip": 2}
+#: The reason of each escalation cue of :mod:`tierline.nlu.cues` a flow may name in
+#: ``escalate_on_cues`` (besides shouting and swearing, which quote what fired).
+CUE_REASONS: dict[str, str] = {
+    "repeat_contact": "customer has written about this before",
+    "delivered_not_received": "order shows delivered but the customer did not receive it",
+    "dispute": "customer threatens a chargeback or legal action",
+    "double_charge": "customer reports a double charge",
+    "bot_insult": "customer is insulting the bot",
+}
 
 
 @dataclass
@@ -187,7 +196,8 @@ class EscalationPolicy:
             reasons = [f"escalation score {p:.2f} at or above the {context.tier} threshold "
                        f"{threshold:.2f} (mostly {' and '.join(n.replace('_', ' ') for n in top)})"]
         return Decision(p_escalate=p, escalate=escalate, reasons=reasons,
-                        team=self.config.routing.team_for(intent_for_routing or analysis.intent),
+                        team=self.config.routing.team_for(intent_for_routing or analysis.intent,
+                                                          analysis.cues),
                         priority=self.priority(context.tier, analysis.frustration),
                         features=features)
 
@@ -209,6 +219,8 @@ class EscalationPolicy:
         swears = [c.split(":", 1)[1] for c in analysis.cues if c.startswith("profanity:")]
         if "profanity" in wanted and swears:
             reasons.append(f"customer is swearing ('{swears[0]}')")
+        reasons += [CUE_REASONS[cue] for cue in CUE_REASONS
+                    if cue in wanted and cue in analysis.cues]
         return reasons
 
     def priority(self, tier: str, frustration: float) -> str:

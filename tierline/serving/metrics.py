@@ -65,7 +65,9 @@ METRICS = build_metrics()
 #: series grow with customer input.
 REASON_CODES = ("asked_for_human", "failed_replies", "frustrated", "frustrated_earlier",
                 "sensitive_topic", "vip", "premium", "repeated_request", "long_conversation",
-                "shouting", "swearing", "problem_report", "score", "unspecified", "other")
+                "shouting", "swearing", "problem_report", "repeat_contact",
+                "delivered_not_received", "dispute", "double_charge", "bot_insult", "score",
+                "unspecified", "other")
 _REASON_PATTERNS = [(re.compile(p), code) for p, code in (
     (r"^customer asked for a human", "asked_for_human"),
     (r"^\d+ failed bot replies", "failed_replies"),
@@ -79,6 +81,11 @@ _REASON_PATTERNS = [(re.compile(p), code) for p, code in (
     (r"^customer is shouting", "shouting"),
     (r"^customer is swearing", "swearing"),
     (r"^\w+ customer reports a problem", "problem_report"),
+    (r"^customer has written about this before", "repeat_contact"),
+    (r"^order shows delivered", "delivered_not_received"),
+    (r"^customer threatens a chargeback", "dispute"),
+    (r"^customer reports a double charge", "double_charge"),
+    (r"^customer is insulting the bot", "bot_insult"),
     (r"^escalation score", "score"),
 )]
 

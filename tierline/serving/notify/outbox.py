@@ -92,6 +92,8 @@ def enqueue_ticket_notifications(session: Session, tickets: Sequence[Ticket],
                                  targets: Sequence[str], event: str = TICKET_CREATED) -> int:
     """Queue ``event`` of each ticket for each target, in ``session``'s transaction (the one
     that opened the tickets: both commit or neither does); how many rows were written."""
+    if not targets:  # nothing configured: no payload to build
+        return 0
     now = utcnow()
     rows = []
     for ticket in tickets:
