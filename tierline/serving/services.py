@@ -22,12 +22,13 @@ from tierline.serving.notify.outbox import NotificationSender, TicketExporter
 from tierline.serving.notify.runtime import RUNTIME, RuntimeNotifier
 from tierline.serving.notify.sinks import ZendeskSink
 from tierline.serving.queue.intake import IntakeWriter
-from tierline.serving.metrics import METRICS, reason_code
+from tierline.serving.metrics import METRICS, forget_this_process, reason_code
 from tierline.serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
 from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
 from tierline.serving.storage.db import Database, Timeouts
 from tierline.serving.storage.models import Job, Ticket
+from tierline.serving.tickets.lifecycle import known_teams
 from tierline.serving.channels.whatsapp.client import GraphClient
 from tierline.serving.queue.worker import JobWorker
 
@@ -183,6 +184,7 @@ class Services:
             self.notifications.stop()
         self.batcher.close()
         self.db.dispose()
+        forget_this_process()
 
     def new_state(self, conversation_id: str, customer_id: str) -> dict:
         """The initial state of a new conversation (tier from the customer directory)."""
@@ -198,10 +200,15 @@ class Services:
             self.notifications.wake()
 
     def refresh_gauges(self) -> None:
-        """Queue depth per team and pending jobs, read at scrape time."""
+        """Queue depth per team and pending jobs, read at scrape time.
+
+        Every team of the flow is set, 0 when its queue is empty: a team left out would keep
+        the last count any process wrote for it."""
         with self.db.session() as s:
             METRICS.jobs_pending.set(s.scalar(select(func.count()).select_from(Job).where(
                 Job.status == "pending")) or 0)
-            for team, count in s.execute(select(Ticket.team, func.count()).where(
-                    Ticket.status != "resolved").group_by(Ticket.team)):
+            depth = dict.fromkeys(known_teams(self.engine.flow.escalation.routing), 0)
+            depth.update(s.execute(select(Ticket.team, func.count()).where(
+                Ticket.status != "resolved").group_by(Ticket.team)).all())
+            for team, count in depth.items():
                 METRICS.queue_depth.labels(team=team).set(count)

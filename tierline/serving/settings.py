@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(Path(".tierline/models"),
                                   description="where registry versions are downloaded")
 
+    # Prometheus (serving/metrics_dir.py): `tierline serve` keeps every process's values here.
+    metrics_dir: Path | None = Field(
+        None, description="folder of prometheus_client's multiprocess files, emptied at each "
+                          "start (one service per folder); empty: a temporary folder per run, "
+                          "removed at exit")
+
     # WhatsApp Cloud API. Without the app secret and verify token the webhook is disabled.
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
@@ -181,7 +187,7 @@ class Settings(BaseSettings):
             raise ValueError("runtime_callback_url needs runtime_callback_secret")
         return self
 
-    @field_validator("multilingual_nlu_dir", "runtime_callback_url", mode="before")
+    @field_validator("multilingual_nlu_dir", "runtime_callback_url", "metrics_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
