@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(Path(".tierline/models"),
                                   description="where registry versions are downloaded")
 
+    # Every process follows one generation of models and flow (serving/live.py).
+    live_poll_seconds: float = Field(
+        1.0, gt=0, le=60,
+        description="how often each process reads the live_versions row: an admin reload or a "
+                    "champion move reaches every process within this, plus its model load time")
+
     # Prometheus (serving/metrics_dir.py): `tierline serve` keeps every process's values here.
     metrics_dir: Path | None = Field(
         None, description="folder of prometheus_client's multiprocess files, emptied at each "
