@@ -64,9 +64,11 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
     """Run the HTTP service (uvicorn) with the settings from the environment.
 
     SIGTERM drains: the worker finishes the turn in hand, the sender the send in hand.
-    Prometheus values go to TIERLINE_METRICS_DIR (default: a temporary folder), so that
-    /metrics adds up every process's.
+    With several processes, Prometheus values go to TIERLINE_METRICS_DIR (default: a
+    temporary folder), so that /metrics adds up every process's.
     """
+    from contextlib import nullcontext
+
     import uvicorn
 
     from tierline.serving.logging_setup import log_config
@@ -75,8 +77,11 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
 
     settings = get_settings()
     n = workers or settings.workers
+    # One process keeps its values in memory: its uvicorn re-raises SIGTERM after draining,
+    # which would end it before a temporary folder could be removed.
+    metrics = multiprocess_metrics(settings.metrics_dir) if n > 1 else nullcontext()
     # log_config, not a setup here: uvicorn applies it in each worker process it spawns.
-    with multiprocess_metrics(settings.metrics_dir):
+    with metrics:
         uvicorn.run("tierline.serving.process:create_served_app", factory=True,
                     host=host or settings.host, port=port or settings.port,
                     workers=n if n > 1 else None, log_level=settings.log_level.lower(),

@@ -4,15 +4,16 @@ Counters for messages in/out, escalations (by reason and team), deliveries to pe
 reloads, gauges for queue depth (refreshed at scrape time) and each process's served
 generation, histograms for webhook and model latency.
 
-**Several processes.** ``tierline serve`` runs prometheus_client's multiprocess mode
-(:mod:`tierline.serving.metrics_dir` sets ``PROMETHEUS_MULTIPROC_DIR`` before any process
-imports prometheus_client): each process writes its values to memory-mapped files there, and
+**Several processes.** ``tierline serve`` with ``TIERLINE_WORKERS`` > 1 runs prometheus_client's
+multiprocess mode (:mod:`tierline.serving.metrics_dir` sets ``PROMETHEUS_MULTIPROC_DIR`` before
+any process imports prometheus_client): each process writes its values to memory-mapped files there, and
 ``/metrics``, whichever process answers it, reads them all (``MultiProcessCollector``). Counters
 and histograms are summed over every process that ran since the service started (a process
 replaced by a rolling restart keeps counting), so a scrape no longer shows one process's
 share. Each gauge says how processes combine (``multiprocess_mode``): the queue gauges are read
 from the database at scrape time, so the most recent value is the answer; the served
-generation is one sample per live process (``pid`` label).
+generation is one sample per live process (``pid`` label). One process keeps its values in
+memory, and ``/metrics`` shows them.
 
 Labels are fixed sets (reason codes, teams, statuses, targets): never a phone number or any
 text a customer wrote.

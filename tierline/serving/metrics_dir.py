@@ -1,4 +1,4 @@
-"""The folder where ``tierline serve``'s processes keep their Prometheus values.
+"""The folder where the processes of ``tierline serve --workers N`` keep their Prometheus values.
 
 With ``TIERLINE_WORKERS`` processes each counted its own messages, and a scrape of
 ``/metrics`` reached one of them: the counters showed one process's share, a different one at
@@ -8,9 +8,12 @@ to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``, and ``/metrics`` adds th
 
 prometheus_client decides once, when it is first imported, whether values go to files, so the
 variable must be set in the environment before any process imports it: ``tierline serve`` does
-it here, before uvicorn starts (its worker processes inherit the environment), for one process
-as for several, so that ``/metrics`` works the same way. This module must therefore not import
-prometheus_client itself.
+it here, before uvicorn starts its worker processes (they inherit the environment). This module
+must therefore not import prometheus_client itself.
+
+Only with several processes: one process has nothing to add up, and its uvicorn ends it by
+raising the SIGTERM it drained for again, so it would not live to remove a temporary folder
+(uvicorn's parent of several processes returns normally).
 
 The folder must start empty for each run of the service: values a previous run left there
 would be added to this one's.

@@ -85,11 +85,11 @@ class Settings(BaseSettings):
         description="how often each process reads the live_versions row: an admin reload or a "
                     "champion move reaches every process within this, plus its model load time")
 
-    # Prometheus (serving/metrics_dir.py): `tierline serve` keeps every process's values here.
+    # Prometheus (serving/metrics_dir.py): with workers > 1, every process's values are here.
     metrics_dir: Path | None = Field(
-        None, description="folder of prometheus_client's multiprocess files, emptied at each "
-                          "start (one service per folder); empty: a temporary folder per run, "
-                          "removed at exit")
+        None, description="folder of prometheus_client's multiprocess files when workers > 1, "
+                          "emptied at each start (one service per folder); empty: a temporary "
+                          "folder per run, removed at exit")
 
     # WhatsApp Cloud API. Without the app secret and verify token the webhook is disabled.
     whatsapp_app_secret: SecretStr | None = None
