@@ -48,7 +48,10 @@ def start(tmp_path: Path, graph: FakeGraphAPI, log_path: Path) -> tuple[subproce
     port = free_port()
     env = process_env(f"sqlite:///{tmp_path / 'tierline.db'}", graph.url, TIERLINE_PORT=str(port),
                       TIERLINE_LOG_LEVEL="INFO", TIERLINE_WHATSAPP_RETRY_BASE_SECONDS="0.05",
-                      TIERLINE_CONSOLE_SECRET="test-console-secret")
+                      TIERLINE_CONSOLE_SECRET="test-console-secret",
+                      # Not a temporary folder: the kill -9 test leaves its parent no time to
+                      # remove one.
+                      TIERLINE_METRICS_DIR=str(tmp_path / "metrics"))
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "tierline", "serve", "--workers", "2"],
                                 env=env, stdout=log_file, stderr=subprocess.STDOUT,
