@@ -64,23 +64,32 @@ def serve(host: Annotated[str | None, typer.Option(help="default: TIERLINE_HOST"
     """Run the HTTP service (uvicorn) with the settings from the environment.
 
     SIGTERM drains: the worker finishes the turn in hand, the sender the send in hand.
+    With several processes, Prometheus values go to TIERLINE_METRICS_DIR (default: a
+    temporary folder), so that /metrics adds up every process's.
     """
+    from contextlib import nullcontext
+
     import uvicorn
 
     from tierline.serving.logging_setup import log_config
+    from tierline.serving.metrics_dir import multiprocess_metrics
     from tierline.serving.settings import get_settings
 
     settings = get_settings()
     n = workers or settings.workers
+    # One process keeps its values in memory: its uvicorn re-raises SIGTERM after draining,
+    # which would end it before a temporary folder could be removed.
+    metrics = multiprocess_metrics(settings.metrics_dir) if n > 1 else nullcontext()
     # log_config, not a setup here: uvicorn applies it in each worker process it spawns.
-    uvicorn.run("tierline.serving.process:create_served_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=n if n > 1 else None,
-                log_level=settings.log_level.lower(),
-                log_config=log_config(settings.log_level, settings.log_format),
-                # X-Forwarded-Proto/-For only from the configured proxies (README, "Deploying").
-                proxy_headers=bool(settings.forwarded_allow_ips.strip()),
-                forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
-                timeout_graceful_shutdown=20)
+    with metrics:
+        uvicorn.run("tierline.serving.process:create_served_app", factory=True,
+                    host=host or settings.host, port=port or settings.port,
+                    workers=n if n > 1 else None, log_level=settings.log_level.lower(),
+                    log_config=log_config(settings.log_level, settings.log_format),
+                    # X-Forwarded-Proto/-For only from the configured proxies (README, "Deploying").
+                    proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+                    forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+                    timeout_graceful_shutdown=20)
 
 
 agents_app = typer.Typer(help="Manage agents of the agent API and the console (every change "

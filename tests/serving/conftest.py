@@ -7,11 +7,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import signal
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -39,7 +42,14 @@ BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 @pytest.fixture(scope="module", params=BACKENDS)
 def database_url(request, tmp_path_factory) -> Iterator[str]:
     """A fresh, empty database per test module and backend."""
-    if request.param == "sqlite":
+    with fresh_database(request.param, tmp_path_factory) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path_factory) -> Iterator[str]:
+    """The URL of a new, empty database on ``backend`` ("sqlite" or "postgres"), dropped after."""
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'tierline.db'}"
         return
     name = f"tierline_test_{uuid.uuid4().hex[:10]}"
@@ -128,6 +138,30 @@ def process_env(database_url: str, graph_url: str, **overrides: str) -> dict[str
             "TIERLINE_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
             "TIERLINE_WHATSAPP_API_BASE": graph_url, "TIERLINE_WORKER_POLL_SECONDS": "0.01",
             "TIERLINE_LOG_LEVEL": "WARNING", **overrides}
+
+
+def alive(pid: int) -> bool:
+    """The process runs (it exists and is not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_service(proc: subprocess.Popen, others: set[int]) -> None:
+    """Stop a ``tierline serve`` parent (SIGTERM, which drains), then SIGKILL any of its
+    worker processes ``others`` still there (by PID)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    for pid in others:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 #: Settings overrides for tests of the notify outbox: quick polls, retries and leases.

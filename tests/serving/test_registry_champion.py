@@ -74,6 +74,9 @@ def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_p
                 time.sleep(0.1)
             time.sleep(0.3)
         assert services.models.policy_version == "2"
+        # The move was announced to every process: the next generation pins version 2.
+        live = services.live.read()
+        assert live.policy_version == "2" and live.generation == services.generation >= 1
         assert decide(server, "after")["p_escalate"] > 0.99
         assert len(statuses) > 10 and set(statuses) == {200}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from tests.net import free_port, wait_ready
-from tests.serving.conftest import process_env
+from tests.serving.conftest import alive, process_env, stop_service as stop
 from tests.serving.fakes import CUSTOMER, FakeGraphAPI, envelope, message, sign
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
@@ -43,20 +43,15 @@ def workers_of(parent: int) -> set[int]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def start(tmp_path: Path, graph: FakeGraphAPI, log_path: Path) -> tuple[subprocess.Popen, str]:
     """``tierline serve --workers 2``; returns the process and its URL once both workers run."""
     port = free_port()
     env = process_env(f"sqlite:///{tmp_path / 'tierline.db'}", graph.url, TIERLINE_PORT=str(port),
                       TIERLINE_LOG_LEVEL="INFO", TIERLINE_WHATSAPP_RETRY_BASE_SECONDS="0.05",
-                      TIERLINE_CONSOLE_SECRET="test-console-secret")
+                      TIERLINE_CONSOLE_SECRET="test-console-secret",
+                      # Not a temporary folder: the kill -9 test leaves its parent no time to
+                      # remove one.
+                      TIERLINE_METRICS_DIR=str(tmp_path / "metrics"))
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "tierline", "serve", "--workers", "2"],
                                 env=env, stdout=log_file, stderr=subprocess.STDOUT,
@@ -69,20 +64,6 @@ def start(tmp_path: Path, graph: FakeGraphAPI, log_path: Path) -> tuple[subproce
         time.sleep(0.2)
     time.sleep(5.0)  # /readyz answers once the first worker is ready: give the other time
     return proc, url
-
-
-def stop(proc: subprocess.Popen, others: set[int]) -> None:
-    """Stop the parent and any worker still there (by PID)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    for pid in others:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_every_worker_logs_formatted_masked_info_and_access_lines(tmp_path):

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
+from tierline.nlu.flow import FlowError
 from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.similarity import ExampleIndex
 
@@ -50,9 +51,15 @@ class FaqIndex:
     @classmethod
     def load(cls, path: Path, analyzer: BundleAnalyzer, min_similarity: float,
              out_of_scope_similarity: float | None = None) -> FaqIndex:
-        """Read the FAQ YAML (a list of entries) and embed its questions."""
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
-        entries = TypeAdapter(list[FaqEntry]).validate_python(raw)
+        """Read the FAQ YAML (a list of entries) and embed its questions.
+
+        A file that cannot be read raises :class:`FlowError` naming it (a reload's error
+        said "while parsing a flow sequence in <unicode string>", not which file)."""
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+            entries = TypeAdapter(list[FaqEntry]).validate_python(raw)
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise FlowError(f"{path}: {exc}") from exc
         return cls(entries, analyzer, min_similarity, out_of_scope_similarity)
 
     def match(self, analysis: AnalysisResult) -> FaqMatch | None:

@@ -1,25 +1,24 @@
 """Serving the registry's champions: resolve ``tierline-nlu@champion`` and
-``tierline-policy@champion`` in an MLflow model registry, download them once into a local cache,
-and watch for a new champion.
+``tierline-policy@champion`` in an MLflow model registry and download them once into a local
+cache.
 
 Only used when ``TIERLINE_MODEL_REGISTRY_URI`` is set (``mlflow`` is then needed: the
 ``registry`` extra); otherwise the service serves the folders of its settings. A model without a
 champion falls back to its folder, so a fresh registry never stops the service from starting.
+Watching for a new champion is :class:`tierline.serving.live.LiveWatcher`'s: an alias move is
+announced to every process through the ``live_versions`` row, which pins the versions.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tierline.nlu.bundle import REGISTERED_NLU_MODEL, REGISTERED_POLICY_MODEL
-from tierline.serving.queue.loops import BackgroundLoop
-
-if TYPE_CHECKING:
-    from tierline.serving.services import Services
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -84,35 +83,31 @@ class ChampionRegistry:
         log.info("downloaded %s version %s into %s", model, version, target)
         return target
 
-    def choose(self, fallback: ModelChoice) -> ModelChoice:
-        """The champions where they exist, the fallback folders elsewhere."""
-        try:
-            nlu_v = self.champion_version(REGISTERED_NLU_MODEL)
-            policy_v = self.champion_version(REGISTERED_POLICY_MODEL)
+    def champions(self) -> tuple[str | None, str | None]:
+        """The champion versions of the NLU bundle and of the policy (None: no champion)."""
+        with self._unavailable():
+            return (self.champion_version(REGISTERED_NLU_MODEL),
+                    self.champion_version(REGISTERED_POLICY_MODEL))
+
+    def pinned(self, nlu_v: str | None, policy_v: str | None,
+               fallback: ModelChoice) -> ModelChoice:
+        """These versions (downloaded once), the fallback folders where a version is None."""
+        with self._unavailable():
             return ModelChoice(
                 nlu_dir=self.fetch(REGISTERED_NLU_MODEL, nlu_v) if nlu_v else fallback.nlu_dir,
                 policy_dir=(self.fetch(REGISTERED_POLICY_MODEL, policy_v) if policy_v
                             else fallback.policy_dir),
                 nlu_version=nlu_v, policy_version=policy_v)
-        except Exception as exc:  # noqa: BLE001 - mlflow raises many kinds; all mean "not now"
+
+    def choose(self, fallback: ModelChoice) -> ModelChoice:
+        """The champions where they exist, the fallback folders elsewhere."""
+        return self.pinned(*self.champions(), fallback)
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """Any failure of the registry (mlflow raises many kinds; all mean "not now") as a
+        :class:`RegistryError`."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001
             raise RegistryError(f"model registry {self.uri!r}: {exc}") from exc
-
-
-class ChampionWatcher(BackgroundLoop):
-    """Polls the registry; when a champion alias moves, the service reloads without a restart."""
-
-    thread_name = "tierline-registry"
-
-    def __init__(self, services: Services, poll_seconds: float) -> None:
-        super().__init__(poll_seconds)
-        self.services = services
-
-    def step(self) -> bool:
-        registry = self.services.registry
-        current = self.services.models
-        if (registry.champion_version(REGISTERED_NLU_MODEL) == current.nlu_version
-                and registry.champion_version(REGISTERED_POLICY_MODEL) == current.policy_version):
-            return False
-        log.info("a champion moved in the registry; reloading")
-        self.services.reload()
-        return False

@@ -1,14 +1,20 @@
 """The service's long-lived parts, built once from the settings and injected into routes.
 
 Database (migrated at start), the turn engine (NLU + policy + bot), the durable worker, the
-outbox sender (when sending is configured) and the notify outbox's sender (when a Slack,
-webhook, Zendesk or bot runtime callback target is configured).
+outbox sender (when sending is configured), the notify outbox's sender (when a Slack,
+webhook, Zendesk or bot runtime callback target is configured) and the live watcher, which
+keeps this process on the generation of models and flow every process serves
+(:mod:`tierline.serving.live`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 
 from sqlalchemy import func, select
 
@@ -22,12 +28,14 @@ from tierline.serving.notify.outbox import NotificationSender, TicketExporter
 from tierline.serving.notify.runtime import RUNTIME, RuntimeNotifier
 from tierline.serving.notify.sinks import ZendeskSink
 from tierline.serving.queue.intake import IntakeWriter
-from tierline.serving.metrics import METRICS, reason_code
-from tierline.serving.registry import ChampionRegistry, ChampionWatcher, ModelChoice
+from tierline.serving.live import LiveRow, LiveState, LiveWatcher, flow_digest
+from tierline.serving.metrics import METRICS, forget_this_process, reason_code
+from tierline.serving.registry import ChampionRegistry, ModelChoice
 from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
-from tierline.serving.storage.db import Database
-from tierline.serving.storage.models import Job, Ticket
+from tierline.serving.storage.db import Database, Timeouts
+from tierline.serving.storage.models import Job, Ticket, utcnow
+from tierline.serving.tickets.lifecycle import known_teams
 from tierline.serving.channels.whatsapp.client import GraphClient
 from tierline.serving.queue.worker import JobWorker
 
@@ -43,17 +51,22 @@ class Services:
         self.api_keys = ApiKeys(self.db, settings.api_key_cache_seconds)
         self._reload_lock = threading.Lock()
         self.registry = None
-        self.watcher = None
         self.models = ModelChoice(settings.nlu_model_dir, settings.policy_dir)
         if settings.model_registry_uri:
             self.registry = ChampionRegistry(settings.model_registry_uri, settings.model_cache_dir)
             self.models = self.registry.choose(self.models)
-            if settings.model_registry_poll_seconds > 0:
-                self.watcher = ChampionWatcher(self, settings.model_registry_poll_seconds)
             if analyzer is not None and self.models.nlu_version:
                 analyzer = None  # the registry's champion replaces the given analyzer
         analyzer = analyzer or BundleAnalyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
+        self.live = LiveRow(self.db)
+        #: The generation this process serves, and what it is (generation read at start).
+        self.serving = self._state(self.engine, self.models)
+        #: The last reload that failed in this process (None once one succeeds): trigger,
+        #: generation, error, time. ``GET /v1/admin/models`` shows it.
+        self.reload_failure: dict | None = None
+        self.watcher = LiveWatcher(self, settings.live_poll_seconds,
+                                   settings.model_registry_poll_seconds if self.registry else 0.0)
         self.batcher = BatchingAnalyzer(self.engine.analyze_texts)
         self.intake = IntakeWriter(self.db, settings.whatsapp_phone_number_id, self.new_state,
                                    max_queue=settings.intake_queue_max,
@@ -122,41 +135,137 @@ class Services:
                                policy_dir=models.policy_dir, route=self.settings.language_route(),
                                threads=self.settings.nlu_threads)
 
-    def reload(self) -> dict:
-        """Load the models again and switch to them without a restart: the registry's current
-        champions when a registry is configured, else the settings' folders.
+    @property
+    def generation(self) -> int:
+        """The ``live_versions`` generation this process serves."""
+        return self.serving.generation
 
-        The new engine is built beside the old one; the swap is one reference assignment per
-        user (routes read ``services.engine``/``batcher`` per request, the worker per job), so
-        requests in flight finish on the old models and none is dropped. Serialised, so a
-        watcher and an admin cannot interleave two swaps.
+    def reload(self, reason: str = "admin reload") -> dict:
+        """``POST /v1/admin/reload``: load the models and flow again (the registry's current
+        champions when a registry is configured, else the settings' folders), announce them as
+        the next generation, which every other process then follows, and switch.
+
+        Loaded before anything is announced: a broken file raises here, and no process moves.
         """
+        with self._reload_lock, self._recorded("admin", None):
+            engine, models, state = self._load(self._models_now())
+            generation = self.live.bump(state, reason)
+            self._switch(engine, models, replace(state, generation=generation))
+            return self.described()
+
+    def follow_registry(self) -> None:
+        """When a champion alias moved: load the new champions and announce them, unless
+        another process announced a generation since this one's (it then follows that)."""
+        champions = self.registry.champions()
+        if champions == (self.models.nlu_version, self.models.policy_version):
+            return
+        seen = self.generation
+        if self.live.read().generation != seen:
+            return  # behind: following the row comes first (it may be this very move)
+        with self._reload_lock, self._recorded("registry", None):
+            engine, models, state = self._load(self.registry.pinned(*champions, self._folders()))
+            generation = self.live.bump(state, f"registry: nlu {champions[0]}, policy "
+                                               f"{champions[1]}", expected=seen)
+            if generation is None:
+                log.info("a champion moved, but another process announced it first")
+                return
+            self._switch(engine, models, replace(state, generation=generation))
+
+    def follow(self, live: LiveState) -> None:
+        """Serve generation ``live`` (another process announced it): load the registry
+        versions it names (or the folders) and the flow, then switch. Raises, still serving
+        the previous models, when they cannot be loaded."""
         with self._reload_lock:
-            settings = self.settings
-            models = ModelChoice(settings.nlu_model_dir, settings.policy_dir)
-            if self.registry is not None:
-                models = self.registry.choose(models)
-            analyzer = BundleAnalyzer.load(models.nlu_dir, threads=settings.nlu_threads)
-            engine = self._engine(analyzer, models)
-            old_batcher = self.batcher
-            self.batcher = BatchingAnalyzer(engine.analyze_texts)
-            self.engine = self.worker.engine = self.decider.engine = engine
-            self.models = models
-            old_batcher.close()
-            log.info("models reloaded: %s", models.describe())
-            return {**models.describe(), "nlu_metrics": analyzer.config.metrics,
-                    "policy_metrics": engine.policy.artifact.metrics}
+            if live.generation <= self.generation:
+                return
+            with self._recorded("follow", live.generation):
+                models = self._folders()
+                if self.registry is not None:
+                    models = self.registry.pinned(live.nlu_version, live.policy_version, models)
+                engine, models, state = self._load(models)
+                self._switch(engine, models, replace(state, generation=live.generation))
+            self._compare(live)
+
+    def described(self) -> dict:
+        """What this process serves (``GET /v1/admin/models``, the reload's answer)."""
+        return {**self.models.describe(), **self.serving.describe(), "pid": os.getpid(),
+                "reload_failure": self.reload_failure,
+                "nlu_metrics": self.engine.analyzer.config.metrics,
+                "policy_metrics": self.engine.policy.artifact.metrics}
+
+    def _folders(self) -> ModelChoice:
+        return ModelChoice(self.settings.nlu_model_dir, self.settings.policy_dir)
+
+    def _models_now(self) -> ModelChoice:
+        """The registry's champions (folders where none), or the folders without a registry."""
+        return self.registry.choose(self._folders()) if self.registry else self._folders()
+
+    def _load(self, models: ModelChoice) -> tuple[TurnEngine, ModelChoice, LiveState]:
+        """A new engine on ``models`` and the flow file, beside the one serving, and what it
+        is (its generation still 0)."""
+        analyzer = BundleAnalyzer.load(models.nlu_dir, threads=self.settings.nlu_threads)
+        engine = self._engine(analyzer, models)
+        return engine, models, self._state(engine, models)
+
+    def _state(self, engine: TurnEngine, models: ModelChoice) -> LiveState:
+        return LiveState(0, models.nlu_version, models.policy_version,
+                         str(engine.analyzer.model_id),
+                         flow_digest(engine.flow, self.settings.flow_path))
+
+    def _switch(self, engine: TurnEngine, models: ModelChoice, state: LiveState) -> None:
+        """Serve ``engine`` from now on.
+
+        The swap is one reference assignment per user (routes read ``services.engine`` /
+        ``batcher`` per request, the worker per job), so requests in flight finish on the old
+        models and none is dropped. Callers hold the reload lock, so a watcher and an admin
+        cannot interleave two swaps.
+        """
+        old_batcher = self.batcher
+        self.batcher = BatchingAnalyzer(engine.analyze_texts)
+        self.engine = self.worker.engine = self.decider.engine = engine
+        self.models = models
+        self.serving = state
+        old_batcher.close()
+        METRICS.served_generation.set(state.generation)
+        log.info("now serving generation %d: %s", state.generation, state.describe())
+
+    @contextmanager
+    def _recorded(self, trigger: str, generation: int | None) -> Iterator[None]:
+        """Count the reload's outcome; remember a failure (the process keeps its models)."""
+        try:
+            yield
+        except Exception as exc:
+            METRICS.model_reloads.labels(trigger=trigger, outcome="failed").inc()
+            self.reload_failure = {"trigger": trigger, "generation": generation,
+                                   "error": f"{type(exc).__name__}: {exc}",
+                                   "at": utcnow().isoformat()}
+            raise
+        METRICS.model_reloads.labels(trigger=trigger, outcome="ok").inc()
+        self.reload_failure = None
+
+    def _compare(self, live: LiveState) -> None:
+        """Warn when this process loaded other files than the process that announced
+        ``live`` (files differ between hosts, or changed again since)."""
+        differs = live.differences(self.serving)
+        if differs:
+            log.warning("generation %d: this process loaded a different %s than the process "
+                        "that announced it (%s here, %s there)", live.generation,
+                        " and ".join(differs), [getattr(self.serving, d) for d in differs],
+                        [getattr(live, d) for d in differs])
 
     def start(self) -> None:
         """Migrate the schema, then start the background threads."""
         self.db.migrate()
+        live = self.live.read()
+        self.serving = replace(self.serving, generation=live.generation)
+        METRICS.served_generation.set(live.generation)
+        self._compare(live)
         if self.notifications:
             self.notifications.start()
         self.intake.start()
         self.decider.start()
         self.worker.start()
-        if self.watcher:
-            self.watcher.start()
+        self.watcher.start()
         if self.sender:
             self.sender.start()
         else:
@@ -169,8 +278,7 @@ class Services:
     def stop(self) -> None:
         """Drain: finish the job, the send and the notification in hand, close the pool
         (notifications not yet delivered wait in their table)."""
-        if self.watcher:
-            self.watcher.stop()
+        self.watcher.stop()
         self.intake.stop()
         self.decider.stop()
         self.worker.stop()
@@ -180,6 +288,7 @@ class Services:
             self.notifications.stop()
         self.batcher.close()
         self.db.dispose()
+        forget_this_process()
 
     def new_state(self, conversation_id: str, customer_id: str) -> dict:
         """The initial state of a new conversation (tier from the customer directory)."""
@@ -195,10 +304,15 @@ class Services:
             self.notifications.wake()
 
     def refresh_gauges(self) -> None:
-        """Queue depth per team and pending jobs, read at scrape time."""
+        """Queue depth per team and pending jobs, read at scrape time.
+
+        Every team of the flow is set, 0 when its queue is empty: a team left out would keep
+        the last count any process wrote for it."""
         with self.db.session() as s:
             METRICS.jobs_pending.set(s.scalar(select(func.count()).select_from(Job).where(
                 Job.status == "pending")) or 0)
-            for team, count in s.execute(select(Ticket.team, func.count()).where(
-                    Ticket.status != "resolved").group_by(Ticket.team)):
+            depth = dict.fromkeys(known_teams(self.engine.flow.escalation.routing), 0)
+            depth.update(s.execute(select(Ticket.team, func.count()).where(
+                Ticket.status != "resolved").group_by(Ticket.team)).all())
+            for team, count in depth.items():
                 METRICS.queue_depth.labels(team=team).set(count)

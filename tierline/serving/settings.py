@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(Path(".tierline/models"),
                                   description="where registry versions are downloaded")
 
+    # Every process follows one generation of models and flow (serving/live.py).
+    live_poll_seconds: float = Field(
+        1.0, gt=0, le=60,
+        description="how often each process reads the live_versions row: an admin reload or a "
+                    "champion move reaches every process within this, plus its model load time")
+
+    # Prometheus (serving/metrics_dir.py): with workers > 1, every process's values are here.
+    metrics_dir: Path | None = Field(
+        None, description="folder of prometheus_client's multiprocess files when workers > 1, "
+                          "emptied at each start (one service per folder); empty: a temporary "
+                          "folder per run, removed at exit")
+
     # WhatsApp Cloud API. Without the app secret and verify token the webhook is disabled.
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
@@ -181,7 +193,7 @@ class Settings(BaseSettings):
             raise ValueError("runtime_callback_url needs runtime_callback_secret")
         return self
 
-    @field_validator("multilingual_nlu_dir", "runtime_callback_url", mode="before")
+    @field_validator("multilingual_nlu_dir", "runtime_callback_url", "metrics_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value

@@ -346,3 +346,28 @@ class EscalationLabel(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LiveVersions(Base):
+    """What every service process should serve: one row (``id`` 1, made by migration 0009).
+
+    ``generation`` only grows: an admin reload or a registry champion move raises it, and each
+    process reloads its models and flow when its own generation is behind
+    (:mod:`tierline.serving.live`). The other columns say what that generation is, as the
+    process that raised it loaded it.
+    """
+
+    __tablename__ = "live_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer)
+    #: Registry versions of ``tierline-nlu`` / ``tierline-policy`` (None: the model folders);
+    #: a process following this generation loads exactly these.
+    nlu_version: Mapped[str | None] = mapped_column(String(100))
+    policy_version: Mapped[str | None] = mapped_column(String(100))
+    #: The primary NLU bundle as results name it (``name@version``, a hash of its ONNX file).
+    nlu_bundle: Mapped[str | None] = mapped_column(String(200))
+    #: SHA-256 of the flow file and the files it reads (FAQ, orders, customers).
+    flow_digest: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
