@@ -39,6 +39,7 @@ from tierline.serving.notify.outbox import enqueue_ticket_notifications
 from tierline.serving.tickets.csat import record_scores
 from tierline.serving.tickets.opening import open_tickets, ticket_values
 from tierline.serving.channels.whatsapp.client import buttons_payload, text_payload
+from tierline.serving.channels.whatsapp.payload import recipient_of
 
 #: Longest customer line kept in the transcript (WhatsApp's own limit is 4,096 characters;
 #: ``/v1/decide`` takes up to 50,000).
@@ -133,10 +134,11 @@ class TurnBatch:
                 self.tickets.append((len(self.decisions) - 1, ticket_values(conv_id, result, None)))
         for n, reply in enumerate(outcome.replies):
             if conversation.channel == "whatsapp":
+                to = recipient_of(conv_id)
                 self.outbound.append(dict(
                     idempotency_key=f"reply:{message_key}:{n}", conversation_id=conv_id,
-                    to=conversation.customer_id, phone_number_id=conversation.phone_number_id or "",
-                    role="bot", payload=reply_payload(conversation.customer_id, reply)))
+                    to=to, phone_number_id=conversation.phone_number_id or "",
+                    role="bot", payload=reply_payload(to, reply)))
             self.logs.append(dict(conversation_id=conv_id, role="bot", text=reply.text))
         if outcome.csat is not None:
             self.scores.append(outcome.csat)
