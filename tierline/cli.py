@@ -172,11 +172,12 @@ def zendesk_reexport_missing() -> None:
     from tierline.serving.notify.outbox import requeue_missing_exports
     from tierline.serving.settings import get_settings
 
-    if not get_settings().zendesk_enabled:
+    settings = get_settings()
+    if not settings.zendesk_enabled:
         typer.echo("error: Zendesk is not configured: set TIERLINE_ZENDESK_BASE_URL, "
                    "TIERLINE_ZENDESK_EMAIL and TIERLINE_ZENDESK_API_TOKEN", err=True)
         raise typer.Exit(2)
-    queued = requeue_missing_exports(_service_database())
+    queued = requeue_missing_exports(_service_database(), public_url=settings.public_url)
     typer.echo(f"{queued} ticket export(s) queued for Zendesk")
 
 

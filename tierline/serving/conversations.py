@@ -147,10 +147,12 @@ class TurnBatch:
             state=self.state_of(conversation) if outcome.state is None else outcome.state,
             last_customer_at=at if last is None or at > last else last, updated_at=utcnow())
 
-    def write(self, s: Session, notify_targets: Sequence[str] = ()) -> Recorded:
+    def write(self, s: Session, notify_targets: Sequence[str] = (),
+              public_url: str | None = None) -> Recorded:
         """Insert and update it all in ``s``'s transaction (transcript lines in the order
         recorded), the opened tickets' notifications for ``notify_targets`` included (both
-        commit or neither does); the tickets opened, with their ids."""
+        commit or neither does; each links its ticket's console page under ``public_url``);
+        the tickets opened, with their ids."""
         connection = s.connection()
         if self.logs:
             connection.execute(insert(MessageLog.__table__), self.logs)
@@ -169,5 +171,5 @@ class TurnBatch:
         record_scores(connection, self.scores)
         opened = open_tickets(connection, [{**values, "decision_id": decision_ids[i]}
                                            for i, values in self.tickets])
-        enqueue_ticket_notifications(s, opened, notify_targets)
+        enqueue_ticket_notifications(s, opened, notify_targets, public_url=public_url)
         return Recorded(opened, len(self.outbound))
