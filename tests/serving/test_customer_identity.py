@@ -20,17 +20,19 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import JSON, DateTime, String, column, insert, inspect, table
 
 from tierline.paths import DATA_DIR
 from tierline.serving.channels.whatsapp.payload import parse_webhook
 from tierline.serving.notify.notify import verify
-from tierline.serving.storage.models import Agent, Conversation, Ticket
+from tierline.serving.storage.db import Database
+from tierline.serving.storage.models import Agent, Conversation, Ticket, utcnow
 from tierline.serving.tickets import create_agent
 from tierline.serving.tickets.queue import customer_identity
 from tests.serving.conftest import FAST_NOTIFY, Service, serve
 from tests.serving.fakes import PHONE_NUMBER_ID, IdempotentPeer, envelope, message
 from tests.serving.test_console import signed_in
+from tests.serving.test_ticket_decision_migration import alembic
 
 PUBLIC_URL = "https://support.example.com/help"
 HOOK_SECRET = "identity-hook-secret"
@@ -112,6 +114,27 @@ def test_the_payload_names_the_sender_and_their_number_is_e164():
         "+447700900001", "447700900001", "Giulia Rossi")
     assert first.conversation_id == f"wa:{PHONE_NUMBER_ID}:447700900001"
     assert (second.customer_id, second.customer_name) == ("+393331234567", None)
+
+
+def test_migration_0009_adds_the_name_to_existing_conversations_and_goes_back(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    alembic(db, "0008")
+    conversations = table("conversations", column("id", String), column("channel", String),
+                          column("customer_id", String), column("state", JSON),
+                          column("created_at", DateTime), column("updated_at", DateTime))
+    with db.engine.begin() as c:  # a conversation stored by the release before
+        c.execute(insert(conversations).values(
+            id=f"wa:{PHONE_NUMBER_ID}:447700900399", channel="whatsapp",
+            customer_id="447700900399", state={}, created_at=utcnow(), updated_at=utcnow()))
+    db.migrate()
+    with db.session() as s:
+        old = s.get(Conversation, f"wa:{PHONE_NUMBER_ID}:447700900399")
+        assert (old.customer_id, old.customer_name) == ("447700900399", None)
+        assert customer_identity(Agent(teams=[], is_admin=True), Ticket(team="general"), old)[
+            "customer_phone"] == "+447700900399"  # shown in E.164 all the same
+    alembic(db, "0008", down=True)
+    assert "customer_name" not in {c["name"] for c in inspect(db.engine).get_columns("conversations")}
+    db.dispose()
 
 
 def test_identity_is_masked_for_anyone_outside_the_tickets_team():
