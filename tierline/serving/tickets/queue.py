@@ -70,8 +70,10 @@ def customer_identity(agent: Agent, ticket: Ticket, conversation: Conversation |
 
 def order_numbers(ticket: Ticket, conversation: Conversation | None) -> list[str]:
     """The order numbers of the ticket's context and, while it is not resolved, those its
-    customer wrote since it opened (the conversation's state: a message that joins an open
-    ticket is not written to the ticket; resolving copies them, :func:`context_with_orders`)."""
+    customer wrote since it opened, from the conversation's state; resolving copies them onto
+    the ticket (:func:`context_with_orders`). A message that joins an open ticket is not
+    written to the ticket itself: the worker holds its conversation's lock, and locking the
+    ticket too would take the two locks in the order opposite to an agent's resolve."""
     numbers = list(ticket.context.get("order_numbers") or [])
     if ticket.context.get("order_number") and ticket.context["order_number"] not in numbers:
         numbers.insert(0, ticket.context["order_number"])
