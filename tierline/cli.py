@@ -377,7 +377,7 @@ def zendesk_reexport_missing() -> None:
         typer.echo("error: Zendesk is not configured: set TIERLINE_ZENDESK_BASE_URL, "
                    "TIERLINE_ZENDESK_EMAIL and TIERLINE_ZENDESK_API_TOKEN", err=True)
         raise typer.Exit(2)
-    queued = requeue_missing_exports(_service_database(settings))
+    queued = requeue_missing_exports(_service_database(settings), public_url=settings.public_url)
     typer.echo(f"{queued} ticket export(s) queued for Zendesk")
 
 

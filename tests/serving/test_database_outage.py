@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tierline.serving.app import create_app
+from tierline.serving.channels.whatsapp.payload import recipient_of
 from tierline.serving.storage.models import InboundMessage
 from tests.conftest import LiveServer
 from tests.serving.conftest import settings_for
@@ -85,8 +86,8 @@ def test_database_outage_answers_503_and_recovers_by_itself(analyzer, database_u
         time.sleep(5)  # past the sending lease: an unconfirmed send would have been repeated
         after = httpx.get(f"{server.url}/readyz", timeout=15)
         with app.state.services.db.session() as s:
-            stored = set(s.scalars(select(InboundMessage.customer_id).where(
-                InboundMessage.wamid.like("wamid.outage.%"))).all())
+            stored = set(map(recipient_of, s.scalars(select(InboundMessage.conversation_id).where(
+                InboundMessage.wamid.like("wamid.outage.%"))).all()))
             assert s.scalar(select(func.count()).select_from(InboundMessage).where(
                 InboundMessage.wamid.like("wamid.outage.%"))) == N
     graph.close()

@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from tierline.nlu.phone import customer_key
 from tierline.serving.queue.store import conversation_id, store_deliveries
 from tierline.serving.queue.intake import IntakeClosed, IntakeWriter
 from tierline.serving.storage.db import Database
@@ -22,8 +23,9 @@ BAD_CUSTOMER = "447700900666"
 
 def new_state(conversation_id: str, customer_id: str) -> dict:
     """A new conversation's state; refuses one customer, standing in for a delivery whose
-    storing fails for a reason of its own (not the database being down)."""
-    if customer_id == BAD_CUSTOMER:
+    storing fails for a reason of its own (not the database being down). The intake hands it
+    the customer's number in E.164."""
+    if customer_id == customer_key(BAD_CUSTOMER):
         raise ValueError("this customer cannot be stored")
     return {"conversation_id": conversation_id, "customer_id": customer_id}
 
@@ -122,7 +124,7 @@ def test_one_batch_stores_a_message_once_and_a_conversations_jobs_in_order(db):
                          .join(Job, Job.inbound_id == InboundMessage.id)
                          .where(InboundMessage.wamid.like("wamid.order.%")).order_by(Job.id)).all()
         conversations = s.scalar(select(func.count()).select_from(Conversation).where(
-            Conversation.customer_id.in_([x, y])))
+            Conversation.customer_id.in_([customer_key(x), customer_key(y)])))
     assert [w for w, c in jobs if c == conversation_id(PHONE_NUMBER_ID, x)] == \
         ["wamid.order.x1", "wamid.order.x2", "wamid.order.x3"]
     assert len(jobs) == 4 and conversations == 2

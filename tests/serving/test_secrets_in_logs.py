@@ -8,8 +8,9 @@ handoff), the Graph API (a failed then a retried send), the agent API and the co
 (valid, invalid and expired tokens, a reply, a 422) and ``/v1/decide``, with the handoff's
 notifications and export delivered to Slack, a signed webhook and Zendesk (each failing once
 first), then looks for the app secret, the access token, the verify token, every agent token,
-the Slack URL's secret part, the webhook's signing secret, the Zendesk token and the raw
-customer phone number in the whole log output and in every error body.
+the Slack URL's secret part, the webhook's signing secret, the Zendesk token, the raw
+customer phone number and the customer's WhatsApp profile name in the whole log output and in
+every error body.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tests.serving.fakes import (
 )
 
 CUSTOMER = "447700900321"
+CUSTOMER_NAME = "Test Customer"  # the profile name of every delivery of fakes.envelope
 DECIDE_CUSTOMER = "+393331234567"
 SLACK_SECRET_PART = "T0SECRET/B0SECRET/xoxSlackSecretPart"
 WEBHOOK_SECRET = "whsec-logs-8a7b6c"
@@ -158,6 +160,7 @@ def test_no_secret_or_phone_number_in_debug_logs_or_error_bodies(tmp_path, log_f
     secrets = {"app secret": APP_SECRET, "access token": ACCESS_TOKEN, "verify token": VERIFY_TOKEN,
                **{f"agent token {k}": v for k, v in tokens.items()},
                "customer phone": CUSTOMER, "decide customer phone": DECIDE_CUSTOMER.lstrip("+"),
+               "customer's WhatsApp profile name": CUSTOMER_NAME,
                "slack url": SLACK_SECRET_PART.rsplit("/", 1)[1], "webhook secret": WEBHOOK_SECRET,
                "zendesk token": ZENDESK_TOKEN}
     for name, value in secrets.items():

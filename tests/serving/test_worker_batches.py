@@ -14,7 +14,7 @@ from tierline.nlu.engine import TurnEngine
 from tierline.serving.queue.store import conversation_id, store_webhook
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import Conversation, DecisionRow, InboundMessage, Job, OutboundMessage
-from tierline.serving.channels.whatsapp.payload import parse_webhook
+from tierline.serving.channels.whatsapp.payload import parse_webhook, recipient_of
 from tierline.serving.queue.worker import JobWorker
 from tests.serving.fakes import PHONE_NUMBER_ID, envelope, message
 
@@ -43,13 +43,13 @@ def test_one_bad_job_neither_fails_nor_rolls_back_the_batch(analyzer, database_u
     assert worker.run_once()  # one step: the whole batch
 
     with db.session() as s:
-        jobs = {customer: (status, error) for customer, status, error in s.execute(
-            select(InboundMessage.customer_id, Job.status, Job.last_error)
+        jobs = {recipient_of(conv): (status, error) for conv, status, error in s.execute(
+            select(InboundMessage.conversation_id, Job.status, Job.last_error)
             .join(InboundMessage, Job.inbound_id == InboundMessage.id))}
         replies = dict(s.execute(select(OutboundMessage.to, func.count())
                                  .group_by(OutboundMessage.to)).all())
-        decided = set(s.scalars(select(InboundMessage.customer_id).join(
-            DecisionRow, DecisionRow.inbound_id == InboundMessage.id)))
+        decided = set(map(recipient_of, s.scalars(select(InboundMessage.conversation_id).join(
+            DecisionRow, DecisionRow.inbound_id == InboundMessage.id))))
     good = [c for c in CUSTOMERS if c not in (BAD_TURN, BAD_WRITE)]
     assert all(jobs[c][0] == "done" and replies.get(c, 0) >= 1 for c in good)
     assert decided == set(good)
@@ -84,11 +84,11 @@ def decided_in_one_batch(database_url: str, engine: TurnEngine, texts: list[str]
     worker = JobWorker(db, engine, batch_size=64)
     assert worker.run_once()
     with db.session() as s:
-        rows = s.execute(select(InboundMessage.customer_id, DecisionRow.frustration,
+        rows = s.execute(select(InboundMessage.conversation_id, DecisionRow.frustration,
                                 DecisionRow.p_escalate).join(
             DecisionRow, DecisionRow.inbound_id == InboundMessage.id)).all()
     db.dispose()
-    return {customers[c]: (f, p) for c, f, p in rows if c in customers}
+    return {customers[recipient_of(c)]: (f, p) for c, f, p in rows if recipient_of(c) in customers}
 
 
 def test_customers_sharing_a_worker_batch_get_the_scores_they_get_alone(analyzer, database_url):

@@ -106,8 +106,8 @@ def test_a_folder_of_webhook_payloads_is_grouped_into_conversations(engine, tmp_
     report = evaluate_conversations(folder, engine, tmp_path / "out")
     assert report["conversations"] == 2 and report["turns"] == 3
     conversations = {c.customer.id: [m.text for m in c.messages] for c in read_input(folder)}
-    assert conversations == {"447700900111": ["hi", "I was charged twice"],
-                             "447700900222": ["where is my order"]}
+    assert conversations == {"+447700900111": ["hi", "I was charged twice"],  # E.164, as stored
+                             "+447700900222": ["where is my order"]}
 
 
 @pytest.mark.parametrize("content,expected", [

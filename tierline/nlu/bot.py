@@ -18,6 +18,7 @@ from tierline.nlu.directory import OrderLookup
 from tierline.nlu.faq import FaqIndex
 from tierline.nlu.flow import BotFlow
 from tierline.nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
+from tierline.nlu.order_numbers import FoundNumber, OrderNumbers
 from tierline.nlu.text import WORD, fold, squash_elongation
 
 #: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
@@ -201,6 +202,9 @@ class ConversationState:
     turns: int = 0
     failed_attempts: int = 0
     order_number: str | None = None
+    #: Every order number the customer wrote (any message, handoff or not), latest last
+    #: (:data:`tierline.nlu.order_numbers.MAX_REMEMBERED` at most): context for agents.
+    order_numbers: list[str] = field(default_factory=list)
     recent_intents: list[str] = field(default_factory=list)
     max_frustration: float = 0.0
     frustrated_turns: int = 0
@@ -222,6 +226,7 @@ class ConversationState:
         """
         data = dict(self.__dict__)
         data["recent_intents"] = list(self.recent_intents)
+        data["order_numbers"] = list(self.order_numbers)
         data["history"] = list(self.history)
         return data
 
@@ -252,7 +257,7 @@ class MenuBot:
         self.flow = flow
         self.orders = orders
         self.faq = faq
-        self._order_pattern = re.compile(flow.orders.number_pattern.strip("^$"), re.IGNORECASE)
+        self.order_numbers = OrderNumbers(flow.orders.number_pattern)
 
     def menu(self, state: ConversationState, text_key: str = "welcome") -> Reply:
         """The main menu as reply buttons."""
@@ -264,9 +269,10 @@ class MenuBot:
         ])
 
     def find_order_number(self, text: str) -> str | None:
-        """An order number in the configured format inside ``text``, upper-cased."""
-        match = self._order_pattern.search(text)
-        return match.group(0).upper() if match else None
+        """The first order number of the flow's format in ``text``, as the format writes it
+        ("nd 123456" is ND-123456: :mod:`tierline.nlu.order_numbers`), or None."""
+        found = self.order_numbers.first(text)
+        return found.number if found else None
 
     def respond(self, state: ConversationState, text: str, analysis: AnalysisResult,
                 button_id: str | None = None) -> BotResponse:
@@ -280,9 +286,9 @@ class MenuBot:
             state.step = "faq"
             return BotResponse([Reply(self.flow.text("faq_prompt", lang))], failed=False)
 
-        number = self.find_order_number(text)
-        if number and self._asks_about_the_order(state, text, number, analysis):
-            return self._order_status(state, number)
+        found = self.order_numbers.first(text)
+        if found and self._asks_about_the_order(state, text, found, analysis):
+            return self._order_status(state, found.number)
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
@@ -335,12 +341,12 @@ class MenuBot:
             eta=order.eta))], failed=False)
 
     @staticmethod
-    def _asks_about_the_order(state: ConversationState, text: str, number: str,
+    def _asks_about_the_order(state: ConversationState, text: str, found: FoundNumber,
                               analysis: AnalysisResult) -> bool:
         """An order number is a request for its status unless the message confidently asks
         something else about it (an invoice, a refund, a cancellation): the bare number, an
         answer to "send me your order number", or a tracking question."""
-        rest = text.upper().replace(number, " ")
+        rest = text[:found.start] + " " + text[found.end:]
         bare = not any(ch.isalpha() for ch in rest)
         other = (analysis.intent not in ("track_order", "delivery_period", OUT_OF_SCOPE)
                  and analysis.intent_confidence >= ACT_CONFIDENCE)

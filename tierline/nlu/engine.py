@@ -26,6 +26,7 @@ from tierline.nlu.flow import BotFlow, load_flow
 from tierline.nlu.human_request import HumanRequests
 from tierline.nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
 from tierline.nlu.language import guess_language, has_words
+from tierline.nlu.order_numbers import remember
 from tierline.nlu.policy import (
     Decision,
     EscalationPolicy,
@@ -284,7 +285,10 @@ class TurnEngine:
             analysis = stack.analyzer.analyze([text], language=state.language)[0]
         state.remember("customer", text, now.isoformat())
         # An order number the customer writes is context for the agent too, handoff or not.
-        state.order_number = stack.bot.find_order_number(text) or state.order_number
+        written = [found.number for found in stack.bot.order_numbers.find_all(text)]
+        if written:
+            state.order_number = written[0]
+            state.order_numbers = remember(state.order_numbers, written)
 
         if state.step == "with_agent":
             # The agent has the conversation: the bot stays quiet and the decision stands.

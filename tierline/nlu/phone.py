@@ -7,14 +7,19 @@ Every number is parsed with ``phonenumbers`` (Google's libphonenumber) and writt
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 
+@lru_cache(maxsize=16_384)
 def e164(number: str | int) -> str | None:
     """``number`` as E.164 ("+447700900001"), or None when it cannot be a phone number.
 
     A number without a country prefix is read as international: WhatsApp ids always carry the
-    country code, and the directory must not guess a region."""
+    country code, and the directory must not guess a region. Remembered for the latest
+    numbers: the webhook normalises every sender, and customers write again (a parse costs
+    25 µs, a remembered one well under 1)."""
     raw = str(number).strip()
     if raw.startswith("00"):
         raw = "+" + raw[2:]

@@ -39,6 +39,7 @@ from tierline.serving.notify.outbox import enqueue_ticket_notifications
 from tierline.serving.tickets.csat import record_scores
 from tierline.serving.tickets.opening import open_tickets, ticket_values
 from tierline.serving.channels.whatsapp.client import buttons_payload, text_payload
+from tierline.serving.channels.whatsapp.payload import recipient_of
 
 #: Longest customer line kept in the transcript (WhatsApp's own limit is 4,096 characters;
 #: ``/v1/decide`` takes up to 50,000).
@@ -133,10 +134,11 @@ class TurnBatch:
                 self.tickets.append((len(self.decisions) - 1, ticket_values(conv_id, result, None)))
         for n, reply in enumerate(outcome.replies):
             if conversation.channel == "whatsapp":
+                to = recipient_of(conv_id)
                 self.outbound.append(dict(
                     idempotency_key=f"reply:{message_key}:{n}", conversation_id=conv_id,
-                    to=conversation.customer_id, phone_number_id=conversation.phone_number_id or "",
-                    role="bot", payload=reply_payload(conversation.customer_id, reply)))
+                    to=to, phone_number_id=conversation.phone_number_id or "",
+                    role="bot", payload=reply_payload(to, reply)))
             self.logs.append(dict(conversation_id=conv_id, role="bot", text=reply.text))
         if outcome.csat is not None:
             self.scores.append(outcome.csat)
@@ -145,10 +147,12 @@ class TurnBatch:
             state=self.state_of(conversation) if outcome.state is None else outcome.state,
             last_customer_at=at if last is None or at > last else last, updated_at=utcnow())
 
-    def write(self, s: Session, notify_targets: Sequence[str] = ()) -> Recorded:
+    def write(self, s: Session, notify_targets: Sequence[str] = (),
+              public_url: str | None = None) -> Recorded:
         """Insert and update it all in ``s``'s transaction (transcript lines in the order
         recorded), the opened tickets' notifications for ``notify_targets`` included (both
-        commit or neither does); the tickets opened, with their ids."""
+        commit or neither does; each links its ticket's console page under ``public_url``);
+        the tickets opened, with their ids."""
         connection = s.connection()
         if self.logs:
             connection.execute(insert(MessageLog.__table__), self.logs)
@@ -167,5 +171,5 @@ class TurnBatch:
         record_scores(connection, self.scores)
         opened = open_tickets(connection, [{**values, "decision_id": decision_ids[i]}
                                            for i, values in self.tickets])
-        enqueue_ticket_notifications(s, opened, notify_targets)
+        enqueue_ticket_notifications(s, opened, notify_targets, public_url=public_url)
         return Recorded(opened, len(self.outbound))

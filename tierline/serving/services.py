@@ -83,7 +83,8 @@ class Services:
                 lease_seconds=settings.notify_lease_seconds,
                 poll_seconds=settings.notify_poll_seconds)
         self.decider = BatchedDecider(self.db, self.engine, on_ticket=self.ticket_created,
-                                      notify_targets=ticket_targets)
+                                      notify_targets=ticket_targets,
+                                      public_url=settings.public_url)
         self.worker = JobWorker(self.db, self.engine, poll_seconds=settings.worker_poll_seconds,
                                 lease_seconds=settings.job_lease_seconds,
                                 max_attempts=settings.job_max_attempts,
@@ -91,7 +92,8 @@ class Services:
                                 threads=settings.worker_threads,
                                 on_ticket=self.ticket_created,
                                 on_replies=lambda: self.sender and self.sender.wake(),
-                                notify_targets=ticket_targets)
+                                notify_targets=ticket_targets,
+                                public_url=settings.public_url)
         self.sender = None
         if settings.sending_enabled:
             client = GraphClient(settings.whatsapp_api_base,

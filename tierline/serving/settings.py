@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -136,7 +137,12 @@ class Settings(BaseSettings):
                     "40) on top of the fast ones")
 
     # Notifications and ticket exports (all optional): each configured target gets one row of
-    # the notify outbox per ticket, written with the ticket (serving/handoff/outbox.py).
+    # the notify outbox per ticket, written with the ticket (serving/notify/outbox.py).
+    public_url: str | None = Field(
+        None, description="the service's address as agents reach it (https://support.example.com, "
+                          "with the path prefix a proxy adds, if any): each notification links "
+                          "its ticket's console page, <public_url>/console/tickets/<id>; unset: "
+                          "notifications carry no link")
     notify_slack_url: str | None = None
     notify_webhook_url: str | None = None
     notify_webhook_secret: SecretStr | None = None
@@ -193,10 +199,22 @@ class Settings(BaseSettings):
             raise ValueError("runtime_callback_url needs runtime_callback_secret")
         return self
 
-    @field_validator("multilingual_nlu_dir", "runtime_callback_url", "metrics_dir", mode="before")
+    @field_validator("multilingual_nlu_dir", "runtime_callback_url", "metrics_dir", "public_url",
+                     mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _an_http_address(cls, value: str | None) -> str | None:
+        """An http(s) address without a trailing slash (links are built by appending paths)."""
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("public_url must be an http:// or https:// address, without query "
+                             "or fragment")
+        return value.rstrip("/")
 
     def language_route(self) -> LanguageRoute | None:
         """Which conversations leave the default pair for the multilingual one (None: none)."""

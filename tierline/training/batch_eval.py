@@ -240,7 +240,6 @@ def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
     ordered by their WhatsApp timestamp; redeliveries (same message id) count once. Unlike the
     JSONL path this holds the folder's texts in memory: export large logs as JSONL.
     """
-    from tierline.serving.queue.store import conversation_id
     from tierline.serving.channels.whatsapp.payload import PayloadError, parse_webhook
 
     files = sorted(folder.glob("*.json"))
@@ -259,7 +258,7 @@ def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
             if m.wamid in seen or m.type not in ("text", "button", "interactive"):
                 continue
             seen.add(m.wamid)
-            by_conv.setdefault(conversation_id(m.phone_number_id, m.customer_id), []).append(m)
+            by_conv.setdefault(m.conversation_id, []).append(m)
     for conv_id, messages in by_conv.items():
         messages.sort(key=lambda m: (m.sent_at is None, m.sent_at))
         yield LogConversation(conversation_id=conv_id, customer=LogCustomer(id=messages[0].customer_id),

@@ -71,6 +71,13 @@ class TranscriptLine(BaseModel):
 
 
 class TicketDetail(TicketSummary):
+    customer_name: str | None = Field(
+        None, description="the customer's WhatsApp profile name (agents of the ticket's team "
+                          "and admins; masked for anyone else; null when unknown)")
+    customer_phone: str | None = Field(
+        None, description="the customer's number in E.164 (agents of the ticket's team and "
+                          "admins; masked for anyone else; null when the customer id is not "
+                          "a phone number)")
     context: dict
     transcript: list[TranscriptLine]
     csat: int | None

@@ -76,8 +76,16 @@ def delivery_key(ticket_id: int, event: str, target: str) -> str:
     return f"ticket:{ticket_id}:{event}:{target}"
 
 
-def ticket_notice(ticket: Ticket) -> TicketNotice:
-    """The notice of a ticket as written, the customer's number masked (third parties read it)."""
+def ticket_url(public_url: str | None, ticket_id: int) -> str | None:
+    """The ticket's page in the agent console at the service's public address (settings
+    ``public_url``), or None without one."""
+    return f"{public_url}/console/tickets/{ticket_id}" if public_url else None
+
+
+def ticket_notice(ticket: Ticket, public_url: str | None = None) -> TicketNotice:
+    """The notice of a ticket as written, the customer's number masked (third parties read it;
+    never the customer's name), with a link to the ticket's console page when the service's
+    ``public_url`` is known."""
     customer = ticket.conversation_id.rsplit(":", 1)[-1]
     context = ticket.context
     return TicketNotice(
@@ -85,19 +93,21 @@ def ticket_notice(ticket: Ticket) -> TicketNotice:
         priority=ticket.priority, reasons=context.get("reasons", []),
         customer=mask_phone(customer), p_escalate=context.get("p_escalate", 0.0),
         intent=context.get("intent", ""), off_hours=bool(context.get("off_hours")),
-        created_at=as_utc(ticket.created_at))
+        created_at=as_utc(ticket.created_at), url=ticket_url(public_url, ticket.id))
 
 
 def enqueue_ticket_notifications(session: Session, tickets: Sequence[Ticket],
-                                 targets: Sequence[str], event: str = TICKET_CREATED) -> int:
+                                 targets: Sequence[str], event: str = TICKET_CREATED,
+                                 public_url: str | None = None) -> int:
     """Queue ``event`` of each ticket for each target, in ``session``'s transaction (the one
-    that opened the tickets: both commit or neither does); how many rows were written."""
+    that opened the tickets: both commit or neither does), each notice linking the ticket's
+    console page under ``public_url``; how many rows were written."""
     if not targets:  # nothing configured: no payload to build
         return 0
     now = utcnow()
     rows = []
     for ticket in tickets:
-        payload = ticket_notice(ticket).model_dump(mode="json")
+        payload = ticket_notice(ticket, public_url).model_dump(mode="json")
         rows += [dict(idempotency_key=delivery_key(ticket.id, event, target), ticket_id=ticket.id,
                       event=event, target=target, payload=payload, status="pending", attempts=0,
                       next_attempt_at=now, created_at=now) for target in targets]
@@ -106,7 +116,8 @@ def enqueue_ticket_notifications(session: Session, tickets: Sequence[Ticket],
     return len(rows)
 
 
-def requeue_missing_exports(db: Database, target: str = ZENDESK) -> int:
+def requeue_missing_exports(db: Database, target: str = ZENDESK,
+                            public_url: str | None = None) -> int:
     """Queue the export again for every ticket without an external id: a new row where the
     ticket has none (opened before the help desk was configured, say), and a ``failed`` (or
     ``sent``, the external id since cleared) row back to ``pending`` with a fresh age. Rows
@@ -117,7 +128,7 @@ def requeue_missing_exports(db: Database, target: str = ZENDESK) -> int:
     with db.session() as s:
         new = s.scalars(select(Ticket).where(Ticket.external_id.is_(None), ~exists().where(
             DELIVERIES.c.ticket_id == Ticket.id, *ours)).order_by(Ticket.id)).all()
-        enqueue_ticket_notifications(s, new, [target])
+        enqueue_ticket_notifications(s, new, [target], public_url=public_url)
         now = utcnow()
         again = s.execute(update(DELIVERIES).where(
             *ours, DELIVERIES.c.status.in_(("failed", "sent")),

@@ -88,7 +88,7 @@ class BatchedDecider(BatchingLoop):
 
     def __init__(self, db: Database, engine: TurnEngine, max_batch: int = 64,
                  on_ticket: Callable[[Ticket], None] | None = None,
-                 notify_targets: tuple[str, ...] = ()) -> None:
+                 notify_targets: tuple[str, ...] = (), public_url: str | None = None) -> None:
         super().__init__(max_batch)
         self.db = db
         #: Replaced on a model reload; read once per batch.
@@ -97,6 +97,8 @@ class BatchedDecider(BatchingLoop):
         self.on_ticket = on_ticket or (lambda ticket: None)
         #: Notification targets queued with each ticket, in its transaction.
         self.notify_targets = notify_targets
+        #: The service's public address: each notification links its ticket's console page.
+        self.public_url = public_url
 
     async def decide(self, call: Call) -> TurnResult:
         """Turn one call; returns once its transaction committed."""
@@ -150,7 +152,7 @@ class BatchedDecider(BatchingLoop):
                 turns.record_turn(conv, TurnOutcome(c.text, result.replies, result.state.to_dict(),
                                                     result), at=utcnow())
                 results.append(result)
-            opened = turns.write(s, self.notify_targets).tickets
+            opened = turns.write(s, self.notify_targets, self.public_url).tickets
         for ticket in opened:
             try:
                 self.on_ticket(ticket)

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy import DateTime, bindparam, or_, select, text, update
 
 from tierline.serving.storage.db import Database, dialect_insert
 from tierline.serving.storage.models import (
@@ -24,9 +24,14 @@ from tierline.serving.storage.models import (
     OutboundMessage,
     utcnow,
 )
-from tierline.serving.channels.whatsapp.payload import IncomingMessage, StatusUpdate
+from tierline.serving.channels.whatsapp.payload import (  # noqa: F401 - conversation_id: re-exported
+    IncomingMessage,
+    StatusUpdate,
+    conversation_id,
+)
 
 log = logging.getLogger(__name__)
+CONVERSATION = Conversation.__table__
 STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
@@ -38,11 +43,6 @@ class StoreResult:
     duplicates: int = 0
     foreign: int = 0
     statuses: int = 0
-
-
-def conversation_id(phone_number_id: str, customer_id: str) -> str:
-    """One WhatsApp conversation per (business number, customer)."""
-    return f"wa:{phone_number_id}:{customer_id}"
 
 
 def store_webhook(db: Database, messages: list[IncomingMessage], statuses: list[StatusUpdate],
@@ -91,10 +91,11 @@ def store_deliveries(db: Database, deliveries: list[tuple[list[IncomingMessage],
 
 
 def _rows(msg: IncomingMessage, new_state) -> tuple[dict, dict]:
-    """The conversation and inbound-message rows of one message."""
-    conv_id, now = conversation_id(msg.phone_number_id, msg.customer_id), utcnow()
+    """The conversation and inbound-message rows of one message (the customer's number in
+    E.164, the conversation keyed by Meta's ``wa_id``)."""
+    conv_id, now = msg.conversation_id, utcnow()
     conversation = dict(id=conv_id, channel="whatsapp", customer_id=msg.customer_id,
-                        phone_number_id=msg.phone_number_id,
+                        customer_name=msg.customer_name, phone_number_id=msg.phone_number_id,
                         state=new_state(conv_id, msg.customer_id), created_at=now, updated_at=now)
     inbound = dict(wamid=msg.wamid, conversation_id=conv_id, customer_id=msg.customer_id,
                    phone_number_id=msg.phone_number_id, type=msg.type, text=msg.text[:60_000],
@@ -112,6 +113,9 @@ def _insert_message(session, msg: IncomingMessage, new_state) -> bool:
     conversation, inbound = _rows(msg, new_state)
     session.execute(dialect_insert(session, Conversation).values(**conversation)
                     .on_conflict_do_nothing(index_elements=["id"]))
+    if msg.customer_name:
+        session.execute(RENAME_CONVERSATION, {"conversation": conversation["id"],
+                                              "profile_name": msg.customer_name})
     inbound_id = session.execute(dialect_insert(session, InboundMessage).values(**inbound)
                                  .on_conflict_do_nothing(index_elements=["wamid"])
                                  .returning(InboundMessage.id)).scalar()
@@ -120,6 +124,15 @@ def _insert_message(session, msg: IncomingMessage, new_state) -> bool:
     session.execute(dialect_insert(session, Job).values(
         inbound_id=inbound_id, status="pending", attempts=0, available_at=utcnow()))
     return True
+
+
+#: A customer's new WhatsApp profile name on their conversation. Only a row whose name
+#: differs is updated (and so locked): the intake never waits on the worker's lock of a
+#: conversation for a name that did not change.
+RENAME_CONVERSATION = (
+    update(CONVERSATION).where(CONVERSATION.c.id == bindparam("conversation"), or_(
+        CONVERSATION.c.customer_name.is_(None), CONVERSATION.c.customer_name != bindparam("profile_name")))
+    .values(customer_name=bindparam("profile_name")))
 
 
 #: Every message of a group commit with its conversation (if new) and job, as one PostgreSQL
@@ -135,15 +148,24 @@ WITH batch AS (
                          CAST(:customer_id AS text[]), CAST(:phone_number_id AS text[]),
                          CAST(:type AS text[]), CAST(:text AS text[]), CAST(:button_id AS text[]),
                          CAST(:payload AS json[]), CAST(:sent_at AS timestamptz[]),
-                         CAST(:state AS json[]))
+                         CAST(:state AS json[]), CAST(:customer_name AS text[]))
         AS b(ord, wamid, conversation_id, customer_id, phone_number_id, type, text, button_id,
-             payload, sent_at, state)),
+             payload, sent_at, state, customer_name)),
 new_conversation AS (
-    INSERT INTO conversations (id, channel, customer_id, phone_number_id, state, created_at, updated_at)
-    SELECT DISTINCT ON (conversation_id) conversation_id, 'whatsapp', customer_id, phone_number_id,
-           state, :now, :now
+    INSERT INTO conversations (id, channel, customer_id, customer_name, phone_number_id, state,
+                               created_at, updated_at)
+    SELECT DISTINCT ON (conversation_id) conversation_id, 'whatsapp', customer_id, customer_name,
+           phone_number_id, state, :now, :now
     FROM batch ORDER BY conversation_id, ord
     ON CONFLICT (id) DO NOTHING),
+renamed AS (
+    -- An existing conversation whose customer's profile name changed (the latest of the
+    -- batch); rows inserted above are not visible here, and a row whose name is the same is
+    -- neither updated nor locked (see RENAME_CONVERSATION).
+    UPDATE conversations AS c SET customer_name = named.customer_name
+    FROM (SELECT DISTINCT ON (conversation_id) conversation_id, customer_name FROM batch
+          WHERE customer_name IS NOT NULL ORDER BY conversation_id, ord DESC) AS named
+    WHERE c.id = named.conversation_id AND c.customer_name IS DISTINCT FROM named.customer_name),
 new_message AS (
     INSERT INTO inbound_messages (wamid, conversation_id, customer_id, phone_number_id, type, text,
                                   button_id, payload, sent_at, received_at)
@@ -164,7 +186,7 @@ def _insert_messages_postgresql(session, messages: list[IncomingMessage], new_st
         return []
     columns: dict[str, list] = {name: [] for name in (
         "ord", "wamid", "conversation_id", "customer_id", "phone_number_id", "type", "text",
-        "button_id", "payload", "sent_at", "state")}
+        "button_id", "payload", "sent_at", "state", "customer_name")}
     for n, msg in enumerate(messages):
         conversation, inbound = _rows(msg, new_state)
         for name, value in inbound.items():
@@ -173,6 +195,7 @@ def _insert_messages_postgresql(session, messages: list[IncomingMessage], new_st
         columns["ord"].append(n)
         columns["payload"][-1] = json.dumps(inbound["payload"])
         columns["state"].append(json.dumps(conversation["state"]))
+        columns["customer_name"].append(conversation["customer_name"])
     stored = set(session.scalars(_STORE_BATCH_POSTGRESQL, {**columns, "now": utcnow()}))
     new = []
     for msg in messages:  # a wamid twice in the batch: the first one is the stored one

@@ -133,7 +133,7 @@ class JobWorker(BackgroundLoop):
                  lease_seconds: float = 60.0, max_attempts: int = 5, batch_size: int = 32,
                  threads: int = 1, on_ticket: Callable[[Ticket], None] | None = None,
                  on_replies: Callable[[], None] | None = None,
-                 notify_targets: tuple[str, ...] = ()) -> None:
+                 notify_targets: tuple[str, ...] = (), public_url: str | None = None) -> None:
         super().__init__(poll_seconds, housekeeping_seconds=min(1.0, lease_seconds / 2),
                          threads=threads)
         self.db = db
@@ -147,6 +147,8 @@ class JobWorker(BackgroundLoop):
         self.on_replies = on_replies or (lambda: None)
         #: Peers told of each ticket opened ("slack", "webhook", "zendesk"), queued with it.
         self.notify_targets = notify_targets
+        #: The service's public address: each notification links its ticket's console page.
+        self.public_url = public_url
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @property
@@ -317,7 +319,7 @@ class JobWorker(BackgroundLoop):
                     turns.record_turn(conv, p.outcome, at=p.work.now,
                                       inbound_id=p.work.inbound_id, message_key=p.work.wamid)
                     done.append(p.work)
-            recorded = turns.write(s, self.notify_targets)
+            recorded = turns.write(s, self.notify_targets, self.public_url)
             written.tickets, written.replies = recorded.tickets, recorded.replies
             self._mark(s, done, deferred)
         return written

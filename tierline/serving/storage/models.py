@@ -54,7 +54,12 @@ class Conversation(Base):
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))  # whatsapp | api
+    #: WhatsApp: the customer's number in E.164 ("+447700900123"; rows stored before
+    #: migration 0011 hold Meta's digits); API: the runtime's customer id as sent.
     customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: The customer's WhatsApp profile name, the latest one a delivery named (migration
+    #: 0011); None when none was given (an API conversation). Shown to the ticket's agents only.
+    customer_name: Mapped[str | None] = mapped_column(String(256), default=None)
     phone_number_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_customer_at: Mapped[datetime | None]
@@ -349,7 +354,7 @@ class EscalationLabel(Base):
 
 
 class LiveVersions(Base):
-    """What every service process should serve: one row (``id`` 1, made by migration 0009).
+    """What every service process should serve: one row (``id`` 1, made by migration 0010).
 
     ``generation`` only grows: an admin reload or a registry champion move raises it, and each
     process reloads its models and flow when its own generation is behind

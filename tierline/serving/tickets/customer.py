@@ -27,6 +27,7 @@ from tierline.serving.notify.runtime import enqueue_runtime_event
 from tierline.serving.logging_setup import mask_phone
 from tierline.serving.storage.models import Conversation, MessageLog, OutboundMessage, as_utc, utcnow
 from tierline.serving.channels.whatsapp.client import list_payload, template_payload, text_payload
+from tierline.serving.channels.whatsapp.payload import recipient_of
 
 log = logging.getLogger(__name__)
 #: WhatsApp's customer-service window: free-form messages only this long after the customer's last.
@@ -136,7 +137,7 @@ def _queue_whatsapp(s: Session, conversation: Conversation, message: TicketMessa
                     template: ReplyTemplate | None) -> Delivery:
     """The outbox row of ``message``: text (or a list of its choices) inside the window, the
     template outside it (agents' replies only)."""
-    to = conversation.customer_id
+    to = recipient_of(conversation.id)
     if window_open(conversation):
         sent_as = "text"
         payload = (list_payload(to, message.text, message.choices_button, list(message.choices))

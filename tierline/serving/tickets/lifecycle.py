@@ -24,7 +24,7 @@ from tierline.serving.storage.models import Agent, Conversation, Ticket, utcnow
 from tierline.serving.tickets import csat
 from tierline.serving.tickets.customer import ReplyTemplate, TicketMessage, tell_customer
 from tierline.serving.tickets.errors import AlreadyClaimed, InvalidTransition, UnknownTeam
-from tierline.serving.tickets.queue import summary, visible
+from tierline.serving.tickets.queue import context_with_orders, summary, visible
 
 
 def known_teams(routing: Routing) -> list[str]:
@@ -102,8 +102,10 @@ def resolve_ticket(db: Database, flow: BotFlow, agent: Agent, ticket_id: int,
         t = visible(agent, s.get(Ticket, ticket_id, with_for_update=True))
         if t.status == "resolved":
             return summary(t)
-        t.status, t.resolved_at = "resolved", utcnow()
         conv = s.get(Conversation, t.conversation_id, with_for_update=True)
+        # The order numbers written while the ticket was open stay with it.
+        t.context = context_with_orders(t, conv)
+        t.status, t.resolved_at = "resolved", utcnow()
         state = handed_back(ConversationState.from_dict(conv.state))
         asked = tell_customer(s, conv, csat.question(flow, state.language, t.id, agent.name),
                               runtime_callback=runtime_callback)

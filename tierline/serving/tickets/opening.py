@@ -3,8 +3,9 @@
 A ticket is opened by the turn that hands the conversation over, in that turn's transaction
 (``tierline.serving.conversations`` records turns for every channel): the handoff, its decision and
 its ticket commit together or not at all. The row carries the routing (team, priority), the
-context agents read (reasons, scores, order number, tier, language, features) and the id of
-the decision that opened it, which is what an agent's label is joined to for retraining.
+context agents read (reasons, scores, the order numbers the customer wrote, tier, language,
+features) and the id of the decision that opened it, which is what an agent's label is
+joined to for retraining.
 Agents are notified after the commit, by whoever committed (one call: ``on_ticket``).
 """
 
@@ -29,6 +30,7 @@ def ticket_values(conversation_id: str, result: TurnResult, decision_id: int | N
                     "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
                     "intent": analysis.intent, "frustration": analysis.frustration,
                     "cues": analysis.cues, "order_number": state.order_number,
+                    "order_numbers": list(state.order_numbers),
                     "tier": state.tier, "language": state.language,
                     "off_hours": handoff.off_hours, "back_at": handoff.back_at,
                     "features": result.decision.features})

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tierline.nlu.phone import customer_key
+
 MEDIA_TYPES = ("image", "audio", "video", "document", "location", "sticker", "contacts")
 
 
@@ -23,16 +25,44 @@ class PayloadError(ValueError):
 
 @dataclass
 class IncomingMessage:
-    """One customer message from the webhook."""
+    """One customer message from the webhook.
+
+    ``customer_id`` is the sender's number in E.164 ("+447700900123", :func:`customer_key`),
+    however Meta wrote it; ``wa_id`` is the sender as Meta wrote it ("447700900123"): the
+    conversation is keyed by it and replies go to it (given none, the ``customer_id`` as
+    given). ``customer_name`` is the sender's WhatsApp profile name, when the delivery names
+    it (``contacts[].profile.name``)."""
 
     wamid: str
-    customer_id: str  # the sender's wa_id (phone number)
+    customer_id: str
     phone_number_id: str  # our business number that received it
     type: str
     text: str = ""
     button_id: str | None = None
     sent_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    wa_id: str = ""
+    customer_name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.wa_id = self.wa_id or str(self.customer_id)
+        self.customer_id = customer_key(self.customer_id)
+
+    @property
+    def conversation_id(self) -> str:
+        """The WhatsApp conversation this message belongs to."""
+        return conversation_id(self.phone_number_id, self.wa_id)
+
+
+def conversation_id(phone_number_id: str, wa_id: str) -> str:
+    """One WhatsApp conversation per (business number, customer as Meta names them)."""
+    return f"wa:{phone_number_id}:{wa_id}"
+
+
+def recipient_of(conversation_id: str) -> str:
+    """Whom a WhatsApp conversation's messages go to: the customer's ``wa_id`` as Meta sent
+    it (the last part of :func:`conversation_id`), never a number rewritten here."""
+    return conversation_id.rsplit(":", 1)[-1]
 
 
 @dataclass
@@ -71,6 +101,8 @@ def _timestamp(value: Any) -> datetime | None:
 #: Column widths in storage: longer ids are not Meta's, and must be a 422, never a database error.
 MAX_ID_CHARS = 200
 MAX_PHONE_CHARS = 64
+#: Longest profile name kept (WhatsApp's own limit is far below it).
+MAX_NAME_CHARS = 256
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -100,7 +132,29 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-def _message(msg: dict[str, Any], phone_number_id: str) -> IncomingMessage:
+def _profile_names(contacts: Any) -> dict[str, str]:
+    """The senders' profile names of a change (``contacts[].profile.name``), by their number
+    in E.164 ("" for the one contact without a ``wa_id``). Lenient: a contact of another shape
+    is skipped, never a reason to refuse the messages it came with."""
+    names: dict[str, str] = {}
+    for contact in contacts if isinstance(contacts, list) else []:
+        profile = contact.get("profile") if isinstance(contact, dict) else None
+        name = profile.get("name") if isinstance(profile, dict) else None
+        if not isinstance(name, str) or not (name := _clean_name(name)):
+            continue
+        wa_id = contact.get("wa_id")
+        names[customer_key(wa_id) if isinstance(wa_id, (str, int)) and wa_id != "" else ""] = name
+    return names
+
+
+def _clean_name(name: str) -> str:
+    """A profile name as shown to agents: printable characters, spaces collapsed, bounded."""
+    printable = "".join(c if c.isprintable() else " " for c in name)
+    return " ".join(printable.split())[:MAX_NAME_CHARS]
+
+
+def _message(msg: dict[str, Any], phone_number_id: str,
+             names: dict[str, str] | None = None) -> IncomingMessage:
     if not isinstance(msg, dict) or not isinstance(msg.get("id"), str) or not msg.get("from"):
         raise PayloadError("message without id or from")
     if not isinstance(msg["from"], (str, int)) or len(str(msg["from"])) > MAX_PHONE_CHARS \
@@ -124,10 +178,14 @@ def _message(msg: dict[str, Any], phone_number_id: str) -> IncomingMessage:
         kind = "unsupported"
     if button_id is not None and (isinstance(button_id, (dict, list)) or len(str(button_id)) > MAX_ID_CHARS):
         raise PayloadError("button id of the wrong type or too long")
-    return IncomingMessage(wamid=msg["id"], customer_id=str(msg["from"]),
-                           phone_number_id=phone_number_id, type=kind[:30], text=text,
-                           button_id=str(button_id) if button_id else None,
-                           sent_at=_timestamp(msg.get("timestamp")), raw=msg)
+    incoming = IncomingMessage(wamid=msg["id"], customer_id=str(msg["from"]),
+                               phone_number_id=phone_number_id, type=kind[:30], text=text,
+                               button_id=str(button_id) if button_id else None,
+                               sent_at=_timestamp(msg.get("timestamp")), raw=msg)
+    names = names or {}
+    incoming.customer_name = names.get(incoming.customer_id) or (
+        names.get("") if len(names) == 1 else None)
+    return incoming
 
 
 def _errors(value: Any) -> list[dict[str, Any]]:
@@ -155,8 +213,9 @@ def parse_webhook(body: Any) -> tuple[list[IncomingMessage], list[StatusUpdate]]
                 raise PayloadError("changes[].value must be an object")
             phone_number_id = _scalar_text(_object(value.get("metadata"), "metadata")
                                            .get("phone_number_id"))[:MAX_PHONE_CHARS]
+            names = _profile_names(value.get("contacts"))
             for msg in _array(value.get("messages"), "messages"):
-                messages.append(_message(msg, phone_number_id))
+                messages.append(_message(msg, phone_number_id, names))
             for st in _array(value.get("statuses"), "statuses"):
                 if not isinstance(st, dict) or not st.get("id"):
                     raise PayloadError("status without id")
