@@ -258,6 +258,18 @@ def test_telling_of_an_agent_is_not_an_explicit_request(engine):
     ("it", "sei un bot inutile", "bot_insult", "general"),
     ("es", "qué bot más inútil", "bot_insult", "general"),
     ("pt", "robô burro", "bot_insult", "general"),
+    ("en", "only got 2 of the 3 things i ordered", "missing_item", "general"),
+    ("it", "nella scatola mancava una maglietta", "missing_item", "general"),
+    ("es", "pedí 3 cosas y en la caja solo venían 2", "missing_item", "general"),
+    ("pt", "veio faltando um item do meu pedido", "missing_item", "general"),
+    ("en", "honestly im fed up with waiting for this parcel", "fed_up", "general"),
+    ("it", "sono stufa di aspettare sto pacco", "fed_up", "general"),
+    ("es", "estoy harta de esperar el pedido", "fed_up", "general"),
+    ("pt", "estou farto de esperar, a encomenda devia ter chegado", "fed_up", "general"),
+    ("en", "reset my password 3 times and still cant log in", "tried_again", "technical"),
+    ("it", "la password nn va, l'ho cambiata 3 volte", "tried_again", "technical"),
+    ("es", "he cambiado la contraseña 3 veces y nada, no puedo entrar", "tried_again", "technical"),
+    ("pt", "troquei a senha 3 vezes e não consigo entrar", "tried_again", "technical"),
 ])
 def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language, text, cue, team):
     """Writing again, "delivered but never came", a chargeback or legal threat, a double
@@ -277,8 +289,34 @@ def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language
     ("en", "I got it from DHL today, the BEST shop"),
     ("it", "posso pagare 2 volte al mese con la rateizzazione?"),
     ("es", "el bot me ayudó mucho, gracias"),
+    ("en", "only got one question: do you ship to Ireland?"),
+    ("it", "ho provato 2 volte il vestito, mi sta benissimo!"),
+    ("es", "YA ME HA LLEGADO!!! QUÉ RÁPIDO TÍO!!!"),
+    ("pt", "tô cansada hoje kkk, qual o prazo de entrega?"),
 ])
 def test_routine_words_near_those_signs_do_not_fire_them(engine, language, text):
     [result] = play(engine, [text], language=language)
     fired = set(result.analysis.cues) & set(CUE_REASONS)
     assert not fired and not result.handoff, (fired, result.decision.reasons)
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "bit annoying that it came in 2 separate boxes but whatever, all good"),
+    ("it", "vabbè un po lento il sito oggi, cmq tutto ok"),
+    ("es", "un poco molesto q no venga factura en papel pero bueno"),
+    ("pt", "demorou um pouco mas tudo bem, chegou"),
+])
+def test_a_mild_annoyance_the_customer_lets_go_of_is_not_frustration(engine, language, text):
+    """Not frustration, and no cue hands it off (a low-confidence sensitive intent still may:
+    "bit annoying ... but whatever" is read as delete_account at 0.15)."""
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.happy and not result.analysis.frustrated
+    assert not set(result.analysis.cues) & {"all_caps", "exclamation_run", *CUE_REASONS}
+
+
+@pytest.mark.parametrize("word", ["ho", "ha", "he", "ah", "eh"])
+def test_one_syllable_is_a_word_not_laughter(word):
+    """Italian "l'ho cambiata" is not laughing; "haha" and "ahah" are."""
+    from tierline.nlu.cues import LAUGHTER
+
+    assert not LAUGHTER.match(word) and LAUGHTER.match(word * 2)

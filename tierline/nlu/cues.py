@@ -71,11 +71,14 @@ REPEAT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 )
 
 #: Laughter as typed in en/it/es/pt chats: haha, ahahah, jajaja, jeje, hehe, kkkk, rsrs, lol, xD.
-#: Its repeated letters are not an elongated word, and laughter is not frustration.
-LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou])+h?|(?:[aeiou][hj])+[aeiou]?|k{3,}|(?:rs){2,}r?|"
+#: Its repeated letters are not an elongated word, and laughter is not frustration. One syllable
+#: is a word, not laughter: Italian "ho" (I have), "ha", English "he".
+LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou]){2,}h?|a?h?a(?:h+a+)+h?|(?:[aeiou][hj]){2,}[aeiou]?|"
+                      r"k{3,}|(?:rs){2,}r?|"
                       r"l+o+l+|lmf?a+o+|rofl|x+d+|hue(?:hue)+)$", re.IGNORECASE)
-#: Thanks, approval and apologies in en/it/es/pt (accent-folded): "GRAZIE MILLE!!!" or
-#: "obrigadaaa" is happy shouting. A message with these and no problem word gets no caps,
+#: Thanks, approval, apologies and good news in en/it/es/pt (accent-folded): "GRAZIE MILLE!!!",
+#: "obrigadaaa" or "YA ME HA LLEGADO!!! QUÉ RÁPIDO" is happy shouting (a negated arrival is a
+#: problem report, which is never happy). A message with these and no problem word gets no caps,
 #: exclamation or elongation cue (a cue can only raise frustration).
 POSITIVE_WORDS: frozenset[str] = frozenset(
     """thanks thank thx ty tks great perfect awesome amazing love lovely nice cool brilliant
@@ -89,6 +92,8 @@ POSITIVE_WORDS: frozenset[str] = frozenset(
     disculpa disculpe siento feliz
     obrigado obrigada obg valeu perfeito perfeita otimo otima maravilhoso maravilhosa incrivel
     lindo linda lindos lindas amei adorei desculpa desculpe sim show feliz
+    fast quick arrived rapido rapida rapidissimo veloce velocissimo velocissima arrivato
+    arrivata arrivati llegado llego rapidinho chegou chegaram
     """.split())
 #: Praise among them (no plain "ok", "si" or apology): a message of praise is not a question the
 #: bot failed to answer.
@@ -134,7 +139,7 @@ NOT_HAPPENING = re.compile(
     r"\b(?:not|never|isnt|hasnt|havent|doesnt|didnt|wont|cant|non|nn|no|nao|nunca|mai)\b"
     r"(?:\s+[^\W\d_]+){0,3}?\s+(?:arriv|coming|come\b|came\b|work|receiv|got\b|get\b|"
     r"moved|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|movid|mexeu|"
-    r"trov|encuentr|encontr|find|found)\w*")
+    r"trov|encuentr|encontr|find|found|va\b|anda\b|vai\b|riesc|consig|pued|acced|log)\w*")
 #: "Third time I write", "ho già scritto", "ya les escribí", "já mandei mensagem": the customer
 #: has been in touch before about this, and the bot's answer did not end it (folded text).
 REPEAT_CONTACT = re.compile(
@@ -173,6 +178,36 @@ DOUBLE_CHARGE = re.compile(
     r"(?:cobrad[oa]|cobraram|paguei|debitad[oa])(?: \w+){0,3} (?:duas|2) vezes|"
     r"cobranca (?:duplicada|dupla|em dobro)|cobraram em dobro|"
     r"(?:charged|addebitat\w*|cobrad[oa]|cobraron|cobraram|debitad[oa])(?: \w+){0,3} 2 ?x)\b")
+#: Part of the order missing from the box: "only got 2 of the 3", "nella scatola ne mancava
+#: uno", "solo venían 2", "veio faltando um item" (folded text).
+MISSING_ITEM = re.compile(
+    r"\b(?:only (?:got|received|came|arrived|had)(?: \w+){0,2} (?:of|out of)|"
+    r"missing (?:an? |one |\d )?(?:item|piece|part|"
+    r"product)|(?:item|piece|part)s? (?:is |are |was |were )?missing|"
+    r"(?:ne )?mancava(?:no)?|mancano|manca (?:un|una|il|la|l)|(?:ne )?(?:ho ricevut[oi]|sono arrivat[ie]) "
+    r"solo|solo (?:me )?(?:venian?|vino|llegaron|llego|trajo)|falta(?:ba|n)? (?:un|una|el|la|\d)|"
+    r"(?:so|apenas) (?:veio|vieram|chegou|chegaram)|veio faltando|falt(?:ou|ava|am) (?:um|uma|o|a|\d))\b")
+#: "Fed up", "estoy harta", "sono stufo", "farto de esperar": frustration said outright, which
+#: a score reads as mild when the words around it are calm (folded text).
+FED_UP = re.compile(
+    r"\b(?:fed up|sick (?:and tired )?of|tired of waiting|had enough|sono stuf[oa]|mi sono "
+    r"stufat[oa]|ne ho abbastanza|non ne posso piu|(?:estoy|ya estoy|me tiene) hart[oa]|"
+    r"hasta las narices|(?:estou|to|ja estou) fart[oa]|de saco cheio|cansad[oa] de esperar)\b")
+#: "Changed it 3 times", "tried twice", "l'ho provato due volte": the self-service the bot
+#: would offer was tried already (folded text; with a problem only).
+TRIED_AGAIN = re.compile(
+    r"\b(?:tried|reset|changed|done|clicked|requested|provat[oa]|cambiat[oa]|resettat[oa]|"
+    r"fatto|richiest[oa]|intentado|probado|cambiado|pedido|tentei|troquei|pedi|fiz)"
+    r"(?: \w+){0,3} (?:\d+|two|three|four|several|many|due|tre|quattro|dos|tres|cuatro|"
+    r"varias|duas|tres|quatro|varias) (?:times|volte|veces|vezes)\b"
+    r"|\b(?:\d+|two|three|four|several|due|tre|dos|tres|duas) (?:times|volte|veces|vezes)"
+    r"(?: \w+){0,2} (?:and|e|y) (?:still|nothing|niente|ancora|nada|sigue|continua|nn|non|no|nao)\b")
+#: Downplaying: "but whatever", "ma vabbè", "pero bueno", "mas tudo bem": a mild annoyance
+#: the customer lets go of (folded text).
+DOWNPLAYED = re.compile(
+    r"\b(?:but whatever|no big deal|not a big deal|never ?mind that|its fine|it s fine|"
+    r"va ?bbe|vabbe|ma va bene|pazienza|poco male|pero bueno|no pasa nada|da igual|bueno da igual|"
+    r"mas tudo bem|mas beleza|de boa|sem problema|nao tem problema|tranquilo)\b")
 #: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
 BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
 INSULTS: frozenset[str] = frozenset(
@@ -249,6 +284,9 @@ def extract_cues(text: str) -> Cues:
                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
     # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
     happy = bool(positive and not problem and not any(f in WHERE_WORDS for f in slip_free))
+    # "bit annoying it came in 2 boxes but whatever": let go of, unless sworn or shouted about.
+    downplayed = bool(DOWNPLAYED.search(folded_text)) and not swears and caps < 0.5
+    happy = happy or downplayed
     if happy:  # happy shouting, laughter: loud, not frustrated
         caps, exclamations, elongated = 0.0, 0.0, []
 
@@ -282,7 +320,10 @@ def extract_cues(text: str) -> Cues:
         fired.append("repeated_complaint")
     fired.extend(name for name, pattern in (
         ("repeat_contact", REPEAT_CONTACT), ("delivered_not_received", DELIVERED_NOT_RECEIVED),
-        ("dispute", DISPUTE), ("double_charge", DOUBLE_CHARGE)) if pattern.search(plain_text))
+        ("dispute", DISPUTE), ("double_charge", DOUBLE_CHARGE), ("missing_item", MISSING_ITEM),
+        ("fed_up", FED_UP)) if pattern.search(plain_text))
+    if problem and not happy and TRIED_AGAIN.search(plain_text):
+        fired.append("tried_again")
     if any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded):
         fired.append("bot_insult")
     return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem)

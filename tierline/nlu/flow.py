@@ -224,10 +224,13 @@ class EscalationConfig(BaseModel):
     #: swearing, surface cues of :mod:`tierline.nlu.cues` (happy shouting does not fire them).
     #: Also: writing again about the same thing (``repeat_contact``), "marked delivered, never
     #: came" (``delivered_not_received``), a chargeback or legal threat (``dispute``), a double
-    #: charge in so many words (``double_charge``) and insults at the bot (``bot_insult``).
+    #: charge in so many words (``double_charge``), insults at the bot (``bot_insult``), part of
+    #: the order missing (``missing_item``), "fed up" said outright (``fed_up``) and the
+    #: self-service tried several times already (``tried_again``).
     escalate_on_cues: list[Literal["all_caps", "profanity", "repeat_contact",
                                    "delivered_not_received", "dispute", "double_charge",
-                                   "bot_insult"]] = Field(default_factory=list)
+                                   "bot_insult", "missing_item", "fed_up", "tried_again"]
+                           ] = Field(default_factory=list)
     #: Tiers whose problem reports go to a human at once ("sooner for VIP": a VIP writing
     #: "the reset email isnt coming" is not sent the reset instructions again).
     problem_reports_escalate_for: list[str] = Field(default_factory=list)

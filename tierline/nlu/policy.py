@@ -57,6 +57,9 @@ CUE_REASONS: dict[str, str] = {
     "dispute": "customer threatens a chargeback or legal action",
     "double_charge": "customer reports a double charge",
     "bot_insult": "customer is insulting the bot",
+    "missing_item": "part of the order is missing",
+    "fed_up": "customer says they are fed up",
+    "tried_again": "customer already tried several times",
 }
 
 

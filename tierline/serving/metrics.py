@@ -119,7 +119,7 @@ def forget_this_process() -> None:
 REASON_CODES = ("asked_for_human", "failed_replies", "frustrated", "frustrated_earlier",
                 "sensitive_topic", "vip", "premium", "repeated_request", "long_conversation",
                 "shouting", "swearing", "problem_report", "repeat_contact",
-                "delivered_not_received", "dispute", "double_charge", "bot_insult", "score",
+                "delivered_not_received", "dispute", "double_charge", "bot_insult", "missing_item", "fed_up", "tried_again", "score",
                 "unspecified", "other")
 _REASON_PATTERNS = [(re.compile(p), code) for p, code in (
     (r"^customer asked for a human", "asked_for_human"),
@@ -139,6 +139,9 @@ _REASON_PATTERNS = [(re.compile(p), code) for p, code in (
     (r"^customer threatens a chargeback", "dispute"),
     (r"^customer reports a double charge", "double_charge"),
     (r"^customer is insulting the bot", "bot_insult"),
+    (r"^part of the order is missing", "missing_item"),
+    (r"^customer says they are fed up", "fed_up"),
+    (r"^customer already tried several times", "tried_again"),
     (r"^escalation score", "score"),
 )]
 
