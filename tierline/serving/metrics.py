@@ -6,10 +6,16 @@ Counters for messages in/out, escalations (by reason and team) and deliveries to
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# The escalation reasons a metric label may carry are the reason codes, a fixed set: a label
+# per reason text (which carries the customer's words and scores) made the series grow with
+# customer input. One table, in tierline.nlu.reasons, for metrics, the APIs and the console.
+from tierline.nlu.reasons import REASON_CODES, reason_code
+
+__all__ = ["METRICS", "Metrics", "REASON_CODES", "build_metrics", "reason_code"]
 
 
 @dataclass
@@ -58,33 +64,3 @@ def build_metrics() -> Metrics:
 
 
 METRICS = build_metrics()
-
-#: The escalation reasons a metric label may carry: a fixed set. The policy's reason texts
-#: carry free words and scores ("customer frustrated (0.93: 'useless')", "sensitive topic:
-#: get_refund", "long conversation (7 messages)"), and a label per distinct text made the
-#: series grow with customer input.
-REASON_CODES = ("asked_for_human", "failed_replies", "frustrated", "frustrated_earlier",
-                "sensitive_topic", "vip", "premium", "repeated_request", "long_conversation",
-                "shouting", "swearing", "problem_report", "score", "unspecified", "other")
-_REASON_PATTERNS = [(re.compile(p), code) for p, code in (
-    (r"^customer asked for a human", "asked_for_human"),
-    (r"^\d+ failed bot replies", "failed_replies"),
-    (r"^customer frustrated", "frustrated"),
-    (r"^customer was frustrated earlier", "frustrated_earlier"),
-    (r"^sensitive topic", "sensitive_topic"),
-    (r"^VIP customer", "vip"),
-    (r"^premium customer", "premium"),
-    (r"^repeated request", "repeated_request"),
-    (r"^long conversation", "long_conversation"),
-    (r"^customer is shouting", "shouting"),
-    (r"^customer is swearing", "swearing"),
-    (r"^\w+ customer reports a problem", "problem_report"),
-    (r"^escalation score", "score"),
-)]
-
-
-def reason_code(reason: str | None) -> str:
-    """The bounded label of a policy reason text (one of :data:`REASON_CODES`)."""
-    if not reason:
-        return "unspecified"
-    return next((code for pattern, code in _REASON_PATTERNS if pattern.match(reason)), "other")
