@@ -217,7 +217,7 @@ def queue_json(request: Request, status: QueueStatus = "active") -> Response:
 @router.get("/events")
 def events(request: Request, status: QueueStatus = "active",
            ticket: int | None = Query(None, ge=1, le=2_147_483_647),
-           after: int = Query(0, ge=0)) -> Response:
+           after: int = Query(0, ge=0, le=2**63 - 1)) -> Response:
     """Server-Sent Events for the page the agent has open (:mod:`.live`): the queue of its
     teams (``status`` as on the queue page), or with ``ticket`` that ticket's new messages
     (after message ``after``, the page's last) and changes. 401 without a session, 404 for a
