@@ -13,7 +13,7 @@ import pytest
 
 from tierline.nlu.bot import small_talk_of, unreadable
 from tierline.nlu.engine import TurnEngine
-from tierline.nlu.policy import CUE_REASONS
+from tierline.nlu.reasons import ESCALATION_CUES, Reason
 
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # a Tuesday, 10:00 in Rome
 
@@ -277,7 +277,7 @@ def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language
     [result] = play(engine, [text], language=language)
     assert cue in result.analysis.cues
     assert result.handoff and result.handoff.team == team, result.decision.reasons
-    assert result.decision.reasons[0] == CUE_REASONS[cue]
+    assert result.decision.reasons[0] == Reason(cue).text
 
 
 @pytest.mark.parametrize("language,text", [
@@ -296,7 +296,7 @@ def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language
 ])
 def test_routine_words_near_those_signs_do_not_fire_them(engine, language, text):
     [result] = play(engine, [text], language=language)
-    fired = set(result.analysis.cues) & set(CUE_REASONS)
+    fired = set(result.analysis.cues) & set(ESCALATION_CUES)
     assert not fired and not result.handoff, (fired, result.decision.reasons)
 
 
@@ -311,7 +311,7 @@ def test_a_mild_annoyance_the_customer_lets_go_of_is_not_frustration(engine, lan
     "bit annoying ... but whatever" is read as delete_account at 0.15)."""
     [result] = play(engine, [text], language=language)
     assert result.analysis.happy and not result.analysis.frustrated
-    assert not set(result.analysis.cues) & {"all_caps", "exclamation_run", *CUE_REASONS}
+    assert not set(result.analysis.cues) & {"all_caps", "exclamation_run", *ESCALATION_CUES}
 
 
 @pytest.mark.parametrize("word", ["ho", "ha", "he", "ah", "eh"])

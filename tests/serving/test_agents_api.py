@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from tierline.nlu.flow import load_flow
+from tierline.nlu.reasons import Reason
 from tierline.serving.storage.models import (
     Conversation,
     DecisionRow,
@@ -71,6 +72,8 @@ def test_end_to_end_handoff_agent_reply_resolve_csat(service, tokens):
     assert [m["role"] for m in detail["transcript"]][:2] == ["customer", "bot"]
     assert detail["transcript"][-1]["text"] == "still there?"
     assert any(r.startswith("customer frustrated") for r in detail["reasons"])
+    frustrated = [r for r in detail["reason_codes"] if r["code"] == "frustrated"]
+    assert frustrated and frustrated[0]["params"]["score"] > 0.5
     frustration = detail["context"]["frustration"]
     assert frustration > 0.5
     assert detail["priority"] == ("high" if frustration >= 0.8 else "normal")  # flow: frustration_high
@@ -247,11 +250,17 @@ def test_an_api_escalation_is_queued_worked_and_resolving_hands_the_conversation
     [row] = [t for t in queue if t["id"] == ticket.id]
     assert (row["team"], row["priority"], row["status"]) == (out["team"], out["priority"], "open")
     assert row["reasons"] == out["reasons"]
+    # The reasons as codes with parameters too, the English phrases derived from them, the
+    # same in /v1/decide, the agent API and the stored decision.
+    assert out["reason_codes"][0] == {"code": "asked_for_human", "params": {}}
+    assert row["reason_codes"] == out["reason_codes"]
+    assert [Reason.from_dict(r).text for r in row["reason_codes"]] == row["reasons"]
     # ... and it references the decision that opened it.
     with service.services.db.session() as s:
         opener = s.get(DecisionRow, ticket.decision_id)
         assert opener.conversation_id == "api:shop:chat-1" and opener.escalate
         assert round(opener.p_escalate, 4) == out["p_escalate"]
+        assert (opener.reason_codes, opener.reasons) == (out["reason_codes"], out["reasons"])
 
     # While an agent has it, the runtime hears "with an agent" and no second ticket opens.
     waiting = decide(service, "shop:chat-1", "hello? is anyone there?")

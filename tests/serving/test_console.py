@@ -288,8 +288,9 @@ def test_the_agent_picks_italian_or_english(service, tokens):
         assert r.headers["location"] == "/console/queue"
 
 
-def test_both_languages_have_every_string():
-    assert STRINGS["en"].keys() == STRINGS["it"].keys()
+def test_every_language_has_every_string():
+    assert all(table.keys() == STRINGS["en"].keys() for table in STRINGS.values())
+    assert set(STRINGS) == {"en", "it", "es", "pt"}
 
 
 def test_queue_polling_sees_a_new_escalation_without_reload(service, gina):

@@ -33,6 +33,7 @@ from tierline.nlu.policy import (
     PolicyArtifact,
     PolicyContext,
 )
+from tierline.nlu.reasons import Reason
 from tierline.nlu.routing import Analyzer, Lazy, LazyBundle
 
 RECENT_INTENTS = 5
@@ -46,10 +47,15 @@ class Handoff:
 
     team: str
     priority: str
-    reasons: list[str]
+    reason_codes: list[Reason]
     p_escalate: float
     off_hours: bool
     back_at: str | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        """The English phrases of :attr:`reason_codes`."""
+        return [r.text for r in self.reason_codes]
 
 
 @dataclass
@@ -78,6 +84,7 @@ class TurnResult:
             "p_escalate": round(self.decision.p_escalate, 4),
             "escalate": self.decision.escalate,
             "reasons": self.decision.reasons,
+            "reason_codes": [r.to_dict() for r in self.decision.reason_codes],
             "team": self.decision.team,
             "priority": self.decision.priority,
             "off_hours": self.handoff.off_hours if self.handoff else False,
@@ -295,7 +302,7 @@ class TurnEngine:
             decision = stack.policy.decide(analysis, self.context_of(state), explicit=False,
                                           intent_for_routing=self._routing_intent(state, analysis))
             decision.escalate = True
-            decision.reasons = ["conversation is already with an agent"] + decision.reasons
+            decision.reason_codes = [Reason("with_agent")] + decision.reason_codes
             self._update_counters(state, analysis, stack.policy, failed=False)
             replies = []
             if not state.told_with_agent:  # once: "an agent has your conversation"
@@ -311,15 +318,15 @@ class TurnEngine:
             # "ok grazie", "sorry, wrong chat", "never mind, cancel that question": small talk
             # never hands a conversation to a human by itself, whatever the intent model
             # guessed for it ("perdón, me equivoqué de chat" read as delete_account).
-            decision.escalate, decision.reasons = False, []
+            decision.escalate, decision.reason_codes = False, []
         response = None
         if not (decision.escalate and act):
             response = stack.bot.respond(state, text, analysis, button_id)
             reason = stack.policy.failed_replies_rule(state.failed_attempts + 1, state.tier)
             if act and response.failed and reason:
                 decision.escalate = True
-                decision.reasons = [reason] + [r for r in decision.reasons
-                                               if not r.endswith("failed bot replies")]
+                decision.reason_codes = [reason] + [r for r in decision.reason_codes
+                                                    if r.code != "failed_replies"]
         failed = bool(response and response.failed)
         self._update_counters(state, analysis, stack.policy, failed)
         if decision.escalate and act:
@@ -343,7 +350,7 @@ class TurnEngine:
         state.told_with_agent = False
         state.remember("bot", text, now.isoformat())
         handoff = Handoff(team=decision.team, priority=decision.priority,
-                          reasons=decision.reasons, p_escalate=decision.p_escalate,
+                          reason_codes=decision.reason_codes, p_escalate=decision.p_escalate,
                           off_hours=off_hours, back_at=back_at)
         return TurnResult([Reply(text)], decision, analysis, state, handoff=handoff,
                           bot_failed=failed, model_stack=stack_name)

@@ -23,6 +23,7 @@ from tierline.nlu.analyzer import AnalysisResult
 from tierline.nlu.bundle import read_policy_json
 from tierline.nlu.flow import EscalationConfig
 from tierline.nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
+from tierline.nlu.reasons import ESCALATION_CUES, Reason
 
 #: Feature order of the policy model, and whether each is constrained monotone (weight >= 0).
 FEATURES: tuple[tuple[str, bool], ...] = (
@@ -49,18 +50,6 @@ FEATURES: tuple[tuple[str, bool], ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 MONOTONE: tuple[bool, ...] = tuple(mono for _, mono in FEATURES)
 TIER_RANK = {"standard": 0, "premium": 1, "vip": 2}
-#: The reason of each escalation cue of :mod:`tierline.nlu.cues` a flow may name in
-#: ``escalate_on_cues`` (besides shouting and swearing, which quote what fired).
-CUE_REASONS: dict[str, str] = {
-    "repeat_contact": "customer has written about this before",
-    "delivered_not_received": "order shows delivered but the customer did not receive it",
-    "dispute": "customer threatens a chargeback or legal action",
-    "double_charge": "customer reports a double charge",
-    "bot_insult": "customer is insulting the bot",
-    "missing_item": "part of the order is missing",
-    "fed_up": "customer says they are fed up",
-    "tried_again": "customer already tried several times",
-}
 
 
 @dataclass
@@ -77,18 +66,25 @@ class PolicyContext:
 
 @dataclass
 class Decision:
-    """The policy's answer for one customer message."""
+    """The policy's answer for one customer message. ``reason_codes`` are the reasons, most
+    important first (:mod:`tierline.nlu.reasons`); ``reasons`` their English phrases."""
 
     p_escalate: float
     escalate: bool
-    reasons: list[str]
+    reason_codes: list[Reason]
     team: str
     priority: str
     features: dict[str, float]
 
+    @property
+    def reasons(self) -> list[str]:
+        """The English phrases of :attr:`reason_codes` (``/v1/decide``, ``tierline chat``)."""
+        return [r.text for r in self.reason_codes]
+
     def to_dict(self) -> dict:
         """Plain-JSON form."""
         return {"p_escalate": self.p_escalate, "escalate": self.escalate, "reasons": self.reasons,
+                "reason_codes": [r.to_dict() for r in self.reason_codes],
                 "team": self.team, "priority": self.priority, "features": self.features}
 
 
@@ -176,18 +172,18 @@ class EscalationPolicy:
         features = policy_features(analysis, context, explicit, self.config,
                                    self.artifact.frustrated_at)
         p = self.probability(features)
-        rules = []
+        rules: list[Reason] = []
         if explicit:
-            rules.append("customer asked for a human agent")
+            rules.append(Reason("asked_for_human"))
         failed = self.failed_replies_rule(context.failed_attempts, context.tier)
         if failed:
             rules.append(failed)
         rules += self.cue_rules(analysis)
         if analysis.problem and context.tier in self.config.problem_reports_escalate_for:
-            rules.append(f"{context.tier} customer reports a problem")
+            rules.append(Reason("problem_report", {"tier": context.tier}))
         if (analysis.intent in self.config.always_escalate_intents
                 and analysis.intent_confidence >= self.config.always_min_confidence):
-            rules.append(f"sensitive topic: {analysis.intent}")
+            rules.append(Reason("sensitive_topic", {"intent": analysis.intent}))
         threshold = self.config.threshold_for(context.tier)
         escalate = bool(rules) or p >= threshold
         reasons = rules + [r for r in self.explain(features, analysis, context) if r not in rules]
@@ -196,33 +192,33 @@ class EscalationPolicy:
             # than hand a conversation to an agent with no reason at all.
             top = sorted(FEATURE_NAMES, key=lambda n: features[n] * self._coef[
                 FEATURE_NAMES.index(n)], reverse=True)[:2]
-            reasons = [f"escalation score {p:.2f} at or above the {context.tier} threshold "
-                       f"{threshold:.2f} (mostly {' and '.join(n.replace('_', ' ') for n in top)})"]
-        return Decision(p_escalate=p, escalate=escalate, reasons=reasons,
+            reasons = [Reason("score", {"p": p, "tier": context.tier, "threshold": threshold,
+                                        "features": top})]
+        return Decision(p_escalate=p, escalate=escalate, reason_codes=reasons,
                         team=self.config.routing.team_for(intent_for_routing or analysis.intent,
                                                           analysis.cues),
                         priority=self.priority(context.tier, analysis.frustration),
                         features=features)
 
-    def failed_replies_rule(self, failed_attempts: int, tier: str) -> str | None:
+    def failed_replies_rule(self, failed_attempts: int, tier: str) -> Reason | None:
         """The "N failed bot replies" rule, the one place it lives: a reason once ``tier``'s
         limit is reached. The engine applies it again after the bot's reply, when this message's
         failure is known."""
         if failed_attempts >= self.config.max_failed_for(tier):
-            return f"{failed_attempts} failed bot replies"
+            return Reason("failed_replies", {"count": failed_attempts})
         return None
 
-    def cue_rules(self, analysis: AnalysisResult) -> list[str]:
+    def cue_rules(self, analysis: AnalysisResult) -> list[Reason]:
         """The flow's ``escalate_on_cues`` that fired on this message, as reasons. The cues
         already leave out happy shouting ("GRAZIE MILLE!!!") and laughter."""
         wanted = set(self.config.escalate_on_cues)
         reasons = []
         if "all_caps" in wanted and "all_caps" in analysis.cues:
-            reasons.append("customer is shouting (all caps)")
+            reasons.append(Reason("shouting"))
         swears = [c.split(":", 1)[1] for c in analysis.cues if c.startswith("profanity:")]
         if "profanity" in wanted and swears:
-            reasons.append(f"customer is swearing ('{swears[0]}')")
-        reasons += [CUE_REASONS[cue] for cue in CUE_REASONS
+            reasons.append(Reason("swearing", {"word": swears[0]}))
+        reasons += [Reason(cue) for cue in ESCALATION_CUES
                     if cue in wanted and cue in analysis.cues]
         return reasons
 
@@ -234,48 +230,42 @@ class EscalationPolicy:
         return {"vip": rules.vip, "premium": rules.premium}.get(tier, rules.standard)
 
     def explain(self, features: dict[str, float], analysis: AnalysisResult,
-                context: PolicyContext) -> list[str]:
-        """Human-readable reasons, the largest contribution to the score first."""
+                context: PolicyContext) -> list[Reason]:
+        """The reasons the score has, the largest contribution to it first."""
         contributions = {name: features[name] * w for name, w in zip(FEATURE_NAMES, self._coef)
                          if features[name] * w > 0.05}
-        texts: dict[str, str] = {}
+        reasons: list[Reason] = []
         for name in sorted(contributions, key=contributions.get, reverse=True):
-            text = self._reason(name, features, analysis, context)
-            if text and text not in texts.values():
-                texts[name] = text
-        return list(texts.values())
+            reason = self._reason(name, features, analysis, context)
+            if reason and reason not in reasons:
+                reasons.append(reason)
+        return reasons
 
     def _reason(self, name: str, f: dict[str, float], analysis: AnalysisResult,
-                context: PolicyContext) -> str | None:
+                context: PolicyContext) -> Reason | None:
         if name in ("frustration", "cue_count", "frustrated_turns") and \
                 analysis.frustration >= self.artifact.frustrated_at:
-            cues = ", ".join(describe_cue(c) for c in analysis.cues)
-            return f"customer frustrated ({analysis.frustration:.2f}" + (f": {cues})" if cues else ")")
+            return Reason("frustrated", {"score": analysis.frustration,
+                                         "cues": list(analysis.cues)})
         if name == "max_frustration" and context.max_frustration >= self.artifact.frustrated_at:
-            return f"customer was frustrated earlier ({context.max_frustration:.2f})"
+            return Reason("frustrated_earlier", {"score": context.max_frustration})
         if name == "failed_attempts" and context.failed_attempts:
-            return f"{context.failed_attempts} failed bot replies"
+            return Reason("failed_replies", {"count": context.failed_attempts})
         if name in ("explicit_request", "p_contact_human") and \
                 (f["explicit_request"] or analysis.intent == "contact_human_agent"):
-            return "customer asked for a human agent"
+            return Reason("asked_for_human")
         if name in ("p_sensitive_billing", "p_sensitive_other") and \
                 analysis.intent in self.config.sensitive_intents:
-            return f"sensitive topic: {analysis.intent}"
+            return Reason("sensitive_topic", {"intent": analysis.intent})
         if name == "p_complaint" and analysis.intent == "complaint":
-            return "sensitive topic: complaint"
+            return Reason("sensitive_topic", {"intent": "complaint"})
         if name in ("vip", "vip_x_frustration", "vip_x_sensitive") and f["vip"]:
-            return "VIP customer"
+            return Reason("vip")
         if name == "premium" and f["premium"] and not f["vip"]:
-            return "premium customer"
+            return Reason("premium")
         if name == "repeated_intent" and f["repeated_intent"]:
-            return f"repeated request: {analysis.intent}"
+            return Reason("repeated_request", {"intent": analysis.intent})
         if name == "turns" and context.turns >= 4:
-            return f"long conversation ({context.turns + 1} messages)"
+            return Reason("long_conversation", {"messages": context.turns + 1})
         return None
 
-
-def describe_cue(cue: str) -> str:
-    """'negative_word:useless' -> "'useless'"; 'all_caps' -> 'all caps'."""
-    if ":" in cue:
-        return f"'{cue.split(':', 1)[1]}'"
-    return cue.replace("_", " ")

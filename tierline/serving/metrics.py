@@ -22,10 +22,16 @@ text a customer wrote.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+
+# The escalation reasons a metric label may carry are the reason codes, a fixed set: a label
+# per reason text (which carries the customer's words and scores) made the series grow with
+# customer input. One table, in tierline.nlu.reasons, for metrics, the APIs and the console.
+from tierline.nlu.reasons import REASON_CODES, reason_code
+
+__all__ = ["METRICS", "Metrics", "REASON_CODES", "build_metrics", "reason_code"]
 
 
 @dataclass
@@ -111,43 +117,3 @@ def forget_this_process() -> None:
     with ``kill -9`` stays listed until the service restarts."""
     if MULTIPROCESS_DIR is not None:
         multiprocess.mark_process_dead(os.getpid(), MULTIPROCESS_DIR)
-
-#: The escalation reasons a metric label may carry: a fixed set. The policy's reason texts
-#: carry free words and scores ("customer frustrated (0.93: 'useless')", "sensitive topic:
-#: get_refund", "long conversation (7 messages)"), and a label per distinct text made the
-#: series grow with customer input.
-REASON_CODES = ("asked_for_human", "failed_replies", "frustrated", "frustrated_earlier",
-                "sensitive_topic", "vip", "premium", "repeated_request", "long_conversation",
-                "shouting", "swearing", "problem_report", "repeat_contact",
-                "delivered_not_received", "dispute", "double_charge", "bot_insult", "missing_item", "fed_up", "tried_again", "score",
-                "unspecified", "other")
-_REASON_PATTERNS = [(re.compile(p), code) for p, code in (
-    (r"^customer asked for a human", "asked_for_human"),
-    (r"^\d+ failed bot replies", "failed_replies"),
-    (r"^customer frustrated", "frustrated"),
-    (r"^customer was frustrated earlier", "frustrated_earlier"),
-    (r"^sensitive topic", "sensitive_topic"),
-    (r"^VIP customer", "vip"),
-    (r"^premium customer", "premium"),
-    (r"^repeated request", "repeated_request"),
-    (r"^long conversation", "long_conversation"),
-    (r"^customer is shouting", "shouting"),
-    (r"^customer is swearing", "swearing"),
-    (r"^\w+ customer reports a problem", "problem_report"),
-    (r"^customer has written about this before", "repeat_contact"),
-    (r"^order shows delivered", "delivered_not_received"),
-    (r"^customer threatens a chargeback", "dispute"),
-    (r"^customer reports a double charge", "double_charge"),
-    (r"^customer is insulting the bot", "bot_insult"),
-    (r"^part of the order is missing", "missing_item"),
-    (r"^customer says they are fed up", "fed_up"),
-    (r"^customer already tried several times", "tried_again"),
-    (r"^escalation score", "score"),
-)]
-
-
-def reason_code(reason: str | None) -> str:
-    """The bounded label of a policy reason text (one of :data:`REASON_CODES`)."""
-    if not reason:
-        return "unspecified"
-    return next((code for pattern, code in _REASON_PATTERNS if pattern.match(reason)), "other")

@@ -28,8 +28,9 @@ from tierline.serving.notify.outbox import NotificationSender, TicketExporter
 from tierline.serving.notify.runtime import RUNTIME, RuntimeNotifier
 from tierline.serving.notify.sinks import ZendeskSink
 from tierline.serving.queue.intake import IntakeWriter
+from tierline.nlu.reasons import from_stored
 from tierline.serving.live import LiveRow, LiveState, LiveWatcher, flow_digest
-from tierline.serving.metrics import METRICS, forget_this_process, reason_code
+from tierline.serving.metrics import METRICS, forget_this_process
 from tierline.serving.registry import ChampionRegistry, ModelChoice
 from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
@@ -299,9 +300,9 @@ class Services:
     def ticket_created(self, ticket: Ticket) -> None:
         """After the turn's transaction (which queued the ticket's notifications) committed:
         count it, and wake the notify outbox."""
-        reasons = ticket.context.get("reasons", [])
+        reasons = from_stored(ticket.context.get("reason_codes"), ticket.context.get("reasons"))
         METRICS.escalations.labels(team=ticket.team,
-                                   reason=reason_code(reasons[0] if reasons else None)).inc()
+                                   reason=reasons[0].code if reasons else "unspecified").inc()
         if self.notifications:
             self.notifications.wake()
 

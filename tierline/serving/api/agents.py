@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from tierline.serving import tickets
+from tierline.serving.api.schemas import ReasonOut
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import Agent
 
@@ -57,7 +58,8 @@ class TicketSummary(BaseModel):
     priority: str
     customer: str
     intent: str
-    reasons: list[str]
+    reasons: list[str] = Field(description="why it escalated, in English, most important first")
+    reason_codes: list[ReasonOut] = Field(description="the same reasons as codes with parameters")
     p_escalate: float
     created_at: datetime
     age_seconds: float

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
 from tierline.serving.queue.decider import Call
-from tierline.serving.api.schemas import ModelOut
+from tierline.serving.api.schemas import ModelOut, ReasonOut
 
 router = APIRouter(prefix="/v1", tags=["decide"])
 
@@ -68,7 +68,9 @@ class DecideOut(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "p_escalate": 0.91, "escalate": True,
-        "reasons": ["asked for a human", "sensitive topic: payment_issue"],
+        "reasons": ["customer asked for a human agent", "sensitive topic: payment_issue"],
+        "reason_codes": [{"code": "asked_for_human", "params": {}},
+                         {"code": "sensitive_topic", "params": {"intent": "payment_issue"}}],
         "team": "billing", "priority": "high",
         "reply": "Ti sto trasferendo a un operatore che potrà aiutarti. Attendi un momento.",
         "buttons": [], "intent": "payment_issue", "intent_confidence": 0.88, "frustration": 0.64,
@@ -82,7 +84,9 @@ class DecideOut(BaseModel):
     escalate: bool = Field(description="the conversation is with an agent: the turn that "
                                        "hands it off opens a ticket in the agents' queue, and "
                                        "the bot stays quiet until an agent resolves it")
-    reasons: list[str] = Field(description="why, most important first")
+    reasons: list[str] = Field(description="why, most important first, in English")
+    reason_codes: list[ReasonOut] = Field(description="the same reasons as stable codes with "
+                                                      "parameters, for programs")
     team: str = Field(description="the team the conversation is routed to")
     priority: str = Field(description="queue priority from the flow (`normal` or `high` in the "
                                       "shipped one)")
@@ -124,6 +128,6 @@ async def decide(body: DecideIn, request: Request) -> JSONResponse:
                                   state={k: state[k] for k in STATE_FIELDS}).model_dump(mode="json"))
 
 
-DECIDE_FIELDS = ("p_escalate", "escalate", "reasons", "team", "priority", "reply", "buttons",
-                 "intent", "intent_confidence", "frustration", "cues", "off_hours", "language",
-                 "model")
+DECIDE_FIELDS = ("p_escalate", "escalate", "reasons", "reason_codes", "team", "priority", "reply",
+                 "buttons", "intent", "intent_confidence", "frustration", "cues", "off_hours",
+                 "language", "model")

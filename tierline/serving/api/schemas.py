@@ -31,6 +31,23 @@ class AnalyzeRequest(BaseModel):
                     "default language when a text gives nothing to go on (\"ok\")")
 
 
+class ReasonOut(BaseModel):
+    """One reason for an escalation, stable for programs (the English ``reasons`` phrases are
+    derived from it; the agent console words it in the agent's language)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"code": "sensitive_topic", "params": {"intent": "delete_account"}},
+        {"code": "failed_replies", "params": {"count": 2}}]})
+
+    code: str = Field(description="one of `asked_for_human`, `failed_replies`, `frustrated`, "
+                                  "`frustrated_earlier`, `sensitive_topic`, `vip`, `premium`, "
+                                  "`repeated_request`, `long_conversation`, `shouting`, "
+                                  "`swearing`, `problem_report`, `score`, `with_agent`, "
+                                  "`csat_recorded`, `other` (tierline.nlu.reasons)")
+    params: dict = Field(description="the code's parameters: `intent`, `count`, `score`, "
+                                     "`cues`, `messages`, `word`, `tier`, ... (`{}` for none)")
+
+
 class ModelOut(BaseModel):
     """Which NLU bundle produced a result."""
 

@@ -1,7 +1,8 @@
 """The agent console's pages: sign-in, queue, ticket (transcript, context, reply, label), KPIs.
 
 Server-rendered Jinja2 (autoescaped: customer text is always shown as text) with a little
-vanilla JavaScript for queue polling and notifications. Every ticket operation goes through the
+vanilla JavaScript for live updates (Server-Sent Events from ``/console/events``, see
+:mod:`.live`), notifications and local times. Every ticket operation goes through the
 tickets room (``tierline.serving.tickets``), like the JSON agent API, so access rules (another team's
 ticket is not found), the 24-hour window and label storage are one implementation; its
 refusals become pages and messages here (:func:`_act`).
@@ -17,14 +18,23 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from tierline.nlu.labels import INTENT_LABELS
+from tierline.serving.console import live
 from tierline.serving.console import session as sessions
 from tierline.serving.console.charts import bar_chart
 from tierline.serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
+from tierline.serving.console.wording import intent_name, reason_sentence
 from tierline.serving.kpis import KpiReport, compute_kpis
 from tierline.serving.api.agents import (
     ReplyIn,
@@ -34,7 +44,7 @@ from tierline.serving.api.agents import (
     reply_template,
     runtime_callback,
 )
-from tierline.serving.storage.models import Agent, utcnow
+from tierline.serving.storage.models import Agent, Ticket, as_utc, utcnow
 from tierline.serving.tickets import (
     AlreadyClaimed,
     InvalidTransition,
@@ -52,6 +62,7 @@ from tierline.serving.tickets import (
     ticket_detail,
     transfer_ticket,
 )
+from tierline.serving.tickets.queue import visible
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -60,7 +71,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
     trim_blocks=True, lstrip_blocks=True))
-templates.env.globals.update(duration=format_duration, intents=INTENT_LABELS, languages=LANGUAGES)
+templates.env.globals.update(duration=format_duration, intents=INTENT_LABELS, languages=LANGUAGES,
+                             say_reason=reason_sentence, intent_name=intent_name)
 QueueStatus = Literal["active", "open", "claimed", "resolved"]
 #: Every console page: scripts and styles from /console/static only (an injected <script> or
 #: inline handler would not run even if escaping failed), no framing (clickjacking), and no
@@ -172,18 +184,68 @@ def queue_page(request: Request, status: QueueStatus = "active"):
     return _page(request, "queue.html", session, agent, tickets=tickets, status=status)
 
 
-@router.get("/queue.json")
-def queue_json(request: Request, status: QueueStatus = "active") -> Response:
-    """What the queue page polls: ticket ids (to spot new ones) and the rendered rows."""
+def _rendered_queue(request: Request, agent: Agent, lang: str, status: str) -> dict:
+    """The queue as the page shows it: ticket ids (to spot new ones) and the rendered rows."""
+    tickets = queue_for(get_db(request), agent, status=status)
+    rows = templates.env.get_template("_queue_rows.html").render(
+        tickets=tickets, t=translator(lang), lang=lang)
+    return {"ids": [t["id"] for t in tickets], "rows_html": rows}
+
+
+def _session_or_401(request: Request) -> tuple[sessions.ConsoleSession, Agent] | JSONResponse:
+    """Scripts' routes: the session and agent, or a 401 (a script cannot follow a redirect
+    to the sign-in page)."""
     session = sessions.read_session(request)
     agent = session and sessions.session_agent(get_db(request), session)
     if agent is None:
         return JSONResponse({"detail": "sign in first"}, status_code=401)
-    tickets = queue_for(get_db(request), agent, status=status)
-    rows = templates.env.get_template("_queue_rows.html").render(
-        tickets=tickets, t=translator(session.lang), lang=session.lang)
-    return JSONResponse({"ids": [t["id"] for t in tickets], "rows_html": rows},
+    return session, agent
+
+
+@router.get("/queue.json")
+def queue_json(request: Request, status: QueueStatus = "active") -> Response:
+    """The queue's ids and rendered rows, for a script (the page itself listens to
+    ``/console/events``)."""
+    signed_in = _session_or_401(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    session, agent = signed_in
+    return JSONResponse(_rendered_queue(request, agent, session.lang, status),
                         headers={"cache-control": "no-store"})
+
+
+@router.get("/events")
+def events(request: Request, status: QueueStatus = "active",
+           ticket: int | None = Query(None, ge=1, le=2_147_483_647),
+           after: int = Query(0, ge=0, le=2**63 - 1)) -> Response:
+    """Server-Sent Events for the page the agent has open (:mod:`.live`): the queue of its
+    teams (``status`` as on the queue page), or with ``ticket`` that ticket's new messages
+    (after message ``after``, the page's last) and changes. 401 without a session, 404 for a
+    ticket the agent may not see."""
+    signed_in = _session_or_401(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    session, agent = signed_in
+    db, t = get_db(request), translator(session.lang)
+    if ticket is None:
+        watch = live.QueueWatch(db, agent, status, lambda a: _rendered_queue(
+            request, a, session.lang, status))
+    else:
+        try:
+            with db.session() as s:
+                visible(agent, s.get(Ticket, ticket))
+        except TicketNotFound:
+            return JSONResponse({"detail": "no such ticket"}, status_code=404)
+        bubble = templates.env.get_template("_bubble.html")
+        watch = live.TicketWatch(
+            db, agent, ticket, after,
+            lambda m: bubble.render(line={"id": m.id, "role": m.role, "text": m.text,
+                                          "at": as_utc(m.at)}, t=t),
+            lambda status_: t(f"status_{status_}"))
+    return StreamingResponse(
+        live.stream(watch, lambda: sessions.session_agent(db, session)),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
 
 # --- ticket ----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from datetime import datetime
 
 from tierline.nlu.bot import ConversationState, Reply
 from tierline.nlu.engine import TurnEngine, TurnResult
+from tierline.nlu.reasons import Reason
 from tierline.serving.queue.loops import BatchingLoop
 from tierline.serving.conversations import ConversationRow, TurnBatch, TurnOutcome
 from tierline.serving.metrics import METRICS
@@ -70,9 +71,10 @@ class ScoreAnswer:
 
     def to_dict(self) -> dict:
         """The ``/v1/decide`` answer: the flow's thanks, nothing escalated, ``csat`` set."""
+        reason = Reason("csat_recorded", {"score": self.score})
         return {"reply": self.reply, "buttons": [], "intent": CSAT_INTENT, "intent_confidence": 1.0,
                 "frustration": 0.0, "cues": [], "p_escalate": 0.0, "escalate": False,
-                "reasons": [f"satisfaction score {self.score} recorded"], "team": self.team,
+                "reasons": [reason.text], "reason_codes": [reason.to_dict()], "team": self.team,
                 "priority": self.priority, "off_hours": False, "language": self.state.language,
                 "model": None, "csat": self.score}
 

@@ -167,7 +167,10 @@ class DecisionRow(Base):
     frustration: Mapped[float]
     p_escalate: Mapped[float]
     escalate: Mapped[bool]
+    #: The English phrases of the reasons (derived from ``reason_codes``).
     reasons: Mapped[list[Any]] = mapped_column(JSON)
+    #: ``[{"code", "params"}]`` (``tierline.nlu.reasons``); None before migration 0012.
+    reason_codes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     features: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The NLU + policy pair that decided ("default", "multilingual"); None before migration 0003.
     model_stack: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -181,7 +184,9 @@ class DecisionRow(Base):
         return dict(conversation_id=conversation_id, inbound_id=inbound_id,
                     intent=result.analysis.intent, frustration=result.analysis.frustration,
                     p_escalate=result.decision.p_escalate, escalate=result.decision.escalate,
-                    reasons=result.decision.reasons, features=result.decision.features,
+                    reasons=result.decision.reasons,
+                    reason_codes=[r.to_dict() for r in result.decision.reason_codes],
+                    features=result.decision.features,
                     model_stack=result.model_stack)
 
 

@@ -3,9 +3,9 @@
 A ticket is opened by the turn that hands the conversation over, in that turn's transaction
 (``tierline.serving.conversations`` records turns for every channel): the handoff, its decision and
 its ticket commit together or not at all. The row carries the routing (team, priority), the
-context agents read (reasons, scores, the order numbers the customer wrote, tier, language,
-features) and the id of the decision that opened it, which is what an agent's label is
-joined to for retraining.
+context agents read (reasons, as English phrases and as codes with parameters, scores, the
+order numbers the customer wrote, tier, language, features) and the id of the decision that
+opened it, which is what an agent's label is joined to for retraining.
 Agents are notified after the commit, by whoever committed (one call: ``on_ticket``).
 """
 
@@ -27,7 +27,9 @@ def ticket_values(conversation_id: str, result: TurnResult, decision_id: int | N
                 team=handoff.team, priority=handoff.priority,
                 priority_rank=PRIORITY_RANK.get(handoff.priority, 1),
                 context={
-                    "reasons": handoff.reasons, "p_escalate": handoff.p_escalate,
+                    "reasons": handoff.reasons,
+                    "reason_codes": [r.to_dict() for r in handoff.reason_codes],
+                    "p_escalate": handoff.p_escalate,
                     "intent": analysis.intent, "frustration": analysis.frustration,
                     "cues": analysis.cues, "order_number": state.order_number,
                     "order_numbers": list(state.order_numbers),

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from tierline.nlu.bot import ConversationState
 from tierline.nlu.phone import e164
+from tierline.nlu.reasons import from_stored
 from tierline.serving.logging_setup import mask_phone
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import (
@@ -35,11 +36,15 @@ ACTIVE = ("open", "claimed")
 
 
 def summary(t: Ticket) -> dict:
-    """A ticket as a queue row (the customer's id masked)."""
+    """A ticket as a queue row (the customer's id masked). ``reason_codes``: the reasons as
+    codes with parameters (a ticket opened before they were stored has its English phrases
+    read back, :func:`tierline.nlu.reasons.from_stored`)."""
     created = as_utc(t.created_at)
+    reasons = from_stored(t.context.get("reason_codes"), t.context.get("reasons"))
     return {"id": t.id, "team": t.team, "status": t.status, "priority": t.priority,
             "customer": mask_phone(t.conversation_id.rsplit(":", 1)[-1]),
-            "intent": t.context.get("intent", ""), "reasons": t.context.get("reasons", []),
+            "intent": t.context.get("intent", ""), "reasons": t.context.get("reasons") or [r.text for r in reasons],
+            "reason_codes": [r.to_dict() for r in reasons],
             "p_escalate": t.context.get("p_escalate", 0.0), "created_at": created,
             "age_seconds": (utcnow() - created).total_seconds(),
             "assigned_agent_id": t.assigned_agent_id}
@@ -105,15 +110,23 @@ def queue_for(db: Database, agent: Agent, team: str | None = None,
     """The queue of the agent's teams: most urgent first, then oldest first."""
     if team is not None and not agent.is_admin and team not in agent.teams:
         raise NotYourTeam()
-    q = select(Ticket)
-    q = q.where(Ticket.status.in_(ACTIVE)) if status == "active" else q.where(Ticket.status == status)
-    if team is not None:
-        q = q.where(Ticket.team == team)
-    elif not agent.is_admin:
-        q = q.where(Ticket.team.in_(agent.teams))
     with db.session() as s:
-        tickets = s.scalars(q.order_by(Ticket.priority_rank, Ticket.created_at).limit(limit)).all()
+        tickets = s.scalars(queue_query(select(Ticket), agent, team, status).limit(limit)).all()
         return [{**summary(t), "context": t.context} for t in tickets]
+
+
+def queue_query(query, agent: Agent, team: str | None = None, status: str = "active"):
+    """``query`` (a select of tickets or of some of their columns) narrowed to a queue: its
+    status (``active``: open and claimed), the team asked for or else the agent's teams
+    (admins: all), most urgent then oldest first. What the queue shows and what the live
+    console watches (``tierline.serving.console.live``)."""
+    query = query.where(Ticket.status.in_(ACTIVE)) if status == "active" else \
+        query.where(Ticket.status == status)
+    if team is not None:
+        query = query.where(Ticket.team == team)
+    elif not agent.is_admin:
+        query = query.where(Ticket.team.in_(agent.teams))
+    return query.order_by(Ticket.priority_rank, Ticket.created_at)
 
 
 def ticket_detail(db: Database, agent: Agent, ticket_id: int) -> dict:
@@ -126,7 +139,8 @@ def ticket_detail(db: Database, agent: Agent, ticket_id: int) -> dict:
         label = s.scalars(select(EscalationLabel).where(EscalationLabel.ticket_id == t.id)).first()
         context = {k: v for k, v in context_with_orders(t, conv).items() if k != "features"}
         return {**summary(t), **customer_identity(agent, t, conv), "context": context, "csat": t.csat,
-                "transcript": [{"role": m.role, "text": m.text, "at": as_utc(m.at)} for m in lines],
+                "transcript": [{"id": m.id, "role": m.role, "text": m.text, "at": as_utc(m.at)}
+                               for m in lines],
                 "label": None if label is None else {
                     "escalation_needed": label.escalation_needed,
                     "corrected_intent": label.corrected_intent, "frustrated": label.frustrated,
