@@ -31,6 +31,15 @@ def test_the_english_phrases_of_the_apis_come_from_the_codes_and_read_back():
                "frustration and turns)",
         Reason("with_agent"): "conversation is already with an agent",
         Reason("csat_recorded", {"score": 4}): "satisfaction score 4 recorded",
+        Reason("repeat_contact"): "customer has written about this before",
+        Reason("delivered_not_received"):
+            "order shows delivered but the customer did not receive it",
+        Reason("dispute"): "customer threatens a chargeback or legal action",
+        Reason("double_charge"): "customer reports a double charge",
+        Reason("bot_insult"): "customer is insulting the bot",
+        Reason("missing_item"): "part of the order is missing",
+        Reason("fed_up"): "customer says they are fed up",
+        Reason("tried_again"): "customer already tried several times",
     }
     assert {reason: reason.text for reason in phrases} == phrases
     assert {r.code for r in phrases} == set(REASON_CODES) - {"other", "unspecified"}
