@@ -68,4 +68,5 @@ def test_the_claim_is_fast_on_a_backlog_without_statistics(db):
         raw.rollback()
     print(f"\n{ROWS:,} outbox rows, no statistics: claims of {CLAIM} took "
           + ", ".join(f"{t * 1000:.1f}" for t in timings) + " ms\n" + plan)
-    assert max(timings) < 0.2, timings
+    # Milliseconds when it works, seconds when it does not: 1 s holds on a busy machine too.
+    assert max(timings) < 1.0, timings

@@ -9,6 +9,7 @@ fails keeps answering with its previous flow and says so (``GET /v1/admin/models
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -159,9 +160,11 @@ def test_a_process_that_cannot_load_a_generation_keeps_serving_and_says_so(
         assert f"tierline_served_generation {float(start)}" in metrics
 
         # Fixed: the watcher's next try loads it.
-        shutil.copy(DEFAULT_FLOW_PATH.parent / "faq.yaml", faq)
-        faq.write_text(faq.read_text(encoding="utf-8").replace(OLD_ANSWER, NEW_ANSWER),
-                       encoding="utf-8")
+        # In one step (the watcher retries every 0.1 s and must not read a half-written file).
+        fixed = faq.with_suffix(".tmp")
+        fixed.write_text((DEFAULT_FLOW_PATH.parent / "faq.yaml").read_text(encoding="utf-8")
+                         .replace(OLD_ANSWER, NEW_ANSWER), encoding="utf-8")
+        os.replace(fixed, faq)
         took = wait_for(lambda: services.generation == generation
                         and services.reload_failure is None, what="caught up")
         assert NEW_ANSWER in decide(service.url, headers, "after")

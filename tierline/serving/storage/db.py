@@ -36,6 +36,11 @@ PING_AFTER_IDLE_SECONDS = 1.0
 MIGRATION_LOCK_KEY = 7_215_090_404
 
 
+#: Alembic's command context is module-global (``alembic.context``): two threads of one process
+#: migrating at once (a service starting while a test or the CLI migrates) break each other's.
+_ALEMBIC_IN_PROCESS = threading.Lock()
+
+
 def normalise_url(url: str) -> str:
     """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -165,7 +170,7 @@ class Database:
         """Run an Alembic command on this database in one transaction, under the lock."""
         config = _alembic_config()
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self._migration_file_lock(), self.engine.begin() as connection:
+        with _ALEMBIC_IN_PROCESS, self._migration_file_lock(), self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
