@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from tierline.nlu.labels import INTENT_LABELS
 from tierline.serving.console import session as sessions
 from tierline.serving.console.charts import bar_chart
+from tierline.serving.console.panel import ticket_panel
 from tierline.serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
 from tierline.serving.kpis import KpiReport, compute_kpis
 from tierline.serving.api.agents import (
@@ -201,7 +202,8 @@ def ticket_page(ticket_id: TicketId, request: Request):
                         if team != ticket["team"]],
                  template_name=request.app.state.settings.whatsapp_reopen_template,
                  # the label form's default is the model's own verdict, at the model's threshold
-                 frustration_threshold=engine.analyzer.config.frustration_threshold)
+                 frustration_threshold=engine.analyzer.config.frustration_threshold,
+                 **ticket_panel(request, agent, ticket))  # customer panel, notes, media, canned
 
 
 def _act(request: Request, ticket_id: int, csrf: str, operation, done) -> Response:
