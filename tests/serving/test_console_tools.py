@@ -154,6 +154,17 @@ def test_a_bad_canned_file_names_the_entry(tmp_path):
         assert error in str(raised.value) and str(path) in str(raised.value), entry
 
 
+def test_a_bad_canned_file_stops_the_service_at_start(analyzer, tmp_path):
+    from tierline.serving.services import Services
+    from tierline.serving.settings import Settings
+
+    bad = tmp_path / "canned.yaml"
+    bad.write_text("teams: {general: {it: [{title: Ciao, text: 'Ciao {nome}'}]}}")
+    with pytest.raises(CannedError, match=r"teams\.general\.it\[0\] \('Ciao'\): unknown placeholder \{nome\}"):
+        Services(Settings(database_url=f"sqlite:///{tmp_path / 'db'}", canned_replies_path=bad),
+                 analyzer=analyzer)
+
+
 def test_the_ticket_page_offers_the_teams_canned_replies_filled_in(service, tokens, ticket):
     with signed_in(service, tokens["general"]) as gina:
         page = gina.get(f"/console/tickets/{ticket}").text
