@@ -39,7 +39,10 @@ class GraphServer(ThreadingHTTPServer):
 
 class FakeGraphAPI:
     """Answers ``POST /{phone_number_id}/messages`` (and ``GET /{phone_number_id}``);
-    ``script`` lists failures to play first (to the POSTs).
+    ``script`` lists failures to play first (to the POSTs). Customers' media, once added with
+    :meth:`add_media`, are served like Meta serves them: ``GET /{media-id}`` (with the access
+    token) answers the file's details and a download URL, ``GET`` of that URL (with the token)
+    the bytes; ``media_requests`` records the paths of both (and of any other ``GET``).
 
     A script entry is an HTTP status (500, 429...), ``("meta", status, code)`` for a Meta error
     body, ``{"status", "code"?, "message"?, "headers"?}`` for an error answer with its message
@@ -70,6 +73,9 @@ class FakeGraphAPI:
         self._slow_draws = random.Random(16)
         self.in_flight = self.peak_in_flight = 0
         self._client = None
+        #: media id -> (bytes, mime type, the size the details declare)
+        self.media: dict[str, tuple[bytes, str, int]] = {}
+        self.media_requests: list[str] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -83,7 +89,13 @@ class FakeGraphAPI:
                     return answer_json(self, 401, {"error": {
                         "message": "Invalid OAuth access token - Cannot parse access token",
                         "type": "OAuthException", "code": 190}})
-                if self.path.split("?")[0].strip("/") != PHONE_NUMBER_ID:
+                path = self.path.split("?")[0].strip("/")
+                if path != PHONE_NUMBER_ID:
+                    with fake.lock:
+                        fake.media_requests.append(path)
+                if path in fake.media or path.startswith("_media/"):
+                    return fake._serve_media(self, path)
+                if path != PHONE_NUMBER_ID:
                     return answer_json(self, 400, {"error": {
                         "message": "Unsupported get request.", "type": "GraphMethodException",
                         "code": 100}})
@@ -154,6 +166,32 @@ class FakeGraphAPI:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def add_media(self, media_id: str, data: bytes, mime_type: str,
+                  declared_size: int | None = None) -> None:
+        """Serve a customer's file under ``media_id`` (its details may declare another size)."""
+        with self.lock:
+            self.media[media_id] = (data, mime_type,
+                                    len(data) if declared_size is None else declared_size)
+
+    def _serve_media(self, handler: BaseHTTPRequestHandler, path: str) -> None:
+        """``GET /{media-id}`` (details) or ``GET /_media/{media-id}`` (bytes), like Meta."""
+        with self.lock:
+            found = self.media.get(path.removeprefix("_media/"))
+        if found is None:
+            return answer_json(handler, 404, {"error": {"message": "no such media", "code": 100}})
+        data, mime_type, size = found
+        if path.startswith("_media/"):
+            handler.send_response(200)
+            handler.send_header("content-type", mime_type)
+            handler.send_header("content-length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        answer_json(handler, 200, {"messaging_product": "whatsapp", "id": path,
+                                   "url": f"{self.url}/_media/{path}", "mime_type": mime_type,
+                                   "sha256": hashlib.sha256(data).hexdigest(),
+                                   "file_size": size})
 
     def refuse(self) -> None:
         """Stop listening: connections to the API are refused (the port stays reserved)."""
@@ -306,7 +344,9 @@ def message(kind: str = "text", text: str = "hi", wamid: str | None = None,
     elif kind == "location":
         base["location"] = {"latitude": 45.46, "longitude": 9.19}
     elif kind in ("image", "audio", "video", "document", "sticker"):
-        base[kind] = {"id": "MEDIA_ID", "mime_type": "application/octet-stream"}
+        base[kind] = {"id": extra.get("media_id", "MEDIA_ID"),
+                      "mime_type": extra.get("mime_type", "application/octet-stream")}
+        base[kind].update({k: extra[k] for k in ("caption", "filename") if k in extra})
     elif kind == "unsupported":
         base["errors"] = [{"code": 131051, "title": "Message type unknown"}]
     return base

@@ -46,7 +46,8 @@ SIGN_IN = "/console/login"
 
 def concrete(path: str) -> str:
     """A path template with every parameter filled in."""
-    return (path.replace("{ticket_id}", "1").replace("{name}", "console.css")
+    return (path.replace("{ticket_id}", "1").replace("{inbound_id}", "1")
+            .replace("{name}", "console.css")
             .replace("{path}", "swagger-ui.css"))
 
 

@@ -16,6 +16,7 @@ from tierline.serving import console
 from tierline.serving.api_keys import require_scope
 from tierline.serving.body_limit import BodySizeLimit, limits_from
 from tierline.serving.api import admin, agents, analyze, decide, health, metrics, webhook
+from tierline.serving.api import ticket_extras
 from tierline.serving.services import Services
 from tierline.serving.settings import Settings, get_settings
 from tierline.serving.tickets import TicketError
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, analyzer: BundleAnalyzer | None
     app.include_router(analyze.router, dependencies=[require_scope("analyze")])
     app.include_router(decide.router, dependencies=[require_scope("decide")])
     app.include_router(console.router)
+    app.include_router(ticket_extras.router)  # notes and the customer panel of /v1/agent
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(TicketError, agents.ticket_error)
     default_limit, per_path = limits_from(settings)

@@ -36,6 +36,7 @@ from tierline.serving.queue.sender import OutboxSender
 from tierline.serving.settings import Settings
 from tierline.serving.storage.db import Database, Timeouts
 from tierline.serving.storage.models import Job, Ticket, utcnow
+from tierline.serving.tickets.canned import CannedLibrary
 from tierline.serving.tickets.lifecycle import known_teams
 from tierline.serving.channels.whatsapp.client import GraphClient
 from tierline.serving.queue.worker import JobWorker
@@ -60,6 +61,10 @@ class Services:
                 analyzer = None  # the registry's champion replaces the given analyzer
         analyzer = analyzer or BundleAnalyzer.load(self.models.nlu_dir, threads=settings.nlu_threads)
         self.engine = self._engine(analyzer, self.models)
+        #: The console's canned replies, checked now: a bad file stops the start (CannedError).
+        self.canned = CannedLibrary(settings.canned_replies_path,
+                                    known_teams(self.engine.flow.escalation.routing),
+                                    self.engine.flow.languages)
         self.live = LiveRow(self.db)
         #: The generation this process serves, and what it is (generation read at start).
         self.serving = self._state(self.engine, self.models)

@@ -184,6 +184,20 @@ class Settings(BaseSettings):
     console_session_hours: float = Field(12.0, gt=0, le=24 * 30)
     console_secure_cookie: bool = Field(False, description="mark the cookie Secure (behind HTTPS)")
 
+    # Agent console tools: canned replies, customers' media (serving/tickets/canned.py,
+    # serving/channels/whatsapp/media.py).
+    canned_replies_path: Path = Field(
+        DEFAULT_FLOW_PATH.parent / "canned.yaml",
+        description="YAML of the canned replies agents insert, per team and language (checked "
+                    "at start, read again when changed; missing: none offered)")
+    media_cache_dir: Path = Field(
+        Path(".tierline/media"), description="where customers' media fetched from the Graph API "
+                                             "are kept (one file each, named by a hash of the "
+                                             "media id)")
+    media_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="a customer's file over this is not downloaded: the "
+                                            "console shows a notice instead")
+
     @model_validator(mode="after")
     def _delivery_fits_its_lease(self) -> Settings:
         """A batch of deliveries stops at half its lease: one delivery must fit in that half,

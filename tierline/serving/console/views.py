@@ -33,6 +33,7 @@ from tierline.nlu.labels import INTENT_LABELS
 from tierline.serving.console import live
 from tierline.serving.console import session as sessions
 from tierline.serving.console.charts import bar_chart
+from tierline.serving.console.panel import ticket_panel
 from tierline.serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
 from tierline.serving.console.wording import intent_name, reason_sentence
 from tierline.serving.kpis import KpiReport, compute_kpis
@@ -263,7 +264,8 @@ def ticket_page(ticket_id: TicketId, request: Request):
                         if team != ticket["team"]],
                  template_name=request.app.state.settings.whatsapp_reopen_template,
                  # the label form's default is the model's own verdict, at the model's threshold
-                 frustration_threshold=engine.analyzer.config.frustration_threshold)
+                 frustration_threshold=engine.analyzer.config.frustration_threshold,
+                 **ticket_panel(request, agent, ticket))  # customer panel, notes, media, canned
 
 
 def _act(request: Request, ticket_id: int, csrf: str, operation, done) -> Response:

@@ -381,3 +381,17 @@ class LiveVersions(Base):
     flow_digest: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketNote(Base):
+    """An agent's internal note on a ticket (migration 0013): shown to the agents of the
+    ticket's team in its timeline, marked internal, and never sent to the customer (nothing
+    but :func:`tierline.serving.tickets.notes.add_note` writes one, and it queues nothing)."""
+
+    __tablename__ = "ticket_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
