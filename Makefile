@@ -36,9 +36,11 @@ run: $(VENV)/.runtime
 	$(BIN)/tierline serve
 
 # The console's browser test drives the system Chromium (Debian packages); without them it skips.
+# Two pytest processes, a test module's tests in one of them (its database and servers are
+# the module's own): `-n 0` runs it in one process.
 test: $(VENV)/.train
 	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || echo "browser tests will skip"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 train: $(VENV)/.train
 	$(BIN)/tierline train nlu --out runs/nlu --ship
