@@ -7,7 +7,6 @@ labels, resolves, switches to Italian and signs out. Screenshots go to ``reports
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,30 +15,16 @@ from sqlalchemy import select
 
 from tierline.serving.storage.models import EscalationLabel, Ticket
 from tierline.serving.tickets import create_agent
+from tests.browser import headless_chromium, needs_chromium
 from tests.serving.fakes import message
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="headless Chromium not installed: apt-get install chromium chromium-driver (make test does)")
+pytestmark = needs_chromium
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "console"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1360,1000", "--lang=en-GB"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # JS errors, CSP violations
-    driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    yield from headless_chromium()
 
 
 def wait_until(driver, condition, timeout: float = 15.0):
