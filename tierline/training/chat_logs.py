@@ -479,63 +479,28 @@ def read_whatsapp_exports(path: Path, business_names: Iterable[str],
 # --- the service's database --------------------------------------------------------------------
 
 def read_database(url: str, problems: list[ReadProblem] | None = None,
-                  days: tuple[date, date] | None = None, page: int = 200
-                  ) -> Iterator[LogConversation]:
+                  days: tuple[date, date] | None = None) -> Iterator[LogConversation]:
     """The service's conversations (started within ``days``, when given) with their transcript
-    lines from ``message_log``: customer lines are turns, bot and agent lines context. An
-    agent's verdict on a ticket labels the customer turn that opened it: ``yes`` and
-    ``earlier`` escalate (``earlier`` the turn before too), ``no`` not; a corrected intent is
-    that turn's intent label. Rows that cannot be used are :class:`ReadProblem` s by row id."""
-    from sqlalchemy import select
-
+    lines, read through the service's export
+    (:func:`tierline.serving.tickets.export.conversation_transcripts`): customer lines are
+    turns, bot and agent lines context. An agent's verdict on a ticket labels the customer
+    turn that opened it: ``yes`` and ``earlier`` escalate (``earlier`` the turn before too),
+    ``no`` not; a corrected intent is that turn's intent label. Rows that cannot be used are
+    :class:`ReadProblem` s by row id."""
     from tierline.serving.storage.db import Database
-    from tierline.serving.storage.models import (
-        Conversation,
-        EscalationLabel,
-        MessageLog,
-        Ticket,
-        as_utc,
-    )
+    from tierline.serving.tickets.export import conversation_transcripts
 
     db = Database(url)
     try:
-        query = select(Conversation.id, Conversation.customer_id, Conversation.state).order_by(
-            Conversation.created_at, Conversation.id)
-        if days:
-            start = datetime.combine(days[0], datetime.min.time(), tzinfo=timezone.utc)
-            query = query.where(Conversation.created_at >= start,
-                                Conversation.created_at < start + timedelta(
-                                    days=(days[1] - days[0]).days + 1))
-        with db.one_statement() as connection:
-            conversations = connection.execute(query).all()
-        if not conversations:
+        empty = True
+        for transcript in conversation_transcripts(db, days):
+            empty = False
+            conversation = _database_conversation(transcript, problems)
+            if conversation is not None:
+                yield conversation
+        if empty:
             raise InputError(f"{_safe_url(url)}: no conversations in the database"
                              + (f" from {days[0]} to {days[1]}" if days else ""))
-        for start in range(0, len(conversations), page):
-            batch = conversations[start:start + page]
-            ids = [c.id for c in batch]
-            with db.one_statement() as connection:
-                lines = connection.execute(
-                    select(MessageLog.id, MessageLog.conversation_id, MessageLog.role,
-                           MessageLog.text, MessageLog.at)
-                    .where(MessageLog.conversation_id.in_(ids))
-                    .order_by(MessageLog.conversation_id, MessageLog.at, MessageLog.id)).all()
-                verdicts = connection.execute(
-                    select(Ticket.id, Ticket.conversation_id, Ticket.created_at,
-                           EscalationLabel.escalation_needed, EscalationLabel.corrected_intent)
-                    .join(EscalationLabel, EscalationLabel.ticket_id == Ticket.id)
-                    .where(Ticket.conversation_id.in_(ids))).all()
-            by_conv: dict[str, list] = {}
-            for row in lines:
-                by_conv.setdefault(row.conversation_id, []).append(row)
-            labels: dict[str, list] = {}
-            for row in verdicts:
-                labels.setdefault(row.conversation_id, []).append(row)
-            for conv in batch:
-                built = _database_conversation(conv, by_conv.get(conv.id, []),
-                                               labels.get(conv.id, []), problems, as_utc)
-                if built is not None:
-                    yield built
     finally:
         db.dispose()
 
@@ -545,37 +510,34 @@ def _safe_url(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-def _database_conversation(conv, rows: list, verdicts: list, problems: list[ReadProblem] | None,
-                           as_utc) -> LogConversation | None:
+def _database_conversation(transcript, problems: list[ReadProblem] | None) -> LogConversation | None:
     messages: list[LogMessage] = []
-    for row in rows:
-        if row.role not in ("customer", "bot", "agent"):
-            _problem(problems, ReadProblem("message_log", row.id, (
-                f"role {row.role!r} is not customer, bot or agent (conversation {conv.id})"), "row"))
+    for line in transcript.lines:
+        if line.role not in ("customer", "bot", "agent"):
+            _problem(problems, ReadProblem("message_log", line.id, (
+                f"role {line.role!r} is not customer, bot or agent (conversation "
+                f"{transcript.id})"), "row"))
             continue
-        if len(row.text) > 50_000:
-            _problem(problems, ReadProblem("message_log", row.id,
+        if len(line.text) > 50_000:
+            _problem(problems, ReadProblem("message_log", line.id,
                                            "text longer than 50,000 characters", "row"))
             continue
-        messages.append(LogMessage(role=row.role, text=row.text, at=as_utc(row.at)))
+        messages.append(LogMessage(role=line.role, text=line.text, at=line.at))
     turns = [m for m in messages if m.role == "customer"]
     if not turns:
         _problem(problems, ReadProblem("conversations", None, (
-            f"conversation {conv.id}: no customer lines in message_log")))
+            f"conversation {transcript.id}: no customer lines in message_log")))
         return None
-    for verdict in verdicts:
-        opened = as_utc(verdict.created_at)
-        before = [n for n, m in enumerate(turns) if m.at is None or m.at <= opened]
+    for verdict in transcript.verdicts:
+        before = [n for n, m in enumerate(turns) if m.at is None or m.at <= verdict.opened_at]
         n = before[-1] if before else len(turns) - 1
-        needed = verdict.escalation_needed
-        turns[n].escalate = needed in ("yes", "earlier")
-        if needed == "earlier" and n > 0:
+        turns[n].escalate = verdict.escalation_needed in ("yes", "earlier")
+        if verdict.escalation_needed == "earlier" and n > 0:
             turns[n - 1].escalate = True
         if verdict.corrected_intent in INTENT_LABELS:
             turns[n].intent = verdict.corrected_intent
-    state = conv.state or {}
-    return LogConversation(conversation_id=conv.id,
-                           customer=LogCustomer(id=conv.customer_id or "", tier=state.get("tier")),
+    return LogConversation(conversation_id=transcript.id,
+                           customer=LogCustomer(id=transcript.customer_id, tier=transcript.tier),
                            messages=messages)
 
 
