@@ -373,6 +373,13 @@ def test_whatsapp_exports_through_the_engine(engine, tmp_path):
     assert list(rows["Chat WhatsApp con Giulia Rossi"]["stacks"]) == ["multilingual"]
     assert rows["Chat WhatsApp con Giulia Rossi"]["handoff_turn"] is not None  # "voglio un operatore"
     assert list(rows["ios_en_us_chat"]["stacks"]) == ["default"]
+    # Nothing is labelled: the report shows the handed-off conversations' transcripts instead,
+    # the business's lines among them as context.
+    assert report["disagreements"] == [] and report["handoffs_without_labels"]
+    shown = report["handoffs_without_labels"][0]["transcript"]
+    assert {line["role"] for line in shown} == {"customer", "agent"}
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="transcripts"' in html and "conversations the engine handed to a human" in html
 
 
 def test_the_services_own_conversations(engine, tmp_path):

@@ -356,6 +356,7 @@ class ReportBuilder:
         self.warning_examples: list[dict] = []
         self.rows: list[dict] = []
         self._worst: list[tuple[float, int, dict]] = []
+        self._handed_off: list[dict] = []
         self._rows_file = open(rows_path, "w", encoding="utf-8") if rows_path else None  # noqa: SIM115
 
     def add_chunk(self, chunk: Chunk) -> None:
@@ -416,13 +417,20 @@ class ReportBuilder:
         if len(self.rows) < HTML_ROWS:
             self.rows.append(row)
         if why:
-            worst = {**row, "transcript": result.transcript,
-                     "turn_records": [asdict(r) for r in result.records]}
-            item = (score, -self.conversations, worst)
+            item = (score, -self.conversations, self._with_transcript(row, result))
             if len(self._worst) < DISAGREEMENTS:
                 heapq.heappush(self._worst, item)
             elif item[:2] > self._worst[0][:2]:
                 heapq.heapreplace(self._worst, item)
+        elif result.handoff_turn is not None and len(self._handed_off) < DISAGREEMENTS:
+            # Unlabelled logs (a chat export) have nothing to disagree with: the report shows
+            # the first handoffs' transcripts instead.
+            self._handed_off.append(self._with_transcript(row, result))
+
+    @staticmethod
+    def _with_transcript(row: dict, result: ConversationResult) -> dict:
+        return {**row, "transcript": result.transcript,
+                "turn_records": [asdict(r) for r in result.records]}
 
     def close(self) -> None:
         if self._rows_file is not None:
@@ -462,6 +470,7 @@ class ReportBuilder:
             "escalation_confusion": self._escalation_confusion(),
             "reliability_agent_labels": calibration_of(p, y) if len(y) else None,
             "disagreements": [item[2] for item in sorted(self._worst, reverse=True)],
+            "handoffs_without_labels": [] if self._worst else self._handed_off,
             "conversation_rows": self.rows,
         }
         if self.outcomes:

@@ -381,13 +381,18 @@ def _languages(report: dict) -> str:
                     _pair(e["engine"]["false_handoffs"], e["keyword_rules"]["false_handoffs"], False),
                     _pair(e["engine"]["team_accuracy"], e["keyword_rules"]["team_accuracy"], True),
                     esc(e["calibration"].get("ece", "–"))]
-        else:
+        elif expected:
             row += ["–"] * 5
         rows.append(row)
-    body = table(["language", "conversations", "stack", "handed off", "labelled (need a human)",
-                  "recall by the expected turn<br>engine / keywords",
-                  "false handoffs<br>engine / keywords", "right team<br>engine / keywords",
-                  "ECE of P(escalate)"], rows, numeric=(1, 3, 8), total_last=bool(expected))
+    header = ["language", "conversations", "stack", "handed off"]
+    if expected:
+        header += ["labelled (need a human)", "recall by the expected turn<br>engine / keywords",
+                   "false handoffs<br>engine / keywords", "right team<br>engine / keywords",
+                   "ECE of P(escalate)"]
+    body = table(header, rows, numeric=(1, 3, 8), total_last=bool(expected))
+    if not expected:
+        body += ('<p class="note">No conversation carries <code>expected</code> labels: recall, '
+                 "false handoffs and team accuracy need them.</p>")
     if expected:
         groups = list(expected)
         charts = []
@@ -597,21 +602,27 @@ def _transcript(w: dict) -> str:
     why = "".join(f"<li>{esc(x)}</li>" for x in w["why"])
     return (f'<article class="conv" id="{esc(w["anchor"])}"><h3>{esc(w["conversation_id"])}</h3>'
             f'<div class="meta">{meta}</div><ul class="why">{why}</ul>{"".join(lines)}'
-            f'<p class="note"><a href="#disagreements">back to the list</a></p></article>')
+            f'<p class="note"><a href="#{"disagreements" if w["why"] else "conversations"}">'
+            'back to the list</a></p></article>')
 
 
 def _transcripts(report: dict) -> str:
-    worst = report.get("disagreements") or []
-    body = "".join(_transcript(w) for w in worst) or "<p>None to show.</p>"
-    return section("transcripts", "Transcripts", body,
-                   "Customer lines are the turns the engine played; bot and agent lines are the "
-                   "log's own, shown for context. Under each turn: the engine's P(escalate), the "
-                   "stack and NLU bundle that read it, the intent read and the labels.")
+    shown = report.get("disagreements") or []
+    note = ("Customer lines are the turns the engine played; bot and agent lines are the log's "
+            "own, shown for context. Under each turn: the engine's P(escalate), the stack and NLU "
+            "bundle that read it, the intent read and the labels.")
+    if not shown and report.get("handoffs_without_labels"):
+        shown = report["handoffs_without_labels"]
+        note += (f" Nothing in this log disagrees with a label, so these are the first "
+                 f"{len(shown)} conversations the engine handed to a human.")
+    body = "".join(_transcript(w) for w in shown) or "<p>None to show.</p>"
+    return section("transcripts", "Transcripts", body, note)
 
 
 def _conversations(report: dict) -> str:
     rows_data = report.get("conversation_rows") or []
-    linked = {w["anchor"] for w in report.get("disagreements") or []}
+    linked = {w["anchor"] for key in ("disagreements", "handoffs_without_labels")
+              for w in report.get(key) or []}
     rows = []
     for r in rows_data:
         name = (f'<a href="#{esc(r["anchor"])}">{esc(r["conversation_id"])}</a>'
