@@ -119,6 +119,9 @@ def test_bad_webhook_files_name_the_file(tmp_path, content, expected):
     (tmp_path / "000.json").write_text(content)
     with pytest.raises(InputError, match=expected):
         list(read_input(tmp_path))
+    problems = []  # given a list, the file is reported there and the rest read
+    assert list(read_input(tmp_path, problems)) == []
+    assert [str(p) for p in problems][0].startswith(expected)
 
 
 def test_an_empty_folder_or_a_missing_file_is_a_clear_error(tmp_path):

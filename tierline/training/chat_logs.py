@@ -158,12 +158,14 @@ def read_conversations(path: Path, problems: list[ReadProblem] | None = None
         raise InputError(f"{path}: no conversations (empty file)")
 
 
-def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
+def read_webhook_folder(folder: Path, problems: list[ReadProblem] | None = None
+                        ) -> Iterator[LogConversation]:
     """Conversations from exported webhook bodies (``*.json``, one delivery per file).
 
     Text, button and interactive messages are grouped by (business number, customer) and
-    ordered by their WhatsApp timestamp; redeliveries (same message id) count once. Unlike the
-    JSONL path this holds the folder's texts in memory: export large logs as JSONL.
+    ordered by their WhatsApp timestamp; redeliveries (same message id) count once. A file
+    that is not a webhook payload is a :class:`ReadProblem` (by file name). Unlike the JSONL
+    path this holds the folder's texts in memory: export large logs as JSONL.
     """
     from tierline.serving.channels.whatsapp.payload import PayloadError, parse_webhook
 
@@ -176,9 +178,11 @@ def read_webhook_folder(folder: Path) -> Iterator[LogConversation]:
         try:
             messages, _ = parse_webhook(json.loads(file.read_bytes()))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{file.name}: not valid JSON ({exc})") from None
+            _problem(problems, ReadProblem(file.name, None, f"not valid JSON ({exc})"))
+            continue
         except PayloadError as exc:
-            raise InputError(f"{file.name}: not a WhatsApp webhook payload ({exc})") from None
+            _problem(problems, ReadProblem(file.name, None, f"not a WhatsApp webhook payload ({exc})"))
+            continue
         for m in messages:
             if m.wamid in seen or m.type not in ("text", "button", "interactive"):
                 continue
@@ -555,7 +559,7 @@ def read_input(path: Path | None, problems: list[ReadProblem] | None = None, *,
     if path.is_dir():
         if any(p.suffix.lower() in (".txt", ".zip") for p in path.iterdir()):
             return read_whatsapp_exports(path, business_names, problems, tz, date_order, stats)
-        return read_webhook_folder(path)
+        return read_webhook_folder(path, problems)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.suffix.lower() in (".txt", ".zip"):
