@@ -608,48 +608,100 @@ def evaluate_policy(policy: Annotated[Path | None, typer.Option(help="policy fol
 
 @evaluate_app.command("conversations")
 def evaluate_conversations(
-        log_file: Annotated[Path, typer.Argument(
-            help="JSONL chat log (one conversation per line) or a folder of webhook payloads")],
+        log_file: Annotated[Path | None, typer.Argument(
+            help="chat log: JSONL (one conversation per line), a WhatsApp chat export (.txt, "
+                 ".zip, or a folder of them) or a folder of webhook payloads; none: the "
+                 "conversations of --database-url")] = None,
         out: Annotated[Path, typer.Option(help="report folder")] = Path("reports/conversations"),
-        model: ModelOption = None,
-        policy: Annotated[Path | None, typer.Option(help="policy folder")] = None,
+        model: Annotated[Path | None, typer.Option(
+            help="NLU bundle of the default stack (English; default: models/nlu)")] = None,
+        policy: Annotated[Path | None, typer.Option(
+            help="policy folder of the default stack (default: models/policy)")] = None,
         nlu_version: Annotated[str | None, typer.Option(
-            help="registered tierline-nlu version or alias (e.g. 3, champion)")] = None,
+            help="registered tierline-nlu version or alias for the default stack (e.g. 3, "
+                 "champion)")] = None,
         policy_version: Annotated[str | None, typer.Option(
-            help="registered tierline-policy version or alias")] = None,
+            help="registered tierline-policy version or alias for the default stack")] = None,
+        multilingual_model: Annotated[Path | None, typer.Option(
+            help="NLU bundle of the it/es/pt stack (default: models/nlu-multilingual)")] = None,
+        multilingual_policy: Annotated[Path | None, typer.Option(
+            help="policy folder of the it/es/pt stack (default: models/policy-multilingual)")] = None,
+        multilingual_nlu_version: Annotated[str | None, typer.Option(
+            help="registered tierline-nlu version or alias for the it/es/pt stack")] = None,
+        multilingual_policy_version: Annotated[str | None, typer.Option(
+            help="registered tierline-policy version or alias for the it/es/pt stack")] = None,
+        flow: Annotated[Path | None, typer.Option(
+            help="the business's bot.yaml (languages, rules, teams; default: the demo flow)")] = None,
+        business_name: Annotated[list[str] | None, typer.Option(
+            help="chat exports: the name the business's messages carry (repeatable)")] = None,
+        date_order: Annotated[str, typer.Option(
+            help="chat exports: auto, dmy or mdy (how the phone wrote dates)")] = "auto",
         threads: Annotated[int, typer.Option(help="onnxruntime threads")] = 2,
         engine_name: Annotated[str, typer.Option("--engine", help="local or ray")] = "local",
         ray_address: Annotated[str | None, typer.Option(help="Ray cluster (default: local)")] = None,
         database_url: Annotated[str | None, typer.Option(
-            help="service database: add its KPIs to the report")] = None,
-        since: Annotated[str | None, typer.Option(help="KPI start day YYYY-MM-DD")] = None,
-        until: Annotated[str | None, typer.Option(help="KPI end day YYYY-MM-DD")] = None) -> None:
-    """Score a chat log: escalation rate, where and why, intents, agreement with agent labels,
-    and the service's KPIs when given its database."""
+            help="service database: its KPIs join the report; without a chat log, its "
+                 "conversations are the log")] = None,
+        since: Annotated[str | None, typer.Option(
+            help="first day YYYY-MM-DD (KPIs; the database's conversations)")] = None,
+        until: Annotated[str | None, typer.Option(
+            help="last day YYYY-MM-DD (KPIs; the database's conversations)")] = None) -> None:
+    """Play a chat log through the engine, each conversation on the model stack of its
+    language: escalation rate, where and why, intents, agreement with labels, per-language
+    figures beside keyword rules, the models that ran, and the service's KPIs when given its
+    database. Writes report.json, report.html and conversations.jsonl."""
     setup_logging()
     import tempfile
     from datetime import date
 
     from tierline.training import tracking
-    from tierline.training.batch_eval import InputError, engine_for, evaluate_conversations_ray
+    from tierline.training.batch_eval import (
+        InputError,
+        engine_for,
+        evaluate_conversations_ray,
+        stack_sources,
+    )
     from tierline.training.batch_eval import evaluate_conversations as run_batch
 
     if engine_name not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
+    if date_order not in ("auto", "dmy", "mdy"):
+        raise typer.BadParameter("--date-order must be auto, dmy or mdy")
+    for folder, version, names in ((model, nlu_version, "--model and --nlu-version"),
+                                   (policy, policy_version, "--policy and --policy-version"),
+                                   (multilingual_model, multilingual_nlu_version,
+                                    "--multilingual-model and --multilingual-nlu-version"),
+                                   (multilingual_policy, multilingual_policy_version,
+                                    "--multilingual-policy and --multilingual-policy-version")):
+        if folder and version:
+            raise typer.BadParameter(f"{names} name the same model: give one")
     try:
         days = (date.fromisoformat(since), date.fromisoformat(until)) if since and until else None
         staging = Path(tempfile.mkdtemp(prefix="tierline-eval-"))
-        if nlu_version:
-            model = tracking.download_version(tracking.NLU_MODEL, nlu_version, staging / "nlu")
-        if policy_version:
-            policy = tracking.download_version(tracking.POLICY_MODEL, policy_version, staging / "policy")
+        registry: dict[str, str] = {}
+        folders = {"nlu": model, "policy": policy, "multilingual_nlu": multilingual_model,
+                   "multilingual_policy": multilingual_policy}
+        for key, version in (("nlu", nlu_version), ("policy", policy_version),
+                             ("multilingual_nlu", multilingual_nlu_version),
+                             ("multilingual_policy", multilingual_policy_version)):
+            if version:
+                name = tracking.NLU_MODEL if key.endswith("nlu") else tracking.POLICY_MODEL
+                folders[key] = tracking.download_version(name, version, staging / key)
+                registry[key] = f"{name} version {version}"
+        stacks = dict(nlu_dir=folders["nlu"], policy_dir=folders["policy"],
+                      multilingual_nlu_dir=folders["multilingual_nlu"],
+                      multilingual_policy_dir=folders["multilingual_policy"])
+        sources = stack_sources(**stacks, registry=registry)
         if engine_name == "ray":
-            report = evaluate_conversations_ray(log_file, out, nlu_dir=model, policy_dir=policy,
-                                                address=ray_address, database_url=database_url,
-                                                kpi_days=days, threads=threads)
+            report = evaluate_conversations_ray(log_file, out, address=ray_address,
+                                                database_url=database_url, kpi_days=days,
+                                                threads=threads, flow_path=flow, sources=sources,
+                                                **stacks)
         else:
-            report = run_batch(log_file, engine_for(model, policy, threads), out,
-                               database_url=database_url, kpi_days=days)
+            report = run_batch(log_file, engine_for(threads=threads, flow_path=flow, **stacks),
+                               out, database_url=database_url, kpi_days=days,
+                               business_names=tuple(business_name or ()), date_order=date_order,
+                               flow_path=flow, sources=sources)
     except (InputError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -658,10 +710,30 @@ def evaluate_conversations(
                                                   "throughput", "agreement_with_labels",
                                                   "service_kpis") if k in report},
                           indent=2, default=str))
+    for name, stack in report["models"].items():
+        ran = ", ".join(f"{m} ({n} turns)" for m, n in stack["models_that_ran"].items()) or "none"
+        typer.echo(f"stack {name} (serves {', '.join(stack.get('serves', [])) or '-'}): "
+                   f"{stack['conversations']} conversations; NLU {ran}; policy "
+                   f"{stack.get('policy', 'not loaded')}")
+    warned = report["language_warnings"]
+    if warned["conversations"]:
+        typer.echo(f"warning: {warned['conversations']} conversations ran on a model not "
+                   f"trained for their labelled language, e.g. "
+                   f"{warned['examples'][0]['conversation_id']}: "
+                   f"{warned['examples'][0]['warnings'][0]}", err=True)
+    if report["unreadable"]:
+        typer.echo(f"{len(report['unreadable'])} lines not read:", err=True)
+        for problem in report["unreadable"][:50]:
+            where = f"line {problem['line']}" if problem["line"] is not None else ""
+            typer.echo(f"  {', '.join(p for p in (problem['source'], where) if p)}: "
+                       f"{problem['reason']}", err=True)
+        if len(report["unreadable"]) > 50:
+            typer.echo(f"  ... and {len(report['unreadable']) - 50} more in report.json", err=True)
     if report.get("expected_handoffs"):
         from tierline.training.expected_handoffs import format_table
 
         typer.echo(format_table(report["expected_handoffs"]))
+    typer.echo(f"report: {out / 'report.html'}")
 
 
 @evaluate_app.command("nlu")

@@ -7,9 +7,7 @@ labels, resolves, switches to Italian and signs out. Screenshots go to ``reports
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,40 +15,16 @@ from sqlalchemy import select
 
 from tierline.serving.storage.models import EscalationLabel, Ticket
 from tierline.serving.tickets import create_agent
+from tests.browser import headless_chromium, needs_chromium
 from tests.serving.fakes import message
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="headless Chromium not installed: apt-get install chromium chromium-driver (make test does)")
+pytestmark = needs_chromium
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "console"
-
-
-@contextmanager
-def chromium(window_size: str, env: dict[str, str] | None = None) -> Iterator:
-    """Headless Chromium under Selenium (``env``: its environment, e.g. a time zone ``TZ``),
-    its console log kept (JS errors, CSP violations)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={window_size}", "--lang=en-GB"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER, env=env), options=options)
-    driver.implicitly_wait(0)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    with chromium("1360,1000") as driver:
-        yield driver
+    yield from headless_chromium()
 
 
 def wait_until(driver, condition, timeout: float = 15.0):

@@ -25,18 +25,10 @@ from tierline.serving.console.wording import intent_name, reason_sentence
 from tierline.serving.storage.models import MessageLog, Ticket, as_utc
 from tierline.serving.tickets import create_agent
 from tests.serving.fakes import PHONE_NUMBER_ID, message
-from tests.serving.test_console_browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    SCREENSHOTS,
-    chromium,
-    submit,
-    wait_until,
-)
+from tests.browser import chromium, needs_chromium
+from tests.serving.test_console_browser import SCREENSHOTS, submit, wait_until
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="headless Chromium not installed: apt-get install chromium chromium-driver (make test does)")
+pytestmark = needs_chromium
 #: The browser's time zone: +05:30 all year, so no UTC clock time passes for a local one.
 ZONE = "Asia/Kolkata"
 

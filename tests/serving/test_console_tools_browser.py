@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from tierline.serving.storage.models import Agent, EscalationLabel, OutboundMessage, Ticket, utcnow
 from tierline.serving.tickets import create_agent
+from tests.browser import needs_chromium
 from tests.serving.conftest import Service, serve
 from tests.serving.fakes import PHONE_NUMBER_ID, message
 from tests.serving.test_console_browser import (  # noqa: F401 - the browser fixture
@@ -28,9 +29,7 @@ from tests.serving.test_console_browser import (  # noqa: F401 - the browser fix
 )
 from tests.serving.test_console_tools import PDF, PHOTO, VOICE, row_counts, say, transcript_lines
 
-pytestmark = pytest.mark.skipif(
-    not (__import__("shutil").which("chromium") and __import__("shutil").which("chromedriver")),
-    reason="headless Chromium not installed: apt-get install chromium chromium-driver (make test does)")
+pytestmark = needs_chromium
 CUSTOMER = "447700900861"
 SIZES = {"1280": (1280, 800), "390": (390, 844)}
 

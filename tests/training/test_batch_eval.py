@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_report_on_labelled_log(engine, tmp_path):
     assert agreement["roc_auc"] > 0.8 and agreement["labelled_turns"] == report["turns"]
     assert report["throughput"]["messages_per_s"] > 0
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "<img" in html and "Why the policy hands off" in html
+    assert "<svg" in html and "Why the policy hands off" in html
     assert json.loads((tmp_path / "out" / "report.json").read_text())["turns"] == report["turns"]
 
 
@@ -118,6 +119,9 @@ def test_bad_webhook_files_name_the_file(tmp_path, content, expected):
     (tmp_path / "000.json").write_text(content)
     with pytest.raises(InputError, match=expected):
         list(read_input(tmp_path))
+    problems = []  # given a list, the file is reported there and the rest read
+    assert list(read_input(tmp_path, problems)) == []
+    assert [str(p) for p in problems][0].startswith(expected)
 
 
 def test_an_empty_folder_or_a_missing_file_is_a_clear_error(tmp_path):
@@ -127,23 +131,31 @@ def test_an_empty_folder_or_a_missing_file_is_a_clear_error(tmp_path):
         list(read_input(tmp_path / "missing.jsonl"))
 
 
-def test_report_includes_the_service_kpis(engine, tmp_path):
-    from datetime import date, datetime, timedelta, timezone
+DAY = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
+
+def service_database(tmp_path: Path, rows: list) -> str:
+    """The URL of a migrated SQLite service database holding ``rows``."""
     from tierline.serving.storage.db import Database
-    from tierline.serving.storage.models import MessageLog, Ticket
 
     url = f"sqlite:///{tmp_path / 'svc.db'}"
     db = Database(url)
     db.migrate()
-    day = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
     with db.session() as s:
-        for n in range(4):  # four conversations that day, one escalated and resolved
-            s.add(MessageLog(conversation_id=f"wa:1:{n}", role="customer", text="hi", at=day))
-        s.add(Ticket(conversation_id="wa:1:0", team="billing", priority="normal", priority_rank=1,
-                     context={}, created_at=day, first_agent_reply_at=day + timedelta(minutes=2),
-                     resolved_at=day + timedelta(minutes=10), status="resolved", csat=4))
+        s.add_all(rows)
     db.dispose()
+    return url
+
+
+def test_report_includes_the_service_kpis(engine, tmp_path):
+    from tierline.serving.storage.models import MessageLog, Ticket
+
+    day = DAY
+    url = service_database(tmp_path, [  # four conversations that day, one escalated and resolved
+        *(MessageLog(conversation_id=f"wa:1:{n}", role="customer", text="hi", at=day) for n in range(4)),
+        Ticket(conversation_id="wa:1:0", team="billing", priority="normal", priority_rank=1,
+               context={}, created_at=day, first_agent_reply_at=day + timedelta(minutes=2),
+               resolved_at=day + timedelta(minutes=10), status="resolved", csat=4)])
     log = write_log(tmp_path / "l.jsonl", [{"conversation_id": "a", "messages": [{"text": "hi"}]}])
     report = evaluate_conversations(log, engine, tmp_path / "o", database_url=url,
                                     kpi_days=(date(2026, 11, 20), date(2026, 11, 20)))
@@ -155,7 +167,7 @@ def test_report_includes_the_service_kpis(engine, tmp_path):
     assert total["resolution_median_s"] == pytest.approx(600)
     assert total["csat_mean"] == pytest.approx(4.0)
     assert [r["team"] for r in report["service_kpis"]["by_team"]] == ["billing"]
-    assert "service_kpis" in (tmp_path / "o" / "report.html").read_text()
+    assert 'id="kpis"' in (tmp_path / "o" / "report.html").read_text()
 
 
 def test_the_ray_engine_gives_the_same_report(engine, tmp_path):
@@ -163,6 +175,8 @@ def test_the_ray_engine_gives_the_same_report(engine, tmp_path):
     from tierline.training.batch_eval import evaluate_conversations_ray
 
     log = simulated_log(tmp_path / "log.jsonl", limit=150)
+    with log.open("a") as fh:
+        fh.write('{"conversation_id": "broken", "messages": [\n')  # line 151: reported by both
     local = evaluate_conversations(log, engine, tmp_path / "local")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=200 * 1024 * 1024)
@@ -171,6 +185,9 @@ def test_the_ray_engine_gives_the_same_report(engine, tmp_path):
     finally:
         ray.shutdown()
     assert remote["engine"] == "ray" and local["engine"] == "local"
+    assert remote["unreadable"] == local["unreadable"] == [
+        {"source": "log.jsonl", "line": 151, "reason": "not valid JSON", "unit": "line"}]
+    assert remote["models"]["default"]["models_that_ran"] == local["models"]["default"]["models_that_ran"]
     for key in ("conversations", "turns", "escalation_rate_conversations", "handoff_at_turn",
                 "handoff_reasons", "handoff_teams", "intent_distribution"):
         assert remote[key] == local[key], key
@@ -219,4 +236,169 @@ def test_expected_handoffs_per_language_beside_keyword_rules(engine, tmp_path):
     assert summary["it"]["keyword_rules"]["false_handoffs"] == 1.0
     assert summary["all"]["calibration"]["turns"] >= 4
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "Expected handoffs, per language" in html and "data:image/png;base64," in html
+    assert 'id="languages"' in html and "Recall by the expected turn" in html
+    assert 'id="reliability"' in html and "it: expected turn labels" in html
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "chat_logs"
+
+
+def business_flow(tmp_path: Path, change) -> Path:
+    """A copy of the demo flow folder (FAQ, orders, customers) with ``change`` made to its
+    bot.yaml: another business's flow."""
+    import shutil
+
+    import yaml
+
+    from tierline.nlu.flow import DEFAULT_FLOW_PATH
+
+    folder = tmp_path / "business"
+    shutil.copytree(DEFAULT_FLOW_PATH.parent, folder)
+    raw = yaml.safe_load((folder / "bot.yaml").read_text())
+    change(raw)
+    (folder / "bot.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return folder / "bot.yaml"
+
+
+def test_every_conversation_says_which_models_ran(engine, tmp_path):
+    """Each conversation runs on the stack of its language and says so (conversations.jsonl,
+    the report's per-stack table); lines that cannot be read are in the report by number."""
+    report = evaluate_conversations(FIXTURES / "conversations.jsonl", engine, tmp_path / "out")
+    stacks = report["models"]
+    assert stacks["default"]["serves"] == ["en"] and stacks["multilingual"]["serves"] == ["it", "es", "pt"]
+    assert [m.split("@")[0] for m in stacks["default"]["models_that_ran"]] == ["nlu"]
+    assert [m.split("@")[0] for m in stacks["multilingual"]["models_that_ran"]] == ["nlu-multilingual"]
+    assert stacks["default"]["nlu_languages"] == ["en"] and stacks["default"]["policy"].startswith("sha256:")
+    assert (stacks["default"]["conversations"], stacks["multilingual"]["conversations"]) == (3, 9)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "conversations.jsonl").open()]
+    assert len(rows) == 12
+    for row in rows:
+        expected_stack = "default" if row["language"] == "en" else "multilingual"
+        assert list(row["stacks"]) == [expected_stack], row
+        assert row["models"][0].startswith("nlu@" if expected_stack == "default" else "nlu-multilingual@")
+    assert [p["line"] for p in report["unreadable"]] == [5, 9, 12, 14]
+    assert report["language_warnings"]["conversations"] == 0
+    assert report["intent_confusion"]["labelled_turns"] == 21  # every customer line is labelled
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert '<td class="num">9</td><td class="">not valid JSON</td>' in html
+
+
+def test_a_bundle_named_for_the_wrong_stack_is_refused(tmp_path):
+    from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR
+    from tierline.training.batch_eval import ModelChoiceError
+
+    with pytest.raises(ModelChoiceError, match=r"--multilingual-model .*models/nlu is trained for "
+                                               r"en, but the multilingual stack plays this flow's "
+                                               r"it, es, pt conversations"):
+        engine_for(multilingual_nlu_dir=DEFAULT_BUNDLE_DIR)
+    # The multilingual bundle knows English too: it may serve the default stack.
+    engine = engine_for(nlu_dir=MULTILINGUAL_BUNDLE_DIR, policy_dir=DEFAULT_POLICY_DIR)
+    assert engine.primary.analyzer.model_id.name == "nlu-multilingual"
+
+
+def test_the_cli_refuses_a_model_for_the_wrong_stack_and_two_names_for_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from tierline.cli import app
+
+    log = FIXTURES / "conversations.jsonl"
+    runner = CliRunner()
+    wrong = runner.invoke(app, ["evaluate", "conversations", str(log), "--out", str(tmp_path),
+                                "--multilingual-model", str(DEFAULT_BUNDLE_DIR)])
+    assert wrong.exit_code == 2 and "is trained for en, but the multilingual stack" in wrong.output
+    both = runner.invoke(app, ["evaluate", "conversations", str(log), "--out", str(tmp_path),
+                               "--model", str(DEFAULT_BUNDLE_DIR), "--nlu-version", "3"])
+    assert both.exit_code == 2 and "--model and --nlu-version name the same model" in both.output
+
+
+def test_a_flow_without_a_labelled_language_says_where_it_ran(analyzer, tmp_path):
+    """An English-only flow plays Italian conversations on the English stack, as the service
+    with that flow would: the report says so instead of scoring them silently."""
+    def english_only(raw):
+        raw["languages"] = ["en"]
+        for key in ("explicit_examples", "explicit_counterexamples"):
+            raw["escalation"][key] = {"en": raw["escalation"][key]["en"]}
+
+    flow = business_flow(tmp_path, english_only)
+    engine = engine_for(flow_path=flow, analyzer=analyzer)
+    log = write_log(tmp_path / "l.jsonl", [
+        {"conversation_id": "it-1", "language": "it",
+         "messages": [{"text": "mi avete addebitato due volte l'ordine"}]},
+        {"conversation_id": "en-1", "language": "en", "messages": [{"text": "where is my parcel"}]}])
+    report = evaluate_conversations(log, engine, tmp_path / "out", flow_path=flow)
+    warned = report["language_warnings"]
+    assert warned["conversations"] == 1 and warned["examples"][0]["conversation_id"] == "it-1"
+    assert "labelled 'it' but played on the default stack" in warned["examples"][0]["warnings"][0]
+    assert "(the flow's languages: en)" in warned["examples"][0]["warnings"][0]
+    assert report["models"]["multilingual"] == {**report["models"]["multilingual"], "serves": [],
+                                                 "loaded": False, "conversations": 0}
+    assert "ran on a model not trained for their labelled language" in (
+        tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_business_flow_with_its_own_teams(analyzer, tmp_path):
+    """``--flow``: routing, team accuracy and the keyword baseline's teams come from the
+    business's bot.yaml, not the demo's."""
+    def own_teams(raw):
+        routing = raw["escalation"]["routing"]
+        routing["default_team"] = "front_desk"
+        routing["teams"] = {"payments": routing["teams"]["billing"],
+                            "accounts": routing["teams"]["technical"]}
+        routing["cues"] = {"double_charge": "payments", "dispute": "payments"}
+
+    flow = business_flow(tmp_path, own_teams)
+    log = write_log(tmp_path / "l.jsonl", [
+        {"conversation_id": "it-1", "language": "it",
+         "messages": [{"text": "ciao"}, {"text": "mi avete fatto pagare due volte l'ordine ND-527626"}],
+         "expected": {"handoff_by_turn": 2, "team": "payments"}},
+        {"conversation_id": "en-1", "language": "en",
+         "messages": [{"text": "can i talk to a real person pls"}],
+         "expected": {"handoff_by_turn": 1, "team": "front_desk"}},
+        {"conversation_id": "pt-1", "language": "pt",
+         "messages": [{"text": "quero meu dinheiro de volta do pedido ND-734201"}],
+         "expected": {"handoff_by_turn": 1, "team": "payments"}}])
+    report = evaluate_conversations(log, engine_for(flow_path=flow, analyzer=analyzer),
+                                    tmp_path / "out", flow_path=flow)
+    assert set(report["handoff_teams"]) == {"payments", "front_desk"}
+    assert report["expected_handoffs"]["all"]["engine"]["team_accuracy"] == 1.0
+    assert report["flow"]["teams"] == ["accounts", "front_desk", "payments"]
+    assert report["flow"]["path"] == str(flow)
+
+
+def test_whatsapp_exports_through_the_engine(engine, tmp_path):
+    report = evaluate_conversations(FIXTURES, engine, tmp_path / "out",
+                                    business_names=("Negozio Demo",))
+    assert report["input_format"] == "WhatsApp chat exports" and report["conversations"] == 6
+    assert {p["line"] for p in report["unreadable"]} == {1, 8}
+    assert report["export_lines_not_played"]["media_without_caption"] == 5
+    rows = {json.loads(line)["conversation_id"]: json.loads(line)
+            for line in (tmp_path / "out" / "conversations.jsonl").open()}
+    assert list(rows["Chat WhatsApp con Giulia Rossi"]["stacks"]) == ["multilingual"]
+    assert rows["Chat WhatsApp con Giulia Rossi"]["handoff_turn"] is not None  # "voglio un operatore"
+    assert list(rows["ios_en_us_chat"]["stacks"]) == ["default"]
+    # Nothing is labelled: the report shows the handed-off conversations' transcripts instead,
+    # the business's lines among them as context.
+    assert report["disagreements"] == [] and report["handoffs_without_labels"]
+    shown = report["handoffs_without_labels"][0]["transcript"]
+    assert {line["role"] for line in shown} == {"customer", "agent"}
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="transcripts"' in html and "conversations the engine handed to a human" in html
+
+
+def test_the_services_own_conversations(engine, tmp_path):
+    from tierline.serving.storage.models import Conversation, MessageLog
+
+    conversation = "wa:1:34612345678"
+    url = service_database(tmp_path, [
+        Conversation(id=conversation, channel="whatsapp", customer_id="+34612345678", state={},
+                     created_at=DAY),
+        MessageLog(conversation_id=conversation, role="customer", text="hola", at=DAY),
+        MessageLog(conversation_id=conversation, role="bot", text="¡Hola!", at=DAY),
+        MessageLog(conversation_id=conversation, role="customer", text="quiero hablar con un agente",
+                   at=DAY)])
+    report = evaluate_conversations(None, engine, tmp_path / "out", database_url=url,
+                                    kpi_days=(date(2026, 11, 20), date(2026, 11, 20)))
+    assert report["input_format"] == "service database"
+    assert (report["conversations"], report["turns"]) == (1, 2)
+    assert report["models"]["multilingual"]["conversations"] == 1
+    assert report["service_kpis"]["total"]["conversations"] == 1

@@ -127,13 +127,17 @@ def _calibration(group: list[ConversationOutcome]) -> dict:
     pairs = [t for o in group for t in o.turns]
     if not pairs:
         return {}
-    p = np.array([x for x, _ in pairs])
-    y = np.array([t for _, t in pairs])
+    return calibration_of(np.array([x for x, _ in pairs]), np.array([t for _, t in pairs]))
+
+
+def calibration_of(p: np.ndarray, y: np.ndarray) -> dict:
+    """Turns, ECE and the reliability curve (10 bins) of probabilities ``p`` against labels ``y``."""
     centres, observed, counts = reliability_curve(p, y, bins=10)
+
     def values(column: np.ndarray) -> list[float | None]:
         return [None if np.isnan(v) else round(float(v), 3) for v in column]
 
-    return {"turns": len(pairs), "ece": round(float(expected_calibration_error(p, y, bins=10)), 4),
+    return {"turns": len(p), "ece": round(float(expected_calibration_error(p, y, bins=10)), 4),
             "reliability": {"predicted": values(centres), "observed": values(observed),
                             "count": [int(c) for c in counts]}}
 

@@ -1,17 +1,20 @@
-"""Tickets leaving the service: labelled decisions for retraining, tickets for a help desk.
+"""Tickets leaving the service: labelled decisions for retraining, tickets for a help desk,
+conversations with their transcripts and verdicts for evaluation.
 
 Retraining (``tierline.training.retrain``) reads agents' labels through :func:`labelled_decisions`:
 plain dataclasses, joined to the decision that opened each ticket by its foreign key, so
 training depends on this function's contract rather than on serving's tables, and nothing
 pairs rows by timestamp. A help desk (Zendesk) gets a ticket with its transcript through
-:func:`help_desk_export`.
+:func:`help_desk_export`. Batch evaluation (``tierline evaluate conversations --database-url``)
+reads conversations through :func:`conversation_transcripts`, the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
@@ -118,3 +121,73 @@ def help_desk_export(db: Database, notice: TicketNotice) -> TicketExport:
         subject=f"{source} escalation: {', '.join(notice.reasons[:2]) or notice.intent}",
         transcript=[{"role": m.role, "text": m.text, "at": str(m.at)} for m in lines],
         tags=[notice.intent], requester_phone_masked=notice.customer)
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One ``message_log`` row: who wrote (customer, bot, agent) what, when; ``id`` the row's."""
+
+    id: int
+    role: str
+    text: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class TicketVerdict:
+    """An agent's label of one of the conversation's tickets, and when the ticket opened."""
+
+    ticket_id: int
+    opened_at: datetime
+    escalation_needed: str  # yes | no | earlier
+    corrected_intent: str | None
+
+
+@dataclass(frozen=True)
+class ConversationTranscript:
+    """A conversation as the service kept it: the customer, the tier in its state, every
+    transcript line in order, and the agents' verdicts on its tickets."""
+
+    id: str
+    customer_id: str
+    tier: str | None
+    lines: list[TranscriptLine] = field(default_factory=list)
+    verdicts: list[TicketVerdict] = field(default_factory=list)
+
+
+def conversation_transcripts(db: Database, days: tuple[date, date] | None = None,
+                             page: int = 200) -> Iterator[ConversationTranscript]:
+    """Every conversation (started within ``days``, both included, when given), oldest first,
+    with its transcript lines and labelled tickets; read ``page`` conversations at a time."""
+    query = select(Conversation.id, Conversation.customer_id, Conversation.state).order_by(
+        Conversation.created_at, Conversation.id)
+    if days:
+        start = datetime.combine(days[0], datetime.min.time(), tzinfo=timezone.utc)
+        query = query.where(Conversation.created_at >= start, Conversation.created_at <
+                            start + timedelta(days=(days[1] - days[0]).days + 1))
+    with db.one_statement() as connection:
+        conversations = connection.execute(query).all()
+    for first in range(0, len(conversations), page):
+        batch = conversations[first:first + page]
+        ids = [c.id for c in batch]
+        with db.one_statement() as connection:
+            lines = connection.execute(
+                select(MessageLog.id, MessageLog.conversation_id, MessageLog.role,
+                       MessageLog.text, MessageLog.at)
+                .where(MessageLog.conversation_id.in_(ids))
+                .order_by(MessageLog.conversation_id, MessageLog.at, MessageLog.id)).all()
+            verdicts = connection.execute(
+                select(Ticket.id, Ticket.conversation_id, Ticket.created_at,
+                       EscalationLabel.escalation_needed, EscalationLabel.corrected_intent)
+                .join(EscalationLabel, EscalationLabel.ticket_id == Ticket.id)
+                .where(Ticket.conversation_id.in_(ids)).order_by(Ticket.id)).all()
+        by_conversation: dict[str, ConversationTranscript] = {
+            c.id: ConversationTranscript(c.id, c.customer_id or "", (c.state or {}).get("tier"))
+            for c in batch}
+        for row in lines:
+            by_conversation[row.conversation_id].lines.append(
+                TranscriptLine(row.id, row.role, row.text, as_utc(row.at)))
+        for row in verdicts:
+            by_conversation[row.conversation_id].verdicts.append(TicketVerdict(
+                row.id, as_utc(row.created_at), row.escalation_needed, row.corrected_intent))
+        yield from by_conversation.values()
