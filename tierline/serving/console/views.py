@@ -35,7 +35,7 @@ from tierline.serving.console import session as sessions
 from tierline.serving.console.charts import bar_chart
 from tierline.serving.console.panel import ticket_panel
 from tierline.serving.console.i18n import FLASH_KEYS, LANGUAGES, format_duration, pick_language, translator
-from tierline.serving.console.wording import intent_name, reason_sentence
+from tierline.serving.console.wording import cue_names, intent_name, number, reason_sentence
 from tierline.serving.kpis import KpiReport, compute_kpis
 from tierline.serving.api.agents import (
     ReplyIn,
@@ -73,7 +73,8 @@ templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
     trim_blocks=True, lstrip_blocks=True))
 templates.env.globals.update(duration=format_duration, intents=INTENT_LABELS, languages=LANGUAGES,
-                             say_reason=reason_sentence, intent_name=intent_name)
+                             say_reason=reason_sentence, intent_name=intent_name,
+                             cue_names=cue_names, number=number)
 QueueStatus = Literal["active", "open", "claimed", "resolved"]
 #: Every console page: scripts and styles from /console/static only (an injected <script> or
 #: inline handler would not run even if escaping failed), no framing (clickjacking), and no

@@ -438,6 +438,18 @@ def _cue(cue: str, table: Mapping[str, str]) -> str:
     return table.get(f"cue.{cue}", cue.replace("_", " "))
 
 
+def cue_names(cues: list[str], lang: str) -> str:
+    """The cues of a message as agents read them, listed in ``lang`` ("tutto maiuscolo,
+    doppio addebito e “vergogna”")."""
+    table = _table(lang)
+    return _listing([_cue(c, table) for c in cues], table)
+
+
+def number(value: Any, lang: str) -> str:
+    """A score with two decimals, a decimal comma in it/es/pt."""
+    return _number(value or 0, lang)
+
+
 def _listing(items: list[str], table: Mapping[str, str]) -> str:
     """'a, b and c' in the table's language."""
     if len(items) <= 1:
