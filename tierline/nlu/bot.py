@@ -7,6 +7,7 @@ webhook, the terminal chat, tests) turn the returned actions into messages.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -87,6 +88,17 @@ def _small_talk_word(word: str) -> bool:
 
 
 def small_talk_of(text: str) -> str | None:
+    """The kind of small talk ``text`` is, if any (:func:`_small_talk_of`); short messages are
+    remembered, since the engine and the bot both ask of every message."""
+    return _small_talk_cached(text) if len(text) <= 200 else _small_talk_of(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _small_talk_cached(text: str) -> str | None:
+    return _small_talk_of(text)
+
+
+def _small_talk_of(text: str) -> str | None:
     """``greeting``, ``thanks``, ``goodbye`` or ``acknowledgement`` for a short message made of
     such words ("eae", "grazie mille!!", "vlw", "chau chau", "bom dia", "kkk ok"), for "sorry,
     wrong chat" (goodbye) and for a message the customer takes back ("never mind, cancel that

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -242,6 +243,13 @@ class EscalationConfig(BaseModel):
     always_escalate_intents: list[str] = Field(default_factory=list)
     always_min_confidence: float = Field(0.7, gt=0, le=1)
     routing: Routing = Routing()
+
+    @cached_property
+    def sensitive_split(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The sensitive intents billing handles, and the others (the policy splits their
+        probability by team on every message: worked out once)."""
+        billing = tuple(i for i in self.sensitive_intents if self.routing.team_for(i) == "billing")
+        return billing, tuple(i for i in self.sensitive_intents if i not in billing)
     priority: PriorityRules = PriorityRules()
 
     @field_validator("thresholds")

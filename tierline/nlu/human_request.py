@@ -26,6 +26,7 @@ A keyword typed with one slip ("humna", "ajente", "atendete"), or two in a long 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from rapidfuzz.distance import OSA
@@ -91,6 +92,8 @@ class HumanRequests:
         self.min_similarity = min_similarity
         self._requests = len(examples)
         self._examples = ExampleIndex(list(examples) + list(counterexamples), analyzer)
+        #: Short messages' answers remembered (the same "hi", "3", "ok" come again and again).
+        self._worded_cached = functools.lru_cache(maxsize=4096)(self._worded)
 
     def nearest(self, analysis: AnalysisResult) -> tuple[bool, float]:
         """Whether the nearest example is a request, and its cosine similarity."""
@@ -106,6 +109,11 @@ class HumanRequests:
             return True
         if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
             return True
+        return self._worded_cached(text) if len(text) <= 200 else self._worded(text)
+
+    def _worded(self, text: str) -> bool:
+        """Asks in so many words, whatever the encoder says: "talk to someone", or a short
+        clause naming a human ("humna pls", "operatore!!")."""
         if TALK_TO_SOMEONE.search(" ".join(words_of(text))):
             return True
         return any(len(words_of(c)) <= SHORT_MESSAGE_WORDS

@@ -114,10 +114,9 @@ def policy_features(analysis: AnalysisResult, context: PolicyContext, explicit: 
     substantive = analysis.intent not in SMALL_TALK_INTENTS + (OUT_OF_SCOPE,)
     frustrated_now = analysis.frustration >= frustrated_at
     # Split by the team that handles them, so agents' labels can move one without the other.
-    billing = sum(intents.get(i, 0.0) for i in config.sensitive_intents
-                  if config.routing.team_for(i) == "billing")
-    other = sum(intents.get(i, 0.0) for i in config.sensitive_intents
-                if config.routing.team_for(i) != "billing")
+    billing_intents, other_intents = config.sensitive_split
+    billing = sum(intents.get(i, 0.0) for i in billing_intents)
+    other = sum(intents.get(i, 0.0) for i in other_intents)
     vip = float(TIER_RANK.get(context.tier, 0) >= 2)
     return {
         "frustration": analysis.frustration,
