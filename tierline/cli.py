@@ -755,25 +755,39 @@ def bench_http(
     """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
     to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
     setup_logging()
+    from tierline import children
     from tierline.bench.http import run_http_bench
 
-    report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
-                            [int(w) for w in workers.split(",")], api_requests, out, profile,
-                            tuple(float(r) for r in status_rates.split(",") if r))
+    with children.signals_exit():  # SIGTERM stops the service it started, like Ctrl-C
+        report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
+                                [int(w) for w in workers.split(",")], api_requests, out,
+                                profile, tuple(float(r) for r in status_rates.split(",") if r))
     typer.echo((out / "http_bench.md").read_text())
     typer.echo(f"load average: {' '.join(report['load_at_start'])} -> {' '.join(report['load_at_end'])}")
 
 
 @app.command("mlflow-ui")
-def mlflow_ui(port: int = 5000) -> None:
-    """Open the MLflow UI on the tracking store (local mlflow.db unless MLFLOW_TRACKING_URI)."""
-    import subprocess
+def mlflow_ui(port: int = 5000,
+              host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1") -> None:
+    """Open the MLflow UI on the tracking store (local mlflow.db unless MLFLOW_TRACKING_URI).
+
+    MLflow's server runs in a process group of its own and is stopped with this command: on
+    Ctrl-C, SIGTERM, SIGHUP or exit (SIGTERM to the group, SIGKILL after 10 s)."""
     import sys
 
+    from tierline import children
     from tierline.training.tracking import tracking_uri
 
-    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(),
-                    "--host", "127.0.0.1", "--port", str(port)], check=False)
+    uri = tracking_uri()
+    with children.child([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                         "--host", host, "--port", str(port)]) as server:
+        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}; server pid {server.pid}); "
+                   "Ctrl-C stops it")
+        try:
+            code = server.wait()
+        except KeyboardInterrupt:
+            code = 130
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":
