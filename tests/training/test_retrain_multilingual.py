@@ -197,3 +197,44 @@ def test_an_agent_who_always_wants_a_human_on_a_topic():
     assert agent.probability(turn, set()) == P_ALWAYS
     assert SimulatedAgent().probability(turn, set()) < 0.5
     assert SimulatedAgent().probability({**turn, "true_intent": "track_order"}, set()) < 0.1
+
+
+
+def test_enough_italian_corrections_retrain_the_multilingual_nlu_on_its_recipe(shop, tmp_path,
+                                                                                monkeypatch):
+    """The multilingual NLU retrains like the shipped one was trained: its e5 encoder, the XLM-T
+    tweets of its four languages, the hand-written it/es/pt intents (three times each) and the
+    agents' rows. The fine-tune itself is ``train_nlu`` (tested on e5 end to end, slow, in
+    test_e5_training_run.py); here it is replaced by a stand-in that records its call and
+    returns the shipped bundle."""
+    import tierline.training.pipeline as pipeline
+    from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR
+    from tierline.training.data import handwritten_intent_rows
+
+    calls = []
+
+    def fake_train_nlu(run_dir, config, **kwargs):
+        calls.append({"run_dir": run_dir, "config": config, **kwargs})
+        return MULTILINGUAL_BUNDLE_DIR
+
+    monkeypatch.setattr(pipeline, "train_nlu", fake_train_nlu)
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    config = RetrainConfig(nlu_min_corrections=1, nlu_max_steps=3, nlu_encoder=encoder)
+    filled = shop["filled"]
+    result = retrain(shop["url"], tmp_path / "out", config, bootstrap_rows=filled.bootstrap_rows,
+                     frozen_rows=filled.frozen_rows, champion_dir=filled.champion_dir,
+                     stack=STACK, track=False)
+    (call,) = calls
+    assert call["encoder_path"] == encoder and call["config"].max_steps == 3
+    assert call["xlmt_languages"] == ("english", "italian", "spanish", "portuguese")
+    handwritten = handwritten_intent_rows()
+    intents = call["extra_train"]["intent"]
+    assert intents[:3 * len(handwritten)] == handwritten * 3
+    agents = intents[3 * len(handwritten):]
+    assert agents and all(r.keys() == {"text", "label"} for r in agents)
+    # The shipped bundle as its own challenger: the gate compares it on both accuracy guards.
+    assert result.nlu_run == MULTILINGUAL_BUNDLE_DIR
+    assert result.gate.challenger["frozen_intent_accuracy"] == \
+        result.gate.champion["frozen_intent_accuracy"]
+    assert "intent_accuracy" in result.gate.challenger
