@@ -62,7 +62,31 @@ def test_simulate_labels_then_retrain_dry_run(tmp_path):
     out = subprocess.run([exe, "retrain", "--database-url", url, "--out", str(tmp_path / "run"),
                           "--dry-run"], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout[out.stdout.index("{"):])
+    # One line per stack with labels (only the English pair decided these), then the reports.
+    assert "default: dry run, the gate would PROMOTE; nothing registered" in out.stdout
+    reports = json.loads(out.stdout[out.stdout.index("{"):])
+    assert list(reports) == ["default"]
+    report = reports["default"]
     assert report["promote"] is True and report["registered_version"] is None
+    assert report["dry_run"] is True and report["mlflow_run_id"]
     assert report["disputed_slices"][0]["slice"] == "billing/non_vip"
     assert report["challenger"]["agent_brier"] < report["champion"]["agent_brier"]
+
+
+def test_retrain_without_labels_says_so_in_one_line(tmp_path):
+    """No agent labels (or too few): one line on stderr and exit 1, never a traceback."""
+    from tierline.serving.storage.db import Database
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Database(url).migrate()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    for args, message in (([], "no agent labels in"),
+                          (["--stack", "multilingual"], "no agent labels in the database for the "
+                                                        "multilingual model stack")):
+        out = subprocess.run([TIERLINE, "retrain", "--database-url", url, "--out",
+                              str(tmp_path / "run"), *args], capture_output=True, text=True,
+                             timeout=300, env=env)
+        assert out.returncode == 1, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], out.stderr
+        assert "Traceback" not in out.stderr

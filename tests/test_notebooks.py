@@ -14,6 +14,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     # Small configuration; MLflow logs into a temporary store, never the repository's.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("TIERLINE_NOTEBOOK_CONVERSATIONS", "300")
+    monkeypatch.setenv("TIERLINE_NOTEBOOK_SHOP_CONVERSATIONS", "300")
+    monkeypatch.setenv("TIERLINE_NOTEBOOK_SHOP_BOOTSTRAP", "900")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -532,41 +532,97 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
 @app.command()
 def retrain(database_url: Annotated[str | None, typer.Option(
                 help="service database with agent labels (default: TIERLINE_DATABASE_URL)")] = None,
-            out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/retrain"),
+            out: Annotated[Path, typer.Option(help="run folder (one sub-folder per stack)")
+                           ] = Path("runs/retrain"),
+            stack: Annotated[str, typer.Option(
+                help="model stack to retrain: default (English pair), multilingual (it/es/pt "
+                     "pair), all, or auto: every stack with agent labels")] = "auto",
             config: Annotated[Path | None, typer.Option(
                 help="YAML/JSON with RetrainConfig fields (tolerances, weights, thresholds)")] = None,
-            dry_run: Annotated[bool, typer.Option(help="report without registering/promoting")] = False,
+            dry_run: Annotated[bool, typer.Option(
+                help="gate and log to MLflow as a dry run; register/promote nothing")] = False,
             track: Annotated[bool, typer.Option(help="log to MLflow and register")] = True,
-            ship: Annotated[bool, typer.Option(help="also write a promoted policy to models/policy")
-                            ] = False,
+            ship: Annotated[bool, typer.Option(
+                help="also write a promoted policy to its folder (models/policy, "
+                     "models/policy-multilingual)")] = False,
             nlu: Annotated[bool, typer.Option(
                 help="also fine-tune the NLU when enough intents were corrected")] = True) -> None:
-    """Retrain the policy from agent labels; promote the challenger only if the gate passes."""
+    """Retrain each model stack's policy from the agent labels on its own decisions; promote a
+    challenger only if the gate passes.
+
+    One line per stack, then the report as JSON keyed by stack. A stack with too few labels
+    is not retrained: with --stack auto that is reported and the others go on (exit 1 only
+    when no stack was retrained); a stack named with --stack (or all) must retrain, else
+    exit 1.
+    """
     setup_logging()
     import shutil
 
     import yaml
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from tierline.nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
+    from tierline.nlu.bundle import POLICY_FILE
     from tierline.serving.settings import Settings
-    from tierline.training.retrain import RetrainConfig
+    from tierline.training.retrain import STACKS, NotEnoughLabels, RetrainConfig, label_counts
     from tierline.training.retrain import retrain as run_retrain
 
+    if stack not in (*STACKS, "all", "auto"):
+        raise _refused(f"unknown --stack {stack!r}: one of {', '.join((*STACKS, 'all', 'auto'))}",
+                       code=2)
     settings = RetrainConfig.model_validate(yaml.safe_load(config.read_text()) or {}) if config \
         else RetrainConfig()
-    result = run_retrain(database_url or Settings().database_url, out, settings,
-                         dry_run=dry_run, track=track, retrain_nlu=nlu)
-    if ship and result.gate.promote and not dry_run:
-        shutil.copy(out / "policy" / POLICY_FILE, DEFAULT_POLICY_DIR / POLICY_FILE)
-        typer.echo(f"shipped the new policy to {DEFAULT_POLICY_DIR}")
-    typer.echo(json.dumps({"promote": result.gate.promote, "reasons": result.gate.reasons,
-                           "champion": result.gate.champion, "challenger": result.gate.challenger,
-                           "disputed_slices": result.gate.disputed_slices, "counts": result.counts,
-                           "label_balance": result.labels_summary["balance"],
-                           "nlu_retrain_due": result.nlu_retrain_due,
-                           "nlu_run": str(result.nlu_run) if result.nlu_run else None,
-                           "registered_version": result.registered_version,
-                           "promoted": result.promoted}, indent=2))
+    url = database_url or Settings().database_url
+    try:
+        counts = label_counts(url)
+    except SQLAlchemyError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise _refused(f"cannot read the agent labels in {url} (is it the service's migrated "
+                       f"database?): {type(exc).__name__}: {first}") from None
+    if stack == "auto":
+        stacks = [name for name in STACKS if counts.get(name)]
+        if not stacks:
+            raise _refused(f"no agent labels in {url} for any model stack: nothing to retrain")
+    else:
+        stacks = list(STACKS) if stack == "all" else [stack]
+    reports, failed = {}, []
+    for name in stacks:
+        folder = out / name
+        try:
+            result = run_retrain(url, folder, settings, dry_run=dry_run, track=track,
+                                 retrain_nlu=nlu, stack=name)
+        except NotEnoughLabels as exc:
+            failed.append(str(exc))
+            reports[name] = {"retrained": False, "why": str(exc)}
+            typer.echo(f"{name}: not retrained: {exc}")
+            continue
+        spec = STACKS[name]
+        verdict = "PROMOTE" if result.gate.promote else "REJECT"
+        if dry_run:
+            line = f"dry run, the gate would {verdict}; nothing registered"
+        elif result.registered_version:
+            line = (f"{verdict}: {spec.policy_model} version {result.registered_version}"
+                    + (" is the champion" if result.promoted else " registered as challenger"))
+        else:
+            line = f"{verdict} (not tracked)"
+        typer.echo(f"{name}: {line} ({'; '.join(result.gate.reasons)})")
+        if ship and result.gate.promote and not dry_run:
+            shutil.copy(folder / "policy" / POLICY_FILE, spec.policy_dir / POLICY_FILE)
+            typer.echo(f"{name}: shipped the new policy to {spec.policy_dir}")
+        reports[name] = {
+            "retrained": True, "dry_run": dry_run, "promote": result.gate.promote,
+            "reasons": result.gate.reasons, "champion": result.gate.champion,
+            "challenger": result.gate.challenger,
+            "disputed_slices": result.gate.disputed_slices, "counts": result.counts,
+            "label_balance": result.labels_summary["balance"],
+            "nlu_retrain_due": result.nlu_retrain_due,
+            "nlu_run": str(result.nlu_run) if result.nlu_run else None,
+            "registered_model": None if dry_run else spec.policy_model,
+            "registered_version": result.registered_version, "promoted": result.promoted,
+            "mlflow_run_id": result.run_id}
+    typer.echo(json.dumps(reports, indent=2))
+    retrained = [name for name, report in reports.items() if report["retrained"]]
+    if (stack == "auto" and not retrained) or (stack != "auto" and failed):
+        raise _refused("; ".join(failed) + ("" if retrained else "; nothing retrained"))
 
 
 @app.command("simulate-labels")
@@ -574,15 +630,27 @@ def simulate_labels(database_url: Annotated[str, typer.Option(help="database to 
                     conversations: Annotated[int, typer.Option(help="simulated conversations")] = 400,
                     billing_needs_human_for_non_vip: Annotated[bool, typer.Option(
                         help="False: agents say non-VIP billing questions need no human")] = False,
+                    language: Annotated[str, typer.Option(
+                        help="en: the shipped simulated (English) conversations, decided by the "
+                             "default pair; it, es or pt: conversations simulated in that "
+                             "language, decided by the multilingual pair")] = "en",
                     seed: int = 0) -> None:
     """Fill a service database with replayed simulated conversations and a simulated agent's
     labels (for trying `tierline retrain` without real agents)."""
     setup_logging()
     from tierline.nlu.engine import TurnEngine
     from tierline.training.agent_sim import fill_with_labels
+    from tierline.training.simulator import EXPLICIT_BY_LANGUAGE
 
-    filled = fill_with_labels(database_url, TurnEngine.load(), conversations, seed,
-                              billing_needs_human_for_non_vip)
+    if language != "en" and language not in EXPLICIT_BY_LANGUAGE:
+        raise _refused(f"unknown --language {language!r}: en, {', '.join(EXPLICIT_BY_LANGUAGE)}",
+                       code=2)
+    # English conversations on the English pair alone (the shipped set has a few Italian
+    # requests for a human), others through the service's routing.
+    engine = TurnEngine.load() if language == "en" else TurnEngine.shipped()
+    filled = fill_with_labels(database_url, engine, conversations, seed,
+                              billing_needs_human_for_non_vip, language=language,
+                              bootstrap_conversations=0, frozen_conversations=0)
     typer.echo(f"{filled.labels} labels written to {database_url}")
 
 
@@ -827,25 +895,39 @@ def bench_http(
     """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
     to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
     setup_logging()
+    from tierline import children
     from tierline.bench.http import run_http_bench
 
-    report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
-                            [int(w) for w in workers.split(",")], api_requests, out, profile,
-                            tuple(float(r) for r in status_rates.split(",") if r))
+    with children.signals_exit():  # SIGTERM stops the service it started, like Ctrl-C
+        report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
+                                [int(w) for w in workers.split(",")], api_requests, out,
+                                profile, tuple(float(r) for r in status_rates.split(",") if r))
     typer.echo((out / "http_bench.md").read_text())
     typer.echo(f"load average: {' '.join(report['load_at_start'])} -> {' '.join(report['load_at_end'])}")
 
 
 @app.command("mlflow-ui")
-def mlflow_ui(port: int = 5000) -> None:
-    """Open the MLflow UI on the tracking store (local mlflow.db unless MLFLOW_TRACKING_URI)."""
-    import subprocess
+def mlflow_ui(port: int = 5000,
+              host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1") -> None:
+    """Open the MLflow UI on the tracking store (local mlflow.db unless MLFLOW_TRACKING_URI).
+
+    MLflow's server runs in a process group of its own and is stopped with this command: on
+    Ctrl-C, SIGTERM, SIGHUP or exit (SIGTERM to the group, SIGKILL after 10 s)."""
     import sys
 
+    from tierline import children
     from tierline.training.tracking import tracking_uri
 
-    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(),
-                    "--host", "127.0.0.1", "--port", str(port)], check=False)
+    uri = tracking_uri()
+    with children.child([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                         "--host", host, "--port", str(port)]) as server:
+        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}; server pid {server.pid}); "
+                   "Ctrl-C stops it")
+        try:
+            code = server.wait()
+        except KeyboardInterrupt:
+            code = 130
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import httpx
 import mlflow
 import pytest
 
-from tierline.nlu.bundle import DEFAULT_POLICY_DIR, POLICY_FILE
+from tierline.nlu.bundle import DEFAULT_POLICY_DIR, MULTILINGUAL_POLICY_DIR, POLICY_FILE
 from tierline.serving.app import create_app
 from tierline.serving.settings import Settings
 from tierline.serving.tickets import create_agent
@@ -18,11 +18,21 @@ from tests.serving.conftest import steady_traffic
 from tierline.training import tracking
 
 
-def register_policy(folder, promote: bool) -> str:
-    """Log ``folder/policy.json`` in a run and register it (champion when ``promote``)."""
+def register_policy(folder, promote: bool, model: str = tracking.POLICY_MODEL) -> str:
+    """Log ``folder/policy.json`` in a run and register it as ``model`` (champion when
+    ``promote``)."""
     with tracking.tracked_run("tierline-policy", "test", {}) as run:
         mlflow.log_artifact(str(folder / POLICY_FILE), artifact_path="policy")
-    return tracking.register(tracking.POLICY_MODEL, run.info.run_id, "policy", ship=promote)
+    return tracking.register(model, run.info.run_id, "policy", ship=promote)
+
+
+def eager_copy(policy_dir, folder):
+    """A copy of ``policy_dir``'s policy shifted so that every probability is (almost) 1."""
+    eager = json.loads((policy_dir / POLICY_FILE).read_text())
+    eager["intercept"] += 50.0
+    folder.mkdir()
+    (folder / POLICY_FILE).write_text(json.dumps(eager))
+    return folder
 
 
 @pytest.fixture()
@@ -32,10 +42,23 @@ def registry(tmp_path, monkeypatch):
     return uri
 
 
-def decide(server: LiveServer, conversation: str) -> dict:
-    r = httpx.post(f"{server.url}/v1/decide", timeout=30, headers=server.api_headers(), json={
-        "conversation_id": conversation, "customer": {"id": "c1"},
-        "text": "I was charged twice for my order"})
+def registry_settings(registry: str, tmp_path, **extra) -> Settings:
+    """A service on ``registry`` with its cache and database in ``tmp_path``."""
+    return Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}", model_registry_uri=registry,
+                    model_cache_dir=tmp_path / "cache", **extra)
+
+
+def served_models(server: LiveServer) -> dict:
+    """``GET /v1/admin/models`` as an admin."""
+    admin = create_agent(server.server.config.app.state.services.db, "Root", [], admin=True)
+    return httpx.get(f"{server.url}/v1/admin/models",
+                     headers={"authorization": f"Bearer {admin}"}).json()
+
+
+def decide(server: LiveServer, conversation: str,
+           text: str = "I was charged twice for my order") -> dict:
+    r = httpx.post(f"{server.url}/v1/decide", timeout=60, headers=server.api_headers(), json={
+        "conversation_id": conversation, "customer": {"id": "c1"}, "text": text})
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -43,19 +66,12 @@ def decide(server: LiveServer, conversation: str) -> dict:
 def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_path, analyzer):
     assert register_policy(DEFAULT_POLICY_DIR, promote=True) == "1"
     # Version 2: the same policy shifted so that every probability is (almost) 1.
-    eager = json.loads((DEFAULT_POLICY_DIR / POLICY_FILE).read_text())
-    eager["intercept"] += 50.0
-    (tmp_path / "eager").mkdir()
-    (tmp_path / "eager" / POLICY_FILE).write_text(json.dumps(eager))
+    eager_copy(DEFAULT_POLICY_DIR, tmp_path / "eager")
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}",
-                        model_registry_uri=registry, model_registry_poll_seconds=0.2,
-                        model_cache_dir=tmp_path / "cache")
+    settings = registry_settings(registry, tmp_path, model_registry_poll_seconds=0.2)
     with LiveServer(create_app(settings, analyzer=analyzer)) as server:
         services = server.server.config.app.state.services
-        admin = create_agent(services.db, "Root", [], admin=True)
-        headers = {"authorization": f"Bearer {admin}"}
-        served = httpx.get(f"{server.url}/v1/admin/models", headers=headers).json()
+        served = served_models(server)
         assert served["policy_version"] == "1" and served["nlu_version"] is None
         assert served["policy_dir"] == str(tmp_path / "cache" / "tierline-policy" / "1")
         before = decide(server, "before")["p_escalate"]
@@ -82,8 +98,7 @@ def test_champion_is_served_and_a_new_champion_is_picked_up_live(registry, tmp_p
 
 
 def test_a_registry_without_champions_falls_back_to_the_folders(registry, tmp_path, analyzer):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}",
-                        model_registry_uri=registry, model_cache_dir=tmp_path / "cache")
+    settings = registry_settings(registry, tmp_path)
     with LiveServer(create_app(settings, analyzer=analyzer)) as server:
         services = server.server.config.app.state.services
         assert services.models.policy_dir == settings.policy_dir
@@ -101,8 +116,7 @@ def test_an_unreachable_registry_keeps_the_current_models(registry, tmp_path, an
                                                           monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'svc.db'}",
-                        model_registry_uri=registry, model_cache_dir=tmp_path / "cache")
+    settings = registry_settings(registry, tmp_path)
     with LiveServer(create_app(settings, analyzer=analyzer)) as server:
         services = server.server.config.app.state.services
         admin = create_agent(services.db, "Root", [], admin=True)
@@ -114,3 +128,51 @@ def test_an_unreachable_registry_keeps_the_current_models(registry, tmp_path, an
                        headers={"authorization": f"Bearer {admin}"})
         assert r.status_code == 409 and "still serving the previous models" in r.json()["detail"]
         assert services.engine is engine
+
+
+ITALIAN = "dove trovo la fattura del mio ultimo ordine?"
+ENGLISH = "where can I find the invoice of my last order?"
+
+
+def test_the_multilingual_route_serves_and_follows_its_own_champion(registry, tmp_path, analyzer):
+    """it/es/pt conversations run on tierline-nlu-multilingual / tierline-policy-multilingual
+    champions, English ones on tierline-nlu / tierline-policy: a multilingual champion moves
+    the Italian conversations' policy, announced to every process, and leaves English alone."""
+    model = tracking.MULTILINGUAL_POLICY_MODEL
+    assert register_policy(eager_copy(MULTILINGUAL_POLICY_DIR, tmp_path / "eager"), True,
+                           model) == "1"
+    settings = registry_settings(registry, tmp_path, model_registry_poll_seconds=0.2)
+    with LiveServer(create_app(settings, analyzer=analyzer)) as server:
+        services = server.server.config.app.state.services
+        served = served_models(server)
+        assert served["multilingual_policy_version"] == "1" and served["policy_version"] is None
+        assert served["multilingual_policy_dir"] == str(tmp_path / "cache" / model / "1")
+        assert served["multilingual_nlu_version"] is None  # no champion: the shipped folder
+        italian = decide(server, "it-1", ITALIAN)
+        assert italian["language"] == "it" and italian["model"]["name"] == "nlu-multilingual"
+        assert italian["p_escalate"] > 0.99  # the eager multilingual champion
+        english = decide(server, "en-1", ENGLISH)
+        assert english["language"] == "en" and english["p_escalate"] < 0.99
+
+        # Version 2, the shipped multilingual policy, becomes the champion: followed live.
+        assert register_policy(MULTILINGUAL_POLICY_DIR, True, model) == "2"
+        deadline = time.monotonic() + 20
+        while services.models.multilingual_policy_version != "2" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert services.models.multilingual_policy_version == "2"
+        live = services.live.read()
+        assert live.multilingual_policy_version == "2" and live.policy_version is None
+        assert live.generation == services.generation >= 1
+        assert decide(server, "it-2", ITALIAN)["p_escalate"] < 0.99
+        assert decide(server, "en-2", ENGLISH)["p_escalate"] == english["p_escalate"]
+
+
+def test_a_service_without_a_multilingual_route_ignores_its_champions(registry, tmp_path,
+                                                                      analyzer):
+    register_policy(eager_copy(MULTILINGUAL_POLICY_DIR, tmp_path / "eager"), True,
+                    tracking.MULTILINGUAL_POLICY_MODEL)
+    settings = registry_settings(registry, tmp_path, multilingual_nlu_dir=None)
+    with LiveServer(create_app(settings, analyzer=analyzer)) as server:
+        services = server.server.config.app.state.services
+        assert services.models.versions == (None, None, None, None)
+        assert services.engine.routed is None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from tierline import children
 from tierline.bench.fake_graph import STATUS_SEQUENCE, serve_fake_graph
 from tierline.bench.load import (
     PHONE_NUMBER_ID,
@@ -65,14 +66,15 @@ class BenchService:
                "TIERLINE_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
                "TIERLINE_WHATSAPP_API_BASE": graph_url,
                "TIERLINE_WHATSAPP_SEND_RATE": str(BENCH_SEND_RATE)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tierline", "serve"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own process group, stopped with its workers when the bench ends or is stopped.
+        self.proc = children.start([sys.executable, "-m", "tierline", "serve"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_ready(self.url)
             if workers > 1:  # /readyz answers as soon as the first worker process is ready
                 time.sleep(5.0)
         except RuntimeError:
-            self.proc.kill()
+            children.stop(self.proc, grace=0)
             raise RuntimeError(self.proc.stderr.read().decode(errors="replace")[-2000:]) from None
         # The inference APIs need a key, made as `tierline api-keys add` makes one.
         db = Database(database_url)
@@ -82,11 +84,7 @@ class BenchService:
             db.dispose()
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        children.stop(self.proc, grace=30)
 
 
 def _replies_by_message(graph_url: str) -> dict[int, list[float]]:

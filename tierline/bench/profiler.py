@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tierline import children
+
 log = logging.getLogger(__name__)
 
 
@@ -21,10 +23,10 @@ def profile_service(pid: int, seconds: float, out: Path) -> subprocess.Popen | N
         return None
     # --gil: only the thread holding the GIL is sampled, i.e. where the Python CPU time goes
     # (threads waiting on the database or the network are left out).
-    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--subprocesses",
-                             "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
-                             "--gil", "--nonblocking", "-o", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return children.start([py_spy, "record", "--pid", str(pid), "--subprocesses",
+                           "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
+                           "--gil", "--nonblocking", "-o", str(out)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def summarise_profile(raw: Path, top: int = 20) -> list[dict]:

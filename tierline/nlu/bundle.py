@@ -30,9 +30,12 @@ MULTILINGUAL_POLICY_DIR = MODELS_DIR / "policy-multilingual"
 #: Languages the shipped service sends to the multilingual pair; English stays on the default.
 MULTILINGUAL_LANGUAGES = ("it", "es", "pt")
 POLICY_FILE = "policy.json"
-#: Names of the two models in an MLflow registry (training registers, serving loads champions).
+#: Names of the models in an MLflow registry (training registers, serving loads champions):
+#: the English pair, and the multilingual pair that serves it/es/pt conversations.
 REGISTERED_NLU_MODEL = "tierline-nlu"
 REGISTERED_POLICY_MODEL = "tierline-policy"
+REGISTERED_MULTILINGUAL_NLU_MODEL = "tierline-nlu-multilingual"
+REGISTERED_MULTILINGUAL_POLICY_MODEL = "tierline-policy-multilingual"
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"

@@ -171,14 +171,15 @@ class TurnEngine:
              policy_dir: str | Path | None = None, analyzer: BundleAnalyzer | None = None,
              orders: OrderLookup | None = None, customers: CustomerDirectory | None = None,
              policy_artifact: PolicyArtifact | None = None, route: LanguageRoute | None = None,
-             threads: int = 1) -> TurnEngine:
+             threads: int = 1, route_analyzer: BundleAnalyzer | None = None) -> TurnEngine:
         """Build from the flow file and model folders (defaults: the shipped English pair), one
         pair for every language unless a ``route`` is given: :meth:`shipped` is what serves
         Italian, Spanish and Portuguese on the multilingual pair.
 
         ``policy_artifact`` replaces the policy folder (the simulator passes an untrained one).
         ``route`` sends some languages to another bundle and its policy, loaded on first use
-        (:meth:`shipped` builds the service's default routing).
+        (:meth:`shipped` builds the service's default routing); ``route_analyzer`` is that
+        bundle when already loaded.
         """
         flow = load_flow(flow_path)
         orders = orders or CsvOrderLookup(flow.path(flow.orders.file))
@@ -188,7 +189,7 @@ class TurnEngine:
         routed = None
         if route is not None:
             routed = LazyStack(route, lambda: cls._stack(
-                flow, BundleAnalyzer.load(route.nlu_dir, threads=threads),
+                flow, route_analyzer or BundleAnalyzer.load(route.nlu_dir, threads=threads),
                 EscalationPolicy.load(flow.escalation, route.policy_dir), orders, route.name))
         return cls(flow, cls._stack(flow, analyzer, policy, orders),
                    customers or CsvCustomerDirectory(flow.path(flow.customers.file)), routed)

@@ -12,7 +12,8 @@ The database now says what is live: the ``live_versions`` row (migration 0010), 
 - ``POST /v1/admin/reload``: the process that answers loads the new models and flow first (a
   broken file is refused with 409 and announced to nobody), then raises the generation and
   switches;
-- a champion alias move in the registry: the process that notices it does the same, but only
+- a champion alias move in the registry (any of the four: the English pair's, or the
+  multilingual pair's that serves it/es/pt): the process that notices it does the same, but only
   if the row is still at the generation it serves (compare-and-set), so that several
   processes noticing one move announce it once.
 
@@ -42,6 +43,7 @@ from sqlalchemy import select, update
 
 from tierline.nlu.flow import BotFlow
 from tierline.serving.queue.loops import BackgroundLoop, retry_delay
+from tierline.serving.registry import Champions
 from tierline.serving.storage.db import Database
 from tierline.serving.storage.models import LiveVersions, utcnow
 
@@ -58,14 +60,22 @@ LIVE = LiveVersions.__table__
 
 @dataclass(frozen=True)
 class LiveState:
-    """A generation and what it is: registry versions (None: the folders), the primary NLU
-    bundle (``name@version``) and the flow's digest."""
+    """A generation and what it is: registry versions of the English pair and of the
+    multilingual pair (None: the folders), the primary NLU bundle (``name@version``) and the
+    flow's digest."""
 
     generation: int
     nlu_version: str | None = None
     policy_version: str | None = None
     nlu_bundle: str | None = None
     flow_digest: str | None = None
+    multilingual_nlu_version: str | None = None
+    multilingual_policy_version: str | None = None
+
+    @property
+    def versions(self) -> Champions:
+        """The registry versions this generation pins."""
+        return Champions.of(self)
 
     def describe(self) -> dict:
         return asdict(self)
@@ -88,7 +98,8 @@ class LiveRow:
         with self.db.one_statement() as connection:
             row = connection.execute(select(LIVE).where(LIVE.c.id == ROW_ID)).one()
         return LiveState(row.generation, row.nlu_version, row.policy_version, row.nlu_bundle,
-                         row.flow_digest)
+                         row.flow_digest, row.multilingual_nlu_version,
+                         row.multilingual_policy_version)
 
     def bump(self, state: LiveState, reason: str, expected: int | None = None) -> int | None:
         """Announce ``state`` as the next generation; returns that generation.
@@ -99,9 +110,11 @@ class LiveRow:
         """
         statement = (update(LIVE).where(LIVE.c.id == ROW_ID)
                      .values(generation=LIVE.c.generation + 1, nlu_version=state.nlu_version,
-                             policy_version=state.policy_version, nlu_bundle=state.nlu_bundle,
-                             flow_digest=state.flow_digest, reason=reason[:200],
-                             updated_at=utcnow())
+                             policy_version=state.policy_version,
+                             multilingual_nlu_version=state.multilingual_nlu_version,
+                             multilingual_policy_version=state.multilingual_policy_version,
+                             nlu_bundle=state.nlu_bundle, flow_digest=state.flow_digest,
+                             reason=reason[:200], updated_at=utcnow())
                      .returning(LIVE.c.generation))
         if expected is not None:
             statement = statement.where(LIVE.c.generation == expected)

@@ -1,10 +1,12 @@
 """Serving the registry's champions: resolve ``tierline-nlu@champion`` and
-``tierline-policy@champion`` in an MLflow model registry and download them once into a local
-cache.
+``tierline-policy@champion`` (the English pair) and, for the multilingual route (it/es/pt),
+``tierline-nlu-multilingual@champion`` and ``tierline-policy-multilingual@champion`` in an MLflow
+model registry and download them once into a local cache.
 
 Only used when ``TIERLINE_MODEL_REGISTRY_URI`` is set (``mlflow`` is then needed: the
 ``registry`` extra); otherwise the service serves the folders of its settings. A model without a
 champion falls back to its folder, so a fresh registry never stops the service from starting.
+The multilingual champions are asked for only when the service has a multilingual route.
 Watching for a new champion is :class:`tierline.serving.live.LiveWatcher`'s: an alias move is
 announced to every process through the ``live_versions`` row, which pins the versions.
 """
@@ -17,8 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from tierline.nlu.bundle import REGISTERED_NLU_MODEL, REGISTERED_POLICY_MODEL
+from tierline.nlu.bundle import (
+    REGISTERED_MULTILINGUAL_NLU_MODEL,
+    REGISTERED_MULTILINGUAL_POLICY_MODEL,
+    REGISTERED_NLU_MODEL,
+    REGISTERED_POLICY_MODEL,
+)
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -26,18 +34,54 @@ CHAMPION = "champion"
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
+class Champions(NamedTuple):
+    """Registry versions of the four served models (None: no champion, the folder serves)."""
+
+    nlu: str | None = None
+    policy: str | None = None
+    multilingual_nlu: str | None = None
+    multilingual_policy: str | None = None
+
+    @classmethod
+    def of(cls, holder) -> Champions:
+        """The versions ``holder`` names (a :class:`ModelChoice`, a live generation)."""
+        return cls(holder.nlu_version, holder.policy_version, holder.multilingual_nlu_version,
+                   holder.multilingual_policy_version)
+
+
+#: The registered model of each :class:`Champions` field.
+REGISTERED_MODELS = Champions(REGISTERED_NLU_MODEL, REGISTERED_POLICY_MODEL,
+                              REGISTERED_MULTILINGUAL_NLU_MODEL,
+                              REGISTERED_MULTILINGUAL_POLICY_MODEL)
+
+
 @dataclass(frozen=True)
 class ModelChoice:
-    """Where the service's models come from: two folders and, from a registry, their versions."""
+    """Where the service's models come from: the English pair's folders, the multilingual
+    route's (None: no route), and, from a registry, their versions."""
 
     nlu_dir: Path
     policy_dir: Path
     nlu_version: str | None = None
     policy_version: str | None = None
+    multilingual_nlu_dir: Path | None = None
+    multilingual_policy_dir: Path | None = None
+    multilingual_nlu_version: str | None = None
+    multilingual_policy_version: str | None = None
+
+    @property
+    def versions(self) -> Champions:
+        return Champions.of(self)
 
     def describe(self) -> dict:
-        return {"nlu_model_dir": str(self.nlu_dir), "nlu_version": self.nlu_version,
-                "policy_dir": str(self.policy_dir), "policy_version": self.policy_version}
+        out = {"nlu_model_dir": str(self.nlu_dir), "nlu_version": self.nlu_version,
+               "policy_dir": str(self.policy_dir), "policy_version": self.policy_version}
+        if self.multilingual_nlu_dir is not None:
+            out.update({"multilingual_nlu_model_dir": str(self.multilingual_nlu_dir),
+                        "multilingual_nlu_version": self.multilingual_nlu_version,
+                        "multilingual_policy_dir": str(self.multilingual_policy_dir),
+                        "multilingual_policy_version": self.multilingual_policy_version})
+        return out
 
 
 class RegistryError(RuntimeError):
@@ -45,13 +89,15 @@ class RegistryError(RuntimeError):
 
 
 class ChampionRegistry:
-    """Champion versions of the two registered models, downloaded into ``cache_dir/<model>/<v>``."""
+    """Champion versions of the registered models, downloaded into ``cache_dir/<model>/<v>``.
+    ``multilingual``: whether the service has a multilingual route whose champions count."""
 
-    def __init__(self, uri: str, cache_dir: Path) -> None:
+    def __init__(self, uri: str, cache_dir: Path, multilingual: bool = True) -> None:
         from mlflow import MlflowClient
 
         self.uri = uri
         self.cache_dir = cache_dir
+        self.multilingual = multilingual
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def champion_version(self, model: str) -> str | None:
@@ -83,25 +129,30 @@ class ChampionRegistry:
         log.info("downloaded %s version %s into %s", model, version, target)
         return target
 
-    def champions(self) -> tuple[str | None, str | None]:
-        """The champion versions of the NLU bundle and of the policy (None: no champion)."""
+    def champions(self) -> Champions:
+        """The champion versions of the English NLU bundle and policy and, with a multilingual
+        route, of the multilingual ones (None: no champion)."""
         with self._unavailable():
-            return (self.champion_version(REGISTERED_NLU_MODEL),
-                    self.champion_version(REGISTERED_POLICY_MODEL))
+            models = REGISTERED_MODELS if self.multilingual else REGISTERED_MODELS[:2]
+            return Champions(*(self.champion_version(model) for model in models))
 
-    def pinned(self, nlu_v: str | None, policy_v: str | None,
-               fallback: ModelChoice) -> ModelChoice:
-        """These versions (downloaded once), the fallback folders where a version is None."""
+    def pinned(self, versions: Champions, fallback: ModelChoice) -> ModelChoice:
+        """These versions (downloaded once), the fallback folders where a version is None
+        (and for the multilingual pair when the fallback has no multilingual route)."""
+        versions = Champions(*versions)
+        if fallback.multilingual_nlu_dir is None:
+            versions = versions._replace(multilingual_nlu=None, multilingual_policy=None)
         with self._unavailable():
-            return ModelChoice(
-                nlu_dir=self.fetch(REGISTERED_NLU_MODEL, nlu_v) if nlu_v else fallback.nlu_dir,
-                policy_dir=(self.fetch(REGISTERED_POLICY_MODEL, policy_v) if policy_v
-                            else fallback.policy_dir),
-                nlu_version=nlu_v, policy_version=policy_v)
+            folders = [self.fetch(model, version) if version else folder for model, version, folder
+                       in zip(REGISTERED_MODELS, versions,
+                              (fallback.nlu_dir, fallback.policy_dir, fallback.multilingual_nlu_dir,
+                               fallback.multilingual_policy_dir))]
+        return ModelChoice(*folders[:2], versions.nlu, versions.policy, *folders[2:],
+                           versions.multilingual_nlu, versions.multilingual_policy)
 
     def choose(self, fallback: ModelChoice) -> ModelChoice:
         """The champions where they exist, the fallback folders elsewhere."""
-        return self.pinned(*self.champions(), fallback)
+        return self.pinned(self.champions(), fallback)
 
     @contextmanager
     def _unavailable(self) -> Iterator[None]:

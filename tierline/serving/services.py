@@ -53,9 +53,10 @@ class Services:
         self.api_keys = ApiKeys(self.db, settings.api_key_cache_seconds)
         self._reload_lock = threading.Lock()
         self.registry = None
-        self.models = ModelChoice(settings.nlu_model_dir, settings.policy_dir)
+        self.models = self._folders()
         if settings.model_registry_uri:
-            self.registry = ChampionRegistry(settings.model_registry_uri, settings.model_cache_dir)
+            self.registry = ChampionRegistry(settings.model_registry_uri, settings.model_cache_dir,
+                                             multilingual=settings.language_route() is not None)
             self.models = self.registry.choose(self.models)
             if analyzer is not None and self.models.nlu_version:
                 analyzer = None  # the registry's champion replaces the given analyzer
@@ -137,10 +138,15 @@ class Services:
         return {notifier.name: notifier for notifier in notifiers}
 
     def _engine(self, analyzer: BundleAnalyzer, models: ModelChoice) -> TurnEngine:
-        """The turn engine on ``models``, with the settings' language route (its second model
-        stack loads on the first conversation in one of its languages)."""
+        """The turn engine on ``models``, with the settings' language route on the multilingual
+        pair ``models`` names (its second model stack loads on the first conversation in one of
+        its languages)."""
+        route = self.settings.language_route()
+        if route is not None and models.multilingual_nlu_dir is not None:
+            route = replace(route, nlu_dir=models.multilingual_nlu_dir,
+                            policy_dir=models.multilingual_policy_dir)
         return TurnEngine.load(self.settings.flow_path, analyzer=analyzer,
-                               policy_dir=models.policy_dir, route=self.settings.language_route(),
+                               policy_dir=models.policy_dir, route=route,
                                threads=self.settings.nlu_threads)
 
     @property
@@ -165,15 +171,17 @@ class Services:
         """When a champion alias moved: load the new champions and announce them, unless
         another process announced a generation since this one's (it then follows that)."""
         champions = self.registry.champions()
-        if champions == (self.models.nlu_version, self.models.policy_version):
+        if champions == self.models.versions:
             return
         seen = self.generation
         if self.live.read().generation != seen:
             return  # behind: following the row comes first (it may be this very move)
         with self._reload_lock, self._recorded("registry", None):
-            engine, models, state = self._load(self.registry.pinned(*champions, self._folders()))
-            generation = self.live.bump(state, f"registry: nlu {champions[0]}, policy "
-                                               f"{champions[1]}", expected=seen)
+            engine, models, state = self._load(self.registry.pinned(champions, self._folders()))
+            moved = ", ".join(f"{name} {version}" for name, version in champions._asdict().items()
+                              if version is not None)
+            generation = self.live.bump(state, f"registry: {moved or 'no champions'}",
+                                        expected=seen)
             if generation is None:
                 log.info("a champion moved, but another process announced it first")
                 return
@@ -189,7 +197,7 @@ class Services:
             with self._recorded("follow", live.generation):
                 models = self._folders()
                 if self.registry is not None:
-                    models = self.registry.pinned(live.nlu_version, live.policy_version, models)
+                    models = self.registry.pinned(live.versions, models)
                 engine, models, state = self._load(models)
                 self._switch(engine, models, replace(state, generation=live.generation))
             self._compare(live)
@@ -202,7 +210,11 @@ class Services:
                 "policy_metrics": self.engine.policy.artifact.metrics}
 
     def _folders(self) -> ModelChoice:
-        return ModelChoice(self.settings.nlu_model_dir, self.settings.policy_dir)
+        """The settings' folders: the English pair, and the multilingual route's (if any)."""
+        route = self.settings.language_route()
+        return ModelChoice(self.settings.nlu_model_dir, self.settings.policy_dir,
+                           multilingual_nlu_dir=route.nlu_dir if route else None,
+                           multilingual_policy_dir=route.policy_dir if route else None)
 
     def _models_now(self) -> ModelChoice:
         """The registry's champions (folders where none), or the folders without a registry."""
@@ -218,7 +230,8 @@ class Services:
     def _state(self, engine: TurnEngine, models: ModelChoice) -> LiveState:
         return LiveState(0, models.nlu_version, models.policy_version,
                          str(engine.analyzer.model_id),
-                         flow_digest(engine.flow, self.settings.flow_path))
+                         flow_digest(engine.flow, self.settings.flow_path),
+                         models.multilingual_nlu_version, models.multilingual_policy_version)
 
     def _switch(self, engine: TurnEngine, models: ModelChoice, state: LiveState) -> None:
         """Serve ``engine`` from now on.

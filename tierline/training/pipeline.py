@@ -204,8 +204,9 @@ def parity_metrics(model: IntentFrustrationModel, run_dir: Path, texts: list[str
     return out
 
 
-def track_nlu_run(run_dir: Path, ship: bool = False) -> str:
-    """Log a finished NLU run folder to MLflow and register its bundle; returns the version."""
+def track_nlu_run(run_dir: Path, ship: bool = False, model_name: str | None = None) -> str:
+    """Log a finished NLU run folder to MLflow and register its bundle (as ``model_name``,
+    default ``tierline-nlu``); returns the version."""
     import mlflow
 
     from tierline.training import tracking
@@ -220,7 +221,7 @@ def track_nlu_run(run_dir: Path, ship: bool = False) -> str:
             mlflow.log_artifact(str(run_dir / name), artifact_path="bundle")
         tracking.log_model_card()
         run_id = run.info.run_id
-    return tracking.register(tracking.NLU_MODEL, run_id, "bundle", ship=ship)
+    return tracking.register(model_name or tracking.NLU_MODEL, run_id, "bundle", ship=ship)
 
 
 def ship_bundle(run_dir: Path, target: Path) -> Path:

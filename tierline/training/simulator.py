@@ -23,7 +23,15 @@ from tierline.paths import DATA_DIR
 from tierline.nlu.directory import CsvOrderLookup
 from tierline.nlu.engine import TurnEngine
 from tierline.nlu.labels import OUT_OF_SCOPE
-from tierline.training.data import XLMT_LANGUAGES, frustration_rows, intent_rows, shout
+from tierline.training.data import (
+    XLMT_LANGUAGES,
+    frustration_rows,
+    handwritten_intent_rows,
+    intent_rows,
+    read_xlmt,
+    shout,
+    stable_fraction,
+)
 from tierline.training.labelling import P_SENSITIVE, TurnTruth, lead_probability
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,22 @@ EXPLICIT_PHRASES = ("agent", "human please", "can I talk to a person?", "operato
 MORE_EXPLICIT_PHRASES = ("quiero hablar con una persona", "un agente por favor",
                          "quero falar com um atendente", "atendente humano por favor",
                          "passami un operatore")
+#: Requests for a human by language, for conversations simulated in one language.
+EXPLICIT_BY_LANGUAGE = {
+    "it": ("operatore", "voglio parlare con un operatore", "persona reale per favore",
+           "passami un operatore", "posso parlare con una persona?", "3"),
+    "es": ("quiero hablar con una persona", "un agente por favor", "pásame con un humano",
+           "necesito hablar con alguien de verdad", "3"),
+    "pt": ("quero falar com um atendente", "atendente humano por favor",
+           "me passa pra uma pessoa", "posso falar com alguém de verdade?", "3"),
+}
+#: How a customer writes an order number, and says they do not know it, by language.
+ORDER_PREFIXES = {"en": ("", "my order is ", "it's ", "order "),
+                  "it": ("", "il mio ordine è ", "è ", "ordine "),
+                  "es": ("", "mi pedido es el ", "es el ", "pedido "),
+                  "pt": ("", "meu pedido é ", "é o ", "pedido ")}
+NO_ORDER_NUMBER = {"en": "I don't know it", "it": "non lo so", "es": "no lo sé",
+                   "pt": "não sei"}
 SCENARIOS = {"tracking": 0.18, "faq": 0.16, "sensitive": 0.16, "lost": 0.14, "frustrated": 0.16,
              "explicit": 0.10, "small_talk": 0.10}
 TIERS = {"standard": 0.7, "premium": 0.2, "vip": 0.1}
@@ -88,25 +112,63 @@ class UtterancePools:
                            and r["source"] in sources and len(r["text"]) < 200]
         multilingual = set(xlmt_languages) - {"english"}
         self.explicit = EXPLICIT_PHRASES + (MORE_EXPLICIT_PHRASES if multilingual else ())
+        self.language = "en"
 
     def intent(self, rng: random.Random, intent: str) -> str:
         return rng.choice(self.by_intent[intent])
 
 
-def order_number(rng: random.Random, valid_numbers: list[str]) -> tuple[str, bool]:
+class LanguagePools(UtterancePools):
+    """Utterances of one language other than English: the hand-written it/es/pt intent rows
+    (``data/handwritten``), that language's XLM-T negative tweets as frustrated messages and its
+    requests for a human.
+
+    There is no other corpus of it/es/pt support intents, so the hand-written rows are split
+    here by a hash of the text, ``train`` (75 %) or ``test``, and so are the tweets (XLM-T
+    ``train``, 80/20 as in the frustration data). Conversations simulated from them are what
+    agents of an Italian (Spanish, Portuguese) shop see: they are decided by the multilingual
+    model stack.
+    """
+
+    def __init__(self, split: str, language: str) -> None:
+        if language not in EXPLICIT_BY_LANGUAGE:
+            raise ValueError(f"no simulated conversations in {language!r}; "
+                             f"languages: {sorted(EXPLICIT_BY_LANGUAGE)}")
+        self.language = language
+        self.by_intent = defaultdict(list)
+        rows = [r for r in handwritten_intent_rows() if r["language"] == language]
+        chosen = [r for r in rows if _pool_split(r["text"], 0.75) == split]
+        here = {r["label"] for r in chosen}
+        # An intent the hash left without rows in this split keeps all of its rows.
+        for r in chosen + [r for r in rows if r["label"] not in here]:
+            self.by_intent[r["label"]].append(r["text"])
+        folder = {code: name for name, code in XLMT_LANGUAGES.items()}[language]
+        self.frustrated = [text for text, negative in read_xlmt(folder, "train")
+                           if negative and len(text) < 200
+                           and _pool_split(f"xlmt:{text}", 0.8) == split]
+        self.explicit = EXPLICIT_BY_LANGUAGE[language]
+
+
+def _pool_split(key: str, train_share: float) -> str:
+    return "train" if stable_fraction(key) < train_share else "test"
+
+
+def order_number(rng: random.Random, valid_numbers: list[str], language: str = "en"
+                 ) -> tuple[str, bool]:
     """A customer's order-number message: a real one, an unknown one or a malformed one."""
     x = rng.random()
     if x < 0.7:
-        return rng.choice(["", "my order is ", "it's ", "order "]) + rng.choice(valid_numbers), True
+        return rng.choice(ORDER_PREFIXES[language]) + rng.choice(valid_numbers), True
     if x < 0.85:
         return f"ND-{rng.randint(0, 999999):06d}", False
-    return rng.choice(["12345", "ND123", "order 5567", "I don't know it"]), False
+    return rng.choice(["12345", "ND123", "order 5567", NO_ORDER_NUMBER[language]]), False
 
 
 def make_script(rng: random.Random, pools: UtterancePools, index: int, valid_numbers: list[str],
-                start: datetime) -> Script:
-    """Draw one conversation script."""
-    scenario = rng.choices(list(SCENARIOS), weights=list(SCENARIOS.values()))[0]
+                start: datetime, scenarios: dict[str, float] | None = None) -> Script:
+    """Draw one conversation script (``scenarios``: their weights, default :data:`SCENARIOS`)."""
+    scenarios = scenarios or SCENARIOS
+    scenario = rng.choices(list(scenarios), weights=list(scenarios.values()))[0]
     tier = rng.choices(list(TIERS), weights=list(TIERS.values()))[0]
     when = start + timedelta(minutes=rng.randint(0, 14 * 24 * 60))
     s = Script(id=f"sim-{index:05d}", tier=tier, start=when.isoformat(), scenario=scenario)
@@ -128,7 +190,7 @@ def make_script(rng: random.Random, pools: UtterancePools, index: int, valid_num
             s.turns.append(ScriptTurn("1", "routine", "track_order"))
         else:
             say("track_order", "routine")
-        text, _ = order_number(rng, valid_numbers)
+        text, _ = order_number(rng, valid_numbers, pools.language)
         s.turns.append(ScriptTurn(text, "order_number", "track_order"))
     elif scenario == "faq":
         for _ in range(rng.randint(1, 2)):
@@ -200,14 +262,28 @@ def play(engine: TurnEngine, scripts: list[Script], seed: int) -> list[dict]:
 
 
 def simulate(engine: TurnEngine, split: str, n_conversations: int, seed: int,
-             xlmt_languages: tuple[str, ...] = ("english",)) -> list[dict]:
-    """Draw and play ``n_conversations`` from the ``split`` utterance pools."""
+             xlmt_languages: tuple[str, ...] = ("english",), language: str = "en",
+             scenarios: dict[str, float] | None = None) -> list[dict]:
+    """Draw and play ``n_conversations`` from the ``split`` utterance pools.
+
+    ``language`` other than English draws every message from :class:`LanguagePools` (the
+    conversations of an Italian, Spanish or Portuguese shop; their rows record the
+    ``language``); ``xlmt_languages`` then does not apply.
+    """
     rng = random.Random(seed)
-    pools = UtterancePools(split, xlmt_languages)
+    pools = UtterancePools(split, xlmt_languages) if language == "en" \
+        else LanguagePools(split, language)
     valid = CsvOrderLookup(engine.flow.path(engine.flow.orders.file)).numbers()
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    scripts = [make_script(rng, pools, i, valid, start) for i in range(n_conversations)]
-    return play(engine, scripts, seed)
+    scripts = [make_script(rng, pools, i, valid, start, scenarios) for i in range(n_conversations)]
+    if language != "en":
+        for script in scripts:
+            script.id = f"sim-{language}-{script.id.removeprefix('sim-')}"
+    rows = play(engine, scripts, seed)
+    if language != "en":
+        for row in rows:
+            row["language"] = language
+    return rows
 
 
 def save_rows(rows: list[dict], path: Path) -> Path:

@@ -4,8 +4,9 @@ Default store: local, in the repository's working folder (``sqlite:///<repo>/mlf
 artefacts in ``<repo>/mlartifacts``), no server needed; ``MLFLOW_TRACKING_URI`` points it at a
 team's MLflow server instead. Each run logs its parameters, the data versions (row counts and
 content hashes of the exact splits), its metrics, its artefacts and the code version; the
-artefact folder is registered as a model version (``tierline-nlu``, ``tierline-policy``) with
-the alias ``challenger``, and ``champion`` when it ships.
+artefact folder is registered as a model version (``tierline-nlu``, ``tierline-policy``; the
+multilingual pair as ``tierline-nlu-multilingual``, ``tierline-policy-multilingual``) with the
+alias ``challenger``, and ``champion`` when it ships.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ import mlflow
 from mlflow import MlflowClient
 
 from tierline.paths import PROJECT_ROOT
-from tierline.nlu.bundle import REGISTERED_NLU_MODEL, REGISTERED_POLICY_MODEL
+from tierline.nlu.bundle import (
+    REGISTERED_MULTILINGUAL_NLU_MODEL,
+    REGISTERED_MULTILINGUAL_POLICY_MODEL,
+    REGISTERED_NLU_MODEL,
+    REGISTERED_POLICY_MODEL,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ REPO = PROJECT_ROOT
 DEFAULT_TRACKING_URI = f"sqlite:///{REPO / 'mlflow.db'}"
 NLU_MODEL = REGISTERED_NLU_MODEL
 POLICY_MODEL = REGISTERED_POLICY_MODEL
+MULTILINGUAL_NLU_MODEL = REGISTERED_MULTILINGUAL_NLU_MODEL
+MULTILINGUAL_POLICY_MODEL = REGISTERED_MULTILINGUAL_POLICY_MODEL
 
 
 def tracking_uri() -> str:
@@ -111,9 +119,6 @@ def register(model_name: str, run_id: str, artifact_path: str, ship: bool = Fals
         client.set_registered_model_alias(model_name, "champion", version)
     log.info("registered %s version %s%s", model_name, version, " (champion)" if ship else "")
     return str(version)
-
-
-
 
 
 def download_version(model_name: str, version: str, dst: Path) -> Path:

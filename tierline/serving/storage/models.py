@@ -375,6 +375,10 @@ class LiveVersions(Base):
     #: a process following this generation loads exactly these.
     nlu_version: Mapped[str | None] = mapped_column(String(100))
     policy_version: Mapped[str | None] = mapped_column(String(100))
+    #: The same for the multilingual pair (``tierline-nlu-multilingual`` /
+    #: ``tierline-policy-multilingual``), which serves it/es/pt conversations (migration 0014).
+    multilingual_nlu_version: Mapped[str | None] = mapped_column(String(100))
+    multilingual_policy_version: Mapped[str | None] = mapped_column(String(100))
     #: The primary NLU bundle as results name it (``name@version``, a hash of its ONNX file).
     nlu_bundle: Mapped[str | None] = mapped_column(String(200))
     #: SHA-256 of the flow file and the files it reads (FAQ, orders, customers).
