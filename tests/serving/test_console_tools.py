@@ -438,8 +438,8 @@ def test_the_sandbox_plays_the_live_flow_in_memory_and_exports_a_test_case(servi
     assert exported.customer.tier == "vip" and exported.language == "en"
     assert (exported.expected.handoff_by_turn, exported.expected.team) == (2, "general")
     # The exported case plays the same in the evaluation of the conversation suite.
-    _, _, _, [outcome] = score_conversations(service.services.engine, [exported])
-    assert (outcome.engine_turn, outcome.engine_team) == (2, "general")
+    [played] = score_conversations(service.services.engine, [exported]).results
+    assert (played.outcome.engine_turn, played.outcome.engine_team) == (2, "general")
     # In memory: no table changed (no conversation, decision, ticket, KPI or label), no message.
     assert row_counts(service) == before
     assert len(service.graph.received) == sent_before
