@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from tierline.paths import DATA_DIR
 from tierline.nlu.labels import INTENT_LABELS
+from tierline.nlu.reasons import ESCALATION_CUES
 
 DEFAULT_FLOW_PATH = DATA_DIR / "bot" / "bot.yaml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -207,6 +208,11 @@ class PriorityRules(BaseModel):
     frustration_high: float = Field(0.8, ge=0, le=1)
 
 
+#: A cue a flow may send to a human whatever the score: shouting, swearing, and the reason codes
+#: of :data:`tierline.nlu.reasons.ESCALATION_CUES` (one list of their names).
+EscalationCue = Literal[("all_caps", "profanity", *ESCALATION_CUES)]
+
+
 class EscalationConfig(BaseModel):
     """The policy's configurable part: explicit words, limits, thresholds, topics, routing."""
 
@@ -228,10 +234,7 @@ class EscalationConfig(BaseModel):
     #: charge in so many words (``double_charge``), insults at the bot (``bot_insult``), part of
     #: the order missing (``missing_item``), "fed up" said outright (``fed_up``) and the
     #: self-service tried several times already (``tried_again``).
-    escalate_on_cues: list[Literal["all_caps", "profanity", "repeat_contact",
-                                   "delivered_not_received", "dispute", "double_charge",
-                                   "bot_insult", "missing_item", "fed_up", "tried_again"]
-                           ] = Field(default_factory=list)
+    escalate_on_cues: list[EscalationCue] = Field(default_factory=list)
     #: Tiers whose problem reports go to a human at once ("sooner for VIP": a VIP writing
     #: "the reset email isnt coming" is not sent the reset instructions again).
     problem_reports_escalate_for: list[str] = Field(default_factory=list)
