@@ -79,6 +79,9 @@ class AnalysisResult:
     problem: bool = False
     #: Thanks, praise, laughter or happy emoji and no problem (:attr:`tierline.nlu.cues.Cues.happy`).
     happy: bool = False
+    #: What the text is about, for routing (:attr:`tierline.nlu.cues.Cues.topics`); None: not
+    #: known (a result made without its text), so routing does not ask for a topic.
+    topics: list[str] | None = None
     warnings: list[str] = field(default_factory=list)
     #: The language the text was analysed as (ISO 639-1: given by the caller or detected).
     language: str = ""
@@ -323,6 +326,7 @@ class BundleAnalyzer:
             cues=list(out.cues.fired),
             problem=out.cues.problem,
             happy=out.cues.happy,
+            topics=list(out.cues.topics),
             truncated=truncated,
             language=language,
             model=self.model_id,

@@ -28,6 +28,8 @@ MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
 HISTORY_LIMIT = 20
 #: Below this intent confidence the bot does not act on the intent (it falls back instead).
 ACT_CONFIDENCE = 0.5
+#: An order number with at most this many other words is an answer giving it.
+GIVEN_NUMBER_WORDS = 4
 #: Options as customers type them: "3", "3 please", "la 3", "opzione 3", "opción 3", "tre", "#3".
 _NUMBER_WORDS = {"one": "1", "uno": "1", "um": "1", "two": "2", "due": "2", "dos": "2",
                  "dois": "2", "three": "3", "tre": "3", "tres": "3", "três": "3"}
@@ -351,6 +353,15 @@ class MenuBot:
             "order_status", lang, order_number=order.number,
             status=self.flow.order_status(order.status, lang), carrier=order.carrier,
             eta=order.eta))], failed=False)
+
+    def gives_order_number(self, text: str) -> bool:
+        """``text`` is an order number with at most a few words around it ("è ND-369246",
+        "pedido ND-195028", "sorry, it's ND-400922"): an answer, not a request."""
+        found = self.order_numbers.first(text)
+        if found is None:
+            return False
+        rest = text[:found.start] + " " + text[found.end:]
+        return len(WORD.findall(rest)) <= GIVEN_NUMBER_WORDS
 
     @staticmethod
     def _asks_about_the_order(state: ConversationState, text: str, found: FoundNumber,

@@ -208,6 +208,63 @@ DOWNPLAYED = re.compile(
     r"\b(?:but whatever|no big deal|not a big deal|never ?mind that|its fine|it s fine|"
     r"va ?bbe|vabbe|ma va bene|pazienza|poco male|pero bueno|no pasa nada|da igual|bueno da igual|"
     r"mas tudo bem|mas beleza|de boa|sem problema|nao tem problema|tranquilo)\b")
+#: Ironic praise of a failure: "great, 3 weeks for a tshirt 👏👏", "in ritardo. ancora.
+#: complimenti davvero", "genial, 20 días para unas calcetas", "nossa que rapidez, só 1 mês pra
+#: chegar" (folded text). Praise beside a long wait or a delay, where nothing says it arrived.
+IRONY = re.compile(
+    r"\b(?:great|amazing|wonderful|brilliant|fantastic|awesome|well done|nice one|thanks a lot|"
+    r"thanks for nothing|what a service|great service|complimenti|bravi|bravissimi|ottimo|"
+    r"grazie tante|grazie per niente|che efficienza|che velocita|genial|enhorabuena|felicidades|"
+    r"que eficiencia|que rapidez|que maravilla|gracias por nada|menudo servicio|parabens|nossa|"
+    r"que maravilha|otimo|obrigad[oa] por nada|que servico)\b")
+LONG_WAIT = re.compile(
+    r"\b(?:\d+|a|an|one|two|three|four|un|una|uno|due|tre|quattro|dos|tres|cuatro|um|uma|duas|"
+    r"tres|quatro) (?:weeks?|months?|settimane|settimana|mesi|mese|semanas?|mes|meses|mes)\b|"
+    r"\b(?:[7-9]|[1-9]\d) (?:days|giorni|dias)\b|"
+    r"\b(?:late|delayed|still waiting|in ritardo|ritardo|ancora niente|retrasad[oa]|retraso|"
+    r"atrasad[oa]|atraso|otra vez|de novo|again)\b")
+ARRIVED = re.compile(
+    r"\b(?:arrived|came|got it|received|arrivat[oaie]|ricevut[oaie]|llego|llegaron|recibi|"
+    r"chegou|chegaram|recebi)\b")
+#: An invoice with a mistake: "my invoice has the wrong company name", "la fattura è intestata
+#: male", "la factura salió con el nombre de mi antigua empresa, corregidla", "a fatura veio
+#: com o NIF errado" (folded text): only a person can issue it again.
+INVOICE_ERROR = re.compile(
+    r"\b(?:invoice|receipt|fattura|ricevuta|factura|recibo|fatura|nota fiscal)\b.*\b(?:wrong|"
+    r"incorrect|mistake|error|correct|fix|reissue|sbagliat[oa]|errat[oa]|errore|intestata male|"
+    r"corregg\w*|rifare|equivocad[oa]|incorrect[oa]|erro(?:r|neo|nea)|corrij\w*|correg\w*|"
+    r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer)\b|"
+    r"\b(?:wrong|incorrect)\b(?: \w+){0,3} (?:on (?:the|my) )?(?:invoice|receipt)\b")
+#: A delivery that is wrong or overdue without a problem word: "the 38 instead of the 39",
+#: "lleva una semana sin moverse", "já devia ter chegado" (folded text): a problem report.
+WRONG_OR_OVERDUE = re.compile(
+    r"\b(?:instead of|invece (?:di|del|della|dello|dei|delle)|en (?:vez|lugar) (?:de|del)|"
+    r"em (?:vez|lugar) (?:de|do|da)|sin moverse|sin actualizar|sem (?:se mexer|atualizar|mover)|"
+    r"(?:should|was supposed to) (?:have )?(?:arrived|come|been here)|"
+    r"doveva (?:arrivare|essere qui)|dovevano arrivare|deberia (?:haber|de haber) llegado|"
+    r"tendria que haber llegado|devia (?:ter )?chegado|era (?:pra|para) (?:ter )?chegado)\b")
+#: What a message is about, for routing (``routing.needs_topic``): money ("charged", "pago",
+#: "fattura", "cobraram o frete") and an account ("password", "accedere", "senha") in
+#: en/it/es/pt (folded text). Not cues: they neither escalate nor count as frustration.
+TOPICS: dict[str, re.Pattern[str]] = {
+    "money": re.compile(
+        r"\b(?:pay\w*|paid|charg\w*|refund\w*|money|cards?|credit|debit\w*|invoices?|receipts?|"
+        r"bill|billed|billing|price|fees?|cost\w*|euros?|dollars?|bank|transfer|paypal|pix|"
+        r"mbway|iban|chargeback|"
+        r"pag\w*|addebit\w*|rimbors\w*|soldi|carta|fattur\w*|ricevut\w*|prezz\w*|costo|"
+        r"commission\w*|bonifico|scalat\w*|"
+        r"cobr\w*|cargo|cargos|cargad\w*|reembols\w*|dinero|plata|tarjeta|factur\w*|recibo|"
+        r"precio|cuota|comision\w*|transferencia|"
+        r"estorn\w*|dinheiro|cartao|fatura|boleto|preco|taxa|frete|nota fiscal|"
+        r"statement|penalty|vat|tax|estratto conto|conto|saldo|penale|iva|multa|penalidad|"
+        r"extracto|impuesto|imposto|juros)\b"),
+    "account": re.compile(
+        r"\b(?:password|passwords|login|log in|logged|sign in|signin|account|accounts|"
+        r"regist\w*|sign up|signup|username|user ?name|email|e mail|mail|code|otp|2fa|profile|"
+        r"accedere|accesso|accedo|credenziali|profilo|iscri\w*|"
+        r"contrasena|cuenta|acceder|accedo|iniciar sesion|sesion|usuario|correo|codigo|perfil|"
+        r"senha|conta|cadastr\w*|entrar|acesso|acessar|usuario|codigo)\b"),
+}
 #: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
 BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
 INSULTS: frozenset[str] = frozenset(
@@ -221,6 +278,7 @@ _CAPS_NAMES = frozenset("""ND VIP DHL UPS GLS TNT BRT SDA SEUR MRW CTT USPS FEDE
 WHERE_WORDS: frozenset[str] = frozenset("where dove donde onde cade".split())
 HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
 
+_CURRENCY = re.compile(r"[€$£]|\bR\$")
 _WORD_OR_NUMBER = re.compile(r"[^\W_]+")
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
 _QUESTION_RUN = re.compile(r"[?¿!]*\?[?¿!]*")
@@ -241,6 +299,8 @@ class Cues:
     #: Reports a problem: a problem word ("late", "damaged", "rimborso"), swearing, a repeated
     #: complaint or something that does not happen ("no me llega el código").
     problem: bool = False
+    #: What the message is about (:data:`TOPICS`): "money", "account".
+    topics: tuple[str, ...] = ()
 
 
 def praises(text: str) -> bool:
@@ -280,7 +340,10 @@ def extract_cues(text: str) -> Cues:
     positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
     slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
-    problem = bool(negatives or swears or repeats or NOT_HAPPENING.search(folded_text)
+    sarcastic = bool(IRONY.search(plain_text) and LONG_WAIT.search(plain_text)
+                     and not ARRIVED.search(plain_text))
+    problem = bool(negatives or swears or repeats or sarcastic
+                   or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
     # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
     happy = bool(positive and not problem and not any(f in WHERE_WORDS for f in slip_free))
@@ -321,12 +384,16 @@ def extract_cues(text: str) -> Cues:
     fired.extend(name for name, pattern in (
         ("repeat_contact", REPEAT_CONTACT), ("delivered_not_received", DELIVERED_NOT_RECEIVED),
         ("dispute", DISPUTE), ("double_charge", DOUBLE_CHARGE), ("missing_item", MISSING_ITEM),
-        ("fed_up", FED_UP)) if pattern.search(plain_text))
+        ("fed_up", FED_UP), ("invoice_error", INVOICE_ERROR)) if pattern.search(plain_text))
+    if sarcastic:
+        fired.append("sarcasm")
     if problem and not happy and TRIED_AGAIN.search(plain_text):
         fired.append("tried_again")
     if any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded):
         fired.append("bot_insult")
-    return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem)
+    topics = tuple(name for name, pattern in TOPICS.items()
+                   if pattern.search(plain_text) or (name == "money" and _CURRENCY.search(text)))
+    return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem, topics=topics)
 
 
 def cue_matrix(texts: list[str]) -> np.ndarray:

@@ -254,10 +254,11 @@ class TurnEngine:
         or the intent said confidently of a message whose nearest example is a request ("ieri ho
         sentito un vostro operatore e abbiamo risolto tutto" tells of an agent, asks for none)."""
         stack = stack or self.primary
-        return (menu_choice(text, button_id) == MENU_AGENT
-                or stack.requests.asks(text, analysis)
-                or (analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7
-                    and stack.requests.nearest(analysis)[0]))
+        if menu_choice(text, button_id) == MENU_AGENT:
+            return True
+        return stack.requests.asks(text, analysis) or (
+            analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7
+            and stack.requests.nearest(analysis)[0] and not stack.requests.declines(text))
 
     def analyze_turns(self, states: Sequence[ConversationState], texts: Sequence[str]
                       ) -> list[AnalysisResult]:
@@ -320,6 +321,13 @@ class TurnEngine:
             # never hands a conversation to a human by itself, whatever the intent model
             # guessed for it ("perdón, me equivoqué de chat" read as delete_account).
             decision.escalate, decision.reason_codes = False, []
+        elif not decision.by_rule and (stack.bot.gives_order_number(text)
+                                       or stack.requests.declines(text)):
+            # "scusa ho sbagliato, è ND-369246", "foi mal, é ND-400922": an answer with an order
+            # number is the bot's to look up (the intent model read both as payment_issue); "ieri
+            # ho parlato con un operatore, tutto a posto" tells of an agent and asks for none.
+            # The score alone does not hand these over.
+            decision.escalate = False
         response = None
         if not (decision.escalate and act):
             response = stack.bot.respond(state, text, analysis, button_id)

@@ -187,15 +187,26 @@ class Routing(BaseModel):
     #: Cues that name the team whatever the intent model read ("charged twice" is billing's
     #: even when read as ``cancel_order``): cue name -> team.
     cues: dict[str, str] = Field(default_factory=dict)
+    #: Teams that only take messages about a topic (:data:`tierline.nlu.cues.TOPICS`): team ->
+    #: topic. A message routed to such a team without its topic goes to ``default_team``: the
+    #: intent model's ``payment_issue`` for "the mug came with a scratch", a lawyer threatened
+    #: about a late parcel. Applies when the message's topics are known.
+    needs_topic: dict[str, str] = Field(default_factory=dict)
 
-    def team_for(self, intent: str, cues: Sequence[str] = ()) -> str:
-        """The team that handles ``intent``, or the team of a routed cue among ``cues``."""
+    def team_for(self, intent: str, cues: Sequence[str] = (),
+                 topics: Sequence[str] | None = None) -> str:
+        """The team that handles ``intent``, or the team of a routed cue among ``cues``;
+        given the message's ``topics``, a team whose topic is missing is not chosen."""
+        def fits(team: str) -> bool:
+            needed = self.needs_topic.get(team)
+            return topics is None or needed is None or needed in topics
+
         for cue in cues:
-            if cue in self.cues:
+            if cue in self.cues and fits(self.cues[cue]):
                 return self.cues[cue]
         for team, intents in self.teams.items():
             if intent in intents:
-                return team
+                return team if fits(team) else self.default_team
         return self.default_team
 
 

@@ -66,6 +66,24 @@ TALK_TO_SOMEONE = re.compile(
     r"(?:someone|somebody|qualcuno|collega|alguien|alguem)\b")
 
 
+#: Passing on to, or talking with, one of the flow's human words, a few words apart: "mi passate
+#: un operatore per favore", "quisiera hablar con un agente", "me podem passar a um operador"
+#: (folded; ``{keywords}`` is filled with the flow's keywords). The request clause of a long
+#: message that tells a whole story first.
+_PASS_TO = (r"\b(?:passate(?:mi)?|passami|passarmi|passare|passi|pasar(?:me)?|pasame|pasen(?:me)?|"
+            r"pases|pasas|hablar|falar|passar|passem|passa|speak|talk|chat|transfer me|"
+            r"put me through|connect me|parlare|comunicar(?:me)?)"
+            r"(?: \w+){{0,3}}? (?:{keywords})\b")
+#: A human named only to say none is needed, or to tell of one spoken to before: "não precisa
+#: de atendente não", "no need for an agent", "ayer hablé con una asesora y me solucionó todo",
+#: "ho parlato con un operatore ieri" (folded).
+_NOT_ASKING = (r"\b(?:no need|dont need|don t need|do not need|dont want|don t want|"
+               r"non (?:mi )?serve|non ho bisogno|non voglio|no necesito|no hace falta|no quiero|"
+               r"nao precis[ao]|nao quero|sem necessidade|"
+               r"spoke|talked|already spoke|ho parlato|ho sentito|abbiamo parlato|hable|hablamos|"
+               r"me atendio|falei|falamos|conversei|me atendeu)(?: \w+){{0,4}}? (?:{keywords})\b")
+
+
 def _typo_of(word: str, keyword: str) -> bool:
     """``word`` is ``keyword`` with one slip (two in words of eight letters or more)."""
     if len(keyword) < 5 or abs(len(word) - len(keyword)) > 1 or word[0] != keyword[0]:
@@ -89,6 +107,9 @@ class HumanRequests:
     def __init__(self, examples: list[str], counterexamples: list[str], keywords: list[str],
                  analyzer: BundleAnalyzer, min_similarity: float) -> None:
         self.keywords = list(keywords)
+        alternatives = "|".join(re.escape(fold(k)) for k in self.keywords) or "(?!)"
+        self._pass_to = re.compile(_PASS_TO.format(keywords=alternatives))
+        self._not_asking = re.compile(_NOT_ASKING.format(keywords=alternatives))
         self.min_similarity = min_similarity
         self._requests = len(examples)
         self._examples = ExampleIndex(list(examples) + list(counterexamples), analyzer)
@@ -104,12 +125,22 @@ class HumanRequests:
 
     def asks(self, text: str, analysis: AnalysisResult) -> bool:
         """Whether ``text`` (analysed as ``analysis``) asks for a human."""
+        folded = " ".join(words_of(text))
+        if self._pass_to.search(folded) and not self._not_asking.search(folded):
+            return True
+        if self.declines(text):
+            return False
         is_request, similarity = self.nearest(analysis)
         if is_request and similarity >= self.min_similarity:
             return True
         if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
             return True
         return self._worded_cached(text) if len(text) <= 200 else self._worded(text)
+
+    def declines(self, text: str) -> bool:
+        """Names a human only to say none is needed, or to tell of one spoken to before
+        ("não precisa de atendente", "ieri ho parlato con un operatore ed è tutto a posto")."""
+        return bool(self._not_asking.search(" ".join(words_of(text))))
 
     def _worded(self, text: str) -> bool:
         """Asks in so many words, whatever the encoder says: "talk to someone", or a short

@@ -75,6 +75,9 @@ class Decision:
     team: str
     priority: str
     features: dict[str, float]
+    #: A hard rule decided it (asked for a human, failed replies, a cue, a sensitive intent
+    #: said confidently), not the score alone.
+    by_rule: bool = False
 
     @property
     def reasons(self) -> list[str]:
@@ -194,10 +197,17 @@ class EscalationPolicy:
             reasons = [Reason("score", {"p": p, "tier": context.tier, "threshold": threshold,
                                         "features": top})]
         return Decision(p_escalate=p, escalate=escalate, reason_codes=reasons,
-                        team=self.config.routing.team_for(intent_for_routing or analysis.intent,
-                                                          analysis.cues),
+                        team=self._team(analysis, intent_for_routing),
                         priority=self.priority(context.tier, analysis.frustration),
-                        features=features)
+                        features=features, by_rule=bool(rules))
+
+    def _team(self, analysis: AnalysisResult, intent_for_routing: str | None) -> str:
+        """The team for this message: by its intent (or the conversation's earlier one) and
+        cues; the message's own topics decide whether a topic team fits, unless the intent
+        came from an earlier message ("agent please" after a refund question stays billing)."""
+        intent = intent_for_routing or analysis.intent
+        topics = analysis.topics if intent == analysis.intent else None
+        return self.config.routing.team_for(intent, analysis.cues, topics)
 
     def failed_replies_rule(self, failed_attempts: int, tier: str) -> Reason | None:
         """The "N failed bot replies" rule, the one place it lives: a reason once ``tier``'s
