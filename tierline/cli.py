@@ -890,18 +890,33 @@ def bench_http(
         workers: Annotated[str, typer.Option(help="service processes to compare (every step runs with each)")] = "1,2",
         api_requests: Annotated[int, typer.Option(
             min=16, help="requests per /v1 step (a quarter at concurrency 1)")] = 1000,
+        closed_messages: Annotated[int, typer.Option(
+            min=1, help="messages of the closed-loop step (64 in flight)")] = 2000,
+        baseline: Annotated[Path | None, typer.Option(
+            exists=True, file_okay=False, resolve_path=True,
+            help="another checkout of the project (e.g. a git worktree of an older commit): its "
+                 "service runs the same steps, alternating with this tree's, and the report "
+                 "compares the two")] = None,
+        rounds: Annotated[int | None, typer.Option(
+            min=1, help="times the whole step sequence runs per tree (default 1; 2 with --baseline)")
+        ] = None,
         profile: Annotated[bool, typer.Option(help="py-spy profile of the highest rate step")] = True,
         out: Annotated[Path, typer.Option(help="report folder")] = Path("reports")) -> None:
     """End to end over HTTP: `tierline serve` on PostgreSQL, signed webhook deliveries, replies
-    to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile."""
+    to a fake Graph API; /v1/analyze and /v1/decide; CPU per 1,000 messages; a profile. With
+    --baseline, the same against an older checkout, side by side (medians over --rounds)."""
     setup_logging()
     from tierline import children
     from tierline.bench.http import run_http_bench
 
+    if baseline is not None and not (baseline / "tierline" / "__main__.py").is_file():
+        typer.echo(f"error: {baseline} holds no tierline package (python -m tierline)", err=True)
+        raise typer.Exit(2)
     with children.signals_exit():  # SIGTERM stops the service it started, like Ctrl-C
         report = run_http_bench(database_url, [float(r) for r in rates.split(",")], seconds,
                                 [int(w) for w in workers.split(",")], api_requests, out,
-                                profile, tuple(float(r) for r in status_rates.split(",") if r))
+                                profile, tuple(float(r) for r in status_rates.split(",") if r),
+                                closed_messages=closed_messages, baseline=baseline, rounds=rounds)
     typer.echo((out / "http_bench.md").read_text())
     typer.echo(f"load average: {' '.join(report['load_at_start'])} -> {' '.join(report['load_at_end'])}")
 

@@ -29,10 +29,14 @@ def profile_service(pid: int, seconds: float, out: Path) -> subprocess.Popen | N
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+#: Where tierline's own functions live (``serving.``, ``nlu.`` in trees before the ``tierline`` package).
+OWN_PACKAGES = ("tierline/serving", "tierline/nlu", "serving", "nlu")
+
+
 def summarise_profile(raw: Path, top: int = 20) -> list[dict]:
     """Where the time goes, from py-spy's collapsed stacks: the functions with the largest share
-    of samples on top of the stack (self), and tierline's own functions (``serving.``,
-    ``nlu.``) by their share of samples anywhere on the stack (inclusive)."""
+    of samples on top of the stack (self), and tierline's own functions (``OWN_PACKAGES``)
+    by their share of samples anywhere on the stack (inclusive)."""
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     total = 0
@@ -47,7 +51,9 @@ def summarise_profile(raw: Path, top: int = 20) -> list[dict]:
             inclusive[frame] += int(count)
     if not total:
         return []
-    ours = [f for f, _ in inclusive.most_common() if "(serving/" in f or "(nlu/" in f][:top]
+    # Old trees (a --baseline) had top-level serving/ and nlu/; now they are under tierline/.
+    ours = [f for f, _ in inclusive.most_common()
+            if any(f"({package}/" in f for package in OWN_PACKAGES)][:top]
     return ([{"kind": "self", "function": f, "pct": 100 * c / total} for f, c in own.most_common(top)]
             + [{"kind": "tierline, inclusive", "function": f, "pct": 100 * inclusive[f] / total}
                for f in ours])
