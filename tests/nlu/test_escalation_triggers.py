@@ -109,6 +109,7 @@ def test_swearing_about_a_problem_hands_off(engine, language, text):
     ("es", "MUCHAS GRACIAS SOIS LOS MEJORES!!!"), ("pt", "AMEI DEMAIS, OBRIGADAAA"),
     ("it", "scusate chat sbagliata 🙈"), ("es", "perdón, me equivoqué de chat"),
     ("pt", "desculpa, conversa errada"), ("en", "sorry wrong number lol"),
+    ("es", "JAJAJA SE ME OLVIDÓ EL NÚMERO jsjsjs"),
 ])
 def test_happy_shouting_and_apologies_are_not_frustration(engine, language, text):
     [result] = play(engine, [text], language=language)
@@ -278,6 +279,25 @@ def test_telling_of_an_agent_is_not_an_explicit_request(engine):
     ("it", "in fattura c'è la partita iva sbagliata", "invoice_error", "billing"),
     ("es", "la factura tiene mal el CIF, me la podéis corregir?", "invoice_error", "billing"),
     ("pt", "a nota fiscal saiu com o CPF errado", "invoice_error", "billing"),
+    ("en", "sort it by tomorrow or I'm leaving a 1 star review everywhere", "review_threat",
+     "general"),
+    ("it", "se nn arriva entro sabato vi faccio recensioni negative su google", "review_threat",
+     "general"),
+    ("es", "como no llegue mañana os pongo una reseña de una estrella", "review_threat",
+     "general"),
+    ("pt", "se não chegar amanhã deixo avaliação negativa em todo lado", "review_threat",
+     "general"),
+    ("en", "paid with apple pay but wanted klarna, pls put the money back on my card",
+     "money_back", "billing"),
+    ("it", "ho pagato col bonifico ma preferivo la carta, mi ridate i soldi?", "money_back",
+     "billing"),
+    ("es", "pagué con bizum sin querer, me devolvéis el dinero y pago con tarjeta?", "money_back",
+     "billing"),
+    ("pt", "paguei no pix mas queria boleto, dá pra estornar?", "money_back", "billing"),
+    ("en", "I've been very patient but it's been 2 weeks past the date", "fed_up", "general"),
+    ("it", "sono stato fin troppo paziente, l'ordine non si vede", "fed_up", "general"),
+    ("es", "he sido muy paciente pero ya van diez días de retraso", "fed_up", "general"),
+    ("pt", "tenho sido bastante paciente, mas o pedido não chega", "fed_up", "general"),
 ])
 def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language, text, cue, team):
     """Writing again, "delivered but never came", a chargeback or legal threat, a double
@@ -362,6 +382,10 @@ def test_topics_of_a_message(engine, language, text, topics):
            "passar-me a um operador?"),
     ("en", "ordered a sofa last week, delivery guy says ground floor only and i'm on the 4th, "
            "can you put me through to an agent"),
+    ("en", "the zip broke on day one, could someone from your team get back to me please"),
+    ("en", "is there anyone real i can talk to about ND-100000?"),
+    ("en", "I'd like to speak with a member of staff about my order"),
+    ("es", "me llegó otra talla, me puede atender alguien para arreglarlo?"),
 ])
 def test_a_request_at_the_end_of_a_long_story_is_a_request(engine, language, text):
     [result] = play(engine, [text], language=language)
@@ -380,6 +404,29 @@ def test_a_request_at_the_end_of_a_long_story_is_a_request(engine, language, tex
 def test_a_human_named_to_decline_one_or_told_of_is_not_handed_off(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "if I cancel before it ships do I get everything back? just wondering"),
+    ("it", "se annullo prima della spedizione mi ridate tutto? chiedo solo per sapere"),
+    ("es", "si cancelo antes del envío me devuelven todo? es solo para saber"),
+    ("pt", "se eu cancelar antes de enviar recebo tudo de volta? só pra saber"),
+])
+def test_a_refund_or_cancellation_asked_about_only_to_know_is_not_handed_off(
+        engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text,team", [
+    ("it", "ho bisogno di parlare con qualcuno per un pagamento", "billing"),
+    ("es", "tengo una duda con un cobro de la tarjeta, prefiero hablarlo con alguien", "billing"),
+    ("pt", "quero falar com alguém sobre a senha da minha conta", "technical"),
+    ("en", "can I talk to someone about my order?", "general"),
+])
+def test_a_request_for_a_person_goes_to_the_team_of_its_topic(engine, language, text, team):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and result.handoff.team == team, result.analysis.intent
 
 
 @pytest.mark.parametrize("language,messages", [

@@ -82,6 +82,8 @@ class AnalysisResult:
     #: What the text is about, for routing (:attr:`tierline.nlu.cues.Cues.topics`); None: not
     #: known (a result made without its text), so routing does not ask for a topic.
     topics: list[str] | None = None
+    #: Asked only to know (:attr:`tierline.nlu.cues.Cues.hypothetical`).
+    hypothetical: bool = False
     warnings: list[str] = field(default_factory=list)
     #: The language the text was analysed as (ISO 639-1: given by the caller or detected).
     language: str = ""
@@ -327,6 +329,7 @@ class BundleAnalyzer:
             problem=out.cues.problem,
             happy=out.cues.happy,
             topics=list(out.cues.topics),
+            hypothetical=out.cues.hypothetical,
             truncated=truncated,
             language=language,
             model=self.model_id,

@@ -74,7 +74,7 @@ REPEAT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 #: Its repeated letters are not an elongated word, and laughter is not frustration. One syllable
 #: is a word, not laughter: Italian "ho" (I have), "ha", English "he".
 LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou]){2,}h?|a?h?a(?:h+a+)+h?|(?:[aeiou][hj]){2,}[aeiou]?|"
-                      r"k{3,}|(?:rs){2,}r?|"
+                      r"k{3,}|(?:rs){2,}r?|(?:js){2,}j?|"
                       r"l+o+l+|lmf?a+o+|rofl|x+d+|hue(?:hue)+)$", re.IGNORECASE)
 #: Thanks, approval, apologies and good news in en/it/es/pt (accent-folded): "GRAZIE MILLE!!!",
 #: "obrigadaaa" or "YA ME HA LLEGADO!!! QUÉ RÁPIDO" is happy shouting (a negated arrival is a
@@ -116,6 +116,9 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     esperando rayado rayon abollado preocupado
     onde cade atraso ainda nunca quebrado errado reembolso cobrado perdido cancelar nada
     ninguem esperando arranhado riscado amassado preocupado parado
+    damaged dented cracked crack ammaccata ammaccati rotta rotti rotte danneggiata danneggiati
+    graffiata crepa golpeada golpeado golpeadas danado danada rota rotas rotos grieta rajado
+    danificado danificada amassada quebrada rachado rachada rachadura trincado
     """.split())
 #: "Sorry, wrong chat": a message meant for someone else, not a problem with the shop
 #: (folded text).
@@ -136,7 +139,8 @@ SLIP = re.compile(
 #: email isnt coming", "nn mi arriva la mail", "no me llega el código", "não recebo o email",
 #: "tracking hasnt moved". With PROBLEM_WORDS, what makes a message a problem report.
 NOT_HAPPENING = re.compile(
-    r"\b(?:not|never|isnt|hasnt|havent|doesnt|didnt|wont|cant|non|nn|no|nao|nunca|mai)\b"
+    r"\b(?:not|never|isnt|hasnt|havent|doesnt|didnt|wont|cant|(?:isn|hasn|haven|doesn|didn|won|"
+    r"can|aren|wasn) t|non|nn|no|nao|nunca|mai)\b"
     r"(?:\s+[^\W\d_]+){0,3}?\s+(?:arriv|coming|come\b|came\b|work|receiv|got\b|get\b|"
     r"moved|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|movid|mexeu|"
     r"trov|encuentr|encontr|find|found|va\b|anda\b|vai\b|riesc|consig|pued|acced|log)\w*")
@@ -159,7 +163,9 @@ DELIVERED_NOT_RECEIVED = re.compile(
     r"nunca|mai)\b(?: \w+){0,3}? (?:receiv|got|get|arriv|here|ricev|arriv|qui|recib|lleg|aqui|"
     r"receb|cheg)\w*"
     r"|\b(?:not|never|non|nn|no|nao) (?:been |stato |sido |foi )?(?:delivered|consegnat[oa]|"
-    r"entregad[oa]|entregue)\b")
+    r"entregad[oa]|entregue)\b"
+    r"|\b(?:delivered|consegnat[oa]|entregad[oa]|entregue)\b.*\b(?:nothing|nada|niente|nulla) "
+    r"(?:here|aqui|qui|ca)\b")
 #: A payment dispute or legal threat: "chargeback", "desconocer el cargo", "avvocato",
 #: "procon" (folded text).
 DISPUTE = re.compile(
@@ -192,7 +198,10 @@ MISSING_ITEM = re.compile(
 FED_UP = re.compile(
     r"\b(?:fed up|sick (?:and tired )?of|tired of waiting|had enough|sono stuf[oa]|mi sono "
     r"stufat[oa]|ne ho abbastanza|non ne posso piu|(?:estoy|ya estoy|me tiene) hart[oa]|"
-    r"hasta las narices|(?:estou|to|ja estou) fart[oa]|de saco cheio|cansad[oa] de esperar)\b")
+    r"hasta las narices|(?:estou|to|ja estou) fart[oa]|de saco cheio|cansad[oa] de esperar|"
+    r"(?:been|sono stat[oa]|siamo stati|he sido|hemos sido|tenho sido|temos sido|fui) (?:very |really "
+    r"|so |extremely |molto |davvero |fin troppo |muy |bastante |super |muito |bem )?(?:patient|"
+    r"pazient[ie]|pacientes?))\b")
 #: "Changed it 3 times", "tried twice", "l'ho provato due volte": the self-service the bot
 #: would offer was tried already (folded text; with a problem only).
 TRIED_AGAIN = re.compile(
@@ -242,29 +251,55 @@ WRONG_OR_OVERDUE = re.compile(
     r"em (?:vez|lugar) (?:de|do|da)|sin moverse|sin actualizar|sem (?:se mexer|atualizar|mover)|"
     r"(?:should|was supposed to) (?:have )?(?:arrived|come|been here)|"
     r"doveva (?:arrivare|essere qui)|dovevano arrivare|deberia (?:haber|de haber) llegado|"
-    r"tendria que haber llegado|devia (?:ter )?chegado|era (?:pra|para) (?:ter )?chegado)\b")
+    r"tendria que haber llegado|devia (?:ter )?chegado|era (?:pra|para) (?:ter )?chegado|"
+    r"(?:but|and|ma|e|y|pero|mas) (?:i |io |yo |eu )?(?:ordered|l ho ordinat[oa]|l avevo ordinat[oa]|"
+    r"avevo ordinato|la pedi|lo pedi|las pedi|los pedi|pedi|encomendei))\b")
 #: What a message is about, for routing (``routing.needs_topic``): money ("charged", "pago",
 #: "fattura", "cobraram o frete") and an account ("password", "accedere", "senha") in
 #: en/it/es/pt (folded text). Not cues: they neither escalate nor count as frustration.
 TOPICS: dict[str, re.Pattern[str]] = {
     "money": re.compile(
-        r"\b(?:pay\w*|paid|charg\w*|refund\w*|money|cards?|credit|debit\w*|invoices?|receipts?|"
-        r"bill|billed|billing|price|fees?|cost\w*|euros?|dollars?|bank|transfer|paypal|pix|"
-        r"mbway|iban|chargeback|"
-        r"pag\w*|addebit\w*|rimbors\w*|soldi|carta|fattur\w*|ricevut\w*|prezz\w*|costo|"
-        r"commission\w*|bonifico|scalat\w*|"
+        r"\b(?:pay|pays|paid|paying|payment\w*|charge|charged|charges|charging|refund\w*|money|"
+        r"card|cards|credit|debit\w*|invoices?|receipts?|bill|billed|billing|price|fees?|costs?|"
+        r"euros?|dollars?|bank|transfer|paypal|pix|mbway|iban|chargeback|statement|penalty|vat|"
+        r"pag[aoi]\w*|pague\w*|addebit\w*|rimbors\w*|soldi|carta di credito|fattur\w*|"
+        r"ricevuta|ricevute|prezz\w*|costo|costa|costano|commission\w*|bonifico|scalat\w*|"
+        r"estratto conto|cuesta|cuestan|custa|custam|"
+        r"saldo|penale|iva|"
         r"cobr\w*|cargo|cargos|cargad\w*|reembols\w*|dinero|plata|tarjeta|factur\w*|recibo|"
-        r"precio|cuota|comision\w*|transferencia|"
-        r"estorn\w*|dinheiro|cartao|fatura|boleto|preco|taxa|frete|nota fiscal|"
-        r"statement|penalty|vat|tax|estratto conto|conto|saldo|penale|iva|multa|penalidad|"
-        r"extracto|impuesto|imposto|juros)\b"),
+        r"precio|cuota|comision\w*|transferencia|extracto|penalidad|impuesto|"
+        r"estorn\w*|dinheiro|cartao|fatura|boleto|preco|taxa|frete|nota fiscal|multa|imposto|"
+        r"juros)\b"),
     "account": re.compile(
-        r"\b(?:password|passwords|login|log in|logged|sign in|signin|account|accounts|"
-        r"regist\w*|sign up|signup|username|user ?name|email|e mail|mail|code|otp|2fa|profile|"
-        r"accedere|accesso|accedo|credenziali|profilo|iscri\w*|"
-        r"contrasena|cuenta|acceder|accedo|iniciar sesion|sesion|usuario|correo|codigo|perfil|"
-        r"senha|conta|cadastr\w*|entrar|acesso|acessar|usuario|codigo)\b"),
+        r"\b(?:password|passwords|login|log in|logged in|sign in|signin|account|accounts|"
+        r"register\w*|registration|sign up|signup|username|user name|otp|2fa|"
+        r"accedere|accedo|accesso all account|credenziali|registrazione|registrarmi|acceder|"
+        r"logar|"
+        r"contrasena|cuenta|iniciar sesion|registro|registrarme|"
+        r"senha|(?:minha|sua|da|na|uma|de) conta|cadastr\w*|login)\b"),
 }
+#: A public complaint threatened: "1 star review on trustpilot", "recensione da una stella",
+#: "reseñas negativas en google", "avaliação negativa" (folded text).
+REVIEW_THREAT = re.compile(
+    r"\b(?:(?:1|one|a one|una|uma|un) ?(?:star|stella|estrella|estrela)s?|trustpilot|"
+    r"(?:bad|negative|terrible|awful) reviews?|recension[ei] negativ[ei]|recensione da una stella|"
+    r"resenas? negativas?|resenas? de una estrella|avaliac\w* negativ\w*|"
+    r"(?:review|recensione|resena|avaliacao) (?:everywhere|ovunque|en todos lados|em todo lado))\b")
+#: Money asked back: "put the paypal money back", "mi ridate i soldi", "me podéis devolver la
+#: transferencia", "dá pra estornar" (folded text); not in a question asked just to know.
+MONEY_BACK = re.compile(
+    r"\b(?:(?:give|want|need|get|put|send) (?:me |us )?(?:my |the |our |that |paypal |this )*"
+    r"money back|refund me|ridate(?:mi)? (?:i |indietro i )?soldi|ridatemi|rimborsatemi|"
+    r"restituite(?:mi)? (?:i )?soldi|devolv\w* (?:el |la |mi |me |los |las )*(?:dinero|plata|"
+    r"transferencia|pago|importe)|(?:dinheiro|valor) de volta|devolv\w* (?:o |meu |os )*dinheiro|"
+    r"estorn\w*)\b")
+#: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
+#: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
+HYPOTHETICAL = re.compile(
+    r"\b(?:just asking|just wondering|asking for a friend|for my friend|out of curiosity|"
+    r"solo per sapere|chiedo solo|per curiosita|giusto per sapere|es solo para saber|"
+    r"solo para saber|solo pregunto|por curiosidad|so pra saber|so para saber|por curiosidade|"
+    r"so pergunto|pergunta so)\b")
 #: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
 BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
 INSULTS: frozenset[str] = frozenset(
@@ -301,6 +336,8 @@ class Cues:
     problem: bool = False
     #: What the message is about (:data:`TOPICS`): "money", "account".
     topics: tuple[str, ...] = ()
+    #: Asked only to know ("chiedo solo per sapere"): a sensitive topic, not a request.
+    hypothetical: bool = False
 
 
 def praises(text: str) -> bool:
@@ -384,16 +421,21 @@ def extract_cues(text: str) -> Cues:
     fired.extend(name for name, pattern in (
         ("repeat_contact", REPEAT_CONTACT), ("delivered_not_received", DELIVERED_NOT_RECEIVED),
         ("dispute", DISPUTE), ("double_charge", DOUBLE_CHARGE), ("missing_item", MISSING_ITEM),
-        ("fed_up", FED_UP), ("invoice_error", INVOICE_ERROR)) if pattern.search(plain_text))
+        ("fed_up", FED_UP), ("invoice_error", INVOICE_ERROR), ("review_threat", REVIEW_THREAT))
+        if pattern.search(plain_text))
     if sarcastic:
         fired.append("sarcasm")
+    hypothetical = bool(HYPOTHETICAL.search(plain_text))
+    if not hypothetical and MONEY_BACK.search(plain_text):
+        fired.append("money_back")
     if problem and not happy and TRIED_AGAIN.search(plain_text):
         fired.append("tried_again")
     if any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded):
         fired.append("bot_insult")
     topics = tuple(name for name, pattern in TOPICS.items()
                    if pattern.search(plain_text) or (name == "money" and _CURRENCY.search(text)))
-    return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem, topics=topics)
+    return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem, topics=topics,
+                hypothetical=hypothetical)
 
 
 def cue_matrix(texts: list[str]) -> np.ndarray:

@@ -192,6 +192,9 @@ class Routing(BaseModel):
     #: intent model's ``payment_issue`` for "the mug came with a scratch", a lawyer threatened
     #: about a late parcel. Applies when the message's topics are known.
     needs_topic: dict[str, str] = Field(default_factory=dict)
+    #: With no intent to route by, the team of the message's topic: topic -> team ("I'd rather
+    #: discuss a charge with someone" is billing's).
+    topic_teams: dict[str, str] = Field(default_factory=dict)
 
     def team_for(self, intent: str, cues: Sequence[str] = (),
                  topics: Sequence[str] | None = None) -> str:
@@ -207,6 +210,9 @@ class Routing(BaseModel):
         for team, intents in self.teams.items():
             if intent in intents:
                 return team if fits(team) else self.default_team
+        for topic in topics or ():
+            if topic in self.topic_teams:
+                return self.topic_teams[topic]
         return self.default_team
 
 

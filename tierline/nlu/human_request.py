@@ -63,7 +63,17 @@ TALK_TO_SOMEONE = re.compile(
     r"|\b(?:someone|somebody|qualcuno|collega|alguien|alguem)\b"
     r"(?:\s+\w+){0,4}?\s+(?:call|ring|richiam|chiam|llam|ligar|liga)\w*"
     r"|\b(?:call|ring|richiam|chiam|llam|ligar|liga)\w*(?:\s+\w+){0,3}?\s+"
-    r"(?:someone|somebody|qualcuno|collega|alguien|alguem)\b")
+    r"(?:someone|somebody|qualcuno|collega|alguien|alguem)\b"
+    # ... or to hear back from one: "could someone from your team get back to me"
+    r"|\b(?:someone|somebody|qualcuno|alguien|alguem)\b(?:\s+\w+){0,5}?\s+(?:get back to me|"
+    r"contact me|reach out|ricontattarmi|contattarmi|contactarme|contactame|me contacte|"
+    r"entrar em contato comigo|me contatar|atender(?:me)?|atienda|atiende|me atenda)\b"
+    r"|\b(?:atender(?:me)?|atienda|me atenda)\s+(?:\w+\s+){0,2}?(?:alguien|alguem)\b"
+    # ... or a real one: "is there anyone real", "with a real person", "un humano de verdad"
+    r"|\b(?:anyone|someone|somebody|alguien|alguem|qualcuno) (?:real|de verdad|de verdade|vero)\b"
+    r"|\b(?:with|to|con|com|a) (?:a |an |una |uma |un )?(?:real|actual) (?:person|human)\b"
+    r"|\b(?:member of (?:staff|your team)|(?:someone|somebody|sombody|somone) (?:from|in|at) "
+    r"(?:your |the )?(?:team|staff|customer serv\w*|support|billing))\b")
 
 
 #: Passing on to, or talking with, one of the flow's human words, a few words apart: "mi passate
@@ -78,7 +88,7 @@ _PASS_TO = (r"\b(?:passate(?:mi)?|passami|passarmi|passare|passi|pasar(?:me)?|pa
 #: de atendente não", "no need for an agent", "ayer hablé con una asesora y me solucionó todo",
 #: "ho parlato con un operatore ieri" (folded).
 _NOT_ASKING = (r"\b(?:no need|dont need|don t need|do not need|dont want|don t want|"
-               r"non (?:mi )?serve|non ho bisogno|non voglio|no necesito|no hace falta|no quiero|"
+               r"(?:non|nn) (?:mi )?serve|non ho bisogno|non voglio|no necesito|no hace falta|no quiero|"
                r"nao precis[ao]|nao quero|sem necessidade|"
                r"spoke|talked|already spoke|ho parlato|ho sentito|abbiamo parlato|hable|hablamos|"
                r"me atendio|falei|falamos|conversei|me atendeu)(?: \w+){{0,4}}? (?:{keywords})\b")

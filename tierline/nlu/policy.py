@@ -184,10 +184,13 @@ class EscalationPolicy:
         if analysis.problem and context.tier in self.config.problem_reports_escalate_for:
             rules.append(Reason("problem_report", {"tier": context.tier}))
         if (analysis.intent in self.config.always_escalate_intents
-                and analysis.intent_confidence >= self.config.always_min_confidence):
+                and analysis.intent_confidence >= self.config.always_min_confidence
+                and not analysis.hypothetical):
             rules.append(Reason("sensitive_topic", {"intent": analysis.intent}))
         threshold = self.config.threshold_for(context.tier)
-        escalate = bool(rules) or p >= threshold
+        # "se annullo prima che parta mi ridate tutto? chiedo solo per sapere": a refund or a
+        # cancellation asked about only to know is the bot's (the FAQ), not a score's handoff.
+        escalate = bool(rules) or (p >= threshold and not analysis.hypothetical)
         reasons = rules + [r for r in self.explain(features, analysis, context) if r not in rules]
         if escalate and not reasons:
             # No single feature explains it: say so, with the strongest contributions, rather
@@ -204,9 +207,10 @@ class EscalationPolicy:
     def _team(self, analysis: AnalysisResult, intent_for_routing: str | None) -> str:
         """The team for this message: by its intent (or the conversation's earlier one) and
         cues; the message's own topics decide whether a topic team fits, unless the intent
-        came from an earlier message ("agent please" after a refund question stays billing)."""
+        came from an earlier message ("agent please" after a refund question stays billing).
+        With nothing to route by, the topic may name the team (``routing.topic_teams``)."""
         intent = intent_for_routing or analysis.intent
-        topics = analysis.topics if intent == analysis.intent else None
+        topics = analysis.topics if intent in (analysis.intent, OUT_OF_SCOPE) else None
         return self.config.routing.team_for(intent, analysis.cues, topics)
 
     def failed_replies_rule(self, failed_attempts: int, tier: str) -> Reason | None:

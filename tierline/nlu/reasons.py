@@ -27,15 +27,16 @@ REASON_CODES: tuple[str, ...] = (
     "asked_for_human", "failed_replies", "frustrated", "frustrated_earlier", "sensitive_topic",
     "vip", "premium", "repeated_request", "long_conversation", "shouting", "swearing",
     "problem_report", "repeat_contact", "delivered_not_received", "dispute", "double_charge",
-    "bot_insult", "missing_item", "fed_up", "tried_again", "sarcasm", "invoice_error", "score",
-    "with_agent",
+    "bot_insult", "missing_item", "fed_up", "tried_again", "sarcasm", "invoice_error",
+    "review_threat", "money_back", "score", "with_agent",
     "csat_recorded", "unspecified", "other")
 #: The escalation cues of :mod:`tierline.nlu.cues` a flow may name in ``escalate_on_cues``
 #: besides shouting and swearing (which quote what fired): each is its own reason code, with
 #: no parameters.
 ESCALATION_CUES: tuple[str, ...] = (
     "repeat_contact", "delivered_not_received", "dispute", "double_charge", "bot_insult",
-    "missing_item", "fed_up", "tried_again", "sarcasm", "invoice_error")
+    "missing_item", "fed_up", "tried_again", "sarcasm", "invoice_error", "review_threat",
+    "money_back")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ _SPECS: dict[str, _Spec] = {
                      r"customer is being sarcastic about a delay"),
     "invoice_error": _Spec(lambda p: "customer reports a mistake on an invoice",
                            r"customer reports a mistake on an invoice"),
+    "review_threat": _Spec(lambda p: "customer threatens a bad review",
+                           r"customer threatens a bad review"),
+    "money_back": _Spec(lambda p: "customer asks for their money back",
+                        r"customer asks for their money back"),
     "score": _Spec(
         lambda p: (f"escalation score {p['p']:.2f} at or above the {p['tier']} threshold "
                    f"{p['threshold']:.2f} (mostly "
