@@ -96,6 +96,16 @@ def test_kill_9_with_escalations_in_flight_delivers_every_notification_once(data
             assert time.monotonic() < deadline, {t: len(p.accepted) for t, p in peers.items()}
             time.sleep(0.1)
         all_arrived = time.monotonic()
+        # A peer has the last deliveries a moment before the service has recorded their
+        # outcome (and Zendesk's ticket id): wait for the records, bounded.
+        deadline = time.monotonic() + 30
+        while True:
+            with db.session() as s:
+                unrecorded = s.scalar(select(func.count()).select_from(PeerDelivery).where(
+                    PeerDelivery.status != "sent"))
+            if not unrecorded or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         with db.session() as s:
             tickets = s.scalars(select(Ticket.id)).all()
             external = dict(s.execute(select(Ticket.id, Ticket.external_id)).all())
