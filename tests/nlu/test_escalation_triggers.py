@@ -298,6 +298,11 @@ def test_telling_of_an_agent_is_not_an_explicit_request(engine):
     ("it", "sono stato fin troppo paziente, l'ordine non si vede", "fed_up", "general"),
     ("es", "he sido muy paciente pero ya van diez días de retraso", "fed_up", "general"),
     ("pt", "tenho sido bastante paciente, mas o pedido não chega", "fed_up", "general"),
+    ("it", "ma che bot sei, nn capisci niente", "bot_insult", "general"),
+    ("es", "no entiendes nada, de verdad", "bot_insult", "general"),
+    ("es", "\"en reparto\" otra vez, qué sorpresa 🙃 sois unos cracks", "sarcasm", "general"),
+    ("en", "the vase came chipped, i'd rather have a refund than a new one", "money_back",
+     "billing"),
 ])
 def test_signs_the_bot_cannot_settle_hand_off_to_the_right_team(engine, language, text, cue, team):
     """Writing again, "delivered but never came", a chargeback or legal threat, a double
@@ -386,6 +391,8 @@ def test_topics_of_a_message(engine, language, text, topics):
     ("en", "is there anyone real i can talk to about ND-100000?"),
     ("en", "I'd like to speak with a member of staff about my order"),
     ("es", "me llegó otra talla, me puede atender alguien para arreglarlo?"),
+    ("pt", "tem algum telefone que eu possa ligar? é sobre a minha encomenda"),
+    ("it", "mi serve un customer care vero, il pacco è fermo da giorni"),
 ])
 def test_a_request_at_the_end_of_a_long_story_is_a_request(engine, language, text):
     [result] = play(engine, [text], language=language)
@@ -404,6 +411,35 @@ def test_a_request_at_the_end_of_a_long_story_is_a_request(engine, language, tex
 def test_a_human_named_to_decline_one_or_told_of_is_not_handed_off(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the refund came through today, thanks!!"),
+    ("it", "il rimborso è arrivato stamattina, grazie mille"),
+    ("es", "ya me llegó el reembolso, gracias!!"),
+    ("pt", "o estorno caiu hoje, valeu!!"),
+])
+def test_money_that_came_back_is_settled_not_handed_off(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.settled and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("it", "il rimborso nn è ancora arrivato"),
+    ("pt", "o estorno não caiu ainda"),
+])
+def test_money_not_yet_back_is_not_settled(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.analysis.settled
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "damn that was quick!! ordered yesterday and it's here"),
+    ("pt", "porra, chegou super rápido, amei!!"),
+])
+def test_swearing_with_good_news_is_emphasis_not_anger(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.happy and not result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [

@@ -84,6 +84,8 @@ class AnalysisResult:
     topics: list[str] | None = None
     #: Asked only to know (:attr:`tierline.nlu.cues.Cues.hypothetical`).
     hypothetical: bool = False
+    #: Settled already (:attr:`tierline.nlu.cues.Cues.settled`).
+    settled: bool = False
     warnings: list[str] = field(default_factory=list)
     #: The language the text was analysed as (ISO 639-1: given by the caller or detected).
     language: str = ""
@@ -330,6 +332,7 @@ class BundleAnalyzer:
             happy=out.cues.happy,
             topics=list(out.cues.topics),
             hypothetical=out.cues.hypothetical,
+            settled=out.cues.settled,
             truncated=truncated,
             language=language,
             model=self.model_id,

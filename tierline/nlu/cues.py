@@ -95,6 +95,9 @@ POSITIVE_WORDS: frozenset[str] = frozenset(
     fast quick arrived rapido rapida rapidissimo veloce velocissimo velocissima arrivato
     arrivata arrivati llegado llego rapidinho chegou chegaram
     """.split())
+#: Arrival alone is no good news beside a swear word ("che cazzo, il pacco è arrivato aperto").
+ARRIVAL_WORDS: frozenset[str] = frozenset(
+    "arrived arrivato arrivata arrivati llegado llego chegou chegaram".split())
 #: Praise among them (no plain "ok", "si" or apology): a message of praise is not a question the
 #: bot failed to answer.
 PRAISE_WORDS: frozenset[str] = frozenset(
@@ -225,7 +228,8 @@ IRONY = re.compile(
     r"thanks for nothing|what a service|great service|complimenti|bravi|bravissimi|ottimo|"
     r"grazie tante|grazie per niente|che efficienza|che velocita|genial|enhorabuena|felicidades|"
     r"que eficiencia|que rapidez|que maravilla|gracias por nada|menudo servicio|parabens|nossa|"
-    r"que maravilha|otimo|obrigad[oa] por nada|que servico)\b")
+    r"que maravilha|otimo|obrigad[oa] por nada|que servico|fantastic[oa]|what a surprise|"
+    r"che sorpresa|que sorpresa|que surpresa|unos cracks|sois unos cracks)\b")
 LONG_WAIT = re.compile(
     r"\b(?:\d+|a|an|one|two|three|four|un|una|uno|due|tre|quattro|dos|tres|cuatro|um|uma|duas|"
     r"tres|quatro) (?:weeks?|months?|settimane|settimana|mesi|mese|semanas?|mes|meses|mes)\b|"
@@ -265,10 +269,10 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"pag[aoi]\w*|pague\w*|addebit\w*|rimbors\w*|soldi|carta di credito|fattur\w*|"
         r"ricevuta|ricevute|prezz\w*|costo|costa|costano|commission\w*|bonifico|scalat\w*|"
         r"estratto conto|cuesta|cuestan|custa|custam|"
-        r"saldo|penale|iva|"
+        r"saldo|penale|penali|iva|"
         r"cobr\w*|cargo|cargos|cargad\w*|reembols\w*|dinero|plata|tarjeta|factur\w*|recibo|"
-        r"precio|cuota|comision\w*|transferencia|extracto|penalidad|impuesto|"
-        r"estorn\w*|dinheiro|cartao|fatura|boleto|preco|taxa|frete|nota fiscal|multa|imposto|"
+        r"precio|cuota|comision\w*|transferencia|extracto|penalidad\w*|impuesto|penalties|"
+        r"estorn\w*|dinheiro|cartao|fatura|boleto|preco|taxas?|frete|nota fiscal|multas?|imposto|"
         r"juros)\b"),
     "account": re.compile(
         r"\b(?:password|passwords|login|log in|logged in|sign in|signin|account|accounts|"
@@ -292,7 +296,21 @@ MONEY_BACK = re.compile(
     r"money back|refund me|ridate(?:mi)? (?:i |indietro i )?soldi|ridatemi|rimborsatemi|"
     r"restituite(?:mi)? (?:i )?soldi|devolv\w* (?:el |la |mi |me |los |las )*(?:dinero|plata|"
     r"transferencia|pago|importe)|(?:dinheiro|valor) de volta|devolv\w* (?:o |meu |os )*dinheiro|"
-    r"estorn\w*)\b")
+    r"estorn\w*|(?:would like|d like|d rather have|rather have|want|need|can i (?:get|have)) "
+    r"(?:a |my |the )?refund|(?:vorrei|voglio|preferirei) (?:il |un )?rimborso|"
+    r"(?:preferirei|vorrei|voglio) riavere (?:i )?soldi|(?:quiero|quisiera|prefiero) "
+    r"(?:un |el |que me hagan el )?reembolso|(?:quero|queria|gostaria de|prefiro) (?:o |um )?"
+    r"reembolso)\b")
+#: Settled already: the money came back, the customer sorted it out ("o estorno caiu hoje,
+#: valeu", "ya me llegó el reembolso", "cmq ho risolto da sola") (folded text).
+SETTLED = re.compile(
+    r"\b(?:(?:refund|reembolso|rimborso|estorno|dinero|soldi|dinheiro|money)\w*"
+    r"(?: (?!not\b|non\b|nn\b|no\b|nao\b|never\b|still\b|ancora\b|ainda\b|todavia\b)\w+){0,2}? "
+    r"(?:arrived|came through|came|arrivat\w*|llego|caiu|chegou|entrou|went through)|"
+    r"(?:got|received|ricevuto|recibi|recebi) (?:the |my |il |el |mi |o |meu )?(?:refund|rimborso|"
+    r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"
+    r"(?:already|all) sorted|sorted it|ya (?:esta|lo tengo) resuelto|lo he resuelto|"
+    r"ja (?:resolvi|resolveu|esta resolvido)|consegui resolver)\b")
 #: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
 #: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
 HYPOTHETICAL = re.compile(
@@ -305,6 +323,12 @@ BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machi
 INSULTS: frozenset[str] = frozenset(
     """useless stupid dumb idiot idiotic pointless inutile inutili stupido scemo idiota cretino
     inutil tonto estupido burro imbecil lerdo idiota""".split())
+#: "Non capisci una mazza", "no entiendes nada", "you don't understand anything" (folded).
+NOTHING_UNDERSTOOD = re.compile(
+    r"\b(?:(?:you|u) (?:don ?t|do not|dont) (?:understand|get) (?:anything|a thing|shit|nothing)|"
+    r"(?:non|nn) capisc[ie] (?:una mazza|niente|nulla|un cazzo)|no (?:entiendes|entendes|"
+    r"entiende) (?:nada|un carajo|una mierda)|(?:nao|vc nao|voce nao) entende (?:nada|porra nenhuma)"
+    r")\b")
 #: Capitalised words that are names, not shouting ("ND-1234", "DHL", "VIP").
 _CAPS_NAMES = frozenset("""ND VIP DHL UPS GLS TNT BRT SDA SEUR MRW CTT USPS FEDEX PDF SMS APP URL
     OTP IVA NIF CPF PIX IBAN PAYPAL MBWAY OMG LOL FAQ CEO HTTP WWW""".split())
@@ -338,6 +362,8 @@ class Cues:
     topics: tuple[str, ...] = ()
     #: Asked only to know ("chiedo solo per sapere"): a sensitive topic, not a request.
     hypothetical: bool = False
+    #: Settled already ("o estorno caiu hoje, valeu"): nothing left to ask of the shop.
+    settled: bool = False
 
 
 def praises(text: str) -> bool:
@@ -383,6 +409,15 @@ def extract_cues(text: str) -> Cues:
                    or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
     # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
+    # "damn that was quick!!", "porra, chegou rápido demais": swearing with good news and no
+    # other problem is emphasis, not anger.
+    if swears and any(q in POSITIVE_WORDS and q not in ARRIVAL_WORDS for q in squashed) and not (
+            negatives or repeats or sarcastic
+                                    or NOT_HAPPENING.search(folded_text)
+                                    or WRONG_OR_OVERDUE.search(plain_text)
+                                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS
+                                           for f in slip_free)):
+        swears, problem = [], False
     happy = bool(positive and not problem and not any(f in WHERE_WORDS for f in slip_free))
     # "bit annoying it came in 2 boxes but whatever": let go of, unless sworn or shouted about.
     downplayed = bool(DOWNPLAYED.search(folded_text)) and not swears and caps < 0.5
@@ -426,16 +461,18 @@ def extract_cues(text: str) -> Cues:
     if sarcastic:
         fired.append("sarcasm")
     hypothetical = bool(HYPOTHETICAL.search(plain_text))
-    if not hypothetical and MONEY_BACK.search(plain_text):
+    settled = bool(SETTLED.search(plain_text))
+    if not (hypothetical or settled) and MONEY_BACK.search(plain_text):
         fired.append("money_back")
     if problem and not happy and TRIED_AGAIN.search(plain_text):
         fired.append("tried_again")
-    if any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded):
+    if (any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded)
+            or NOTHING_UNDERSTOOD.search(plain_text)):
         fired.append("bot_insult")
     topics = tuple(name for name, pattern in TOPICS.items()
                    if pattern.search(plain_text) or (name == "money" and _CURRENCY.search(text)))
     return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem, topics=topics,
-                hypothetical=hypothetical)
+                hypothetical=hypothetical, settled=settled)
 
 
 def cue_matrix(texts: list[str]) -> np.ndarray:

@@ -72,6 +72,11 @@ TALK_TO_SOMEONE = re.compile(
     # ... or a real one: "is there anyone real", "with a real person", "un humano de verdad"
     r"|\b(?:anyone|someone|somebody|alguien|alguem|qualcuno) (?:real|de verdad|de verdade|vero)\b"
     r"|\b(?:with|to|con|com|a) (?:a |an |una |uma |un )?(?:real|actual) (?:person|human)\b"
+    # ... or a number to call one: "tem algum telefone que eu possa ligar?"
+    r"|\b(?:phone|telefone|telefono|numero de telefone|numero di telefono)\b(?:\s+\w+){0,5}?\s+"
+    r"(?:call|ligar|llamar|chiamare)\b"
+    r"|\b(?:customer (?:care|service)|assistenza|atencion al cliente|atendimento) (?:vero|real|"
+    r"de verdad|de verdade|umano|humano|humana)\b"
     r"|\b(?:member of (?:staff|your team)|(?:someone|somebody|sombody|somone) (?:from|in|at) "
     r"(?:your |the )?(?:team|staff|customer serv\w*|support|billing))\b")
 
