@@ -405,19 +405,16 @@ def extract_cues(text: str) -> Cues:
     slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
     sarcastic = bool(IRONY.search(plain_text) and LONG_WAIT.search(plain_text)
                      and not ARRIVED.search(plain_text))
-    problem = bool(negatives or swears or repeats or sarcastic
-                   or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
-                   or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
-    # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
+    other_problem = bool(negatives or repeats or sarcastic
+                         or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
+                         or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
     # "damn that was quick!!", "porra, chegou rápido demais": swearing with good news and no
     # other problem is emphasis, not anger.
-    if swears and any(q in POSITIVE_WORDS and q not in ARRIVAL_WORDS for q in squashed) and not (
-            negatives or repeats or sarcastic
-                                    or NOT_HAPPENING.search(folded_text)
-                                    or WRONG_OR_OVERDUE.search(plain_text)
-                                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS
-                                           for f in slip_free)):
-        swears, problem = [], False
+    if swears and not other_problem and any(q in POSITIVE_WORDS and q not in ARRIVAL_WORDS
+                                            for q in squashed):
+        swears = []
+    problem = bool(other_problem or swears)
+    # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.
     happy = bool(positive and not problem and not any(f in WHERE_WORDS for f in slip_free))
     # "bit annoying it came in 2 boxes but whatever": let go of, unless sworn or shouted about.
     downplayed = bool(DOWNPLAYED.search(folded_text)) and not swears and caps < 0.5
