@@ -508,3 +508,103 @@ def test_one_syllable_is_a_word_not_laughter(word):
     from tierline.nlu.cues import LAUGHTER
 
     assert not LAUGHTER.match(word) and LAUGHTER.match(word * 2)
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can't get into my account since the update, I need an actual person to look at it pls"),
+    ("es", "el pago se quedó a medias. ¿hay alguna persona que me pueda atender?"),
+    ("pt", "o app trava no checkout, tem como um técnico de vcs me ajudar?"),
+    ("it", "il sito mi dà errore al pagamento, c'è qualcuno dello staff che mi può aiutare?"),
+])
+def test_a_request_in_one_clause_of_a_longer_message_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "no rush, my flatmate is home all day so there's always someone in to sign for it"),
+    ("es", "lo recogió mi vecina, es una persona de total confianza jaja"),
+    ("pt", "quem recebeu foi a minha vizinha, é uma pessoa de confiança"),
+    ("it", "nn ho bisogno di un operatore eh, volevo solo sapere se spedite in Austria"),
+    ("it", "ieri un vostro operatore mi ha aiutato tantissimo, ringraziatelo da parte mia"),
+    ("es", "no hace falta que me pases con nadie, solo dime dónde está el ND-100000"),
+])
+def test_someone_described_declined_or_thanked_is_not_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "don't cancel anything, found the parcel behind the bins 😅"),
+    ("it", "non annullate niente!! il pacco l'ho trovato in garage"),
+    ("es", "no canceléis nada eh, ya apareció el paquete, lo tenía el portero"),
+    ("pt", "não cancela não!! achei o pacote, tava com o porteiro"),
+])
+def test_told_not_to_cancel_after_all_is_settled_not_handed_off(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.settled and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "if I wanted to cancel an order, how would I do it? just curious"),
+    ("it", "se volessi annullare un ordine come dovrei fare? pura curiosità"),
+    ("es", "si quisiera cancelar una compra, ¿cómo lo hago? solo curiosidad"),
+    ("pt", "se eu quisesse cancelar uma compra, como faria? é só curiosidade msm"),
+])
+def test_a_cancellation_wondered_about_is_hypothetical(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text,cue", [
+    ("en", "oh brilliant, 'out for delivery' for the 3rd day running 👏👏", "sarcasm"),
+    ("it", "complimenti davvero, in consegna dal lunedì 👏", "sarcasm"),
+    ("es", "genial, el pedido 'en reparto' desde el lunes. qué eficiencia 👏", "sarcasm"),
+    ("pt", "parabéns, 'saiu para entrega' desde segunda 👏", "sarcasm"),
+    ("en", "hi again, third time writing about ND-100000 and still no answer", "repeat_contact"),
+    ("it", "vi riscrivo per l'ordine ND-100000, ancora niente", "repeat_contact"),
+    ("es", "vuelvo a escribir por el pedido ND-100000, me dijisteis el lunes y nada", "repeat_contact"),
+    ("pt", "escrevo de novo sobre o pedido ND-100000, até agora nada", "repeat_contact"),
+    ("en", "why don't you answer what I asked", "bot_insult"),
+    ("it", "perché nn rispondi alla mia domanda", "bot_insult"),
+    ("es", "¿por qué no me respondes lo que te pregunto?", "bot_insult"),
+    ("pt", "por que vc não responde o que eu perguntei", "bot_insult"),
+])
+def test_sarcasm_writing_again_and_no_answer_hand_off(engine, language, text, cue):
+    [result] = play(engine, [text], language=language)
+    assert cue in result.analysis.cues and result.handoff, result.analysis.cues
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "oh no, terrible news: the jacket fits perfectly and now I want it in red too 😭😂"),
+    ("it", "è assurdo quanto è bella, ne ordino un'altra 😂"),
+    ("es", "qué vergüenza, me he comprado tres iguales jajaja"),
+    ("pt", "que absurdo, comprei mais três 🤣"),
+])
+def test_a_strong_word_said_laughing_about_nothing_wrong_is_a_joke(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not [c for c in result.analysis.cues if c.startswith("negative_word")]
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the invoice is missing our VAT number, can you add it?"),
+    ("it", "nella fattura manca una cifra della partita iva"),
+    ("es", "en la factura falta el NIF de la empresa"),
+    ("pt", "na fatura falta o NIF da empresa"),
+])
+def test_a_field_missing_from_an_invoice_is_an_invoice_error_for_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues and "missing_item" not in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "tracking hasn't moved since tuesday"),
+    ("it", "il tracking non si muove da martedì"),
+    ("es", "el seguimiento no se mueve desde el martes"),
+    ("pt", "o rastreio não mexe desde terça"),
+])
+def test_tracking_that_does_not_move_is_a_vips_problem_report(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert result.analysis.problem and result.handoff, result.decision.reasons

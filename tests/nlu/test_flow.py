@@ -68,3 +68,15 @@ def test_holidays_are_closed_and_next_opening_skips_them():
     assert not hours.is_open(datetime(2026, 12, 25, 11, 0, tzinfo=ROME))
     back = hours.next_opening(datetime(2026, 12, 24, 19, 0, tzinfo=ROME))
     assert back == datetime(2026, 12, 28, 9, 0, tzinfo=ROME)  # 25, 26 holidays, 27 Sunday
+
+
+def test_a_routed_cue_needs_its_topic_in_its_own_message():
+    """A lawyer threatened about a late parcel is no billing matter, even when the intent
+    routed by came from an earlier message (whose topics are not this message's)."""
+    from tierline.nlu.flow import Routing
+
+    routing = Routing(teams={"billing": ["payment_issue"]}, cues={"dispute": "billing"},
+                      needs_topic={"billing": "money"})
+    assert routing.team_for("place_order", ["dispute"], None, cue_topics=()) == "general"
+    assert routing.team_for("place_order", ["dispute"], None, cue_topics=("money",)) == "billing"
+    assert routing.team_for("place_order", ["dispute"], ("money",)) == "billing"

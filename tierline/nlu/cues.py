@@ -122,6 +122,7 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     damaged dented cracked crack ammaccata ammaccati rotta rotti rotte danneggiata danneggiati
     graffiata crepa golpeada golpeado golpeadas danado danada rota rotas rotos grieta rajado
     danificado danificada amassada quebrada rachado rachada rachadura trincado
+    risquinho riscadinho arranhadinho graffietto graffiettino rayita rayoncito
     """.split())
 #: "Sorry, wrong chat": a message meant for someone else, not a problem with the shop
 #: (folded text).
@@ -145,13 +146,16 @@ NOT_HAPPENING = re.compile(
     r"\b(?:not|never|isnt|hasnt|havent|doesnt|didnt|wont|cant|(?:isn|hasn|haven|doesn|didn|won|"
     r"can|aren|wasn) t|non|nn|no|nao|nunca|mai)\b"
     r"(?:\s+[^\W\d_]+){0,3}?\s+(?:arriv|coming|come\b|came\b|work|receiv|got\b|get\b|"
-    r"moved|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|movid|mexeu|"
+    r"moved|moving|move\b|llega|lleg[oa]|recib|funcion|chega|chegou|receb|funzion|mosso|muove|"
+    r"movid|mueve|mexeu|mexe\b|"
     r"trov|encuentr|encontr|find|found|va\b|anda\b|vai\b|riesc|consig|pued|acced|log)\w*")
 #: "Third time I write", "ho già scritto", "ya les escribí", "já mandei mensagem": the customer
 #: has been in touch before about this, and the bot's answer did not end it (folded text).
 REPEAT_CONTACT = re.compile(
-    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:i|im|i am|ive) "
-    r"(?:writ|ask|messag|contact|call|text)\w*|(?:already|i ve|ive) (?:wrote|written|messaged|"
+    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:(?:i|im|i am|ive) )?"
+    r"(?:writ|ask|messag|contact|call|text)\w*|(?:writing|messaging|texting) (?:you )?again|"
+    r"(?:torno|ritorno) a scriver\w*|vi riscrivo|(?:vuelvo|volvemos) a escribir\w*|"
+    r"(?:escrevo|escrevendo|mandando mensagem) (?:de novo|outra vez|novamente)|(?:already|i ve|ive) (?:wrote|written|messaged|"
     r"contacted|emailed|called) (?:you|u|before|twice|\d)|how many times do i (?:have|need)|"
     r"(?:seconda|terza|quarta|quinta|\d+a) volta che (?:vi )?(?:scrivo|chiedo|contatto|chiamo)|"
     r"(?:vi )?ho gia (?:scritto|chiesto|contattato)|"
@@ -235,7 +239,12 @@ LONG_WAIT = re.compile(
     r"tres|quatro) (?:weeks?|months?|settimane|settimana|mesi|mese|semanas?|mes|meses|mes)\b|"
     r"\b(?:[7-9]|[1-9]\d) (?:days|giorni|dias)\b|"
     r"\b(?:late|delayed|still waiting|in ritardo|ritardo|ancora niente|retrasad[oa]|retraso|"
-    r"atrasad[oa]|atraso|otra vez|de novo|again)\b")
+    r"atrasad[oa]|atraso|otra vez|de novo|again)\b|"
+    r"\b(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth) day\b|\bdays? (?:running|in a row)\b|"
+    r"\b(?:since|da|dal|desde|desde el|desde a|de) (?:monday|tuesday|wednesday|thursday|friday|"
+    r"lunedi|martedi|mercoledi|giovedi|venerdi|lunes|martes|miercoles|jueves|viernes|"
+    r"segunda|terca|quarta|quinta|sexta|last week|la settimana scorsa|la semana pasada|"
+    r"semana passada)\b")
 ARRIVED = re.compile(
     r"\b(?:arrived|came|got it|received|arrivat[oaie]|ricevut[oaie]|llego|llegaron|recibi|"
     r"chegou|chegaram|recebi)\b")
@@ -246,7 +255,8 @@ INVOICE_ERROR = re.compile(
     r"\b(?:invoice|receipt|fattura|ricevuta|factura|recibo|fatura|nota fiscal)\b.*\b(?:wrong|"
     r"incorrect|mistake|error|correct|fix|reissue|sbagliat[oa]|errat[oa]|errore|intestata male|"
     r"corregg\w*|rifare|equivocad[oa]|incorrect[oa]|erro(?:r|neo|nea)|corrij\w*|correg\w*|"
-    r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer)\b|"
+    r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer|"
+    r"missing|manca|mancano|falta|faltan?|faltando)\b|"
     r"\b(?:wrong|incorrect)\b(?: \w+){0,3} (?:on (?:the|my) )?(?:invoice|receipt)\b")
 #: A delivery that is wrong or overdue without a problem word: "the 38 instead of the 39",
 #: "lleva una semana sin moverse", "já devia ter chegado" (folded text): a problem report.
@@ -310,14 +320,21 @@ SETTLED = re.compile(
     r"(?:got|received|ricevuto|recibi|recebi) (?:the |my |il |el |mi |o |meu )?(?:refund|rimborso|"
     r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"
     r"(?:already|all) sorted|sorted it|ya (?:esta|lo tengo) resuelto|lo he resuelto|"
-    r"ja (?:resolvi|resolveu|esta resolvido)|consegui resolver)\b")
+    r"ja (?:resolvi|resolveu|esta resolvido)|consegui resolver|"
+    # ... or told not to cancel after all: "non annullate niente, era dalla vicina"
+    r"(?:don t|dont|do not|no need to|non|nn|no|nao)(?: \w+)? (?:cancel|annull|cancel[ae]|"
+    r"cancele)\w*(?: (?:it|anything|nothing|niente|nulla|nada|nao))?"
+    r"(?: \w+){0,8}? (?:found|arrived|turned up|came|trovat\w*|arrivat\w*|apparso|"
+    r"aparecio|encontre|llego|lo tenia|achei|chegou|apareceu|tava com|estava com))\b")
 #: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
 #: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
 HYPOTHETICAL = re.compile(
     r"\b(?:just asking|just wondering|asking for a friend|for my friend|out of curiosity|"
     r"solo per sapere|chiedo solo|per curiosita|giusto per sapere|es solo para saber|"
     r"solo para saber|solo pregunto|por curiosidad|so pra saber|so para saber|por curiosidade|"
-    r"so pergunto|pergunta so)\b")
+    r"so pergunto|pergunta so|just curious|only curious|(?:e )?so curiosidade|curiosidade (?:msm|"
+    r"mesmo)|solo curiosidad|curiosidad nada mas|solo curiosita|pura curiosita|"
+    r"if i (?:wanted|were|was) to|se (?:io )?volessi|si (?:yo )?quisiera|se (?:eu )?quisesse)\b")
 #: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
 BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
 INSULTS: frozenset[str] = frozenset(
@@ -327,7 +344,11 @@ INSULTS: frozenset[str] = frozenset(
 NOTHING_UNDERSTOOD = re.compile(
     r"\b(?:(?:you|u) (?:don ?t|do not|dont) (?:understand|get) (?:anything|a thing|shit|nothing)|"
     r"(?:non|nn) capisc[ie] (?:una mazza|niente|nulla|un cazzo)|no (?:entiendes|entendes|"
-    r"entiende) (?:nada|un carajo|una mierda)|(?:nao|vc nao|voce nao) entende (?:nada|porra nenhuma)"
+    r"entiende) (?:nada|un carajo|una mierda)|(?:nao|vc nao|voce nao) entende (?:nada|porra nenhuma)|"
+    # ... or does not answer what was asked: "perche nn rispondi", "why wont you answer"
+    r"why (?:don t|dont|won t|wont|can t|cant) (?:you|u) (?:just )?(?:answer|reply|respond)|"
+    r"perche (?:non|nn) (?:mi )?rispond\w*|por ?que no (?:me )?respond\w*|"
+    r"por ?que (?:vc |voce )?nao (?:me )?respond\w*"
     r")\b")
 #: Capitalised words that are names, not shouting ("ND-1234", "DHL", "VIP").
 _CAPS_NAMES = frozenset("""ND VIP DHL UPS GLS TNT BRT SDA SEUR MRW CTT USPS FEDEX PDF SMS APP URL
@@ -336,6 +357,7 @@ _CAPS_NAMES = frozenset("""ND VIP DHL UPS GLS TNT BRT SDA SEUR MRW CTT USPS FEDE
 #: Problem words that also open routine questions ("where is my order?", "dov'è il negozio?").
 WHERE_WORDS: frozenset[str] = frozenset("where dove donde onde cade".split())
 HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
+LAUGHING_EMOJI = frozenset("😂🤣😆😹")
 
 _CURRENCY = re.compile(r"[€$£]|\bR\$")
 _WORD_OR_NUMBER = re.compile(r"[^\W_]+")
@@ -405,9 +427,14 @@ def extract_cues(text: str) -> Cues:
     slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
     sarcastic = bool(IRONY.search(plain_text) and LONG_WAIT.search(plain_text)
                      and not ARRIVED.search(plain_text))
-    other_problem = bool(negatives or repeats or sarcastic
-                         or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
-                         or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
+    reported = bool(repeats or sarcastic
+                    or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
+                    or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
+    # "VI ODIO!!! ho speso tutto lo stipendio 😂❤️", "terrible news: it fits perfectly 😭😂":
+    # a strong word said laughing, with nothing going wrong, is a joke.
+    if negatives and not reported and (laughing or any(ch in LAUGHING_EMOJI for ch in text)):
+        negatives = []
+    other_problem = bool(negatives or reported)
     # "damn that was quick!!", "porra, chegou rápido demais": swearing with good news and no
     # other problem is emphasis, not anger.
     if swears and not other_problem and any(q in POSITIVE_WORDS and q not in ARRIVAL_WORDS
@@ -455,6 +482,8 @@ def extract_cues(text: str) -> Cues:
         ("dispute", DISPUTE), ("double_charge", DOUBLE_CHARGE), ("missing_item", MISSING_ITEM),
         ("fed_up", FED_UP), ("invoice_error", INVOICE_ERROR), ("review_threat", REVIEW_THREAT))
         if pattern.search(plain_text))
+    if "invoice_error" in fired and "missing_item" in fired:  # "manca una cifra" on an invoice
+        fired.remove("missing_item")
     if sarcastic:
         fired.append("sarcasm")
     hypothetical = bool(HYPOTHETICAL.search(plain_text))

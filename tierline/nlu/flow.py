@@ -197,19 +197,24 @@ class Routing(BaseModel):
     topic_teams: dict[str, str] = Field(default_factory=dict)
 
     def team_for(self, intent: str, cues: Sequence[str] = (),
-                 topics: Sequence[str] | None = None) -> str:
+                 topics: Sequence[str] | None = None,
+                 cue_topics: Sequence[str] | None = None) -> str:
         """The team that handles ``intent``, or the team of a routed cue among ``cues``;
-        given the message's ``topics``, a team whose topic is missing is not chosen."""
-        def fits(team: str) -> bool:
+        given the message's ``topics``, a team whose topic is missing is not chosen.
+        ``cue_topics`` are the topics of the message the cues came from (default ``topics``):
+        a lawyer threatened about a late parcel is no billing matter, even when an earlier
+        message's intent is the one routed by."""
+        def fits(team: str, among: Sequence[str] | None) -> bool:
             needed = self.needs_topic.get(team)
-            return topics is None or needed is None or needed in topics
+            return among is None or needed is None or needed in among
 
+        cue_topics = topics if cue_topics is None else cue_topics
         for cue in cues:
-            if cue in self.cues and fits(self.cues[cue]):
+            if cue in self.cues and fits(self.cues[cue], cue_topics):
                 return self.cues[cue]
         for team, intents in self.teams.items():
             if intent in intents:
-                return team if fits(team) else self.default_team
+                return team if fits(team, topics) else self.default_team
         for topic in topics or ():
             if topic in self.topic_teams:
                 return self.topic_teams[topic]

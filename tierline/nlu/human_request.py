@@ -20,6 +20,17 @@ count after a verb of talking or passing on ("I need to speak to someone about m
 "me podéis pasar con alguien de facturación", "preciso falar com alguém sobre a nota"), the
 request clause that the rest of a long message drowns in an embedding.
 
+A request in one clause of a longer message ("locked out after too many tries, need an actual
+person to unlock it pls", "¿hay alguna persona que me pueda atender? es sobre mi factura") is
+looked for clause by clause too: the story around a request pulls the whole message's
+embedding away from every example. A clause that names someone (:data:`SOMEONE`: "person",
+"qualcuno dello staff", "alguna persona", "um técnico"), not someone else's ("era para otra
+persona", "my mum"), is embedded on its own, and asks when its nearest example is a request
+as close as ``explicit_similarity``.
+Embeddings alone do not tell a clause's request from its denial ("no hace falta que me pases
+con nadie" sits as close to a request as "hay alguna persona que me pueda atender"), hence the
+named someone and the denials below.
+
 A keyword typed with one slip ("humna", "ajente", "atendete"), or two in a long word
 ("oprtaore"), counts in a clause of one or two words.
 """
@@ -44,6 +55,19 @@ TYPO_CLAUSE_WORDS = 2
 _CLAUSE_BREAK = re.compile(r"[.!?¿¡;,:()<>\[\]{}\"/\n]+")
 #: ... or in a longer one whose nearest example is a request at least this close.
 KEYWORD_SIMILARITY = 0.5
+#: A clause is embedded on its own when it has at least this many words ("ok", "tipo 40 pezzi"
+#: say too little to be near anything for a reason).
+CLAUSE_MIN_WORDS = 3
+#: Someone who could help, in en/it/es/pt (folded words), beside the flow's keywords.
+SOMEONE = re.compile(
+    r"\b(?:person|people|someone|somebody|anyone|human|staff|team|technician|specialist|"
+    r"salesperson|sales person|manager|qualcuno|persona|persone|staff|tecnico|responsabile|"
+    r"amministrazione|commerciale|alguien|equipo|responsable|administracion|comercial|"
+    r"pessoa|alguem|equipe|responsavel|gerente)\b")
+#: Someone else's person: "era para otra persona", "my other half will call", "la mia vicina".
+_SOMEONE_ELSE = re.compile(
+    r"\b(?:other|another|altra|altro|otra|otro|outra|outro|stessa|misma|mesma)"
+    r"(?: \w+)? (?:person|persona|pessoa|people|persone)\b")
 
 
 def words_of(text: str) -> list[str]:
@@ -96,7 +120,14 @@ _NOT_ASKING = (r"\b(?:no need|dont need|don t need|do not need|dont want|don t w
                r"(?:non|nn) (?:mi )?serve|non ho bisogno|non voglio|no necesito|no hace falta|no quiero|"
                r"nao precis[ao]|nao quero|sem necessidade|"
                r"spoke|talked|already spoke|ho parlato|ho sentito|abbiamo parlato|hable|hablamos|"
-               r"me atendio|falei|falamos|conversei|me atendeu)(?: \w+){{0,4}}? (?:{keywords})\b")
+               r"me atendio|falei|falamos|conversei|me atendeu|nn ho bisogno|non c e bisogno|"
+               r"nn c e bisogno|n precisa|no hace falta|no me hace falta|nao precisa)"
+               r"(?: \w+){{0,4}}? (?:{keywords}|nadie|nessuno|ninguem|nobody|anyone|alguien|"
+               r"qualcuno|alguem)\b"
+               # ... or one who helped already: "un vostro operatore mi ha aiutato tantissimo"
+               r"|\b(?:{keywords}|persona|pessoa|person)(?: \w+){{0,3}}? (?:helped|"
+               r"(?:mi|me|ci) (?:ha|hanno) (?:aiutat\w*|rispost\w*|risolt\w*)|"
+               r"me (?:ayudo|ayudaron|atendio|ajudou|ajudaram|atendeu))\b")
 
 
 def _typo_of(word: str, keyword: str) -> bool:
@@ -127,6 +158,7 @@ class HumanRequests:
         self._not_asking = re.compile(_NOT_ASKING.format(keywords=alternatives))
         self.min_similarity = min_similarity
         self._requests = len(examples)
+        self._analyzer = analyzer
         self._examples = ExampleIndex(list(examples) + list(counterexamples), analyzer)
         #: Short messages' answers remembered (the same "hi", "3", "ok" come again and again).
         self._worded_cached = functools.lru_cache(maxsize=4096)(self._worded)
@@ -150,7 +182,27 @@ class HumanRequests:
             return True
         if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
             return True
-        return self._worded_cached(text) if len(text) <= 200 else self._worded(text)
+        if self._worded_cached(text) if len(text) <= 200 else self._worded(text):
+            return True
+        return self._clause_asks(text)
+
+    def _clause_asks(self, text: str) -> bool:
+        """A clause that names someone (:data:`SOMEONE`), not someone else's, and neither
+        declines nor tells of one before, whose own embedding's nearest example is a request
+        at least ``min_similarity`` close ("es una persona de total confianza" is 0.71 from
+        one, "hay alguna persona que me pueda atender" 0.96)."""
+        clauses = []
+        for clause in _CLAUSE_BREAK.split(text[:1000]):
+            folded = " ".join(words_of(clause))
+            if (len(folded.split()) >= CLAUSE_MIN_WORDS
+                    and (SOMEONE.search(folded) or names_a_human(clause, self.keywords))
+                    and not _SOMEONE_ELSE.search(folded) and not self._not_asking.search(folded)):
+                clauses.append(clause)
+        for vector in self._analyzer.embed(clauses[:8]) if clauses else ():
+            nearest = self._examples.nearest_to(vector)
+            if nearest and nearest[0] < self._requests and nearest[1] >= self.min_similarity:
+                return True
+        return False
 
     def declines(self, text: str) -> bool:
         """Names a human only to say none is needed, or to tell of one spoken to before

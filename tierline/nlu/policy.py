@@ -213,7 +213,8 @@ class EscalationPolicy:
         With nothing to route by, the topic may name the team (``routing.topic_teams``)."""
         intent = intent_for_routing or analysis.intent
         topics = analysis.topics if intent in (analysis.intent, OUT_OF_SCOPE) else None
-        return self.config.routing.team_for(intent, analysis.cues, topics)
+        return self.config.routing.team_for(intent, analysis.cues, topics,
+                                            cue_topics=analysis.topics)
 
     def failed_replies_rule(self, failed_attempts: int, tier: str) -> Reason | None:
         """The "N failed bot replies" rule, the one place it lives: a reason once ``tier``'s

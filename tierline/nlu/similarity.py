@@ -22,8 +22,14 @@ class ExampleIndex:
     def nearest(self, analysis: AnalysisResult) -> tuple[int, float] | None:
         """The index of the closest example and its cosine similarity (None without examples
         or without an embedding, e.g. for an empty message)."""
-        if analysis.embedding is None or not len(self._vectors):
+        if analysis.embedding is None:
             return None
-        sims = self._vectors @ analysis.embedding
+        return self.nearest_to(analysis.embedding)
+
+    def nearest_to(self, vector: np.ndarray) -> tuple[int, float] | None:
+        """The closest example to an L2-normalised ``vector`` and its cosine similarity."""
+        if not len(self._vectors):
+            return None
+        sims = self._vectors @ vector
         best = int(sims.argmax())
         return best, float(sims[best])
