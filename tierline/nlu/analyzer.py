@@ -95,6 +95,12 @@ class AnalysisResult:
     #: L2-normalised sentence embedding from the same encoder pass (for FAQ similarity).
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def nothing_to_settle(self) -> bool:
+        """Asked only to know, or settled already: a sensitive topic the shop has nothing to
+        do about ("chiedo solo per sapere", "ya me llegó el reembolso")."""
+        return self.hypothetical or self.settled
+
     def to_dict(self) -> dict:
         """Plain-JSON form (what the CLI prints and the API returns); no embedding."""
         out = asdict(self)

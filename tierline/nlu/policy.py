@@ -185,14 +185,14 @@ class EscalationPolicy:
             rules.append(Reason("problem_report", {"tier": context.tier}))
         if (analysis.intent in self.config.always_escalate_intents
                 and analysis.intent_confidence >= self.config.always_min_confidence
-                and not (analysis.hypothetical or analysis.settled)):
+                and not analysis.nothing_to_settle):
             rules.append(Reason("sensitive_topic", {"intent": analysis.intent}))
         threshold = self.config.threshold_for(context.tier)
         # "se annullo prima che parta mi ridate tutto? chiedo solo per sapere": a refund or a
         # cancellation asked about only to know is the bot's (the FAQ), not a score's handoff;
         # nor is "ya me llegó el reembolso, gracias!!", settled already.
         escalate = bool(rules) or (p >= threshold
-                                   and not (analysis.hypothetical or analysis.settled))
+                                   and not analysis.nothing_to_settle)
         reasons = rules + [r for r in self.explain(features, analysis, context) if r not in rules]
         if escalate and not reasons:
             # No single feature explains it: say so, with the strongest contributions, rather
