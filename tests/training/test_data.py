@@ -82,7 +82,7 @@ def test_handwritten_it_es_pt_rows_never_include_their_test_set():
     from tierline.training.data import WHATSAPP_INTENTS, handwritten_intent_rows
 
     rows = handwritten_intent_rows()
-    assert len(rows) == 465 + 1116
+    assert len(rows) == 465 + 1116 + 360
     per = Counter((r["language"], r["label"]) for r in handwritten_intent_rows((WHATSAPP_INTENTS,)))
     assert len(per) == 3 * 31 and set(per.values()) == {12}
     test_file = WHATSAPP_INTENTS.parents[1] / "handchecked" / "intents_it_es_pt_test.csv"

@@ -33,6 +33,10 @@ HANDWRITTEN_INTENTS = RAW_DIR.parent / "handwritten" / "intents_it_es_pt.csv"
 #: 1,116 more it/es/pt intent rows as customers type on WhatsApp (12 per intent and language);
 #: their test set is ``data/handchecked/intents_it_es_pt_test.csv`` (never trained on).
 WHATSAPP_INTENTS = RAW_DIR.parent / "handwritten" / "intents_it_es_pt_whatsapp.csv"
+#: 360 it/es/pt questions a shop's bot cannot answer (fit, fabric, stock, opinions), labelled
+#: ``out_of_scope``: without them the multilingual model reads such a question as a supported
+#: intent and the bot never counts a failed reply.
+OUT_OF_SCOPE_INTENTS = RAW_DIR.parent / "handwritten" / "intents_it_es_pt_out_of_scope.csv"
 SPLITS = ("train", "validation", "test")
 SPLIT_SHARES = (0.70, 0.15, 0.15)
 NEAR_DUPLICATE_COSINE = 0.8
@@ -379,15 +383,15 @@ def fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def handwritten_intent_rows(paths: tuple[Path, ...] = (HANDWRITTEN_INTENTS, WHATSAPP_INTENTS)
-                            ) -> list[dict]:
+def handwritten_intent_rows(paths: tuple[Path, ...] = (HANDWRITTEN_INTENTS, WHATSAPP_INTENTS,
+                                                      OUT_OF_SCOPE_INTENTS)) -> list[dict]:
     """The hand-written it/es/pt intent examples as ``{"text", "label", "language"}`` rows.
 
     There is no Italian/Spanish/Portuguese intent corpus among the project's sources, so the
     multilingual model gets hand-written examples on top of the English data: five per intent
-    and language (465 rows, in the shipped bundle) and twelve more as customers type on
-    WhatsApp (1,116 rows, for the next training). They are training rows only (evaluation uses
-    the separate hand-checked sets).
+    and language (465 rows), twelve more as customers type on WhatsApp (1,116 rows) and 120
+    out-of-scope questions per language (360 rows). They are training rows only (evaluation
+    uses the separate hand-checked sets).
     """
     rows = []
     for path in paths:

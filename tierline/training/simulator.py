@@ -24,6 +24,8 @@ from tierline.nlu.directory import CsvOrderLookup
 from tierline.nlu.engine import TurnEngine
 from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.training.data import (
+    HANDWRITTEN_INTENTS,
+    WHATSAPP_INTENTS,
     XLMT_LANGUAGES,
     frustration_rows,
     handwritten_intent_rows,
@@ -136,7 +138,9 @@ class LanguagePools(UtterancePools):
                              f"languages: {sorted(EXPLICIT_BY_LANGUAGE)}")
         self.language = language
         self.by_intent = defaultdict(list)
-        rows = [r for r in handwritten_intent_rows() if r["language"] == language]
+        # The simulated conversations keep the intent rows they were first drawn from.
+        rows = [r for r in handwritten_intent_rows((HANDWRITTEN_INTENTS, WHATSAPP_INTENTS))
+                if r["language"] == language]
         chosen = [r for r in rows if _pool_split(r["text"], 0.75) == split]
         here = {r["label"] for r in chosen}
         # An intent the hash left without rows in this split keeps all of its rows.
