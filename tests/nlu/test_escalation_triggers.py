@@ -608,3 +608,25 @@ def test_a_field_missing_from_an_invoice_is_an_invoice_error_for_billing(engine,
 def test_tracking_that_does_not_move_is_a_vips_problem_report(engine, language, text):
     [result] = play(engine, [text], tier="vip", language=language)
     assert result.analysis.problem and result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can i return something i bought in the sale?"),
+    ("it", "come funzionano i resi? ho visto un cappotto ma nn so se mi sta 😅"),
+    ("es", "se puede devolver algo comprado en rebajas??"),
+    ("pt", "dá pra trocar uma peça se não servir?"),
+])
+def test_how_returns_work_is_the_faqs_question_not_a_refund_case(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can i return something? the jumper from ND-123456 arrived ripped"),
+    ("it", "posso restituire qualcosa? il maglione è arrivato rotto"),
+    ("es", "se puede devolver algo? el jersey llegó roto"),
+    ("pt", "dá pra trocar uma peça? a camisola chegou rasgada"),
+])
+def test_a_return_question_about_a_damaged_item_is_a_case(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.analysis.hypothetical and result.analysis.problem

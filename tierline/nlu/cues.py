@@ -123,6 +123,8 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     graffiata crepa golpeada golpeado golpeadas danado danada rota rotas rotos grieta rajado
     danificado danificada amassada quebrada rachado rachada rachadura trincado
     risquinho riscadinho arranhadinho graffietto graffiettino rayita rayoncito
+    ripped strappata strappati bucato bucata rasgado rasgada rasgados rasgadas furado furada
+    descosido descosida descosturado descosturada
     """.split())
 #: "Sorry, wrong chat": a message meant for someone else, not a problem with the shop
 #: (folded text).
@@ -335,6 +337,22 @@ HYPOTHETICAL = re.compile(
     r"so pergunto|pergunta so|just curious|only curious|(?:e )?so curiosidade|curiosidade (?:msm|"
     r"mesmo)|solo curiosidad|curiosidad nada mas|solo curiosita|pura curiosita|"
     r"if i (?:wanted|were|was) to|se (?:io )?volessi|si (?:yo )?quisiera|se (?:eu )?quisesse)\b")
+#: How returns or refunds work in general, the FAQ's question rather than a case: "can I return
+#: something I bought in the sale?", "come funzionano i resi?", "¿se puede devolver algo?",
+#: "como funciona a troca?" (only without a problem or an order number: see :func:`extract_cues`).
+POLICY_QUESTION = re.compile(
+    r"\b(?:how (?:do|does) (?:returns?|refunds?|exchanges?) work|"
+    r"(?:what s|whats|what is) (?:your|the) (?:returns?|refund|exchange) policy|"
+    r"(?:can|could) (?:i|you|we) (?:return|exchange|send back) (?:something|an item|items|things|"
+    r"stuff|sale items|clothes)|do you (?:accept|take|do) (?:returns|exchanges)|"
+    r"come funziona(?:no)? (?:il reso|i resi|il rimborso|i rimborsi|il cambio)|"
+    r"(?:si puo|si possono|posso) (?:fare (?:il |un )?reso|restituire (?:qualcosa|un articolo|"
+    r"gli articoli|la merce))|(?:politica|policy) (?:di reso|dei resi|de devoluci\w+|de devolu\w+|"
+    r"de troca\w*)|como funciona(?:n)? (?:las? devoluci\w+|los reembolsos|el reembolso|los cambios|"
+    r"a devolu\w+|as devolu\w+|a troca|as trocas|o reembolso)|"
+    r"se (?:puede|pueden) (?:devolver|cambiar) (?:algo|un articulo|los articulos|la ropa|cosas)|"
+    r"(?:puedo|podria) devolver (?:algo|un articulo|cosas)|(?:posso|da pra|da para) "
+    r"(?:devolver|trocar) (?:algo|um item|uma peca|pecas|produtos|coisas))\b")
 #: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
 BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
 INSULTS: frozenset[str] = frozenset(
@@ -362,6 +380,7 @@ LAUGHING_EMOJI = frozenset("😂🤣😆😹")
 _CURRENCY = re.compile(r"[€$£]|\bR\$")
 _WORD_OR_NUMBER = re.compile(r"[^\W_]+")
 _EXCLAMATION_RUN = re.compile(r"[!¡]{2,}")
+_ORDER_DIGITS = re.compile(r"\d{4,}")
 _QUESTION_RUN = re.compile(r"[?¿!]*\?[?¿!]*")
 
 #: Only the first this many characters are scanned: cues saturate long before, and a 50k-char
@@ -486,7 +505,9 @@ def extract_cues(text: str) -> Cues:
         fired.remove("missing_item")
     if sarcastic:
         fired.append("sarcasm")
-    hypothetical = bool(HYPOTHETICAL.search(plain_text))
+    # A general question about returns with no problem or order in it is the FAQ's to answer.
+    hypothetical = bool(HYPOTHETICAL.search(plain_text)) or bool(
+        POLICY_QUESTION.search(plain_text) and not problem and not _ORDER_DIGITS.search(text))
     settled = bool(SETTLED.search(plain_text))
     if not (hypothetical or settled) and MONEY_BACK.search(plain_text):
         fired.append("money_back")
