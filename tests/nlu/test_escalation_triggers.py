@@ -191,6 +191,10 @@ def test_a_vips_routine_question_is_answered_by_the_bot(engine, language, text):
     ("it", "salve, mi può richiamare un suo collega? preferisco spiegare a voce"),
     ("es", "¿me puede llamar alguien por teléfono? es más fácil explicarlo"),
     ("pt", "olá, alguém da vossa equipa pode ligar-me?"),
+    ("en", "could u call me? long story 😅"),
+    ("it", "mi potete chiamare? è complicato da scrivere"),
+    ("es", "¿me podéis llamar? prefiero hablarlo por teléfono"),
+    ("pt", "vcs podem me ligar? é mais fácil explicar"),
 ])
 def test_asking_to_be_called_back_is_a_request_for_a_human(engine, language, text):
     [result] = play(engine, [text], language=language)

@@ -93,6 +93,15 @@ TALK_TO_SOMEONE = re.compile(
     r"contact me|reach out|ricontattarmi|contattarmi|contactarme|contactame|me contacte|"
     r"entrar em contato comigo|me contatar|atender(?:me)?|atienda|atiende|me atenda)\b"
     r"|\b(?:atender(?:me)?|atienda|me atenda)\s+(?:\w+\s+){0,2}?(?:alguien|alguem)\b"
+    # ... or to be called by the shop: "can you call me?", "mi potete chiamare?", "¿me podéis
+    # llamar?", "vcs podem me ligar?" (a bot cannot phone anyone)
+    r"|\b(?:(?:can|could|would) (?:you|u|one of you) (?:please |pls )?(?:call|ring|phone) me|"
+    r"(?:mi|me) (?:potete|puoi|puo|potreste|potrebbe) (?:chiamare|richiamare|telefonare)|"
+    r"(?<!non )(?<!nn )(?:chiamatemi|richiamatemi)|"
+    r"me (?:podeis|puedes|puede|pueden|podrian|podriais|podria) (?:llamar|telefonear)|"
+    r"(?:podeis|puedes|puede|pueden|podrian|podriais|podria) llamarme|(?<!no )(?:llamadme|llamame)|"
+    r"(?:pode|podem|poderiam|podia|podiam|da pra|da para) (?:me (?:ligar|telefonar)|ligar me)|"
+    r"(?<!nao )(?<!n )(?:me liguem|me ligue))\b"
     # ... or a real one: "is there anyone real", "with a real person", "un humano de verdad"
     r"|\b(?:anyone|someone|somebody|alguien|alguem|qualcuno) (?:real|de verdad|de verdade|vero)\b"
     r"|\b(?:with|to|con|com|a) (?:a |an |una |uma |un )?(?:real|actual) (?:person|human)\b"
