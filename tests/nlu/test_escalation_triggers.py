@@ -634,3 +634,28 @@ def test_how_returns_work_is_the_faqs_question_not_a_refund_case(engine, languag
 def test_a_return_question_about_a_damaged_item_is_a_case(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert not result.analysis.hypothetical and result.analysis.problem
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "who would i speak to about a bulk order for our office?"),
+    ("it", "ciao! con chi posso parlare per un ordine grosso x il negozio?"),
+    ("es", "¿con quién puedo hablar de un pedido grande para mi tienda?"),
+    ("pt", "com quem eu falo sobre um pedido grande pra minha loja?"),
+    ("it", "ah senti, posso sentire qualcuno per un ordine da 40 pezzi?"),
+    ("it", "c'è qualcuno dell'amministrazione che mi può seguire per la fattura?"),
+    ("en", "honestly i think this needs a human 😅"),
+])
+def test_asking_who_to_talk_to_or_for_someone_who_can_help_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I don't need a human, the bot is fine"),
+    ("it", "ho sentito qualcuno ieri, tutto ok grazie"),
+    ("es", "ya hablé con alguien ayer y todo bien"),
+    ("pt", "já falei com alguém ontem, tá tudo certo"),
+])
+def test_someone_already_heard_from_is_not_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.handoff, result.decision.reasons

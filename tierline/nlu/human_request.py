@@ -93,6 +93,21 @@ TALK_TO_SOMEONE = re.compile(
     r"contact me|reach out|ricontattarmi|contattarmi|contactarme|contactame|me contacte|"
     r"entrar em contato comigo|me contatar|atender(?:me)?|atienda|atiende|me atenda)\b"
     r"|\b(?:atender(?:me)?|atienda|me atenda)\s+(?:\w+\s+){0,2}?(?:alguien|alguem)\b"
+    # ... or who to talk to: "who can I speak to about a bulk order?", "con chi posso parlare?",
+    # "¿con quién hablo?", "com quem eu falo?"
+    r"|\bwho (?:can|could|would|should|do) i (?:speak|talk|write) to\b"
+    r"|\bcon chi (?:posso|devo|potrei|dovrei) (?:parlare|sentire)\b"
+    r"|\bcon quien (?:puedo hablar|debo hablar|podria hablar|hablo)\b"
+    r"|\bcom quem (?:eu )?(?:posso falar|devo falar|poderia falar|falo)\b"
+    # ... "posso sentire qualcuno?" (Italian: to hear = to speak with)
+    r"|\b(?:posso|vorrei|potrei|fammi|fatemi|volevo) sentire (?:qualcuno|una persona|un operatore)\b"
+    # ... or someone who can help: "c'è qualcuno dell'amministrazione che mi può seguire?"
+    r"|\b(?:is there|there s|c e|ce|hay|tem|existe) (?:someone|anyone|somebody|qualcuno|alguien|"
+    r"alguem)(?:\s+\w+){0,4}? (?:who|that|che|que) (?:can|could|mi puo|puo|possa|mi possa|"
+    r"potrebbe|me pueda|pueda|puede|possa|pode|possa me|pode me) (?:help|aiutar\w*|seguir\w*|"
+    r"ayudar\w*|ajudar|atender)\b"
+    # ... or it needs one: "this needs a human honestly"
+    r"|\b(?:needs|need|requires) (?:a |an )?(?:human|real person|actual person|person to look)\b"
     # ... or to be called by the shop: "can you call me?", "mi potete chiamare?", "¿me podéis
     # llamar?", "vcs podem me ligar?" (a bot cannot phone anyone)
     r"|\b(?:(?:can|could|would) (?:you|u|one of you) (?:please |pls )?(?:call|ring|phone) me|"
