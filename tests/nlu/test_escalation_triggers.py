@@ -659,3 +659,18 @@ def test_asking_who_to_talk_to_or_for_someone_who_can_help_is_a_request(engine, 
 def test_someone_already_heard_from_is_not_a_request(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,opening,question", [
+    ("en", "hello? anyone there?", "ok cool, how long does shipping take?"),
+    ("it", "c'è qualcuno?", "ok, quanto ci mette la spedizione?"),
+    ("es", "hola, hay alguien?", "ah ok eres un bot, cuánto tarda el envío?"),
+    ("pt", "oi tem alguém aí?", "ah é robô, de boa. aceitam pix?"),
+])
+def test_anyone_there_opening_a_chat_gets_the_menu_not_an_agent(engine, language, opening,
+                                                                 question):
+    first, second = play(engine, [opening, question], language=language)
+    assert not first.handoff and not first.bot_failed
+    assert first.replies[0].text.startswith(engine.flow.text("welcome", language)[:20])
+    assert not second.handoff, second.decision.reasons
+

@@ -85,6 +85,28 @@ _SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|
                       r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
 
 
+_GREET = (r"(?:hello|hi|hey|hiya|hola|holi|ola|oi|oie|ciao|salve|buongiorno|buonasera|buenas|"
+          r"buenos dias|buenas tardes|bom dia|boa tarde|boa noite|good morning|please|pls|scusate)")
+#: "anyone there?", "c'è qualcuno?", "¿hay alguien?", "tem alguém aí?" and nothing else
+#: (folded words): checking that someone answers.
+PRESENCE_CHECK = re.compile(
+    rf"^(?:{_GREET} )*(?:(?:is )?(?:there )?(?:anyone|anybody|someone|somebody)"
+    r"(?: (?:there|here|around|online|home))?|"
+    r"(?:c e |ce |c )?qualcuno(?: (?:li|la|online|in linea|c e))?|ci (?:siete|sei)|"
+    r"(?:hay |esta )?alguien(?: (?:ahi|por ahi|ahi del otro lado|en linea))?|"
+    r"(?:estan|estais|estas) ahi|"
+    r"(?:tem |ta |esta |ha )?alguem(?: (?:ai|ae|online|por ai))?|(?:vcs|voces|vc|voce) (?:estao|tao|ta|esta) ai)"
+    rf"(?: {_GREET})?$")
+
+
+def presence_check(text: str) -> bool:
+    """Only asks whether anyone is there ("hay alguien?", "ci siete?"). As a conversation's
+    first message it is answered with the menu, whose last option is a person: most who open
+    so go on with the bot (the engine reads a later one like any other message)."""
+    folded = "".join(ch if ch.isalnum() else " " for ch in fold(text)).split()
+    return len(folded) <= 8 and bool(PRESENCE_CHECK.match(" ".join(folded)))
+
+
 def _small_talk_word(word: str) -> bool:
     return any(word in kind for kind in SMALL_TALK_WORDS.values())
 
@@ -306,6 +328,9 @@ class MenuBot:
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
+        if presence_check(text):
+            state.step = "menu"
+            return BotResponse([self.menu(state)], failed=False)
         if unreadable(text):
             state.step = "menu"
             return BotResponse([self.menu(state, "fallback")], failed=True)

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
 from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES, MULTILINGUAL_POLICY_DIR
-from tierline.nlu.bot import MENU_AGENT, ConversationState, MenuBot, Reply, menu_choice, small_talk_of
+from tierline.nlu.bot import (
+    MENU_AGENT,
+    ConversationState,
+    MenuBot,
+    Reply,
+    menu_choice,
+    presence_check,
+    small_talk_of,
+)
 from tierline.nlu.directory import (
     CsvCustomerDirectory,
     CsvOrderLookup,
@@ -313,7 +321,10 @@ class TurnEngine:
                 state.remember("bot", replies[0].text, now.isoformat())
             return TurnResult(replies, decision, analysis, state, model_stack=stack.name)
 
-        explicit = self.is_explicit(text, analysis, button_id, stack)
+        # "hay alguien?" opening a conversation is answered with the menu (its last option is
+        # a person); later it is read like any other message.
+        opening_check = state.turns == 0 and presence_check(text)
+        explicit = not opening_check and self.is_explicit(text, analysis, button_id, stack)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
                                       intent_for_routing=self._routing_intent(state, analysis))
         if not explicit and small_talk_of(text) is not None:
@@ -321,7 +332,7 @@ class TurnEngine:
             # never hands a conversation to a human by itself, whatever the intent model
             # guessed for it ("perdón, me equivoqué de chat" read as delete_account).
             decision.escalate, decision.reason_codes = False, []
-        elif not decision.by_rule and (stack.bot.gives_order_number(text)
+        elif not decision.by_rule and (opening_check or stack.bot.gives_order_number(text)
                                        or stack.requests.declines(text)):
             # "scusa ho sbagliato, è ND-369246", "foi mal, é ND-400922": an answer with an order
             # number is the bot's to look up (the intent model read both as payment_issue); "ieri

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from tierline.nlu.analyzer import BundleAnalyzer
 from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_POLICY_DIR, load_bundle_config
 from tierline.nlu.engine import TurnEngine, TurnResult
+from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.language import guess_language, lingua_scores, stopword_guess
 from tierline.training.data import (
     HANDCHECKED_SETS,
@@ -27,6 +28,8 @@ from tierline.training.data import (
     load_frustration_data,
     load_intent_data,
     read_handchecked,
+    OUT_OF_SCOPE_TEST_FILE,
+    read_intents_test,
     sample_messages,
     xlmt_validation,
 )
@@ -76,8 +79,33 @@ def bundle_figures(model_dir: Path, split: str, latency_messages: list[str]) -> 
         "english_frustration_f1": round(frus["f1_at_threshold"], 4),
         "xlmt_val_frustration_roc_auc": by_language,
         "handchecked_it_es_pt_intent_accuracy": handchecked,
+        "it_es_pt_intents_test": intents_test_figures(analyzer),
         "latency_batch1_1thread_ms": {k: round(v, 2) for k, v in latency.items()},
     }
+
+
+def intents_test_figures(analyzer: BundleAnalyzer) -> dict:
+    """Intent accuracy per language on the it/es/pt intent test set (``read_intents_test``), and
+    out-of-scope recall on its out-of-scope rows with the out-of-scope test set's: a shop's
+    question the model calls a supported intent is answered by the FAQ instead of counting as
+    a failed bot reply."""
+    rows = read_intents_test()
+    results = analyzer.analyze([r["text"] for r in rows])
+    right, oos, in_scope_called_oos = defaultdict(list), defaultdict(list), defaultdict(list)
+    for row, result in zip(rows, results):
+        lang = row["language"]
+        right[lang].append(result.intent == row["label"])
+        if row["label"] != OUT_OF_SCOPE:
+            in_scope_called_oos[lang].append(result.intent == OUT_OF_SCOPE)
+    out_of_scope = read_intents_test() + read_intents_test(OUT_OF_SCOPE_TEST_FILE)
+    out_of_scope = [r for r in out_of_scope if r["label"] == OUT_OF_SCOPE]
+    for row, result in zip(out_of_scope, analyzer.analyze([r["text"] for r in out_of_scope])):
+        oos[row["language"]].append(result.intent == OUT_OF_SCOPE)
+    return {lang: {"accuracy": round(float(np.mean(right[lang])), 4), "rows": len(right[lang]),
+                   "out_of_scope_recall": f"{sum(oos[lang])}/{len(oos[lang])}",
+                   "in_scope_called_out_of_scope": f"{sum(in_scope_called_oos[lang])}/"
+                                                   f"{len(in_scope_called_oos[lang])}"}
+            for lang in sorted(right)}
 
 
 def first_turn(engine: TurnEngine, text: str) -> TurnResult:
@@ -101,6 +129,16 @@ def engine_figures(engine: TurnEngine) -> dict:
     return {name: {k: f"{right}/{asked}" for k, (right, asked) in
                    engine_scores(engine, read_handchecked(path)).items()}
             for name, path in HANDCHECKED_SETS.items()}
+
+
+def failed_reply_figures(engine: TurnEngine) -> dict[str, str]:
+    """Per language, how many of the out-of-scope test messages the bot counts as a failed
+    reply when one opens a conversation (the "N failed replies" trigger needs them counted)."""
+    rows = read_intents_test(OUT_OF_SCOPE_TEST_FILE)
+    failed = defaultdict(list)
+    for row in rows:
+        failed[row["language"]].append(first_turn(engine, row["text"]).bot_failed)
+    return {lang: f"{sum(v)}/{len(v)}" for lang, v in sorted(failed.items())}
 
 
 def language_detection_figures(allowed: list[str]) -> dict:
@@ -138,6 +176,7 @@ def compare_bundles(model_dirs: dict[str, Path], split: str = "test", latency_n:
                 nlu_dir=MULTILINGUAL_BUNDLE_DIR, policy_dir=MULTILINGUAL_POLICY_DIR)),
             "shipped (en -> english, it/es/pt -> multilingual)": engine_figures(TurnEngine.shipped()),
         },
+        "shipped_engine_out_of_scope_test_failed_replies": failed_reply_figures(TurnEngine.shipped()),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "nlu_compare.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -414,6 +414,21 @@ HOLDOUT_FILE = HANDCHECKED_FILE.with_name("support_it_es_pt_holdout.csv")
 HANDCHECKED_SETS = {"first": HANDCHECKED_FILE, "holdout": HOLDOUT_FILE}
 
 
+#: The test set of the WhatsApp-style it/es/pt intent rows (``language, text, label``), written
+#: before any model was trained on them; never trained or tuned on.
+INTENTS_TEST_FILE = DATA_DIR / "handchecked" / "intents_it_es_pt_test.csv"
+#: 109 it/es/pt questions the shop's bot cannot answer (fit, fabric, other shops' gift cards,
+#: the weather), written after the out-of-scope training rows without reading them; rows within
+#: 0.8 character similarity of a training row were dropped. Never trained or tuned on.
+OUT_OF_SCOPE_TEST_FILE = DATA_DIR / "handchecked" / "out_of_scope_it_es_pt_test.csv"
+
+
+def read_intents_test(path: Path = INTENTS_TEST_FILE) -> list[dict[str, str]]:
+    """Rows of ``language, text, label`` of an it/es/pt intent test set."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def read_handchecked(path: Path = HANDCHECKED_FILE) -> list[dict[str, str]]:
     """Rows of ``language, text, intent, escalate`` (intent/escalate may be blank)."""
     with open(path, encoding="utf-8", newline="") as fh:
