@@ -674,3 +674,26 @@ def test_anyone_there_opening_a_chat_gets_the_menu_not_an_agent(engine, language
     assert first.replies[0].text.startswith(engine.flow.text("welcome", language)[:20])
     assert not second.handoff, second.decision.reasons
 
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the site won't let me edit it, can someone from your team fix the address?"),
+    ("it", "è possibile che qualcuno dello staff lo cambi a mano? dal sito nn me lo fa fare"),
+    ("es", "la web no me deja, ¿alguien de ustedes puede cambiarlo a mano?"),
+    ("pt", "o site não deixa, alguém da equipe pode trocar isso pra mim?"),
+])
+def test_someone_asked_to_do_what_the_bot_cannot_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can someone else pick it up for me? i'm away friday"),
+    ("it", "qualcuno può ritirare il pacco al posto mio? tipo mia sorella"),
+    ("es", "¿alguien más puede recoger el paquete? mi hermana por ejemplo"),
+    ("pt", "outra pessoa pode buscar a encomenda? tipo minha irmã"),
+])
+def test_someone_else_collecting_a_parcel_is_not_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "customer asked for a human agent" not in (
+        result.handoff.reasons if result.handoff else []), result.decision.reasons

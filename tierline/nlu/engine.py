@@ -266,7 +266,8 @@ class TurnEngine:
             return True
         return stack.requests.asks(text, analysis) or (
             analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7
-            and stack.requests.nearest(analysis)[0] and not stack.requests.declines(text))
+            and stack.requests.nearest(analysis)[0] and not stack.requests.declines(text)
+            and not stack.requests.names_someone_else(text))
 
     def analyze_turns(self, states: Sequence[ConversationState], texts: Sequence[str]
                       ) -> list[AnalysisResult]:

@@ -66,8 +66,9 @@ SOMEONE = re.compile(
     r"pessoa|alguem|equipe|responsavel|gerente)\b")
 #: Someone else's person: "era para otra persona", "my other half will call", "la mia vicina".
 _SOMEONE_ELSE = re.compile(
-    r"\b(?:other|another|altra|altro|otra|otro|outra|outro|stessa|misma|mesma)"
-    r"(?: \w+)? (?:person|persona|pessoa|people|persone)\b")
+    r"\b(?:(?:other|another|altra|altro|otra|otro|outra|outro|stessa|misma|mesma)"
+    r"(?: \w+)? (?:person|persona|pessoa|people|persone)|(?:someone|somebody|anyone) else|"
+    r"qualcun altro|qualcun altra|alguien mas|alguem mais)\b")
 
 
 def words_of(text: str) -> list[str]:
@@ -106,6 +107,17 @@ TALK_TO_SOMEONE = re.compile(
     r"alguem)(?:\s+\w+){0,4}? (?:who|that|che|que) (?:can|could|mi puo|puo|possa|mi possa|"
     r"potrebbe|me pueda|pueda|puede|possa|pode|possa me|pode me) (?:help|aiutar\w*|seguir\w*|"
     r"ayudar\w*|ajudar|atender)\b"
+    # ... or someone to do what the bot cannot: "can someone from your team fix the address?",
+    # "è possibile che qualcuno dello staff lo cambi a mano?", "¿alguien puede revisarlo?"
+    r"|\b(?:can|could) (?:someone|somebody|anyone)(?! else)(?:\s+\w+){0,3}? (?:change|fix|check|"
+    r"look|sort|update|correct|edit|help)\b"
+    r"|\b(?:qualcuno|alguien|alguem)(?! altro| mas| mais| otra| outra)(?:\s+\w+){0,3}? "
+    r"(?:(?:mi |me |lo |la |o |a )?(?:puo|potrebbe|puede|podria|pode|poderia) (?:me |lo |la |o |a )?"
+    r"(?:cambiar\w*|sistemar\w*|controllar\w*|guardar\w*|modificar\w*|corregger\w*|aiutar\w*|"
+    r"revisar\w*|mirar\w*|ayudar\w*|arreglar\w*|corregir\w*|verificar\w*|trocar|mudar|ver|"
+    r"olhar|ajudar|resolver|corrigir|alterar)|(?:mi |me |lo |la |o |a )?(?:cambi|sistemi|"
+    r"controlli|guardi|modifichi|corregga|aiuti|cambie|revise|mire|ayude|arregle|corrija|"
+    r"modifique|troque|mude|verifique|veja|ajude|altere|resolva))\b"
     # ... or it needs one: "this needs a human honestly"
     r"|\b(?:needs|need|requires) (?:a |an )?(?:human|real person|actual person|person to look)\b"
     # ... or to be called by the shop: "can you call me?", "mi potete chiamare?", "¿me podéis
@@ -202,10 +214,13 @@ class HumanRequests:
         if self.declines(text):
             return False
         is_request, similarity = self.nearest(analysis)
-        if is_request and similarity >= self.min_similarity:
-            return True
-        if is_request and similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
-            return True
+        # "outra pessoa pode buscar a encomenda?" reads close to a request; the person named
+        # is someone else, so only words that ask (below) can make it one.
+        if is_request and not self.names_someone_else(text):
+            if similarity >= self.min_similarity:
+                return True
+            if similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
+                return True
         if self._worded_cached(text) if len(text) <= 200 else self._worded(text):
             return True
         return self._clause_asks(text)
@@ -227,6 +242,11 @@ class HumanRequests:
             if nearest and nearest[0] < self._requests and nearest[1] >= self.min_similarity:
                 return True
         return False
+
+    @staticmethod
+    def names_someone_else(text: str) -> bool:
+        """Names another person than the customer ("someone else", "outra pessoa")."""
+        return bool(_SOMEONE_ELSE.search(" ".join(words_of(text))))
 
     def declines(self, text: str) -> bool:
         """Names a human only to say none is needed, or to tell of one spoken to before
