@@ -697,3 +697,39 @@ def test_someone_else_collecting_a_parcel_is_not_a_request(engine, language, tex
     [result] = play(engine, [text], language=language)
     assert "customer asked for a human agent" not in (
         result.handoff.reasons if result.handoff else []), result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "my bank statement says 89 but the order was 69, there's a mistake"),
+    ("it", "nell'estratto conto vedo 89€ ma l'ordine era di 69, c'è un errore"),
+    ("es", "la factura de noviembre tiene mal el CIF de la empresa"),
+    ("pt", "a fatura de outubro saiu com o endereço antigo da empresa"),
+])
+def test_wrong_details_or_amount_on_an_invoice_or_statement_go_to_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "sent it back 2 weeks ago, still nothing back on my card"),
+    ("it", "ho fatto il reso 20 giorni fa e il rimborso nn è ancora arrivato"),
+    ("es", "devolví el pedido hace 3 semanas y nada del reembolso"),
+    ("pt", "mandei a devolução faz 20 dias e até agora nada do reembolso"),
+])
+def test_a_refund_that_has_not_come_is_money_asked_back(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "money_back" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "my mum will be home to receive it, does she need ID?"),
+    ("it", "lo ritira mia suocera, serve un documento?"),
+    ("es", "lo recibe mi suegra, ¿necesita documento?"),
+    ("pt", "quem vai receber é minha sogra, precisa de documento?"),
+])
+def test_a_relative_receiving_the_parcel_is_not_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "customer asked for a human agent" not in (
+        result.handoff.reasons if result.handoff else []), result.decision.reasons

@@ -258,7 +258,14 @@ INVOICE_ERROR = re.compile(
     r"incorrect|mistake|error|correct|fix|reissue|sbagliat[oa]|errat[oa]|errore|intestata male|"
     r"corregg\w*|rifare|equivocad[oa]|incorrect[oa]|erro(?:r|neo|nea)|corrij\w*|correg\w*|"
     r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer|"
-    r"missing|manca|mancano|falta|faltan?|faltando)\b|"
+    r"missing|manca|mancano|falta|faltan?|faltando|tiene mal|tem mal|mal el|mal la|"
+    r"old address|indirizzo vecchio|direccion antigua|endereco antigo|morada antiga|"
+    r"maior|mayor|higher|piu alto|piu alta)\b|"
+    # ... or a statement that does not match the order: "nell'estratto conto vedo 89€ ma
+    # l'ordine era di 69, c'è un errore"
+    r"\b(?:estratto conto|bank statement|statement|extracto|estado de cuenta|extrato)\b.*"
+    r"\b(?:wrong|mistake|error|errore|sbagliat[oa]|errat[oa]|equivocad[oa]|erro|errad[oa]|"
+    r"more|piu|mas|mais)\b|"
     r"\b(?:wrong|incorrect)\b(?: \w+){0,3} (?:on (?:the|my) )?(?:invoice|receipt)\b")
 #: A delivery that is wrong or overdue without a problem word: "the 38 instead of the 39",
 #: "lleva una semana sin moverse", "já devia ter chegado" (folded text): a problem report.
@@ -312,7 +319,14 @@ MONEY_BACK = re.compile(
     r"(?:a |my |the )?refund|(?:vorrei|voglio|preferirei) (?:il |un )?rimborso|"
     r"(?:preferirei|vorrei|voglio) riavere (?:i )?soldi|(?:quiero|quisiera|prefiero) "
     r"(?:un |el |que me hagan el )?reembolso|(?:quero|queria|gostaria de|prefiro) (?:o |um )?"
-    r"reembolso)\b")
+    r"reembolso|"
+    # ... or money owed back that has not come: "até agora nada do reembolso", "still nothing
+    # back on my card", "il rimborso non è ancora arrivato"
+    r"(?:nada|niente|nulla|nothing|nenhum|ningun)(?: \w+){0,2}? (?:do |del |de |of the |of my |"
+    r"del mio |dal )?(?:reembolso|rimborso|refund|estorno)|nothing back on my (?:card|account)|"
+    r"(?:refund|rimborso|reembolso|estorno)(?: \w+){0,3}? (?:not|non|nn|no|nao|never|hasn t|hasnt|"
+    r"has not|still not|ancora non|todavia no|ainda nao)(?: \w+){0,2}? (?:arrived|arrivato|"
+    r"llegado|llego|chegou|caiu|come|came|received|ricevuto|recibido|recebido|visto|vi))\b")
 #: Settled already: the money came back, the customer sorted it out ("o estorno caiu hoje,
 #: valeu", "ya me llegó el reembolso", "cmq ho risolto da sola") (folded text).
 SETTLED = re.compile(

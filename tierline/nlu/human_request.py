@@ -43,6 +43,7 @@ import re
 from rapidfuzz.distance import OSA
 
 from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
+from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.similarity import ExampleIndex
 from tierline.nlu.text import fold
 
@@ -55,6 +56,8 @@ TYPO_CLAUSE_WORDS = 2
 _CLAUSE_BREAK = re.compile(r"[.!?¿¡;,:()<>\[\]{}\"/\n]+")
 #: ... or in a longer one whose nearest example is a request at least this close.
 KEYWORD_SIMILARITY = 0.5
+#: The intent model says out of scope at least this sure (as the FAQ's rule reads it).
+OUT_OF_SCOPE_CONFIDENCE = 0.5
 #: A clause is embedded on its own when it has at least this many words ("ok", "tipo 40 pezzi"
 #: say too little to be near anything for a reason).
 CLAUSE_MIN_WORDS = 3
@@ -68,7 +71,24 @@ SOMEONE = re.compile(
 _SOMEONE_ELSE = re.compile(
     r"\b(?:(?:other|another|altra|altro|otra|otro|outra|outro|stessa|misma|mesma)"
     r"(?: \w+)? (?:person|persona|pessoa|people|persone)|(?:someone|somebody|anyone) else|"
-    r"qualcun altro|qualcun altra|alguien mas|alguem mais)\b")
+    r"qualcun altro|qualcun altra|alguien mas|alguem mais|"
+    # ... or the customer's family, friends or neighbours: "my sister will pick up the parcel",
+    # "quem vai receber é minha sogra", "mio marito ha ordinato"
+    r"my (?:sister|brother|mum|mom|mother|dad|father|husband|wife|partner|boyfriend|girlfriend|"
+    r"son|daughter|neighbour|neighbor|friend|mother in law|father in law|flatmate|roommate|"
+    r"grandma|grandmother|grandpa|aunt|uncle|cousin)|"
+    r"(?:mia|mio) (?:sorella|fratello|mamma|madre|papa|padre|marito|moglie|compagno|compagna|"
+    r"ragazzo|ragazza|figlio|figlia|vicina|vicino|amica|amico|suocera|suocero|cognata|cognato|"
+    r"nonna|nonno|zia|zio|cugina|cugino|coinquilina|coinquilino)|"
+    r"mi (?:hermana|hermano|mama|madre|papa|padre|marido|esposo|esposa|mujer|pareja|novio|novia|"
+    r"hijo|hija|vecina|vecino|amiga|amigo|suegra|suegro|cunada|cunado|abuela|abuelo|tia|tio|"
+    r"prima|primo)|"
+    r"(?:minha|meu) (?:irma|irmao|mae|pai|marido|esposa|mulher|namorado|namorada|filho|filha|"
+    r"vizinha|vizinho|amiga|amigo|sogra|sogro|cunhada|cunhado|avo|tia|tio|prima|primo))\b")
+
+
+def _out_of_scope(analysis: AnalysisResult) -> bool:
+    return analysis.intent == OUT_OF_SCOPE and analysis.intent_confidence >= OUT_OF_SCOPE_CONFIDENCE
 
 
 def words_of(text: str) -> list[str]:
@@ -130,7 +150,10 @@ TALK_TO_SOMEONE = re.compile(
     r"(?:pode|podem|poderiam|podia|podiam|da pra|da para) (?:me (?:ligar|telefonar)|ligar me)|"
     r"(?<!nao )(?<!n )(?:me liguem|me ligue))\b"
     # ... or a real one: "is there anyone real", "with a real person", "un humano de verdad"
-    r"|\b(?:anyone|someone|somebody|alguien|alguem|qualcuno) (?:real|de verdad|de verdade|vero)\b"
+    r"|\b(?:anyone|someone|somebody|alguien|alguem|qualcuno|una persona|uma pessoa|a person) "
+    r"(?:real|de verdad|de verdade|vero|vera|in carne e ossa|de carne y hueso|de carne e osso|"
+    r"of flesh and blood|in the flesh)\b"
+    r"|\b(?:in carne e ossa|de carne y hueso|de carne e osso|flesh and blood)\b"
     r"|\b(?:with|to|con|com|a) (?:a |an |una |uma |un )?(?:real|actual) (?:person|human)\b"
     # ... or a number to call one: "tem algum telefone que eu possa ligar?"
     r"|\b(?:phone|telefone|telefono|numero de telefone|numero di telefono)\b(?:\s+\w+){0,5}?\s+"
@@ -196,6 +219,11 @@ class HumanRequests:
         self._requests = len(examples)
         self._analyzer = analyzer
         self._examples = ExampleIndex(list(examples) + list(counterexamples), analyzer)
+        # Example requests this bundle's own intent model reads as out of scope: a message it
+        # also reads so lies near them whatever it says ("¿quién canta esta canción?" is 0.92
+        # from "is there a real person I can talk to" on the multilingual encoder).
+        self._out_of_scope = [_out_of_scope(a) for a in
+                              (analyzer.analyze(list(examples)) if examples else [])]
         #: Short messages' answers remembered (the same "hi", "3", "ok" come again and again).
         self._worded_cached = functools.lru_cache(maxsize=4096)(self._worded)
 
@@ -204,7 +232,10 @@ class HumanRequests:
         nearest = self._examples.nearest(analysis)
         if nearest is None:
             return False, 0.0
-        return nearest[0] < self._requests, nearest[1]
+        index, similarity = nearest
+        if index >= self._requests or (self._out_of_scope[index] and _out_of_scope(analysis)):
+            return False, similarity
+        return True, similarity
 
     def asks(self, text: str, analysis: AnalysisResult) -> bool:
         """Whether ``text`` (analysed as ``analysis``) asks for a human."""
@@ -223,7 +254,7 @@ class HumanRequests:
                 return True
         if self._worded_cached(text) if len(text) <= 200 else self._worded(text):
             return True
-        return self._clause_asks(text)
+        return not self.names_someone_else(text) and self._clause_asks(text)
 
     def _clause_asks(self, text: str) -> bool:
         """A clause that names someone (:data:`SOMEONE`), not someone else's, and neither
@@ -245,7 +276,8 @@ class HumanRequests:
 
     @staticmethod
     def names_someone_else(text: str) -> bool:
-        """Names another person than the customer ("someone else", "outra pessoa")."""
+        """Names another person than the customer ("someone else", "outra pessoa", "my
+        sister", "minha sogra")."""
         return bool(_SOMEONE_ELSE.search(" ".join(words_of(text))))
 
     def declines(self, text: str) -> bool:

@@ -75,7 +75,7 @@ class AnalysisOut(BaseModel):
     frustration: float = Field(ge=0, le=1, description="calibrated probability that the "
                                                        "customer is frustrated")
     frustrated: bool = Field(description="`frustration` at or above the bundle's own calibrated "
-                                         "threshold (models/README.md: 0.30 English, 0.37 "
+                                         "threshold (models/README.md: 0.30 English, 0.29 "
                                          "multilingual)")
     cues: list[str] = Field(description="surface cues that fired: all_caps, exclamations, "
                                         "question_run, elongated_word, negative_words, "
