@@ -208,16 +208,14 @@ def run_async(coroutine):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the benchmark's servers and
-    the tests' use the same)."""
+    """A TCP port nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, timeout: float = 120.0, poll: float = 0.05) -> None:
-    """Return once ``url``'s ``/readyz`` answers 200 (models loaded, database reachable);
-    RuntimeError after ``timeout`` seconds."""
+def wait_ready(url: str, timeout: float = 120.0) -> None:
+    """Wait for ``/readyz`` (models loaded, database reachable)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -225,7 +223,7 @@ def wait_ready(url: str, timeout: float = 120.0, poll: float = 0.05) -> None:
                 return
         except httpx.TransportError:
             pass
-        time.sleep(poll)
+        time.sleep(0.2)
     raise RuntimeError(f"{url} did not become ready in {timeout:.0f}s")
 
 
