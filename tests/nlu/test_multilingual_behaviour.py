@@ -98,3 +98,21 @@ def test_conversation_keeps_its_language_on_an_order_number(engine):
     second = engine.turn(first.state, "ND-100000", now=OPEN)
     assert second.state.language == "it"
     assert second.replies[0].text.startswith("Ordine ND-100000:")
+
+
+def test_questions_the_shop_cannot_answer_count_as_failed_replies(engine):
+    """The it/es/pt out-of-scope test set (written before the bundle was trained on out-of-scope
+    rows, never trained on): the bundle calls them out of scope, and the bot counts them as
+    failed replies, so the "N failed replies" trigger can fire. Measured on 2026-12-04:
+    out of scope 36/38, 42/43, 37/40 (its out-of-scope intent-test rows included); failed
+    replies 31/34, 36/39, 35/36 (the bundle before: 9/38, 15/43, 13/40 and 21/34, 29/39, 28/36)."""
+    from tierline.training.compare_models import failed_reply_figures, intents_test_figures
+
+    failed = {lang: tuple(map(int, v.split("/"))) for lang, v in failed_reply_figures(engine).items()}
+    assert set(failed) == {"it", "es", "pt"}
+    # Bars a row or two under the measured figures (int8 near ties differ across CPUs).
+    assert all(right / asked >= 0.8 for right, asked in failed.values()), failed
+    figures = intents_test_figures(engine.stack_for("it").analyzer)
+    recall = {lang: tuple(map(int, f["out_of_scope_recall"].split("/"))) for lang, f in figures.items()}
+    assert all(right / asked >= 0.85 for right, asked in recall.values()), recall
+    assert all(f["accuracy"] >= 0.85 for f in figures.values()), figures
