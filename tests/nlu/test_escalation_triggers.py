@@ -733,3 +733,15 @@ def test_a_relative_receiving_the_parcel_is_not_a_request(engine, language, text
     [result] = play(engine, [text], language=language)
     assert "customer asked for a human agent" not in (
         result.handoff.reasons if result.handoff else []), result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "do you do gift wrapping with a handwritten card? 🙏"),
+    ("it", "nn capisco se lo fate o no il pacchetto regalo 😅"),
+    ("es", "hacéis envoltorio de regalo con tarjeta escrita a mano? 🙏"),
+    ("pt", "vcs fazem embrulho de presente com cartão escrito à mão? 😅"),
+])
+def test_a_question_the_bot_cannot_answer_with_a_polite_emoji_is_a_failed_reply(
+        engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]

@@ -388,7 +388,10 @@ _CAPS_NAMES = frozenset("""ND VIP DHL UPS GLS TNT BRT SDA SEUR MRW CTT USPS FEDE
 
 #: Problem words that also open routine questions ("where is my order?", "dov'è il negozio?").
 WHERE_WORDS: frozenset[str] = frozenset("where dove donde onde cade".split())
-HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤️💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
+HAPPY_EMOJI = frozenset("😀😃😄😁😆😊🙂😉😍🥰😘❤💕💖👍🙏👏🎉🥳😂🤣😅☺🤗✨💯")
+#: Emoji that praise on their own ("chegou tudo 🥰"); not a polite 🙏, a nervous 😅 or a laugh
+#: beside a question the bot cannot answer ("nn capisco se lo fate o no 😅").
+PRAISE_EMOJI = frozenset("😍🥰😘❤💕💖👏🎉🥳✨💯🤩😻")
 LAUGHING_EMOJI = frozenset("😂🤣😆😹")
 
 _CURRENCY = re.compile(r"[€$£]|\bR\$")
@@ -422,8 +425,8 @@ class Cues:
 
 
 def praises(text: str) -> bool:
-    """Praise or happy emoji in ``text`` ("OMG THE BOOTS ARE AMAZING", "chegou tudo lindo 🥰")."""
-    return (any(ch in HAPPY_EMOJI for ch in text)
+    """Praise words or emoji in ``text`` ("OMG THE BOOTS ARE AMAZING", "chegou tudo lindo 🥰")."""
+    return (any(ch in PRAISE_EMOJI for ch in text)
             or any(squash_elongation(fold(w)) in PRAISE_WORDS for w in WORD.findall(text)))
 
 
