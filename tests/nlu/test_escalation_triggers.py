@@ -608,6 +608,10 @@ def test_a_field_missing_from_an_invoice_is_an_invoice_error_for_billing(engine,
     ("it", "il tracking non si muove da martedì"),
     ("es", "el seguimiento no se mueve desde el martes"),
     ("pt", "o rastreio não mexe desde terça"),
+    ("en", "paid for express and it's been processing for 3 days"),
+    ("it", "avevo scelto la express e lo vedo in preparazione da 3 giorni"),
+    ("es", "pagué el exprés y sigue en preparación desde hace 4 días"),
+    ("pt", "paguei o expresso e está em preparação há 3 dias"),
 ])
 def test_tracking_that_does_not_move_is_a_vips_problem_report(engine, language, text):
     [result] = play(engine, [text], tier="vip", language=language)

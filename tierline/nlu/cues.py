@@ -276,7 +276,14 @@ WRONG_OR_OVERDUE = re.compile(
     r"doveva (?:arrivare|essere qui)|dovevano arrivare|deberia (?:haber|de haber) llegado|"
     r"tendria que haber llegado|devia (?:ter )?chegado|era (?:pra|para) (?:ter )?chegado|"
     r"(?:but|and|ma|e|y|pero|mas) (?:i |io |yo |eu )?(?:ordered|l ho ordinat[oa]|l avevo ordinat[oa]|"
-    r"avevo ordinato|la pedi|lo pedi|las pedi|los pedi|pedi|encomendei))\b")
+    r"avevo ordinato|la pedi|lo pedi|las pedi|los pedi|pedi|encomendei)|"
+    # ... or a status that has not changed for days: "lo vedo in preparazione da 3 giorni",
+    # "en preparación desde hace 4 días", "em preparação há 3 dias", "processing for 5 days"
+    r"(?:in preparazione|in lavorazione|en preparacion|en proceso|em preparacao|em processamento|"
+    r"processing|being prepared|pending) (?:da|desde hace|hace|ha|faz|for|since) "
+    r"(?:\d+|due|tre|quattro|cinque|una settimana|dos|tres|cuatro|cinco|una semana|dois|tres|"
+    r"quatro|cinco|uma semana|two|three|four|five|a week) ?(?:giorni|dias|days|settimane|semanas|"
+    r"weeks)?)\b")
 #: What a message is about, for routing (``routing.needs_topic``): money ("charged", "pago",
 #: "fattura", "cobraram o frete") and an account ("password", "accedere", "senha") in
 #: en/it/es/pt (folded text). Not cues: they neither escalate nor count as frustration.
