@@ -20,7 +20,7 @@ from tierline.nlu.faq import FaqIndex
 from tierline.nlu.flow import BotFlow
 from tierline.nlu.labels import OUT_OF_SCOPE, SMALL_TALK_INTENTS
 from tierline.nlu.order_numbers import FoundNumber, OrderNumbers
-from tierline.nlu.text import WORD, fold, squash_elongation
+from tierline.nlu.text import WORD, fold, squash_elongation, words_of
 
 #: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
 MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
@@ -103,8 +103,8 @@ def presence_check(text: str) -> bool:
     """Only asks whether anyone is there ("hay alguien?", "ci siete?"). As a conversation's
     first message it is answered with the menu, whose last option is a person: most who open
     so go on with the bot (the engine reads a later one like any other message)."""
-    folded = "".join(ch if ch.isalnum() else " " for ch in fold(text)).split()
-    return len(folded) <= 8 and bool(PRESENCE_CHECK.match(" ".join(folded)))
+    words = words_of(text)
+    return len(words) <= 8 and bool(PRESENCE_CHECK.match(" ".join(words)))
 
 
 def _small_talk_word(word: str) -> bool:

@@ -45,7 +45,7 @@ from rapidfuzz.distance import OSA
 from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
 from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.similarity import ExampleIndex
-from tierline.nlu.text import fold
+from tierline.nlu.text import fold, words_of
 
 #: A keyword counts in a clause of at most this many words without further evidence
 #: ("AGENT!!!", "ok. operatore per favore", "... </script> agent please").
@@ -89,11 +89,6 @@ _SOMEONE_ELSE = re.compile(
 
 def _out_of_scope(analysis: AnalysisResult) -> bool:
     return analysis.intent == OUT_OF_SCOPE and analysis.intent_confidence >= OUT_OF_SCOPE_CONFIDENCE
-
-
-def words_of(text: str) -> list[str]:
-    """The folded words of ``text`` (letters and digits; punctuation and emoji split them)."""
-    return "".join(ch if ch.isalnum() else " " for ch in fold(text)).split()
 
 
 #: Talking to, or being passed to, someone: a request for a person in en/it/es/pt (folded).
@@ -240,21 +235,23 @@ class HumanRequests:
     def asks(self, text: str, analysis: AnalysisResult) -> bool:
         """Whether ``text`` (analysed as ``analysis``) asks for a human."""
         folded = " ".join(words_of(text))
-        if self._pass_to.search(folded) and not self._not_asking.search(folded):
+        declines = bool(self._not_asking.search(folded))
+        if self._pass_to.search(folded) and not declines:
             return True
-        if self.declines(text):
+        if declines:
             return False
-        is_request, similarity = self.nearest(analysis)
         # "outra pessoa pode buscar a encomenda?" reads close to a request; the person named
-        # is someone else, so only words that ask (below) can make it one.
-        if is_request and not self.names_someone_else(text):
+        # is someone else, so only words that ask (``_worded``) can make it one.
+        someone_else = bool(_SOMEONE_ELSE.search(folded))
+        is_request, similarity = self.nearest(analysis)
+        if is_request and not someone_else:
             if similarity >= self.min_similarity:
                 return True
             if similarity >= KEYWORD_SIMILARITY and names_a_human(text, self.keywords):
                 return True
         if self._worded_cached(text) if len(text) <= 200 else self._worded(text):
             return True
-        return not self.names_someone_else(text) and self._clause_asks(text)
+        return not someone_else and self._clause_asks(text)
 
     def _clause_asks(self, text: str) -> bool:
         """A clause that names someone (:data:`SOMEONE`), not someone else's, and neither

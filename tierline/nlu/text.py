@@ -39,6 +39,11 @@ def _fold(text: str) -> str:
 _fold_cached = functools.lru_cache(maxsize=4096)(_fold)
 
 
+def words_of(text: str) -> list[str]:
+    """The folded words of ``text`` (letters and digits; punctuation and emoji split them)."""
+    return "".join(ch if ch.isalnum() else " " for ch in fold(text)).split()
+
+
 def squash_elongation(word: str) -> str:
     """``word`` with every run of three or more equal letters cut to one ("holaaa" -> "hola")."""
     return ELONGATED.sub(r"\1", word)

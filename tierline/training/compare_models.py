@@ -24,11 +24,11 @@ from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.language import guess_language, lingua_scores, stopword_guess
 from tierline.training.data import (
     HANDCHECKED_SETS,
+    OUT_OF_SCOPE_TEST_FILE,
     XLMT_LANGUAGES,
     load_frustration_data,
     load_intent_data,
     read_handchecked,
-    OUT_OF_SCOPE_TEST_FILE,
     read_intents_test,
     sample_messages,
     xlmt_validation,
@@ -90,17 +90,14 @@ def intents_test_figures(analyzer: BundleAnalyzer) -> dict:
     question the model calls a supported intent is answered by the FAQ instead of counting as
     a failed bot reply."""
     rows = read_intents_test()
-    results = analyzer.analyze([r["text"] for r in rows])
+    extra = read_intents_test(OUT_OF_SCOPE_TEST_FILE)
+    results = analyzer.analyze([r["text"] for r in rows + extra])
     right, oos, in_scope_called_oos = defaultdict(list), defaultdict(list), defaultdict(list)
-    for row, result in zip(rows, results):
-        lang = row["language"]
-        right[lang].append(result.intent == row["label"])
-        if row["label"] != OUT_OF_SCOPE:
-            in_scope_called_oos[lang].append(result.intent == OUT_OF_SCOPE)
-    out_of_scope = read_intents_test() + read_intents_test(OUT_OF_SCOPE_TEST_FILE)
-    out_of_scope = [r for r in out_of_scope if r["label"] == OUT_OF_SCOPE]
-    for row, result in zip(out_of_scope, analyzer.analyze([r["text"] for r in out_of_scope])):
-        oos[row["language"]].append(result.intent == OUT_OF_SCOPE)
+    for i, (row, result) in enumerate(zip(rows + extra, results)):
+        lang, called_oos = row["language"], result.intent == OUT_OF_SCOPE
+        if i < len(rows):
+            right[lang].append(result.intent == row["label"])
+        (oos if row["label"] == OUT_OF_SCOPE else in_scope_called_oos)[lang].append(called_oos)
     return {lang: {"accuracy": round(float(np.mean(right[lang])), 4), "rows": len(right[lang]),
                    "out_of_scope_recall": f"{sum(oos[lang])}/{len(oos[lang])}",
                    "in_scope_called_out_of_scope": f"{sum(in_scope_called_oos[lang])}/"
