@@ -679,7 +679,6 @@ def test_anyone_there_opening_a_chat_gets_the_menu_not_an_agent(engine, language
     assert not second.handoff, second.decision.reasons
 
 
-
 @pytest.mark.parametrize("language,text", [
     ("en", "the site won't let me edit it, can someone from your team fix the address?"),
     ("it", "è possibile che qualcuno dello staff lo cambi a mano? dal sito nn me lo fa fare"),
@@ -696,8 +695,12 @@ def test_someone_asked_to_do_what_the_bot_cannot_is_a_request(engine, language, 
     ("it", "qualcuno può ritirare il pacco al posto mio? tipo mia sorella"),
     ("es", "¿alguien más puede recoger el paquete? mi hermana por ejemplo"),
     ("pt", "outra pessoa pode buscar a encomenda? tipo minha irmã"),
+    ("en", "my mum will be home to receive it, does she need ID?"),
+    ("it", "lo ritira mia suocera, serve un documento?"),
+    ("es", "lo recibe mi suegra, ¿necesita documento?"),
+    ("pt", "quem vai receber é minha sogra, precisa de documento?"),
 ])
-def test_someone_else_collecting_a_parcel_is_not_a_request(engine, language, text):
+def test_someone_else_or_a_relative_taking_the_parcel_is_not_a_request(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert "customer asked for a human agent" not in (
         result.handoff.reasons if result.handoff else []), result.decision.reasons
@@ -725,18 +728,6 @@ def test_a_refund_that_has_not_come_is_money_asked_back(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert "money_back" in result.analysis.cues
     assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "my mum will be home to receive it, does she need ID?"),
-    ("it", "lo ritira mia suocera, serve un documento?"),
-    ("es", "lo recibe mi suegra, ¿necesita documento?"),
-    ("pt", "quem vai receber é minha sogra, precisa de documento?"),
-])
-def test_a_relative_receiving_the_parcel_is_not_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert "customer asked for a human agent" not in (
-        result.handoff.reasons if result.handoff else []), result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [
