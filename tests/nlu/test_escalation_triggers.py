@@ -740,3 +740,60 @@ def test_a_question_the_bot_cannot_answer_with_a_polite_emoji_is_a_failed_reply(
         engine, language, text):
     [result] = play(engine, [text], language=language)
     assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("language,opening,order_title,agent_title", [
+    ("en", "Options", "Order status", "Talk to an agent"),
+    ("it", "Opzioni", "Stato ordine", "Parla con operatore"),
+    ("es", "Opciones", "Estado del pedido", "Hablar con un agente"),
+    ("pt", "Opções", "Estado do pedido", "Falar com um atendente"),
+])
+def test_a_typed_menu_title_is_that_option_in_its_language(engine, language, opening, order_title,
+                                                            agent_title):
+    """A chat export writes a tapped button as its title, and some customers type it: the
+    title is the option (the intent model read "Estado del pedido" as a request for an agent),
+    and a title in one language only says the customer's language."""
+    shown, order = play(engine, [opening, order_title])
+    assert shown.state.language == language and not shown.bot_failed
+    assert [b[0] for b in shown.replies[0].buttons] == ["menu_order", "menu_faq", "menu_agent"]
+    assert not order.handoff and order.state.step == "awaiting_order_number", order.decision.reasons
+    assert order.replies[0].text == engine.flow.text("ask_order_number", language)
+    [agent] = play(engine, [agent_title])
+    assert agent.handoff and agent.state.language == language
+    assert agent.handoff.team == "general"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "do you sell gift cards? can one come with a birthday card message"),
+    ("it", "si può aggiungere un biglietto d'auguri?"),
+    ("es", "¿hacéis envoltorio de regalo con tarjeta personalizada?"),
+    ("pt", "conseguem juntar um cartão escrito à mão?"),
+])
+def test_a_gift_or_greeting_card_is_not_a_billing_matter(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert "money" not in (result.analysis.topics or [])
+    assert result.handoff and result.handoff.team == "general", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I want my money back, the lamp arrived broken"),
+    ("it", "rivoglio i soldi, la lampada è arrivata rotta"),
+    ("es", "quiero que me devuelvan el dinero, la lámpara llegó rota"),
+    ("pt", "quero o dinheiro de volta, o candeeiro chegou partido"),
+])
+def test_money_asked_back_for_an_item_that_came_broken_is_not_settled(engine, language, text):
+    """"el dinero, la lámpara llegó" once read as "the money came": a settled refund."""
+    [result] = play(engine, [text], language=language)
+    assert not result.analysis.settled
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,menu,agent", [
+    ("en", "Options", "agent"), ("it", "Opzioni", "operatore"),
+    ("es", "Opciones", "agente"), ("pt", "Opções", "atendente"),
+])
+def test_an_intent_the_model_was_unsure_of_does_not_route_a_later_request(engine, language,
+                                                                           menu, agent):
+    """"Opciones" read as check_payment_methods at 0.16 once sent "agente" to billing."""
+    *_, result = play(engine, [menu, agent])
+    assert result.handoff and result.handoff.team == "general"

@@ -24,6 +24,11 @@ from tierline.nlu.text import WORD, fold, squash_elongation, words_of
 
 #: Reply-button ids of the main menu; a customer may also type the option (:func:`menu_choice`).
 MENU_ORDER, MENU_FAQ, MENU_AGENT = "menu_order", "menu_faq", "menu_agent"
+#: Not a button the bot sends: the menu's list-button title typed ("Opciones"), asking for it.
+MENU_SHOW = "menu"
+#: The flow's message key of each menu title, as the option it stands for when typed.
+TITLE_CHOICES = {"menu_button": MENU_SHOW, "menu_order_status": MENU_ORDER,
+                 "menu_faq": MENU_FAQ, "menu_agent": MENU_AGENT}
 MENU_DIGITS = {"1": MENU_ORDER, "2": MENU_FAQ, "3": MENU_AGENT}
 HISTORY_LIMIT = 20
 #: Below this intent confidence the bot does not act on the intent (it falls back instead).
@@ -242,6 +247,9 @@ class ConversationState:
     #: (:data:`tierline.nlu.order_numbers.MAX_REMEMBERED` at most): context for agents.
     order_numbers: list[str] = field(default_factory=list)
     recent_intents: list[str] = field(default_factory=list)
+    #: The latest intent the model was sure of and that names a topic: a handoff routes by it
+    #: ("Opciones" read as check_payment_methods at 0.16 must not send "agente" to billing).
+    routing_intent: str | None = None
     max_frustration: float = 0.0
     frustrated_turns: int = 0
     escalated: bool = False
@@ -321,6 +329,9 @@ class MenuBot:
         if choice == MENU_FAQ:
             state.step = "faq"
             return BotResponse([Reply(self.flow.text("faq_prompt", lang))], failed=False)
+        if choice == MENU_SHOW:
+            state.step = "menu"
+            return BotResponse([self.menu(state)], failed=False)
 
         found = self.order_numbers.first(text)
         if found and self._asks_about_the_order(state, text, found, analysis):

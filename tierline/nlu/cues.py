@@ -288,17 +288,25 @@ WRONG_OR_OVERDUE = re.compile(
 #: "fattura", "cobraram o frete") and an account ("password", "accedere", "senha") in
 #: en/it/es/pt (folded text). Not cues: they neither escalate nor count as frustration.
 TOPICS: dict[str, re.Pattern[str]] = {
+    # A gift or greeting card is not a payment card: "do you sell gift cards?", "¿hacéis
+    # envoltorio con tarjeta personalizada?", "juntar um cartão escrito à mão".
     "money": re.compile(
         r"\b(?:pay|pays|paid|paying|payment\w*|charge|charged|charges|charging|refund\w*|money|"
-        r"card|cards|credit|debit\w*|invoices?|receipts?|bill|billed|billing|price|fees?|costs?|"
+        r"(?<!gift )(?<!greeting )(?<!birthday )(?<!christmas )(?<!present )(?<!message )(?<!thank you )"
+        r"(?<!handwritten )(?<!personali[sz]ed )cards?(?! (?:message|with a message|note))|"
+        r"credit|debit\w*|invoices?|receipts?|bill|billed|billing|price|fees?|costs?|"
         r"euros?|dollars?|bank|transfer|paypal|pix|mbway|iban|chargeback|statement|penalty|vat|"
         r"pag[aoi]\w*|pague\w*|addebit\w*|rimbors\w*|soldi|carta di credito|fattur\w*|"
         r"ricevuta|ricevute|prezz\w*|costo|costa|costano|commission\w*|bonifico|scalat\w*|"
         r"estratto conto|cuesta|cuestan|custa|custam|"
         r"saldo|penale|penali|iva|"
-        r"cobr\w*|cargo|cargos|cargad\w*|reembols\w*|dinero|plata|tarjeta|factur\w*|recibo|"
+        r"cobr\w*|cargo|cargos|cargad\w*|reembols\w*|dinero|plata|"
+        r"tarjeta(?! (?:de )?(?:regalo|personalizada|escrita|de felicitacion|dedicada|con (?:un )?"
+        r"mensaje))|factur\w*|recibo|"
         r"precio|cuota|comision\w*|transferencia|extracto|penalidad\w*|impuesto|penalties|"
-        r"estorn\w*|dinheiro|cartao|fatura|boleto|preco|taxas?|frete|nota fiscal|multas?|imposto|"
+        r"estorn\w*|dinheiro|"
+        r"cartao(?! (?:de presente|presente|escrito|personalizado|de felicitacoes|com (?:uma )?"
+        r"mensagem|de visita))|fatura|boleto|preco|taxas?|frete|nota fiscal|multas?|imposto|"
         r"juros)\b"),
     "account": re.compile(
         r"\b(?:password|passwords|login|log in|logged in|sign in|signin|account|accounts|"
@@ -338,7 +346,10 @@ MONEY_BACK = re.compile(
 #: valeu", "ya me llegó el reembolso", "cmq ho risolto da sola") (folded text).
 SETTLED = re.compile(
     r"\b(?:(?:refund|reembolso|rimborso|estorno|dinero|soldi|dinheiro|money)\w*"
-    r"(?: (?!not\b|non\b|nn\b|no\b|nao\b|never\b|still\b|ancora\b|ainda\b|todavia\b)\w+){0,2}? "
+    # ... with no article between: "el dinero, la lámpara llegó rota" is money asked for and
+    # a parcel that came, not a refund that came.
+    r"(?: (?!not\b|non\b|nn\b|no\b|nao\b|never\b|still\b|ancora\b|ainda\b|todavia\b|"
+    r"(?:the|a|an|la|el|il|lo|le|los|las|o|os|as|my|mi|mia|meu|minha)\b)\w+){0,2}? "
     r"(?:arrived|came through|came|arrivat\w*|llego|caiu|chegou|entrou|went through)|"
     r"(?:got|received|ricevuto|recibi|recebi) (?:the |my |il |el |mi |o |meu )?(?:refund|rimborso|"
     r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"

@@ -16,6 +16,7 @@ from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
 from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES, MULTILINGUAL_POLICY_DIR
 from tierline.nlu.bot import (
     MENU_AGENT,
+    TITLE_CHOICES,
     ConversationState,
     MenuBot,
     Reply,
@@ -138,6 +139,17 @@ class LazyStack(Lazy[ModelStack]):
         self.route = route
 
 
+#: Intents that name no topic to route by.
+_GENERIC = SMALL_TALK_INTENTS + (OUT_OF_SCOPE, "contact_human_agent", "contact_customer_service")
+#: How sure the intent model must be of a message's intent for a handoff to route by it.
+ROUTING_CONFIDENCE = 0.5
+
+
+def _routes(analysis: AnalysisResult) -> bool:
+    """The message names a topic a handoff may route by."""
+    return analysis.intent not in _GENERIC and analysis.intent_confidence >= ROUTING_CONFIDENCE
+
+
 class TurnEngine:
     """Analyzer + policy + bot, configured by one flow file.
 
@@ -237,6 +249,9 @@ class TurnEngine:
         words: an opening "3" or "ND-123456" leaves the next message to choose."""
         if state.language_locked or self.flow.language_mode == "lock":
             return state.language if state.language_locked else self.flow.default_language
+        typed = self.flow.typed_title(text)
+        if typed is not None:  # "Estado del pedido" is a Spanish speaker's choice
+            return state.language if state.language in typed[1] else typed[1][0]
         established = any(has_words(h["text"]) for h in state.history if h["role"] == "customer")
         return guess_language(text, self.flow.languages, state.language, established=established)
 
@@ -262,8 +277,9 @@ class TurnEngine:
         or the intent said confidently of a message whose nearest example is a request ("ieri ho
         sentito un vostro operatore e abbiamo risolto tutto" tells of an agent, asks for none)."""
         stack = stack or self.primary
-        if menu_choice(text, button_id) == MENU_AGENT:
-            return True
+        choice = menu_choice(text, button_id)
+        if choice is not None:  # a menu option says what it is: "Estado del pedido" is not a request
+            return choice == MENU_AGENT
         return stack.requests.asks(text, analysis) or (
             analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7
             and stack.requests.nearest(analysis)[0] and not stack.requests.declines(text)
@@ -296,6 +312,9 @@ class TurnEngine:
         the policy had said no (used to record features along simulated conversations).
         """
         now = now or datetime.now(timezone.utc)
+        typed = None if button_id else self.flow.typed_title(text)
+        if typed is not None:  # a menu title typed, or a tap as a chat export writes it
+            button_id = TITLE_CHOICES[typed[0]]
         state = ConversationState.from_dict(state.to_dict())  # the caller's state is left as it was
         state.language = self.language_of(state, text)
         stack = self.stack_for(state.language)
@@ -379,13 +398,9 @@ class TurnEngine:
     @staticmethod
     def _routing_intent(state: ConversationState, analysis: AnalysisResult) -> str:
         """Route by the latest substantive intent: "agent please" after a refund goes to billing."""
-        generic = SMALL_TALK_INTENTS + (OUT_OF_SCOPE, "contact_human_agent", "contact_customer_service")
-        if analysis.intent not in generic and analysis.intent_confidence >= 0.5:
+        if _routes(analysis):
             return analysis.intent
-        for intent in reversed(state.recent_intents):
-            if intent not in generic:
-                return intent
-        return OUT_OF_SCOPE  # nothing confident to route by: the default team
+        return state.routing_intent or OUT_OF_SCOPE  # nothing confident: the default team
 
     @staticmethod
     def _update_counters(state: ConversationState, analysis: AnalysisResult,
@@ -394,5 +409,7 @@ class TurnEngine:
         state.failed_attempts += int(failed)
         if not analysis.empty:
             state.recent_intents = (state.recent_intents + [analysis.intent])[-RECENT_INTENTS:]
+            if _routes(analysis):
+                state.routing_intent = analysis.intent
             state.max_frustration = max(state.max_frustration, analysis.frustration)
             state.frustrated_turns += int(analysis.frustration >= policy.artifact.frustrated_at)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from tierline.paths import DATA_DIR
 from tierline.nlu.labels import INTENT_LABELS
 from tierline.nlu.reasons import ESCALATION_CUES
+from tierline.nlu.text import words_of
 
 DEFAULT_FLOW_PATH = DATA_DIR / "bot" / "bot.yaml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -332,6 +333,23 @@ class BotFlow(BaseModel):
         if missing:
             raise ValueError(f"messages missing for language(s) {missing}")
         return self
+
+    @cached_property
+    def _typed_titles(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Folded menu titles -> (message key, languages whose title it is)."""
+        titles: dict[str, tuple[str, list[str]]] = {}
+        for language in self.languages:
+            for key in ("menu_button", "menu_order_status", "menu_faq", "menu_agent"):
+                folded = " ".join(words_of(getattr(self.messages[language], key)))
+                titles.setdefault(folded, (key, []))[1].append(language)
+        return {t: (key, tuple(langs)) for t, (key, langs) in titles.items()}
+
+    def typed_title(self, text: str) -> tuple[str, tuple[str, ...]] | None:
+        """The menu title ``text`` repeats, in any of the flow's languages, as (message key,
+        the languages whose title it is), or None. A chat export or a customer who types
+        "Estado del pedido" or "Opções" means the option, not a question for the models (the
+        intent model read "Estado del pedido" as a request for an agent)."""
+        return self._typed_titles.get(" ".join(words_of(text))) if len(text) <= 40 else None
 
     def text(self, key: str, language: str, **values: str) -> str:
         """Message ``key`` in ``language`` (falling back to the default) with values filled in."""
