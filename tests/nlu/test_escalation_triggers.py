@@ -797,3 +797,67 @@ def test_an_intent_the_model_was_unsure_of_does_not_route_a_later_request(engine
     """"Opciones" read as check_payment_methods at 0.16 once sent "agente" to billing."""
     *_, result = play(engine, [menu, agent])
     assert result.handoff and result.handoff.team == "general"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "great, tracking says delivered and the only thing on my doorstep is rain 👏👏"),
+    ("it", "fantastico, il pacco risulta consegnato ma qui non c'è niente. bravi davvero 👏"),
+    ("es", "genial, pone entregado y aquí no hay nada 👏"),
+    ("pt", "ótimo, diz entregue e aqui não tem nada 👏"),
+])
+def test_delivered_on_paper_and_nothing_at_the_door_hands_off(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "delivered_not_received" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "general", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "Lovely mug arrived, thank you! just a tiny chip on the handle though, not a big deal"),
+    ("it", "arrivata la tazza, bellissima! solo un po' scheggiata sul manico"),
+    ("es", "Hola, el pedido ND-202947 sigue retrasado desde el día 13, ¿podéis mirarlo?"),
+    ("pt", "Olá, a encomenda ND-202947 continua 'atrasada' desde dia 13, podem ver o que se passa?"),
+])
+def test_a_vip_mentioning_a_chip_or_a_delay_gets_a_human(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert result.analysis.problem
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "this is the third time I'm writing about this. last week you said 2 days"),
+    ("it", "è la terza volta che vi scrivo per questo ordine"),
+    ("es", "es la tercera vez que os escribo por el mismo pedido"),
+    ("pt", "é a terceira vez que eu escrevo sobre esse pedido"),
+])
+def test_writing_again_about_the_same_thing_hands_off(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "repeat_contact" in result.analysis.cues
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "is there an actual person reading these or is it all automated?"),
+    ("en", "can I call you? I'd rather sort it out over the phone"),
+    ("it", "posso chiamarvi? preferisco risolvere per telefono"),
+    ("es", "¿puedo llamaros? prefiero hablarlo por teléfono"),
+    ("pt", "tem como eu ligar pra vcs? prefiro resolver por telefone"),
+    ("pt", "tem alguém lendo isso aqui?"),
+])
+def test_asking_to_phone_the_shop_or_whether_a_person_reads_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
+        result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "morning! how long does delivery to Ireland usually take?"),
+    ("en", "do you ship to Switzerland?"),
+    ("it", "spedite in svizzera?"),
+    ("es", "¿hacéis envíos a Suiza?"),
+    ("pt", "vocês enviam para a Suíça?"),
+])
+def test_a_vip_asking_about_delivery_to_a_country_gets_the_faq(engine, language, text):
+    """The English model reads "delivery to Ireland" as out of scope; the FAQ's examples with
+    a country answer it, so a VIP's routine question is not a failed reply."""
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert not result.handoff and not result.bot_failed, result.decision.reasons

@@ -125,6 +125,9 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     risquinho riscadinho arranhadinho graffietto graffiettino rayita rayoncito
     ripped strappata strappati bucato bucata rasgado rasgada rasgados rasgadas furado furada
     descosido descosida descosturado descosturada
+    chip chipped scheggiato scheggiata scheggiatura sbeccato sbeccata desportillado desportillada
+    lascado lascada lascou
+    atrasado atrasada atrasados atrasadas retrasado retrasada retrasados retrasadas
     """.split())
 #: "Sorry, wrong chat": a message meant for someone else, not a problem with the shop
 #: (folded text).
@@ -154,7 +157,7 @@ NOT_HAPPENING = re.compile(
 #: "Third time I write", "ho già scritto", "ya les escribí", "já mandei mensagem": the customer
 #: has been in touch before about this, and the bot's answer did not end it (folded text).
 REPEAT_CONTACT = re.compile(
-    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:(?:i|im|i am|ive) )?"
+    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:(?:i|im|i m|i am|ive|i ve) )?"
     r"(?:writ|ask|messag|contact|call|text)\w*|(?:writing|messaging|texting) (?:you )?again|"
     r"(?:torno|ritorno) a scriver\w*|vi riscrivo|(?:vuelvo|volvemos) a escribir\w*|"
     r"(?:escrevo|escrevendo|mandando mensagem) (?:de novo|outra vez|novamente)|(?:already|i ve|ive) (?:wrote|written|messaged|"
@@ -174,7 +177,13 @@ DELIVERED_NOT_RECEIVED = re.compile(
     r"|\b(?:not|never|non|nn|no|nao) (?:been |stato |sido |foi )?(?:delivered|consegnat[oa]|"
     r"entregad[oa]|entregue)\b"
     r"|\b(?:delivered|consegnat[oa]|entregad[oa]|entregue)\b.*\b(?:nothing|nada|niente|nulla) "
-    r"(?:here|aqui|qui|ca)\b")
+    r"(?:here|aqui|qui|ca)\b"
+    # ... "risulta consegnato ma qui non c'è niente", "says delivered and the only thing on my
+    # doorstep is rain"
+    r"|\b(?:delivered|consegnat[oa]|entregad[oa]|entregue)\b.*\b(?:here|qui|aqui|ca|aca)"
+    r"(?: \w+){0,3}? (?:nothing|nada|niente|nulla|nessun\w*|ningun\w*|nenhum\w*)\b"
+    r"|\b(?:delivered|consegnat[oa]|entregad[oa]|entregue)\b.*\b(?:the only thing|all i (?:got|see|"
+    r"found)|l unica cosa|lo unico|a unica coisa)\b")
 #: A payment dispute or legal threat: "chargeback", "desconocer el cargo", "avvocato",
 #: "procon" (folded text).
 DISPUTE = re.compile(
