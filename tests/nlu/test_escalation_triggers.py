@@ -861,3 +861,148 @@ def test_a_vip_asking_about_delivery_to_a_country_gets_the_faq(engine, language,
     a country answer it, so a VIP's routine question is not a failed reply."""
     [result] = play(engine, [text], tier="vip", language=language)
     assert not result.handoff and not result.bot_failed, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "ok then I want to cancel it, I got the size wrong"),
+    ("it", "ok allora vorrei annullarlo, ho sbagliato taglia"),
+    ("es", "ok entonces quiero cancelarlo, me equivoqué de talla"),
+    ("pt", "ok então quero cancelar, me enganei no tamanho"),
+])
+def test_cancelling_an_order_for_a_wrong_size_is_not_taking_a_message_back(engine, language, text):
+    """"cancelarlo, me equivoqué" once read as "cancel that, typo": small talk, no handoff."""
+    assert small_talk_of(text) is None
+    [result] = play(engine, [text], language=language)
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I still haven't received my refund on the card, can you check?"),
+    ("it", "ancora nn ho ricevuto il rimborso sulla carta, potete controllare?"),
+    ("es", "y todavía no me llega el reembolso a la tarjeta, lo podés revisar?"),
+    ("pt", "e ainda não recebi o reembolso no cartão, podem verificar?"),
+])
+def test_a_refund_not_received_is_not_settled(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.analysis.settled
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["no need to cancel anything, ND-449015 arrived this morning!", "sorry for the fuss lol"]),
+    ("it", ["nn serve annullare niente, ND-447906 è arrivato stamattina!", "scusate x l'allarme di ieri 😅"]),
+    ("es", ["no hace falta cancelar nada, ND-449015 llegó esta mañana!", "perdón por el lío de ayer jeje"]),
+    ("pt", ["não precisa cancelar nada, a ND-449015 chegou hoje!", "desculpa o incômodo kkk"]),
+])
+def test_no_need_to_cancel_and_an_apology_keep_the_bot(engine, language, messages):
+    results = play(engine, messages, language=language)
+    assert results[0].analysis.settled
+    assert not any(r.handoff for r in results), [r.decision.reasons for r in results]
+    assert small_talk_of(messages[1]) == "acknowledgement"
+
+
+@pytest.mark.parametrize("text", ["lol ignore that", "ignorate il messaggio", "jaja ignora eso",
+                                  "kkk ignora isso"])
+def test_ignore_that_takes_a_message_back(text):
+    assert small_talk_of(text) == "acknowledgement"
+
+
+@pytest.mark.parametrize("text", ["sorry, do you sell gift cards?", "sorry but my parcel never arrived",
+                                  "scusate ma il pacco è arrivato rotto"])
+def test_an_apology_with_a_question_or_a_problem_is_not_small_talk(text):
+    assert small_talk_of(text) is None
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["ITS HERE ITS HERE 🎉🎉", "thank u sm, fits like a dream"]),
+    ("it", ["È ARRIVATOOO 🎉", "grazie mille, mi sta a pennello"]),
+    ("es", ["YA LLEGÓ 🎉🎉", "gracias mil, me queda como un guante"]),
+    ("pt", ["CHEGOUUU 🎉", "obrigada demais, serviu direitinho"]),
+])
+def test_thanks_with_a_few_happy_words_is_not_a_failed_reply_for_a_vip(engine, language, messages):
+    results = play(engine, messages, tier="vip", language=language)
+    assert not any(r.handoff for r in results), [r.decision.reasons for r in results]
+    assert not results[-1].bot_failed
+
+
+def test_ordering_again_is_loyalty_not_a_repeated_complaint():
+    from tierline.nlu.cues import extract_cues
+
+    assert "repeated_complaint" not in extract_cues("will def be ordering again").fired
+    assert "repeated_complaint" in extract_cues("it broke again").fired
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the tracking number doesn't even work?? are you kidding me"),
+    ("it", "il codice di tracciamento non funziona, ma state scherzando?"),
+    ("es", "el número de seguimiento no funciona, me estáis tomando el pelo?"),
+    ("pt", "o código de rastreio não funciona, só pode ser brincadeira"),
+])
+def test_are_you_kidding_me_about_a_problem_is_fed_up(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "fed_up" in result.analysis.cues
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "The site said 20% off but I paid full price, £64 instead of £51.20. Can that be sorted?"),
+    ("it", "c'era lo sconto del 20% ma ho pagato 64€ invece di 51"),
+    ("es", "ponía 20% de descuento pero me cobraron el precio completo"),
+    ("pt", "era pra ter 20% de desconto mas paguei 64 em vez de 51"),
+])
+def test_charged_more_than_the_price_goes_to_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "is there a person who can look at my account? I doubt the bot will know this"),
+    ("en", "kindly do the needful and connect me to a customer care executive"),
+    ("it", "c'è un operatore che può aggiornarmi i dati? grz"),
+    ("it", "vulesse parlà cu nu operatore, pe' piacere"),
+    ("es", "¿hay una persona que pueda revisar mi cuenta?"),
+    ("pt", "tem uma pessoa que possa olhar minha conta?"),
+])
+def test_asking_for_a_person_who_can_look_at_it_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
+        result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "Yesterday I spoke with a colleague of yours, Emma, and it's all sorted"),
+    ("it", "ieri ho parlato con una vostra collega, Giulia, ed è tutto risolto"),
+    ("es", "ayer hablé con una compañera vuestra, Lucía, y ya está todo resuelto"),
+    ("pt", "Ontem falei com uma colega vossa, a Inês, e ficou tudo resolvido"),
+])
+def test_a_colleague_spoken_to_before_is_not_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "when will the green one be back in stock?"),
+    ("en", "for order ND-284471 could the courier leave it with the corner shop if I'm out"),
+    ("it", "per l'ordine ND-260915 il corriere può lasciarlo al portiere?"),
+    ("it", "la taglia M torna disponibile?"),
+    ("es", "para el pedido ND-241606, ¿el repartidor lo puede dejar en la conserjería?"),
+    ("es", "¿y cuándo vuelve a haber stock del verde?"),
+    ("pt", "para a encomenda ND-242717 o estafeta pode deixar na porteira?"),
+    ("pt", "e o verde volta a ter stock quando?"),
+])
+def test_stock_and_courier_instructions_are_failed_replies(engine, language, text):
+    """The intent model hears a delivery question in them ("¿cuándo vuelve a haber stock?" as
+    delivery_period); the FAQ's delivery answer would be beside the point."""
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "hey 🙂 can u gift wrap ND-612930? its a bday present"),
+    ("pt", "oiii vcs embrulham pra presente o ND-734129? é pra minha irmã"),
+])
+def test_an_order_number_in_a_question_the_bot_cannot_answer_is_a_failed_reply(engine, language,
+                                                                             text):
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tierline.nlu.analyzer import AnalysisResult
-from tierline.nlu.cues import LAUGHTER, MISDIRECTED, SLIP, praises
+from tierline.nlu.cues import LAUGHTER, MISDIRECTED, SLIP, extract_cues, praises
 from tierline.nlu.directory import OrderLookup
 from tierline.nlu.faq import FaqIndex
 from tierline.nlu.flow import BotFlow
@@ -44,6 +44,14 @@ _MENU_TEXT = re.compile(
     r"(?:\s*(?:please|pls|plz|por favor|porfa|per favore|perfavore|pf|grazie|thanks|thx|ty|"
     r"obrigad[oa]|obg|gracias|pfv))*$", re.IGNORECASE)
 _MENU_NOISE = re.compile(r"[^\w#º°\s]", re.UNICODE)
+#: Words asking where an order is or when it comes, in en/it/es/pt (folded): with them a
+#: message with an order number asks for its status, whatever the intent model says.
+_STATUS_WORDS = re.compile(
+    r"\b(?:status|track\w*|where|when|arriv\w*|ship\w*|sent|dispatch\w*|deliver\w*|update\w*|"
+    r"news|eta|check|stato|dove|quando|spedit\w*|partit\w*|consegn\w*|punto|novita|estado|"
+    r"estatus|donde|cuando|lleg\w*|envi\w*|sali\w*|entreg\w*|cade|onde|cheg\w*|saiu|"
+    r"rastre\w*|novidade\w*|situacao|situacion|seguimiento|tracciamento|late|delay\w*|"
+    r"ritardo|retras\w*|atras\w*|still|ancora|todavia|ainda)\b")
 
 
 #: Scores as customers type them after "How would you rate the help you received?".
@@ -82,10 +90,48 @@ _SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tu
 _TAKE_BACK = re.compile(
     r"\b(?:never ?mind|forget it|lascia (?:stare|perdere)|non importa|fa niente|dejalo|"
     r"olvidalo|no importa|da igual|deixa (?:pra la|quieto)|esquece|"
+    # "lol ignore that", "ignorate il messaggio", "ignora eso", "desconsidera"
+    r"ignore (?:that|this|it|me|my last|the last|previous)|ignorate|ignoralo|ignoratelo|"
+    r"ignora (?:quello|questo|il messaggio|l ultimo|eso|esto|el mensaje|isso|a mensagem)|"
+    r"ignoren(?:lo)?|ignorem|desconsider\w*|"
     r"(?:cancel|annulla|cancela)\w* (?:(?:that|this|the|my|la|il|el|lo|a|o) )?(?:question|"
     r"message|msg|typo|domanda|messaggio|pregunta|mensaje|pergunta|mensagem)|"
     r"(?:cancel|annulla|cancela)\w*,? (?:(?:that|this|it)\b.*\btypo|ho sbagliato|"
-    r"me equivoque|digitei errado|escrevi errado|lo que te escribi|o que (?:te )?escrevi))")
+    r"me equivoque|digitei errado|escrevi errado|lo que te escribi|o que (?:te )?escrevi)"
+    # ... but "quiero cancelarlo, me equivoqué de talla" takes back an order, not a message
+    r"(?! (?:(?:de|di|la|il|el|o|a|the|my|lo|al|nel|nella|no|na|in) )*(?:talla|taglia|size|"
+    r"tamanho|tamano|colore|color|colour|cor|modelo|modello|model|indirizzo|direccion|endereco|"
+    r"address|ordine|pedido|order|prodott\w*|product\w*|produto|articul\w*|artigo|numero|"
+    r"compra|acquisto|purchase)))")
+#: What this bot cannot do, though the intent model may hear a delivery or FAQ question in it
+#: ("¿cuándo vuelve a haber stock del verde?" read as delivery_period, "o estafeta pode deixar na
+#: porteira?" as delivery_options): stock and restocking, and instructions for the courier
+#: (folded words). The FAQ's answer would be beside the point; it is a failed reply.
+BEYOND_THE_BOT = re.compile(
+    r"\b(?:back in stock|in stock|restock\w*|out of stock|sold out|available again|"
+    r"torna(?:no)? disponibil\w*|di nuovo disponibil\w*|riassortiment\w*|esaurit[oaie]|"
+    r"vuelve a haber|vuelven a tener|reponen|reposicion|agotad[oa]s?|disponible de nuevo|"
+    r"volta a ter|voltam a ter|esgotad[oa]s?|reposicao|repor o estoque|"
+    r"(?:leave|drop) (?:it|them|the parcel|the package|the box)(?: \w+){0,2}? (?:with|at|in|by|"
+    r"next|outside|behind|under)|"
+    r"lasci(?:arlo|arla|arli|alo|atelo|ate|a|are)? (?:al|alla|dal|dalla|in|nel|nella|dietro|fuori|"
+    r"davanti|sotto)|"
+    r"(?:dejar|dejarlo|dejarla|dejen|deje|dejelo|dejenlo|lo deje|lo dejen|lo deja) (?:en|con|al|"
+    r"a la|fuera|detras|debajo)|"
+    r"(?:deixar|deixe|deixem|deixa|deixar o|deixar a|deixarem) (?:na|no|com|ao|a|em|fora|atras|"
+    r"debaixo)|"
+    r"tell (?:him|her|the driver|the courier|your driver)|dite al corriere|avvisate il corriere|"
+    r"digan al repartidor|decidle al repartidor|avisen al repartidor|diga ao estafeta|"
+    r"avisem o estafeta|fala pro entregador|avisa o entregador)\b")
+#: An apology and little else: "scusate x l'allarme di ieri 😅", "perdón por el lío de ayer
+#: jeje", "sorry for the confusion!" (folded; with no problem in the message, see
+#: :func:`_small_talk_of`).
+_APOLOGY = re.compile(
+    r"^(?:(?:ok|oh|ah|ops|oops|opa|eh|uh|ay|ai|ah ok|ok ok)\W+)*(?:so sorry|sorry|scusa|scusate|"
+    r"scusami|scusatemi|mi scuso|chiedo scusa|perdon|perdona|perdonad|perdonen|disculpa|"
+    r"disculpad|disculpen|desculpa|desculpe|desculpem|foi mal)"
+    r"(?:\W+(?:for|about|per|x|por|pelo|pela|pelos|pelas|o|a|pel|del|dell)\b.*|\W*)$")
+APOLOGY_WORDS = 10
 _SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|conta|"
                       r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
 
@@ -116,6 +162,13 @@ def _small_talk_word(word: str) -> bool:
     return any(word in kind for kind in SMALL_TALK_WORDS.values())
 
 
+def _thanks_first(text: str) -> bool:
+    """A message that opens with thanks and asks nothing ("thank u sm, fits like a dream")."""
+    words = [squash_elongation(w) for w in words_of(text)]
+    return (bool(words) and words[0] in SMALL_TALK_WORDS["thanks"] and "?" not in text
+            and not _SERIOUS.search(" ".join(words)))
+
+
 def small_talk_of(text: str) -> str | None:
     """The kind of small talk ``text`` is, if any (:func:`_small_talk_of`); short messages are
     remembered, since the engine and the bot both ask of every message."""
@@ -138,6 +191,14 @@ def _small_talk_of(text: str) -> str | None:
             return "goodbye"
         if SLIP.search(folded) or _TAKE_BACK.search(folded):
             return "acknowledgement"
+        if (_APOLOGY.match(folded.strip()) and len(WORD.findall(folded)) <= APOLOGY_WORDS
+                and "?" not in folded and not extract_cues(text).problem):
+            return "acknowledgement"
+        # "obrigada demais, serviu direitinho" (read as payment_issue), "thank u sm, fits like a
+        # dream": thanks first, a few happy words, nothing asked.
+        if (_thanks_first(text) and len(WORD.findall(folded)) <= APOLOGY_WORDS
+                and extract_cues(text).happy):
+            return "thanks"
     words = [squash_elongation(w.lower()) for w in WORD.findall(text)]  # "holaaa" -> "hola"
     if not words or len(words) > 4:
         return None
@@ -333,9 +394,17 @@ class MenuBot:
             state.step = "menu"
             return BotResponse([self.menu(state)], failed=False)
 
+        if BEYOND_THE_BOT.search(" ".join(words_of(text))):
+            first = state.step == "new"
+            state.step = "menu"
+            return BotResponse([self.menu(state, "welcome" if first else "fallback")], failed=True)
         found = self.order_numbers.first(text)
         if found and self._asks_about_the_order(state, text, found, analysis):
-            return self._order_status(state, found.number)
+            response = self._order_status(state, found.number)
+            # "can u gift wrap ND-612930? its a bday present": the status is context, but the
+            # question was something else the bot cannot do.
+            response.failed = response.failed or self._asks_something_else(text, found, analysis)
+            return response
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
@@ -368,8 +437,9 @@ class MenuBot:
             answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
             state.step = "menu"
             return BotResponse([Reply(answer)], failed=False)
-        if analysis.happy and praises(text):
-            # "OMG THE BOOTS ARE AMAZING", "CHEGOU TUDO LINDO 🥰": praise is not a failed reply.
+        if analysis.happy and (praises(text) or _thanks_first(text)):
+            # "OMG THE BOOTS ARE AMAZING", "CHEGOU TUDO LINDO 🥰", "thank u sm, fits like a
+            # dream": praise and thanks are not a failed reply.
             return BotResponse([Reply(self.flow.text("thanks", lang))], failed=False)
         # Not understood. A first message still gets the welcome menu, but it counts as a
         # failed reply like any other: "do you sell pizza", "weather?", "who won" is three.
@@ -410,6 +480,15 @@ class MenuBot:
         other = (analysis.intent not in ("track_order", "delivery_period", OUT_OF_SCOPE)
                  and analysis.intent_confidence >= ACT_CONFIDENCE)
         return bare or state.step == "awaiting_order_number" or not other
+
+    @staticmethod
+    def _asks_something_else(text: str, found: FoundNumber, analysis: AnalysisResult) -> bool:
+        """A message with an order number, more than a few other words, out of scope for the
+        intent model and with no word about where the order is or when it comes."""
+        rest = text[:found.start] + " " + text[found.end:]
+        return (analysis.intent == OUT_OF_SCOPE and analysis.intent_confidence >= ACT_CONFIDENCE
+                and len(WORD.findall(rest)) > GIVEN_NUMBER_WORDS
+                and not _STATUS_WORDS.search(" ".join(words_of(rest))))
 
     @staticmethod
     def _looks_like_an_attempt(text: str, analysis: AnalysisResult) -> bool:

@@ -62,7 +62,9 @@ PROFANITY: frozenset[str] = frozenset(
 REPEAT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(p)
     for p in (
-        r"\bagain\b", r"\bstill\b", r"\b(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time\b",
+        # "will def be ordering again" is loyalty, not a complaint repeated
+        r"(?<!order )(?<!ordering )(?<!buy )(?<!buying )(?<!shop )(?<!shopping )(?<!back )"
+        r"(?<!here )(?<!you )\bagain\b", r"\bstill\b", r"\b(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time\b",
         r"\balready (?:told|asked|said|wrote|called|sent)\b", r"\bhow many times\b",
         r"\bancora\b", r"\bdi nuovo\b", r"\bper l[' ]?ennesima volta\b", r"\bgia detto\b",
         r"\botra vez\b", r"\btodavia\b", r"\bde nuevo\b", r"\bya (?:dije|lo dije)\b",
@@ -217,6 +219,9 @@ FED_UP = re.compile(
     r"\b(?:fed up|sick (?:and tired )?of|tired of waiting|had enough|sono stuf[oa]|mi sono "
     r"stufat[oa]|ne ho abbastanza|non ne posso piu|(?:estoy|ya estoy|me tiene) hart[oa]|"
     r"hasta las narices|(?:estou|to|ja estou) fart[oa]|de saco cheio|cansad[oa] de esperar|"
+    r"are you kidding|(?:you re|youre|you are|u r|ur) kidding|you ve got to be kidding|"
+    r"stai scherzando|state scherzando|mi (?:prendete|state prendendo) in giro|"
+    r"me (?:estais|estan) tomando el pelo|es una broma|(?:ta|esta|e|so pode ser) (?:de )?brincadeira|"
     r"(?:been|sono stat[oa]|siamo stati|he sido|hemos sido|tenho sido|temos sido|fui) (?:very |really "
     r"|so |extremely |molto |davvero |fin troppo |muy |bastante |super |muito |bem )?(?:patient|"
     r"pazient[ie]|pacientes?))\b")
@@ -263,6 +268,13 @@ ARRIVED = re.compile(
 #: male", "la factura salió con el nombre de mi antigua empresa, corregidla", "a fatura veio
 #: com o NIF errado" (folded text): only a person can issue it again.
 INVOICE_ERROR = re.compile(
+    # Charged more than the price: "I paid full price, £64 instead of £51.20", "mi avete
+    # addebitato 40 invece di 30", "me cobraron el precio completo"
+    r"\b(?:(?:paid|charged|pagato|addebitat\w*|pagado|pague|cobrad\w*|cobraron|paguei|"
+    r"cobraram)(?: \w+){0,5}? (?:instead of|invece di|en vez de|em vez de|rather than)|"
+    r"(?:paid|charged|pagato|addebitat\w*|pagado|pague|cobrad\w*|cobraron|paguei|cobraram) "
+    r"(?:me |mi |the |el |il |o )?(?:full price|prezzo pieno|precio completo|precio total|preco cheio|"
+    r"preco integral))\b|"
     r"\b(?:invoice|receipt|fattura|ricevuta|factura|recibo|fatura|nota fiscal)\b.*\b(?:wrong|"
     r"incorrect|mistake|error|correct|fix|reissue|sbagliat[oa]|errat[oa]|errore|intestata male|"
     r"corregg\w*|rifare|equivocad[oa]|incorrect[oa]|erro(?:r|neo|nea)|corrij\w*|correg\w*|"
@@ -350,7 +362,12 @@ MONEY_BACK = re.compile(
     r"del mio |dal )?(?:reembolso|rimborso|refund|estorno)|nothing back on my (?:card|account)|"
     r"(?:refund|rimborso|reembolso|estorno)(?: \w+){0,3}? (?:not|non|nn|no|nao|never|hasn t|hasnt|"
     r"has not|still not|ancora non|todavia no|ainda nao)(?: \w+){0,2}? (?:arrived|arrivato|"
-    r"llegado|llego|chegou|caiu|come|came|received|ricevuto|recibido|recebido|visto|vi))\b")
+    r"llegado|llego|chegou|caiu|come|came|received|ricevuto|recibido|recebido|visto|vi)|"
+    # ... "nn ho ricevuto il rimborso", "no me llega el reembolso", "ainda não recebi o reembolso"
+    r"(?:not|non|nn|no|nao|never|haven t|havent|hasn t|hasnt|didn t|didnt|still not|ancora non|"
+    r"todavia no|ainda nao)(?: \w+){0,2}? (?:received|got|seen|had|ricevuto|visto|avuto|arrivato|"
+    r"recibido|recibi|llega|llegado|llego|visto|recebi|recebido|chegou|caiu|vi)"
+    r" (?:the |my |il |el |mi |o |meu |a |minha |any )?(?:refund|rimborso|reembolso|estorno))\b")
 #: Settled already: the money came back, the customer sorted it out ("o estorno caiu hoje,
 #: valeu", "ya me llegó el reembolso", "cmq ho risolto da sola") (folded text).
 SETTLED = re.compile(
@@ -360,12 +377,15 @@ SETTLED = re.compile(
     r"(?: (?!not\b|non\b|nn\b|no\b|nao\b|never\b|still\b|ancora\b|ainda\b|todavia\b|"
     r"(?:the|a|an|la|el|il|lo|le|los|las|o|os|as|my|mi|mia|meu|minha)\b)\w+){0,2}? "
     r"(?:arrived|came through|came|arrivat\w*|llego|caiu|chegou|entrou|went through)|"
+    # ... "got my refund", but not "nn ho ricevuto il rimborso", "ainda não recebi o reembolso"
+    r"(?<!not )(?<!nt )(?<!never )(?<!non ho )(?<!nn ho )(?<!no )(?<!nao )(?<!n )(?<!havent )"
+    r"(?<!haven t )(?<!didn t )(?<!didnt )(?<!still not )(?<!yet to have )"
     r"(?:got|received|ricevuto|recibi|recebi) (?:the |my |il |el |mi |o |meu )?(?:refund|rimborso|"
     r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"
     r"(?:already|all) sorted|sorted it|ya (?:esta|lo tengo) resuelto|lo he resuelto|"
     r"ja (?:resolvi|resolveu|esta resolvido)|consegui resolver|"
     # ... or told not to cancel after all: "non annullate niente, era dalla vicina"
-    r"(?:don t|dont|do not|no need to|non|nn|no|nao)(?: \w+)? (?:cancel|annull|cancel[ae]|"
+    r"(?:don t|dont|do not|no need to|non|nn|no|nao)(?: \w+){0,2} (?:cancel|annull|cancel[ae]|"
     r"cancele)\w*(?: (?:it|anything|nothing|niente|nulla|nada|nao))?"
     r"(?: \w+){0,8}? (?:found|arrived|turned up|came|trovat\w*|arrivat\w*|apparso|"
     r"aparecio|encontre|llego|lo tenia|achei|chegou|apareceu|tava com|estava com))\b")

@@ -119,9 +119,15 @@ TALK_TO_SOMEONE = re.compile(
     r"|\b(?:posso|vorrei|potrei|fammi|fatemi|volevo) sentire (?:qualcuno|una persona|un operatore)\b"
     # ... or someone who can help: "c'è qualcuno dell'amministrazione che mi può seguire?"
     r"|\b(?:is there|there s|c e|ce|hay|tem|existe) (?:someone|anyone|somebody|qualcuno|alguien|"
-    r"alguem)(?:\s+\w+){0,4}? (?:who|that|che|que) (?:can|could|mi puo|puo|possa|mi possa|"
-    r"potrebbe|me pueda|pueda|puede|possa|pode|possa me|pode me) (?:help|aiutar\w*|seguir\w*|"
-    r"ayudar\w*|ajudar|atender)\b"
+    r"alguem|a person|a human|a real person|una persona|un operatore|un umano|un agente|"
+    r"un asesor|uma pessoa|um atendente|um humano)(?:\s+\w+){0,4}? (?:who|that|che|que) "
+    r"(?:can|could|mi puo|puo|possa|mi possa|potrebbe|me pueda|pueda|puede|possa|pode|possa me|"
+    r"pode me) (?:help|look|check|sort|fix|update|aiutar\w*|seguir\w*|aggiornar\w*|"
+    r"controllar\w*|sistemar\w*|ayudar\w*|revisar\w*|mirar\w*|arreglar\w*|ajudar|atender|ver|"
+    r"verificar|olhar|resolver|atualizar)\b"
+    # ... "kindly connect me to a customer care executive"
+    r"|\bconnect me (?:to|with) (?:a |an |the |your )?(?:customer (?:care|service|support)|"
+    r"support|someone|somebody|executive)\b"
     # ... or someone to do what the bot cannot: "can someone from your team fix the address?",
     # "è possibile che qualcuno dello staff lo cambi a mano?", "¿alguien puede revisarlo?"
     r"|\b(?:can|could) (?:someone|somebody|anyone)(?! else)(?:\s+\w+){0,3}? (?:change|fix|check|"
@@ -178,7 +184,7 @@ TALK_TO_SOMEONE = re.compile(
 #: (folded; ``{keywords}`` is filled with the flow's keywords). The request clause of a long
 #: message that tells a whole story first.
 _PASS_TO = (r"\b(?:passate(?:mi)?|passami|passarmi|passare|passi|pasar(?:me)?|pasame|pasen(?:me)?|"
-            r"pases|pasas|hablar|falar|passar|passem|passa|speak|talk|chat|transfer me|"
+            r"pases|pasas|hablar|falar|passar|passem|passa|speak|talk|chat|transfer me|parla|"
             r"put me through|connect me|parlare|comunicar(?:me)?)"
             r"(?: \w+){{0,3}}? (?:{keywords})\b")
 #: A human named only to say none is needed, or to tell of one spoken to before: "não precisa
@@ -191,7 +197,7 @@ _NOT_ASKING = (r"\b(?:no need|dont need|don t need|do not need|dont want|don t w
                r"me atendio|falei|falamos|conversei|me atendeu|nn ho bisogno|non c e bisogno|"
                r"nn c e bisogno|n precisa|no hace falta|no me hace falta|nao precisa)"
                r"(?: \w+){{0,4}}? (?:{keywords}|nadie|nessuno|ninguem|nobody|anyone|alguien|"
-               r"qualcuno|alguem)\b"
+               r"qualcuno|alguem|colleague|collega|colleghi|colega|colegas|companer[ao])\b"
                # ... or one who helped already: "un vostro operatore mi ha aiutato tantissimo"
                r"|\b(?:{keywords}|persona|pessoa|person)(?: \w+){{0,3}}? (?:helped|"
                r"(?:mi|me|ci) (?:ha|hanno) (?:aiutat\w*|rispost\w*|risolt\w*)|"
