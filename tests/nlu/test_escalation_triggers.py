@@ -1006,3 +1006,19 @@ def test_an_order_number_in_a_question_the_bot_cannot_answer_is_a_failed_reply(e
                                                                              text):
     [result] = play(engine, [text], language=language)
     assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("language,first,second", [
+    ("en", "Hello, status of ND-655120 please?", "sorry, it's ND-655121"),
+    ("it", "Buongiorno, a che punto è l'ordine ND-571163?", "scusate, è ND-571164"),
+    ("es", "Buenos días, ¿cómo va el pedido ND-572274?", "perdón, es ND-572275"),
+    ("pt", "Bom dia, como está a encomenda ND-573385?", "desculpe, é ND-573386"),
+])
+def test_a_vip_is_asked_again_for_an_unknown_order_number_then_handed_over(engine, language,
+                                                                           first, second):
+    """"I couldn't find order X, please check the number" asks again: the first unknown
+    number is not a failed reply, the second is (a VIP's first failed reply hands over)."""
+    asked, again = play(engine, [first, second], tier="vip", language=language)
+    assert not asked.handoff and not asked.bot_failed, asked.decision.reasons
+    assert asked.state.step == "awaiting_order_number"
+    assert again.handoff and "1 failed bot replies" in again.handoff.reasons

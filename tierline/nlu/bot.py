@@ -308,6 +308,8 @@ class ConversationState:
     #: (:data:`tierline.nlu.order_numbers.MAX_REMEMBERED` at most): context for agents.
     order_numbers: list[str] = field(default_factory=list)
     recent_intents: list[str] = field(default_factory=list)
+    #: Order numbers looked up and not found (the first is asked again, not a failure).
+    orders_not_found: int = 0
     #: The latest intent the model was sure of and that names a topic: a handoff routes by it
     #: ("Opciones" read as check_payment_methods at 0.16 must not send "agente" to billing).
     routing_intent: str | None = None
@@ -451,8 +453,14 @@ class MenuBot:
         lang = state.language
         order = self.orders.find(number)
         if order is None:
+            # "Please check the number" asks again, as a form asks again for a mistyped field:
+            # the first number the shop's system does not know (a typo, an order not synced
+            # yet) is not a failed reply, so a VIP checking an order is not handed over for it;
+            # a second one is.
+            state.orders_not_found += 1
+            state.step = "awaiting_order_number"
             return BotResponse([Reply(self.flow.text("order_not_found", lang, order_number=number))],
-                               failed=True)
+                               failed=state.orders_not_found > 1)
         state.order_number = order.number
         state.step = "menu"
         return BotResponse([Reply(self.flow.text(
