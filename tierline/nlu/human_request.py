@@ -187,6 +187,13 @@ _PASS_TO = (r"\b(?:passate(?:mi)?|passami|passarmi|passare|passi|pasar(?:me)?|pa
             r"pases|pasas|hablar|falar|passar|passem|passa|speak|talk|chat|transfer me|parla|"
             r"put me through|connect me|parlare|comunicar(?:me)?)"
             r"(?: \w+){{0,3}}? (?:{keywords})\b")
+#: Wanting, needing or asking whether there is one of the flow's human words, a few words
+#: apart: "c'è un operatore che può aggiornarmi i dati?", "necesito un asesor ya", "is there an
+#: agent available", "queria um atendente pra resolver isso" (folded; ``{keywords}`` filled).
+_WANTS_ONE = (r"\b(?:want|wanna|need|needs|would like|d like|can i (?:get|have)|is there|are there|"
+              r"any|voglio|vorrei|volevo|mi serve|serve|ho bisogno di|c e|ci sono|"
+              r"quiero|quisiera|necesito|me hace falta|hay|quero|queria|gostaria de|preciso de|"
+              r"preciso|tem algum|tem um|tem uma)(?: \w+){{0,2}}? (?:{keywords})\b")
 #: A human named only to say none is needed, or to tell of one spoken to before: "não precisa
 #: de atendente não", "no need for an agent", "ayer hablé con una asesora y me solucionó todo",
 #: "ho parlato con un operatore ieri" (folded).
@@ -229,6 +236,7 @@ class HumanRequests:
         self.keywords = list(keywords)
         alternatives = "|".join(re.escape(fold(k)) for k in self.keywords) or "(?!)"
         self._pass_to = re.compile(_PASS_TO.format(keywords=alternatives))
+        self._wants_one = re.compile(_WANTS_ONE.format(keywords=alternatives))
         self._not_asking = re.compile(_NOT_ASKING.format(keywords=alternatives))
         self.min_similarity = min_similarity
         self._requests = len(examples)
@@ -256,10 +264,14 @@ class HumanRequests:
         """Whether ``text`` (analysed as ``analysis``) asks for a human."""
         folded = " ".join(words_of(text))
         declines = bool(self._not_asking.search(folded))
-        if self._pass_to.search(folded) and not declines:
-            return True
         if declines:
             return False
+        if self._pass_to.search(folded):
+            return True
+        # "c'è un operatore che può...": wanting one, unless someone else's or a question about
+        # what one did ("did an agent see my message?" names none to come).
+        if self._wants_one.search(folded) and not _SOMEONE_ELSE.search(folded):
+            return True
         # "outra pessoa pode buscar a encomenda?" reads close to a request; the person named
         # is someone else, so only words that ask (``_worded``) can make it one.
         someone_else = bool(_SOMEONE_ELSE.search(folded))
