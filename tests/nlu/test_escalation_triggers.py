@@ -1022,3 +1022,120 @@ def test_a_vip_is_asked_again_for_an_unknown_order_number_then_handed_over(engin
     assert not asked.handoff and not asked.bot_failed, asked.decision.reasons
     assert asked.state.step == "awaiting_order_number"
     assert again.handoff and "1 failed bot replies" in again.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "hi, I ordered a dress by mistake an hour ago, #ND309815, please cancel it before it ships"),
+    ("it", "ho ordinato per sbaglio, vorrei annullarlo prima che parta"),
+    ("es", "pedí por error, quiero cancelar mi pedido antes de que salga"),
+    ("pt", "comprei sem querer, quero cancelar a encomenda antes de sair"),
+])
+def test_asking_to_cancel_an_order_hands_off_whatever_the_intent_model_says(engine, language,
+                                                                             text):
+    """"ordered by mistake" once read as a slip of the chat (small talk), and the intent model
+    heard get_refund at 0.46."""
+    assert small_talk_of(text) is None
+    [result] = play(engine, [text], language=language)
+    assert "cancel_request" in result.analysis.cues
+    assert result.handoff and "customer asks to cancel an order" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("text", [
+    "non annullate niente!! il pacco era dalla vicina 😅", "no need to cancel anything, it arrived",
+    "do I need to cancel and reorder to change size?", "I want to cancel my newsletter subscription",
+    "se annullo prima che parta mi ridate tutto? chiedo solo per sapere",
+    "Si cancelo un pedido antes de que salga, ¿se cobra algo? Pregunto en general, todavía no he comprado.",
+])
+def test_cancel_words_that_ask_no_cancellation(text):
+    from tierline.nlu.cues import extract_cues
+
+    assert "cancel_request" not in extract_cues(text).fired
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["where is ND-502118?", "Oh, 'in transit' for ten days. Well done, truly impeccable service."]),
+    ("it", ["Ordine ND-502118, a che punto è?",
+            "Ah, 'in transito' da dieci giorni. Complimenti, servizio davvero impeccabile."]),
+    ("es", ["¿Dónde está el ND-840273?",
+            "Genial, otra semana más 'en reparto'. Qué maravilla de servicio, enhorabuena."]),
+    ("pt", ["Cadê a ND-840273?", "Nossa, outra semana 'em trânsito'. Que serviço, parabéns."]),
+])
+def test_sarcasm_about_a_wait_in_words_hands_off(engine, language, messages):
+    *_, result = play(engine, messages, language=language)
+    assert "sarcasm" in result.analysis.cues
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I downloaded it but the amount is wrong, it says 89 euro and I paid 69"),
+    ("it", "Fattura ND-617740: intestata a me invece che alla società, P.IVA mancante. Va rifatta."),
+    ("es", "el importe está equivocado, pone 89 y pagué 69"),
+    ("pt", "o valor está errado, diz 89 e eu paguei 69"),
+])
+def test_a_wrong_amount_or_an_invoice_to_redo_goes_to_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "could one of your staff members call me on this number please?"),
+    ("it", "posso parlare con uno vero? non un bot 😭😭😭"),
+    ("es", "¿Sería tan amable alguno de sus empleados de llamarme por teléfono a este mismo número?"),
+    ("pt", "Seria possível que um funcionário me telefonasse para este número? Fico muito grato."),
+])
+def test_formal_and_teenage_requests_for_a_person_are_requests(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
+        result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["Can I get the navy belt in 95?", "any chance you'll let me know when it's back?"]),
+    ("it", ["Disponibilità cintura in cuoio nera tg 95?", "Quando rientra?"]),
+    ("es", ["¿Os va a entrar más stock del bolso camel?", "¿Me podéis avisar cuando vuelva?"]),
+    ("pt", ["Vão ter mais stock da mala camel?", "Podem me avisar quando voltar?"]),
+])
+def test_restocking_questions_are_failed_replies(engine, language, messages):
+    results = play(engine, messages, language=language)
+    assert all(r.bot_failed for r in results), [r.replies[0].text for r in results]
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "sorry, wrong message, that was for a colleague"),
+    ("it", "scusate, messaggio sbagliato, era per un collega"),
+    ("es", "perdón, mensaje equivocado, era para un compañero"),
+    ("pt", "perdão, mensagem errada, era para um colega"),
+])
+def test_a_message_meant_for_a_colleague_is_a_wrong_chat(text, language):
+    assert small_talk_of(text) == "goodbye"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "Yesterday I wrote to cancel but never mind, I've decided to keep it!"),
+    ("it", "Ieri vi avevo scritto per annullare ma lasciate stare, non serve annullare niente: ho deciso di tenerlo!"),
+    ("es", "Ayer os escribí para cancelar pero nada, he decidido quedármelo!"),
+    ("pt", "Ontem escrevi para cancelar mas esquece, decidi ficar com ele!"),
+])
+def test_deciding_to_keep_the_order_after_all_does_not_hand_off(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("text,choice", [("premo 3", "menu_agent"), ("press 1", "menu_order"),
+                                          ("elijo 2", "menu_faq"), ("escolho 3", "menu_agent")])
+def test_pressing_an_option_in_words_is_the_option(text, choice):
+    from tierline.nlu.bot import menu_choice
+
+    assert menu_choice(text) == choice
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I opened the parcel and the shirt has an ink stain on the cuff."),
+    ("it", "ho aperto il pacco e la camicia ha una macchia d'inchiostro sul polsino"),
+    ("es", "He abierto el paquete y la camisa tiene una mancha de tinta en el puño."),
+    ("pt", "abri o pacote e a camisa tem uma mancha de tinta no punho"),
+])
+def test_a_vip_reporting_a_stain_gets_a_human(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert result.analysis.problem and result.handoff, result.decision.reasons

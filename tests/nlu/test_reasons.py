@@ -44,6 +44,7 @@ def test_the_english_phrases_of_the_apis_come_from_the_codes_and_read_back():
         Reason("invoice_error"): "customer reports a mistake on an invoice",
         Reason("review_threat"): "customer threatens a bad review",
         Reason("money_back"): "customer asks for their money back",
+        Reason("cancel_request"): "customer asks to cancel an order",
     }
     assert {reason: reason.text for reason in phrases} == phrases
     assert {r.code for r in phrases} == set(REASON_CODES) - {"other", "unspecified"}

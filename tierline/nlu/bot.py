@@ -40,6 +40,7 @@ _NUMBER_WORDS = {"one": "1", "uno": "1", "um": "1", "two": "2", "due": "2", "dos
                  "dois": "2", "three": "3", "tre": "3", "tres": "3", "três": "3"}
 _MENU_TEXT = re.compile(
     r"^(?:(?:the|option|opt|number|nr|num|la|il|el|a|o|opzione|opcion|opción|opção|opcao|"
+    r"premo|premi|press|pressing|pulso|elijo|escojo|marco|scelgo|choose|pick|escolho|aperto|"
     r"numero|número|nº|n°)\s*)*#?\s*(?P<option>[123]|one|two|three|uno|due|tre|dos|tres|três|um|dois)"
     r"(?:\s*(?:please|pls|plz|por favor|porfa|per favore|perfavore|pf|grazie|thanks|thx|ty|"
     r"obrigad[oa]|obg|gracias|pfv))*$", re.IGNORECASE)
@@ -89,7 +90,7 @@ _SMALL_TALK_FILLER = frozenset("""a e y and so much very you u all lot really tu
 #: customer takes back their own message (folded text). Not when it names an order or account.
 _TAKE_BACK = re.compile(
     r"\b(?:never ?mind|forget it|lascia (?:stare|perdere)|non importa|fa niente|dejalo|"
-    r"olvidalo|no importa|da igual|deixa (?:pra la|quieto)|esquece|"
+    r"olvidalo|no importa|da igual|deixa (?:pra la|quieto)|esquece|lasciate (?:stare|perdere)|"
     # "lol ignore that", "ignorate il messaggio", "ignora eso", "desconsidera"
     r"ignore (?:that|this|it|me|my last|the last|previous)|ignorate|ignoralo|ignoratelo|"
     r"ignora (?:quello|questo|il messaggio|l ultimo|eso|esto|el mensaje|isso|a mensagem)|"
@@ -112,6 +113,10 @@ BEYOND_THE_BOT = re.compile(
     r"torna(?:no)? disponibil\w*|di nuovo disponibil\w*|riassortiment\w*|esaurit[oaie]|"
     r"vuelve a haber|vuelven a tener|reponen|reposicion|agotad[oa]s?|disponible de nuevo|"
     r"volta a ter|voltam a ter|esgotad[oa]s?|reposicao|repor o estoque|"
+    r"quando rientra(?:no)?|rientrera(?:nno)?|"
+    r"(?:avisar|avisarme|avisadme|avisame|avvisar\w*|avisem|avisa|notify me|let me know)"
+    r"(?: \w+){0,2}? (?:cuando|quando|when) (?:vuelva|vuelvan|haya|torna|tornano|rientra|volte|"
+    r"voltar|it s back|its back|back|restock\w*)|"
     r"(?:leave|drop) (?:it|them|the parcel|the package|the box)(?: \w+){0,2}? (?:with|at|in|by|"
     r"next|outside|behind|under)|"
     r"lasci(?:arlo|arla|arli|alo|atelo|ate|a|are)? (?:al|alla|dal|dalla|in|nel|nella|dietro|fuori|"
@@ -132,6 +137,9 @@ _APOLOGY = re.compile(
     r"disculpad|disculpen|desculpa|desculpe|desculpem|foi mal)"
     r"(?:\W+(?:for|about|per|x|por|pelo|pela|pelos|pelas|o|a|pel|del|dell)\b.*|\W*)$")
 APOLOGY_WORDS = 10
+#: "I ordered a dress by mistake, please cancel it" is a slip with an order, not with the chat.
+_PURCHASE = re.compile(r"\b(?:ordered|bought|purchased|ordinato|comprato|acquistato|pedi|compre|"
+                       r"comprei|encomendei|cancel\w*|annull\w*)\b")
 _SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|conta|"
                       r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
 
@@ -189,7 +197,7 @@ def _small_talk_of(text: str) -> str | None:
     if len(folded) <= 200 and not _SERIOUS.search(folded):
         if MISDIRECTED.search(folded):
             return "goodbye"
-        if SLIP.search(folded) or _TAKE_BACK.search(folded):
+        if (SLIP.search(folded) and not _PURCHASE.search(folded)) or _TAKE_BACK.search(folded):
             return "acknowledgement"
         if (_APOLOGY.match(folded.strip()) and len(WORD.findall(folded)) <= APOLOGY_WORDS
                 and "?" not in folded and not extract_cues(text).problem):

@@ -127,6 +127,7 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     risquinho riscadinho arranhadinho graffietto graffiettino rayita rayoncito
     ripped strappata strappati bucato bucata rasgado rasgada rasgados rasgadas furado furada
     descosido descosida descosturado descosturada
+    stain stained stains macchia macchiato macchiata macchie mancha manchado manchada manchas
     chip chipped scheggiato scheggiata scheggiatura sbeccato sbeccata desportillado desportillada
     lascado lascada lascou
     atrasado atrasada atrasados atrasadas retrasado retrasada retrasados retrasadas
@@ -136,9 +137,10 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
 MISDIRECTED = re.compile(
     r"\b(?:wrong (?:chat|number|person|conversation|group)|(?:chat|numero|conversazione) "
     r"sbagliat[oa]|(?:me )?equivoque de (?:chat|numero|conversacion)|(?:numero|chat) "
-    r"equivocado|(?:conversa|numero|chat|lugar) errad[oa]|(?:was|era) (?:for|per|pa|para|pro|pra) "
-    r"(?:my|mia|mio|el|la|mi|o|a|meu|minha) (?:group|gruppo|grupo|mum|mom|mamma|boss|capo|jefe|"
-    r"chefe|madre|mae|familia|famiglia))\b")
+    r"equivocado|(?:conversa|numero|chat|lugar|mensagem) errad[oa]|wrong message|"
+    r"messaggio sbagliato|mensaje equivocado|(?:was|era) (?:for|per|pa|para|pro|pra) "
+    r"(?:my|mia|mio|el|la|mi|o|a|meu|minha|um|uma|un|una|a) (?:group|gruppo|grupo|mum|mom|mamma|"
+    r"boss|capo|jefe|chefe|madre|mae|familia|famiglia|colleague|collega|colega|companer[oa]))\b")
 #: "Pressed the wrong button", "scritto per sbaglio", "apreté sin querer": a slip of the
 #: customer's own, not a problem with the shop (folded text).
 SLIP = re.compile(
@@ -253,7 +255,9 @@ IRONY = re.compile(
 LONG_WAIT = re.compile(
     r"\b(?:\d+|a|an|one|two|three|four|un|una|uno|due|tre|quattro|dos|tres|cuatro|um|uma|duas|"
     r"tres|quatro) (?:weeks?|months?|settimane|settimana|mesi|mese|semanas?|mes|meses|mes)\b|"
-    r"\b(?:[7-9]|[1-9]\d) (?:days|giorni|dias)\b|"
+    r"\b(?:[7-9]|[1-9]\d|seven|eight|nine|ten|fifteen|twenty|sette|otto|nove|dieci|quindici|venti|"
+    r"siete|ocho|nueve|diez|quince|veinte|sete|oito|dez|quinze|vinte) (?:days|giorni|dias)\b|"
+    r"\b(?:another|un altra|altra|otra|outra)(?: \w+)? (?:week|settimana|semana)\b|"
     r"\b(?:late|delayed|still waiting|in ritardo|ritardo|ancora niente|retrasad[oa]|retraso|"
     r"atrasad[oa]|atraso|otra vez|de novo|again)\b|"
     r"\b(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth) day\b|\bdays? (?:running|in a row)\b|"
@@ -268,6 +272,10 @@ ARRIVED = re.compile(
 #: male", "la factura salió con el nombre de mi antigua empresa, corregidla", "a fatura veio
 #: com o NIF errado" (folded text): only a person can issue it again.
 INVOICE_ERROR = re.compile(
+    # The amount is wrong: "the amount is wrong, it say 89 euro", "l'importo è sbagliato"
+    r"\b(?:amount|total|importo|totale|importe|valor|montante|cifra)(?: \w+){0,2}? "
+    r"(?:is |e |es |esta |ta |are )?(?:wrong|incorrect|sbagliat\w*|errat\w*|equivocad\w*|"
+    r"incorrect\w*|errad\w*)\b|"
     # Charged more than the price: "I paid full price, £64 instead of £51.20", "mi avete
     # addebitato 40 invece di 30", "me cobraron el precio completo"
     r"\b(?:(?:paid|charged|pagato|addebitat\w*|pagado|pague|cobrad\w*|cobraron|paguei|"
@@ -276,6 +284,7 @@ INVOICE_ERROR = re.compile(
     r"(?:me |mi |the |el |il |o )?(?:full price|prezzo pieno|precio completo|precio total|preco cheio|"
     r"preco integral))\b|"
     r"\b(?:invoice|receipt|fattura|ricevuta|factura|recibo|fatura|nota fiscal)\b.*\b(?:wrong|"
+    r"rifatt\w*|invece che|mancant\w*|rehacer|refazer|reemitir|reemit\w*|redo|"
     r"incorrect|mistake|error|correct|fix|reissue|sbagliat[oa]|errat[oa]|errore|intestata male|"
     r"corregg\w*|rifare|equivocad[oa]|incorrect[oa]|erro(?:r|neo|nea)|corrij\w*|correg\w*|"
     r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer|"
@@ -335,7 +344,7 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"accedere|accedo|accesso all account|credenziali|registrazione|registrarmi|acceder|"
         r"logar|"
         r"contrasena|cuenta|iniciar sesion|registro|registrarme|"
-        r"senha|(?:minha|sua|da|na|uma|de) conta|cadastr\w*|login)\b"),
+        r"senha|(?:minha|sua|da|na|uma|de) conta|conta (?:bloqueada|suspensa)|cadastr\w*|login)\b"),
 }
 #: A public complaint threatened: "1 star review on trustpilot", "recensione da una stella",
 #: "reseñas negativas en google", "avaliação negativa" (folded text).
@@ -383,16 +392,37 @@ SETTLED = re.compile(
     r"(?:got|received|ricevuto|recibi|recebi) (?:the |my |il |el |mi |o |meu )?(?:refund|rimborso|"
     r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"
     r"(?:already|all) sorted|sorted it|ya (?:esta|lo tengo) resuelto|lo he resuelto|"
+    r"(?:decided to keep|ho deciso di tener\w*|he decidido quedarme\w*|decidi quedarme\w*|"
+    r"resolvi ficar|decidi ficar)|"
     r"ja (?:resolvi|resolveu|esta resolvido)|consegui resolver|"
     # ... or told not to cancel after all: "non annullate niente, era dalla vicina"
     r"(?:don t|dont|do not|no need to|non|nn|no|nao)(?: \w+){0,2} (?:cancel|annull|cancel[ae]|"
     r"cancele)\w*(?: (?:it|anything|nothing|niente|nulla|nada|nao))?"
     r"(?: \w+){0,8}? (?:found|arrived|turned up|came|trovat\w*|arrivat\w*|apparso|"
     r"aparecio|encontre|llego|lo tenia|achei|chegou|apareceu|tava com|estava com))\b")
+#: Asked to cancel an order, in so many words: "please cancel it before it ships", "vorrei
+#: annullarlo", "cancelen mi pedido", "quero cancelar a encomenda" (folded text; not a
+#: subscription or an account, and not when asked only to know or settled already).
+CANCEL_REQUEST = re.compile(
+    r"\b(?<!non )(?<!nn )(?<!no )(?<!nao )(?<!not )(?<!t )(?:(?:please|pls|plz|can you|could you|(?<!do )i want to|i d like to|id like to|"
+    r"(?<!do )i need to|want to|wanna|would like to) cancel(?: it| them| that)?|"
+    r"cancel (?:my|the|this|that) (?:order|purchase)|"
+    r"(?:vorrei|voglio|volevo|devo|potete|puoi|per favore|mi potete|posso) annullar\w*|"
+    r"annullate(?:mi|lo|la)?(?: l ordine| il mio ordine| tutto)?|"
+    r"(?:quiero|quisiera|necesito|podeis|pueden|puedes|por favor|me podeis|me pueden) cancelar\w*|"
+    r"cancel(?:adme|enme|adlo|enlo|alo)|cancela(?:r)? (?:el|mi) pedido|"
+    r"(?:quero|queria|gostaria de|preciso|podem|pode|por favor|da pra|tem como) cancelar|"
+    r"cancel(?:em|e) (?:o|meu|a|minha) (?:pedido|encomenda|compra))\b"
+    r"(?! (?:\w+ ){0,2}(?:newsletter|subscription|iscrizione|abbonamento|suscripcion|assinatura|"
+    r"account|cuenta|conta|email|e mail|notifiche|notificaciones|notificacoes))")
 #: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
 #: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
 HYPOTHETICAL = re.compile(
     r"\b(?:just asking|just wondering|asking for a friend|for my friend|out of curiosity|"
+    r"asking in general|general question|pregunto en general|pregunta general|chiedo in generale|"
+    r"domanda generale|pergunto em geral|pergunta geral|(?:haven t|havent|have not) (?:ordered|bought) (?:anything )?yet|"
+    r"non ho ancora (?:ordinato|comprato)|todavia no he comprado|aun no he comprado|"
+    r"ainda nao comprei|ainda nao fiz (?:o )?pedido|"
     r"solo per sapere|chiedo solo|per curiosita|giusto per sapere|es solo para saber|"
     r"solo para saber|solo pregunto|por curiosidad|so pra saber|so para saber|por curiosidade|"
     r"so pergunto|pergunta so|just curious|only curious|(?:e )?so curiosidade|curiosidade (?:msm|"
@@ -575,6 +605,8 @@ def extract_cues(text: str) -> Cues:
     settled = bool(SETTLED.search(plain_text))
     if not (hypothetical or settled) and MONEY_BACK.search(plain_text):
         fired.append("money_back")
+    if not (hypothetical or settled) and CANCEL_REQUEST.search(plain_text):
+        fired.append("cancel_request")
     if problem and not happy and TRIED_AGAIN.search(plain_text):
         fired.append("tried_again")
     if (any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded)

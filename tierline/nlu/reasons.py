@@ -28,7 +28,7 @@ REASON_CODES: tuple[str, ...] = (
     "vip", "premium", "repeated_request", "long_conversation", "shouting", "swearing",
     "problem_report", "repeat_contact", "delivered_not_received", "dispute", "double_charge",
     "bot_insult", "missing_item", "fed_up", "tried_again", "sarcasm", "invoice_error",
-    "review_threat", "money_back", "score", "with_agent",
+    "review_threat", "money_back", "cancel_request", "score", "with_agent",
     "csat_recorded", "unspecified", "other")
 #: The escalation cues of :mod:`tierline.nlu.cues` a flow may name in ``escalate_on_cues``
 #: besides shouting and swearing (which quote what fired): each is its own reason code, with
@@ -36,7 +36,7 @@ REASON_CODES: tuple[str, ...] = (
 ESCALATION_CUES: tuple[str, ...] = (
     "repeat_contact", "delivered_not_received", "dispute", "double_charge", "bot_insult",
     "missing_item", "fed_up", "tried_again", "sarcasm", "invoice_error", "review_threat",
-    "money_back")
+    "money_back", "cancel_request")
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,8 @@ _SPECS: dict[str, _Spec] = {
                            r"customer threatens a bad review"),
     "money_back": _Spec(lambda p: "customer asks for their money back",
                         r"customer asks for their money back"),
+    "cancel_request": _Spec(lambda p: "customer asks to cancel an order",
+                            r"customer asks to cancel an order"),
     "score": _Spec(
         lambda p: (f"escalation score {p['p']:.2f} at or above the {p['tier']} threshold "
                    f"{p['threshold']:.2f} (mostly "

@@ -48,6 +48,7 @@ WORDS: dict[str, dict[str, str]] = {
         "reason.invoice_error": "The customer reports a mistake on an invoice.",
         "reason.review_threat": "The customer threatens a bad review.",
         "reason.money_back": "The customer asks for their money back.",
+        "reason.cancel_request": "The customer asks to cancel an order.",
         "cue.repeat_contact": "written about this before",
         "cue.delivered_not_received": "delivered but not received",
         "cue.dispute": "a chargeback or legal threat",
@@ -60,6 +61,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cue.invoice_error": "mistake on an invoice",
         "cue.review_threat": "bad review threatened",
         "cue.money_back": "money asked back",
+        "cue.cancel_request": "asks to cancel an order",
         "reason.score": "Escalation score {p}, at or above the {tier} threshold of {threshold} "
                         "(mostly {features}).",
         "reason.with_agent": "The conversation is already with an agent.",
@@ -152,6 +154,7 @@ WORDS: dict[str, dict[str, str]] = {
         "reason.invoice_error": "Il cliente segnala un errore in fattura.",
         "reason.review_threat": "Il cliente minaccia una recensione negativa.",
         "reason.money_back": "Il cliente chiede indietro i soldi.",
+        "reason.cancel_request": "Il cliente chiede di annullare un ordine.",
         "cue.repeat_contact": "ha già scritto",
         "cue.delivered_not_received": "consegnato ma non ricevuto",
         "cue.dispute": "minaccia di storno o azione legale",
@@ -164,6 +167,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cue.invoice_error": "errore in fattura",
         "cue.review_threat": "minaccia di recensione negativa",
         "cue.money_back": "rimborso chiesto",
+        "cue.cancel_request": "annullamento chiesto",
         "reason.score": "Punteggio di passaggio {p}, pari o superiore alla soglia {tier} di "
                         "{threshold} (soprattutto per {features}).",
         "reason.with_agent": "La conversazione è già con un operatore.",
@@ -256,6 +260,7 @@ WORDS: dict[str, dict[str, str]] = {
         "reason.invoice_error": "El cliente indica un error en una factura.",
         "reason.review_threat": "El cliente amenaza con una mala reseña.",
         "reason.money_back": "El cliente pide que le devuelvan el dinero.",
+        "reason.cancel_request": "El cliente pide cancelar un pedido.",
         "cue.repeat_contact": "ya ha escrito",
         "cue.delivered_not_received": "entregado pero no recibido",
         "cue.dispute": "amenaza de contracargo o acción legal",
@@ -268,6 +273,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cue.invoice_error": "error en la factura",
         "cue.review_threat": "amenaza de mala reseña",
         "cue.money_back": "pide su dinero",
+        "cue.cancel_request": "pide cancelar un pedido",
         "reason.score": "Puntuación de derivación {p}, igual o superior al umbral {tier} de "
                         "{threshold} (sobre todo por {features}).",
         "reason.with_agent": "La conversación ya está con un agente.",
@@ -360,6 +366,7 @@ WORDS: dict[str, dict[str, str]] = {
         "reason.invoice_error": "O cliente aponta um erro numa fatura.",
         "reason.review_threat": "O cliente ameaça com uma avaliação negativa.",
         "reason.money_back": "O cliente pede o dinheiro de volta.",
+        "reason.cancel_request": "O cliente pede para cancelar um pedido.",
         "cue.repeat_contact": "já escreveu antes",
         "cue.delivered_not_received": "entregue mas não recebido",
         "cue.dispute": "ameaça de estorno ou ação judicial",
@@ -372,6 +379,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cue.invoice_error": "erro na fatura",
         "cue.review_threat": "ameaça de avaliação negativa",
         "cue.money_back": "pede o dinheiro de volta",
+        "cue.cancel_request": "pede para cancelar um pedido",
         "reason.score": "Pontuação de encaminhamento {p}, igual ou acima do limite {tier} de "
                         "{threshold} (principalmente: {features}).",
         "reason.with_agent": "A conversa já está com um atendente.",
