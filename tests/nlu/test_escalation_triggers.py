@@ -1139,3 +1139,16 @@ def test_pressing_an_option_in_words_is_the_option(text, choice):
 def test_a_vip_reporting_a_stain_gets_a_human(engine, language, text):
     [result] = play(engine, [text], tier="vip", language=language)
     assert result.analysis.problem and result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["how long does shipping take?", "ok but how long does delivery take"]),
+    ("it", ["quanto tempo ci vuole per la spedizione?", "sì ok ma quanto ci vuole per la consegna?"]),
+    ("es", ["¿cuánto tarda el envío?", "ya pero ¿cuánto tarda en llegar?"]),
+    ("pt", ["quanto tempo demora a entrega?", "sim mas quanto tempo demora pra chegar?"]),
+])
+def test_the_same_faq_answer_twice_is_a_failed_reply(engine, language, messages):
+    """An answer the customer already had did not help the first time."""
+    first, second = play(engine, messages, language=language)
+    assert not first.bot_failed
+    assert second.replies[0].text == first.replies[0].text and second.bot_failed

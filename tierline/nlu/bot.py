@@ -446,7 +446,12 @@ class MenuBot:
         if match is not None:
             answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
             state.step = "menu"
-            return BotResponse([Reply(answer)], failed=False)
+            # The same answer again did not help the first time: "¿y cuándo vuelve a haber
+            # stock?" read as delivery_period after the delivery times were given, a second
+            # account question answered with the same account help. A failed reply.
+            repeated = any(line["role"] == "bot" and line["text"] == answer
+                           for line in state.history)
+            return BotResponse([Reply(answer)], failed=repeated)
         if analysis.happy and (praises(text) or _thanks_first(text)):
             # "OMG THE BOOTS ARE AMAZING", "CHEGOU TUDO LINDO 🥰", "thank u sm, fits like a
             # dream": praise and thanks are not a failed reply.
