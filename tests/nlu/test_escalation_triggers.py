@@ -1152,3 +1152,136 @@ def test_the_same_faq_answer_twice_is_a_failed_reply(engine, language, messages)
     first, second = play(engine, messages, language=language)
     assert not first.bot_failed
     assert second.replies[0].text == first.replies[0].text and second.bot_failed
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["the password reset email never arrives", "this site is a joke!!! two days trying 😡"]),
+    ("it", ["non mi arriva la mail per reimpostare la password",
+            "ma è mai possibile??? due giorni che ci provo, sito ridicolo 😡"]),
+    ("es", ["no me llega el correo para restablecer la contraseña",
+            "es ridículo!!! llevo dos días intentando entrar 😡"]),
+    ("pt", ["não chega o email para redefinir a senha",
+            "é ridículo!!! dois dias tentando entrar 😡"]),
+])
+def test_an_outburst_about_an_account_problem_goes_to_the_technical_team(engine, language,
+                                                                          messages):
+    *_, result = play(engine, messages, language=language)
+    assert result.handoff and result.handoff.team == "technical", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["hey so I changed my email and now the login page doesnt recognise me",
+            "can you call me back this afternoon?"]),
+    ("it", ["ho cambiato mail e non riesco piu ad entrare nell'account",
+            "c'è un operatore che mi puo aiutare?"]),
+    ("es", ["cambié mi correo y ya no puedo entrar a mi cuenta",
+            "¿hay alguien de carne y hueso que me eche una mano?"]),
+    ("pt", ["mudei o email e agora não consigo entrar na minha conta",
+            "tem alguém de verdade pra me ajudar?"]),
+])
+def test_a_request_for_a_person_after_an_account_problem_goes_to_the_technical_team(
+        engine, language, messages):
+    *_, result = play(engine, messages, language=language)
+    assert result.handoff and result.handoff.team == "technical", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["what are your payment methods?", "thanks",
+            "oh and my parcel has been stuck in customs in Zurich for 6 days"]),
+    ("pt", ["quais formas de pagamento vocês aceitam?", "perfeito",
+            "ah, e meu pacote tá retido na alfândega faz 6 dias"]),
+])
+def test_a_new_problem_after_a_payment_question_is_not_billings(engine, language, messages):
+    *_, result = play(engine, messages, tier="vip", language=language)
+    assert result.handoff and result.handoff.team == "general", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["do you do gift wrapping?", "can you add a little card inside?", "and is the wool itchy?"]),
+    ("es", ["¿el jersey de lana pica?", "¿se puede meter en la secadora?",
+            "¿y hacéis envoltorio de regalo con tarjeta?"]),
+])
+def test_a_gift_card_in_gift_wrapping_does_not_send_a_failed_reply_handoff_to_billing(
+        engine, language, messages):
+    *_, result = play(engine, messages, language=language)
+    assert result.handoff and result.handoff.team == "general", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "was going to cancel the order but it's already out for delivery, I'll keep it lol"),
+    ("it", "volevo annullare l'ordine ma ormai è in consegna, va be lo tengo 😅"),
+    ("es", "iba a cancelar el pedido pero ya está en reparto, así que nada, me lo quedo jeje"),
+    ("pt", "ia cancelar o pedido mas já saiu pra entrega, vou ficar com ele rsrs"),
+])
+def test_keeping_the_order_after_all_is_settled(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.settled and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["hey", "quick question", "can I pay cash on delivery?"]),
+    ("it", ["hey ciao", "domanda veloce", "si può pagare in contrassegno?"]),
+    ("es", ["holaa", "una pregunta", "¿se puede pagar contra reembolso?"]),
+    ("pt", ["oi", "uma dúvida", "dá pra pagar na entrega?"]),
+])
+def test_a_question_announced_is_asked_for_not_handed_off(engine, language, messages):
+    results = play(engine, messages, language=language)
+    assert not any(r.handoff for r in results), [r.decision.reasons for r in results]
+    assert results[1].replies[0].text == engine.flow.text("faq_prompt", language)
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "there's a few things I need to change, I'd rather deal with a person on this one tbh"),
+    ("it", "preferirei parlarne con una persona, grazie"),
+    ("es", "prefiero tratarlo con una persona, la verdad"),
+    ("pt", "prefiro resolver isso com uma pessoa"),
+])
+def test_rather_dealing_with_a_person_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "can the driver leave the parcel at the bakery next door?"),
+    ("it", "il corriere può passare dopo le 18?"),
+    ("es", "¿el repartidor puede dejar el paquete en el bar de abajo?"),
+    ("pt", "o entregador pode deixar o pacote na padaria do lado?"),
+    ("es", "¿me las podéis apartar hasta el viernes?"),
+    ("pt", "pode ir à máquina de secar?"),
+    ("en", "does it shrink if I wash it at 30"),
+    ("pt", "e quando volta o 38?"),
+])
+def test_courier_slots_holding_items_and_care_questions_are_failed_replies(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "hey, can I cancel ND-219460? ordered the wrong size by mistake"),
+    ("it", "posso annullarlo? ho sbagliato taglia"),
+    ("es", "¿puedo cancelarlo? me equivoqué de talla"),
+    ("pt", "posso cancelar? errei o tamanho"),
+])
+def test_can_i_cancel_it_is_a_cancellation_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "cancel_request" in result.analysis.cues and result.handoff
+
+
+@pytest.mark.parametrize("text", ["can I cancel an order after paying?",
+                                  "posso annullare un ordine dopo il pagamento?",
+                                  "¿puedo cancelar un pedido?", "posso cancelar um pedido depois?"])
+def test_can_one_cancel_an_order_in_general_is_no_request(text):
+    from tierline.nlu.cues import extract_cues
+
+    assert "cancel_request" not in extract_cues(text).fired
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["ND-594417", "it's for my dad's birthday on the 12th and I need to change a few things"]),
+    ("es", ["ND-594417", "es para el cumple de mi padre el 12 y tengo que cambiar un par de cosas"]),
+])
+def test_a_long_message_with_a_date_is_not_a_bad_order_number(engine, language, messages):
+    """After "I couldn't find order X", a long message with a "12th" in it is not an attempt
+    at the number."""
+    *_, result = play(engine, messages, language=language)
+    assert result.replies[0].text != engine.flow.text("invalid_order_number", language)

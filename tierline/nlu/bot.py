@@ -121,13 +121,34 @@ BEYOND_THE_BOT = re.compile(
     r"next|outside|behind|under)|"
     r"lasci(?:arlo|arla|arli|alo|atelo|ate|a|are)? (?:al|alla|dal|dalla|in|nel|nella|dietro|fuori|"
     r"davanti|sotto)|"
-    r"(?:dejar|dejarlo|dejarla|dejen|deje|dejelo|dejenlo|lo deje|lo dejen|lo deja) (?:en|con|al|"
-    r"a la|fuera|detras|debajo)|"
-    r"(?:deixar|deixe|deixem|deixa|deixar o|deixar a|deixarem) (?:na|no|com|ao|a|em|fora|atras|"
-    r"debaixo)|"
+    r"(?:dejar|dejarlo|dejarla|dejen|deje|dejelo|dejenlo|lo deje|lo dejen|lo deja)"
+    r"(?: (?:el|la|los|las) \w+)? (?:en|con|al|a la|fuera|detras|debajo)|"
+    r"(?:deixar|deixe|deixem|deixa|deixar o|deixar a|deixarem)(?: (?:o|a|os|as) \w+)? (?:na|no|com|"
+    r"ao|em|fora|atras|debaixo)|"
+    # ... a delivery slot: "can he come after 6?", "puede venir después de las 6?"
+    r"(?:come|deliver|venir|vir|passare|arrivare|consegnare|entregar)(?: \w+)? (?:after|before|"
+    r"depois d[aoe]s?|despues de|dopo le|dopo l|prima delle|antes d[aoe]s?|antes de las)|"
+    # ... holding an item: "¿me las podéis apartar hasta el viernes?", "hold one for me"
+    r"apartar\w*|reservar(?:me|mela|melo|las|los|lo|la)|mettermel[oa] da parte|tenermel[oa] da parte|"
+    r"(?:hold|reserve|keep|save) (?:it|them|one|a pair) for me|separar (?:pra|para) mim|"
+    r"(?:quando|cuando|when) (?:volta|voltam|vuelve|vuelven|torna|tornano|rientra|is|are) "
+    r"(?:a |o |la |el |il |the )?(?:size )?(?:3\d|4\d|tamanho|talla|taglia|numero)\b|"
+    # ... washing and care: "does it shrink at 30?", "¿se puede meter en la secadora?"
+    r"secadora|maquina de secar|maquina de lavar|lavadora|lavatrice|asciugatrice|tumble dr\w*|"
+    r"dryer|washing machine|hand wash|lavar a mano|lavare a mano|lavar a mao|shrink\w*|"
+    r"restring\w*|encog\w*|encolh\w*|"
     r"tell (?:him|her|the driver|the courier|your driver)|dite al corriere|avvisate il corriere|"
     r"digan al repartidor|decidle al repartidor|avisen al repartidor|diga ao estafeta|"
     r"avisem o estafeta|fala pro entregador|avisa o entregador)\b")
+#: "una pregunta", "domanda veloce", "quick question", "tenho uma dúvida": a question
+#: announced, not asked yet (folded words, the whole message). The bot asks for it.
+PREAMBLE = re.compile(
+    r"^(?:(?:hi|hey|hello|ciao|hola|ola|oi|buenas|salve|ok|so|allora|oye|entonces|entao) )*"
+    r"(?:(?:a |one |quick |small )?(?:quick )?question|i have a question|got a question|"
+    r"(?:una )?domanda(?: veloce| rapida)?|ho una domanda|avrei una domanda|(?:un )?dubbio|"
+    r"(?:una )?pregunta(?: rapida)?|tengo una (?:pregunta|duda)|(?:una )?duda|"
+    r"(?:uma )?pergunta(?: rapida)?|tenho uma (?:pergunta|duvida)|(?:uma )?duvida)"
+    r"(?: (?:please|pls|per favore|por favor|pf|pfv))?$")
 #: An apology and little else: "scusate x l'allarme di ieri 😅", "perdón por el lío de ayer
 #: jeje", "sorry for the confusion!" (folded; with no problem in the message, see
 #: :func:`_small_talk_of`).
@@ -168,6 +189,11 @@ def presence_check(text: str) -> bool:
 
 def _small_talk_word(word: str) -> bool:
     return any(word in kind for kind in SMALL_TALK_WORDS.values())
+
+
+def announces_a_question(text: str) -> bool:
+    """"una pregunta", "domanda veloce": a question is coming (:data:`PREAMBLE`)."""
+    return len(text) <= 60 and bool(PREAMBLE.match(" ".join(words_of(text))))
 
 
 def _thanks_first(text: str) -> bool:
@@ -321,6 +347,12 @@ class ConversationState:
     #: The latest intent the model was sure of and that names a topic: a handoff routes by it
     #: ("Opciones" read as check_payment_methods at 0.16 must not send "agente" to billing).
     routing_intent: str | None = None
+    #: The same, of a message that reported a problem: what a later outburst about it routes
+    #: by ("non mi arriva la mail per la password", then "sito ridicolo!!!" is technical's).
+    problem_intent: str | None = None
+    #: The latest topics a message named (money, account): what a request for a person with no
+    #: topic of its own routes by ("changed my email and can't log in", then "call me back").
+    routing_topics: list[str] = field(default_factory=list)
     max_frustration: float = 0.0
     frustrated_turns: int = 0
     escalated: bool = False
@@ -342,6 +374,7 @@ class ConversationState:
         data = dict(self.__dict__)
         data["recent_intents"] = list(self.recent_intents)
         data["order_numbers"] = list(self.order_numbers)
+        data["routing_topics"] = list(self.routing_topics)
         data["history"] = list(self.history)
         return data
 
@@ -421,6 +454,9 @@ class MenuBot:
         if presence_check(text):
             state.step = "menu"
             return BotResponse([self.menu(state)], failed=False)
+        if announces_a_question(text):
+            state.step = "faq"
+            return BotResponse([Reply(self.flow.text("faq_prompt", lang))], failed=False)
         if unreadable(text):
             state.step = "menu"
             return BotResponse([self.menu(state, "fallback")], failed=True)
@@ -514,5 +550,6 @@ class MenuBot:
     @staticmethod
     def _looks_like_an_attempt(text: str, analysis: AnalysisResult) -> bool:
         """While waiting for an order number: a short code-like answer is a (bad) attempt."""
-        return any(ch.isdigit() for ch in text) or (
-            len(text.split()) <= 2 and analysis.intent in ("out_of_scope", "track_order"))
+        words = len(text.split())
+        return (any(ch.isdigit() for ch in text) and words <= GIVEN_NUMBER_WORDS) or (
+            words <= 2 and analysis.intent in ("out_of_scope", "track_order"))

@@ -127,6 +127,8 @@ PROBLEM_WORDS: frozenset[str] = frozenset(
     risquinho riscadinho arranhadinho graffietto graffiettino rayita rayoncito
     ripped strappata strappati bucato bucata rasgado rasgada rasgados rasgadas furado furada
     descosido descosida descosturado descosturada
+    stuck bloccato bloccata bloccati atascado atascada retenido retenida retido retida
+    partido partida estragado estragada avariado avariada error errors errore errori erro erros
     stain stained stains macchia macchiato macchiata macchie mancha manchado manchada manchas
     chip chipped scheggiato scheggiata scheggiatura sbeccato sbeccata desportillado desportillada
     lascado lascada lascou
@@ -222,6 +224,9 @@ FED_UP = re.compile(
     r"stufat[oa]|ne ho abbastanza|non ne posso piu|(?:estoy|ya estoy|me tiene) hart[oa]|"
     r"hasta las narices|(?:estou|to|ja estou) fart[oa]|de saco cheio|cansad[oa] de esperar|"
     r"are you kidding|(?:you re|youre|you are|u r|ur) kidding|you ve got to be kidding|"
+    r"(?:this|it s|its|it is|what|such|site is|service is) (?:is )?a (?:joke|farce)|"
+    r"(?:e|sembra) una (?:barzelletta|presa in giro|farsa)|(?:e|parece) (?:uma )?piada|que piada|"
+    r"(?:es|parece) (?:un chiste|una tomadura de pelo|una farsa)|"
     r"stai scherzando|state scherzando|mi (?:prendete|state prendendo) in giro|"
     r"me (?:estais|estan) tomando el pelo|es una broma|(?:ta|esta|e|so pode ser) (?:de )?brincadeira|"
     r"(?:been|sono stat[oa]|siamo stati|he sido|hemos sido|tenho sido|temos sido|fui) (?:very |really "
@@ -261,7 +266,7 @@ LONG_WAIT = re.compile(
     r"\b(?:late|delayed|still waiting|in ritardo|ritardo|ancora niente|retrasad[oa]|retraso|"
     r"atrasad[oa]|atraso|otra vez|de novo|again)\b|"
     r"\b(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth) day\b|\bdays? (?:running|in a row)\b|"
-    r"\b(?:since|da|dal|desde|desde el|desde a|de) (?:monday|tuesday|wednesday|thursday|friday|"
+    r"\b(?:since|da|dal|desde|desde el|desde a) (?:monday|tuesday|wednesday|thursday|friday|"
     r"lunedi|martedi|mercoledi|giovedi|venerdi|lunes|martes|miercoles|jueves|viernes|"
     r"segunda|terca|quarta|quinta|sexta|last week|la settimana scorsa|la semana pasada|"
     r"semana passada)\b")
@@ -346,6 +351,10 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"contrasena|cuenta|iniciar sesion|registro|registrarme|"
         r"senha|(?:minha|sua|da|na|uma|de) conta|conta (?:bloqueada|suspensa)|cadastr\w*|login)\b"),
 }
+#: Gift wrapping asked for (folded text): a card named with it is a greeting card.
+GIFT_WRAP = re.compile(r"\b(?:gift ?wrap\w*|wrap(?:ped|ping)?|envoltorio|envolver|embrulh\w*|"
+                       r"pacchett\w* regalo|confezion\w* regalo|incart\w*|papel de regalo)\b")
+_CARD_WORDS = re.compile(r"\b(?:cards?|tarjetas?|cartao|cartoes|cartaozinho|biglietto|carta)\b")
 #: A public complaint threatened: "1 star review on trustpilot", "recensione da una stella",
 #: "reseñas negativas en google", "avaliação negativa" (folded text).
 REVIEW_THREAT = re.compile(
@@ -369,6 +378,8 @@ MONEY_BACK = re.compile(
     # back on my card", "il rimborso non è ancora arrivato"
     r"(?:nada|niente|nulla|nothing|nenhum|ningun)(?: \w+){0,2}? (?:do |del |de |of the |of my |"
     r"del mio |dal )?(?:reembolso|rimborso|refund|estorno)|nothing back on my (?:card|account)|"
+    r"(?:still|yet) no (?:money|refund)|no money back|ancora (?:niente|nessun) (?:soldi|rimborso)|"
+    r"todavia sin (?:el )?(?:dinero|reembolso)|ainda sem (?:o )?(?:dinheiro|reembolso)|"
     r"(?:refund|rimborso|reembolso|estorno)(?: \w+){0,3}? (?:not|non|nn|no|nao|never|hasn t|hasnt|"
     r"has not|still not|ancora non|todavia no|ainda nao)(?: \w+){0,2}? (?:arrived|arrivato|"
     r"llegado|llego|chegou|caiu|come|came|received|ricevuto|recibido|recebido|visto|vi)|"
@@ -393,7 +404,9 @@ SETTLED = re.compile(
     r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"
     r"(?:already|all) sorted|sorted it|ya (?:esta|lo tengo) resuelto|lo he resuelto|"
     r"(?:decided to keep|ho deciso di tener\w*|he decidido quedarme\w*|decidi quedarme\w*|"
-    r"resolvi ficar|decidi ficar)|"
+    r"resolvi ficar|decidi ficar)|(?:i ll|ill|i will) (?:just )?keep (?:it|them)|"
+    r"(?:va be|vabbe|ok|allora|quindi) (?:me )?lo tengo|me (?:lo|la|los|las) quedo|"
+    r"(?:vou )?fic(?:o|ar) com (?:ele|ela|eles|elas)|"
     r"ja (?:resolvi|resolveu|esta resolvido)|consegui resolver|"
     # ... or told not to cancel after all: "non annullate niente, era dalla vicina"
     r"(?:don t|dont|do not|no need to|non|nn|no|nao)(?: \w+){0,2} (?:cancel|annull|cancel[ae]|"
@@ -407,7 +420,11 @@ CANCEL_REQUEST = re.compile(
     r"\b(?<!non )(?<!nn )(?<!no )(?<!nao )(?<!not )(?<!t )(?:(?:please|pls|plz|can you|could you|(?<!do )i want to|i d like to|id like to|"
     r"(?<!do )i need to|want to|wanna|would like to) cancel(?: it| them| that)?|"
     r"cancel (?:my|the|this|that) (?:order|purchase)|"
-    r"(?:vorrei|voglio|volevo|devo|potete|puoi|per favore|mi potete|posso) annullar\w*|"
+    r"(?:can|could|may) i (?:still )?cancel\b(?! (?:an|a) )|"
+    r"(?:posso|potrei) (?:ancora )?annullar\w*\b(?! un )|"
+    r"(?:puedo|podria) (?:todavia )?cancelar\w*\b(?! un )|"
+    r"(?:posso|podia|poderia) (?:ainda )?cancelar\b(?! um )|"
+    r"(?:vorrei|voglio|volevo|devo|potete|puoi|per favore|mi potete) annullar\w*|"
     r"annullate(?:mi|lo|la)?(?: l ordine| il mio ordine| tutto)?|"
     r"(?:quiero|quisiera|necesito|podeis|pueden|puedes|por favor|me podeis|me pueden) cancelar\w*|"
     r"cancel(?:adme|enme|adlo|enlo|alo)|cancela(?:r)? (?:el|mi) pedido|"
@@ -612,8 +629,13 @@ def extract_cues(text: str) -> Cues:
     if (any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded)
             or NOTHING_UNDERSTOOD.search(plain_text)):
         fired.append("bot_insult")
+    # A card with a gift ("gift wrapping with a little card inside", "embrulho com cartão") is
+    # a greeting card, not a payment card.
+    money_text = (_CARD_WORDS.sub(" ", plain_text) if GIFT_WRAP.search(plain_text)
+                  else plain_text)
     topics = tuple(name for name, pattern in TOPICS.items()
-                   if pattern.search(plain_text) or (name == "money" and _CURRENCY.search(text)))
+                   if pattern.search(money_text if name == "money" else plain_text)
+                   or (name == "money" and _CURRENCY.search(text)))
     return Cues(values=values, fired=tuple(fired), happy=happy, problem=problem, topics=topics,
                 hypothetical=hypothetical, settled=settled)
 

@@ -17,6 +17,7 @@ from tierline.nlu.bundle import MULTILINGUAL_BUNDLE_DIR, MULTILINGUAL_LANGUAGES,
 from tierline.nlu.bot import (
     MENU_AGENT,
     TITLE_CHOICES,
+    announces_a_question,
     ConversationState,
     MenuBot,
     Reply,
@@ -140,7 +141,8 @@ class LazyStack(Lazy[ModelStack]):
 
 
 #: Intents that name no topic to route by.
-_GENERIC = SMALL_TALK_INTENTS + (OUT_OF_SCOPE, "contact_human_agent", "contact_customer_service")
+_GENERIC = SMALL_TALK_INTENTS + (OUT_OF_SCOPE, "contact_human_agent", "contact_customer_service",
+                                  "complaint")
 #: How sure the intent model must be of a message's intent for a handoff to route by it.
 ROUTING_CONFIDENCE = 0.5
 
@@ -280,6 +282,8 @@ class TurnEngine:
         choice = menu_choice(text, button_id)
         if choice is not None:  # a menu option says what it is: "Estado del pedido" is not a request
             return choice == MENU_AGENT
+        if announces_a_question(text):  # "una pregunta" is near "alguien me puede ayudar?"
+            return False
         return stack.requests.asks(text, analysis) or (
             analysis.intent == "contact_human_agent" and analysis.intent_confidence >= 0.7
             and stack.requests.nearest(analysis)[0] and not stack.requests.declines(text)
@@ -330,7 +334,7 @@ class TurnEngine:
         if state.step == "with_agent":
             # The agent has the conversation: the bot stays quiet and the decision stands.
             decision = stack.policy.decide(analysis, self.context_of(state), explicit=False,
-                                          intent_for_routing=self._routing_intent(state, analysis))
+                                          routing=self._routing(state, analysis, explicit=False))
             decision.escalate = True
             decision.reason_codes = [Reason("with_agent")] + decision.reason_codes
             self._update_counters(state, analysis, stack.policy, failed=False)
@@ -346,7 +350,7 @@ class TurnEngine:
         opening_check = state.turns == 0 and presence_check(text)
         explicit = not opening_check and self.is_explicit(text, analysis, button_id, stack)
         decision = stack.policy.decide(analysis, self.context_of(state), explicit,
-                                      intent_for_routing=self._routing_intent(state, analysis))
+                                      routing=self._routing(state, analysis, explicit))
         if not explicit and small_talk_of(text) is not None:
             # "ok grazie", "sorry, wrong chat", "never mind, cancel that question": small talk
             # never hands a conversation to a human by itself, whatever the intent model
@@ -396,20 +400,36 @@ class TurnEngine:
                           bot_failed=failed, model_stack=stack_name)
 
     @staticmethod
-    def _routing_intent(state: ConversationState, analysis: AnalysisResult) -> str:
-        """Route by the latest substantive intent: "agent please" after a refund goes to billing."""
+    def _routing(state: ConversationState, analysis: AnalysisResult,
+                 explicit: bool) -> tuple[str, list[str]]:
+        """What a handoff now routes by: an intent, and topics for when the intent names no
+        team. The message's own confident intent first. A problem reported without one
+        continues an earlier problem's intent ("sito ridicolo!!!" after a password reset that
+        never came is technical's), or else is routed by its own words (a parcel stuck in
+        customs after a question about payment methods is not billing's). A request for a
+        person, or anything else, follows the conversation: its latest confident intent
+        ("agent please" after a refund question goes to billing), else the latest topics it
+        named."""
         if _routes(analysis):
-            return analysis.intent
-        return state.routing_intent or OUT_OF_SCOPE  # nothing confident: the default team
+            return analysis.intent, []
+        if analysis.problem and not explicit:
+            return state.problem_intent or OUT_OF_SCOPE, []
+        return state.routing_intent or OUT_OF_SCOPE, list(state.routing_topics)
 
     @staticmethod
     def _update_counters(state: ConversationState, analysis: AnalysisResult,
                          policy: EscalationPolicy, failed: bool) -> None:
+        routing = policy.config.routing
         state.turns += 1
         state.failed_attempts += int(failed)
         if not analysis.empty:
             state.recent_intents = (state.recent_intents + [analysis.intent])[-RECENT_INTENTS:]
             if _routes(analysis):
                 state.routing_intent = analysis.intent
+                if analysis.problem:
+                    state.problem_intent = analysis.intent
+            carried = [t for t in analysis.topics or () if t in routing.carried_topics]
+            if carried:
+                state.routing_topics = carried
             state.max_frustration = max(state.max_frustration, analysis.frustration)
             state.frustrated_turns += int(analysis.frustration >= policy.artifact.frustrated_at)

@@ -196,6 +196,10 @@ class Routing(BaseModel):
     #: With no intent to route by, the team of the message's topic: topic -> team ("I'd rather
     #: discuss a charge with someone" is billing's).
     topic_teams: dict[str, str] = Field(default_factory=dict)
+    #: Topics a conversation carries to a later request with no topic of its own ("changed my
+    #: email and can't log in", then "can someone call me?" is technical's). Money words are in
+    #: most shopping questions (price, discount, card), so by default only an account carries.
+    carried_topics: list[str] = Field(default_factory=lambda: ["account"])
 
     def team_for(self, intent: str, cues: Sequence[str] = (),
                  topics: Sequence[str] | None = None,

@@ -169,7 +169,7 @@ class EscalationPolicy:
         return float(np.interp(score, self._cal_x, self._cal_y))
 
     def decide(self, analysis: AnalysisResult, context: PolicyContext, explicit: bool,
-               intent_for_routing: str | None = None) -> Decision:
+               routing: tuple[str, list[str]] | None = None) -> Decision:
         """Decide for one customer message; ``explicit`` = asked for a human (words or menu)."""
         features = policy_features(analysis, context, explicit, self.config,
                                    self.artifact.frustrated_at)
@@ -202,17 +202,21 @@ class EscalationPolicy:
             reasons = [Reason("score", {"p": p, "tier": context.tier, "threshold": threshold,
                                         "features": top})]
         return Decision(p_escalate=p, escalate=escalate, reason_codes=reasons,
-                        team=self._team(analysis, intent_for_routing),
+                        team=self._team(analysis, *(routing or (None, []))),
                         priority=self.priority(context.tier, analysis.frustration),
                         features=features, by_rule=bool(rules))
 
-    def _team(self, analysis: AnalysisResult, intent_for_routing: str | None) -> str:
+    def _team(self, analysis: AnalysisResult, intent_for_routing: str | None,
+              earlier_topics: list[str] | None = None) -> str:
         """The team for this message: by its intent (or the conversation's earlier one) and
         cues; the message's own topics decide whether a topic team fits, unless the intent
         came from an earlier message ("agent please" after a refund question stays billing).
-        With nothing to route by, the topic may name the team (``routing.topic_teams``)."""
+        With nothing to route by, the topic may name the team (``routing.topic_teams``): the
+        message's own, else ``earlier_topics``, the conversation's latest."""
         intent = intent_for_routing or analysis.intent
         topics = analysis.topics if intent in (analysis.intent, OUT_OF_SCOPE) else None
+        if intent == OUT_OF_SCOPE and not topics and earlier_topics:
+            topics = earlier_topics
         return self.config.routing.team_for(intent, analysis.cues, topics,
                                             cue_topics=analysis.topics)
 
