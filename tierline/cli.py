@@ -511,12 +511,22 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
                      help="where the simulated sets are saved (default data/simulated)")] = None,
                  report_dir: Annotated[Path, typer.Option(help="evaluation report folder")
                                        ] = Path("reports"),
+                 labelled: Annotated[list[Path] | None, typer.Option(
+                     help="labelled conversation logs (JSON lines with expected) whose turns "
+                          "join the training rows (repeatable)")] = None,
+                 labelled_languages: Annotated[str, typer.Option(
+                     help="languages of those conversations to use (default: the bundle's)")
+                                               ] = "",
+                 labelled_weight: Annotated[float, typer.Option(
+                     help="weight of a labelled turn against a simulated one")] = 1.0,
                  ) -> None:
     """Simulate labelled conversations, fit the calibrated policy, evaluate vs the rule baseline.
 
     The multilingual pair: ``--nlu-model models/nlu-multilingual --xlmt-languages
     english,italian,spanish,portuguese --data-dir data/simulated/multilingual --report-dir
-    reports/multilingual --out models/policy-multilingual``.
+    reports/multilingual --out models/policy-multilingual``. ``--labelled`` adds the turns of
+    conversations written as customers type (the development sets), labelled by the turn a
+    human was needed by.
     """
     setup_logging()
     from tierline.nlu.bundle import DEFAULT_POLICY_DIR
@@ -525,7 +535,11 @@ def train_policy(conversations: Annotated[int, typer.Option(help="simulated for 
     report = run_policy_training(DEFAULT_POLICY_DIR if ship else out, conversations,
                                  test_conversations, seed, data_dir=data_dir,
                                  report_dir=report_dir, track=track, ship=ship, nlu_dir=nlu_model,
-                                 xlmt_languages=tuple(xlmt_languages.split(",")))
+                                 xlmt_languages=tuple(xlmt_languages.split(",")),
+                                 conversations=tuple(labelled or ()),
+                                 conversation_languages=tuple(
+                                     x for x in labelled_languages.split(",") if x),
+                                 conversation_weight=labelled_weight)
     typer.echo(json.dumps({k: report[k] for k in ("policy", "rule_baseline")}, indent=2))
 
 

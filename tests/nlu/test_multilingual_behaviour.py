@@ -89,7 +89,9 @@ def test_routed_engine_beats_the_english_pair_on_these_messages(engine):
     english = TurnEngine.load(nlu_dir=DEFAULT_BUNDLE_DIR)
     routed, plain = engine_scores(engine, ROWS), engine_scores(english, ROWS)
     assert routed["intents"][0] >= plain["intents"][0] + 30, (routed, plain)
-    assert routed["escalations"][0] >= plain["escalations"][0] + 15, (routed, plain)
+    # The rules (cues, requests, small talk) read every language on both pairs: the English
+    # pair escalates 50 of 63 since the rules of 2026-12-04, the routed engine all 63.
+    assert routed["escalations"][0] >= plain["escalations"][0] + 10, (routed, plain)
 
 
 def test_conversation_keeps_its_language_on_an_order_number(engine):

@@ -74,3 +74,49 @@ def test_labelling_function_orders_the_triggers():
 
 def test_untrained_artifact_matches_the_feature_set():
     assert PolicyArtifact.untrained().feature_names == list(FEATURE_NAMES)
+
+
+def _labelled_log(tmp_path):
+    import json
+
+    path = tmp_path / "labelled.jsonl"
+    conversations = [
+        {"conversation_id": "c1", "language": "en", "customer": {"id": "+447700912345"},
+         "messages": [{"text": "where is ND-100000?"}, {"text": "I want a human now"},
+                      {"text": "hello??"}],
+         "expected": {"handoff_by_turn": 2, "team": "general", "trigger": "explicit",
+                      "kind": "positive"}},
+        {"conversation_id": "c2", "language": "en", "customer": {"id": "+447700912346"},
+         "messages": [{"text": "hi"}, {"text": "thanks, bye"}],
+         "expected": {"handoff_by_turn": None, "team": None, "trigger": "none",
+                      "kind": "routine"}},
+        {"conversation_id": "c3", "language": "it", "customer": {"id": "+393331234567"},
+         "messages": [{"text": "ciao"}],
+         "expected": {"handoff_by_turn": None, "team": None, "trigger": "none",
+                      "kind": "routine"}},
+    ]
+    path.write_text("".join(json.dumps(c) + "\n" for c in conversations))
+    return path
+
+
+def test_labelled_conversations_give_a_row_per_turn_until_a_human_was_needed(tmp_path):
+    from tierline.nlu.engine import TurnEngine
+    from tierline.training.policy_fit import conversation_rows
+
+    engine = TurnEngine.load(policy_artifact=PolicyArtifact.untrained())
+    rows = conversation_rows(engine, [_labelled_log(tmp_path)], ("en",))
+    assert [(r["conversation_id"], r["turn"], r["label"]) for r in rows] == [
+        ("c1", 0, 0), ("c1", 1, 1), ("c2", 0, 0), ("c2", 1, 0)]  # no Italian, nothing after turn 2
+    assert all(set(r["features"]) == set(FEATURE_NAMES) for r in rows)
+    assert rows[1]["features"]["explicit_request"] == 1.0
+
+
+def test_a_policy_fits_on_simulated_and_labelled_turns(tmp_path):
+    from tierline.training.policy_fit import train_policy
+
+    report = train_policy(tmp_path / "policy", n_train=60, n_test=30, data_dir=tmp_path / "sim",
+                          report_dir=tmp_path / "reports", conversations=(_labelled_log(tmp_path),),
+                          conversation_languages=("en",), conversation_weight=3.0)
+    artifact = PolicyArtifact.model_validate_json((tmp_path / "policy" / "policy.json").read_text())
+    assert artifact.feature_names == list(FEATURE_NAMES)
+    assert 0.0 <= report["policy"]["ece"] <= 1.0

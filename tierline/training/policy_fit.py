@@ -1,4 +1,6 @@
-"""Fitting and evaluating the escalation policy on simulated conversations.
+"""Fitting and evaluating the escalation policy on simulated conversations, and on labelled
+conversations written as customers type (``--labelled``: each turn is labelled 1 from the
+turn a human was needed by, 0 before it).
 
 Model: :class:`MonotoneLogisticRegression` (logistic regression whose weights on "more reason
 to escalate" features are bounded at zero from below) inside scikit-learn's
@@ -219,8 +221,10 @@ def plot_policy_reliability(report: dict, path: Path) -> None:
 def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: int = 29,
                  data_dir: Path | None = None, report_dir: Path = Path("reports"),
                  flow_path: Path | None = None, track: bool = False, ship: bool = False,
-                 nlu_dir: Path | None = None, xlmt_languages: tuple[str, ...] = ("english",)
-                 ) -> dict:
+                 nlu_dir: Path | None = None, xlmt_languages: tuple[str, ...] = ("english",),
+                 conversations: tuple[Path, ...] = (),
+                 conversation_languages: tuple[str, ...] = (),
+                 conversation_weight: float = 1.0) -> dict:
     """Simulate, label, fit, evaluate and write ``policy.json``; returns the evaluation report.
 
     The simulated sets are saved (JSON lines, fixed seed) under ``data_dir`` so a fit can be
@@ -228,6 +232,12 @@ def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: i
     bundle (``nlu_dir``, default the shipped English one) and must run with that bundle: the
     multilingual bundle has its own (``models/policy-multilingual``, simulated with the XLM-T
     tweets of its languages among the frustrated messages).
+
+    ``conversations``: labelled conversation logs whose turns join the simulated training rows
+    (those in ``conversation_languages``, default the bundle's languages), each weighing
+    ``conversation_weight`` simulated rows. The evaluation stays on simulated test rows; the
+    conversations' own figures come from ``tierline evaluate conversations`` on a set not
+    fitted on.
     """
     from tierline.nlu.engine import TurnEngine
     from tierline.training.simulator import SIMULATED_DIR, save_rows, simulate
@@ -242,7 +252,16 @@ def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: i
     test_rows = simulate(engine, "test", n_test, seed + 1, xlmt_languages)
     save_rows(train_rows, data_dir / "policy_train.jsonl")
     save_rows(test_rows, data_dir / "policy_test.jsonl")
-    model = fit_policy(train_rows)
+    weights = None
+    if conversations:
+        languages = conversation_languages or tuple(engine.analyzer.languages)
+        labelled = conversation_rows(engine, list(conversations), languages)
+        log.info("%d labelled turns (%d to hand off) from %d file(s) in %s join %d simulated",
+                 len(labelled), sum(r["label"] for r in labelled), len(conversations),
+                 ",".join(languages), len(train_rows))
+        weights = np.array([1.0] * len(train_rows) + [conversation_weight] * len(labelled))
+        train_rows = train_rows + labelled
+    model = fit_policy(train_rows, sample_weight=weights)
     artifact = to_artifact(model, {})
     report = evaluate_policy(artifact, test_rows, flow_path)
     artifact.metrics = {f"test_{k}": float(v) for k, v in report["policy"].items()}
@@ -255,19 +274,54 @@ def train_policy(out_dir: Path, n_train: int = 2500, n_test: int = 1000, seed: i
             out_dir, report_dir, train_rows, test_rows, report,
             {"n_train": n_train, "n_test": n_test, "seed": seed, "C": 1.0,
              "xlmt_languages": ",".join(xlmt_languages),
+             "conversations": ",".join(str(p) for p in conversations),
+             "conversation_weight": conversation_weight,
              "calibration": "isotonic, 5-fold, ensemble=False"}, ship)
     log.info("policy written to %s: %s", out_dir, report["policy"])
     return report
 
 
 def rows_fingerprint(rows: list[dict]) -> str:
-    """Content hash of simulated rows (the policy's data version)."""
+    """Content hash of training rows (the policy's data version)."""
     import hashlib
 
     h = hashlib.sha256()
     for r in rows:
         h.update(f"{r['conversation_id']}\t{r['turn']}\t{r['text']}\t{r['label']}\n".encode())
     return h.hexdigest()[:16]
+
+
+def conversation_rows(engine, paths: list[Path], languages: tuple[str, ...]) -> list[dict]:
+    """One labelled row per customer turn of the labelled conversations in ``paths`` (JSON
+    lines with ``expected``) whose language is in ``languages``, with the policy features
+    ``engine`` computes for it (``act=False``, as the simulator plays). Turns after the one a
+    human was needed by are left out: in service the conversation is with an agent by then.
+    Why: the simulated conversations teach the score what the simulator's customers do; these
+    teach it how people really write, and calibrate P(escalate) against their labels."""
+    from tierline.training.chat_logs import read_conversations
+    from tierline.training.expected_handoffs import turn_labels
+
+    rows = []
+    for path in paths:
+        for conv in read_conversations(Path(path)):
+            if conv.expected is None or conv.language not in languages:
+                continue
+            state = engine.new_state(conv.conversation_id, customer_id=conv.customer.id,
+                                     tier=conv.customer.tier, language=conv.language)
+            turns = [m for m in conv.messages if m.role == "customer"]
+            by = conv.expected.handoff_by_turn
+            for n, (msg, label) in enumerate(zip(turns, turn_labels(conv.expected, len(turns)))):
+                result = engine.turn(state, msg.text, now=msg.at, button_id=msg.button_id,
+                                     act=False)
+                state = result.state
+                rows.append({"conversation_id": conv.conversation_id, "turn": n,
+                             "text": msg.text, "language": conv.language, "tier": state.tier,
+                             "label": label, "source": str(path),
+                             "features": {k: round(v, 5)
+                                          for k, v in result.decision.features.items()}})
+                if by is not None and n + 1 >= by:
+                    break
+    return rows
 
 
 def track_policy_run(out_dir: Path, report_dir: Path, train_rows: list[dict],
