@@ -75,7 +75,7 @@ def test_sensitive_topic_vip_goes_to_billing(engine):
 
 
 def test_vip_escalates_where_standard_does_not(engine):
-    text = "my refund hasn't shown up yet"
+    text = "the mug arrived with a tiny scratch on the handle"
     [standard] = talk(engine, [text], tier="standard")
     [vip] = talk(engine, [text], tier="vip")
     assert vip.decision.p_escalate >= standard.decision.p_escalate

@@ -1285,3 +1285,121 @@ def test_a_long_message_with_a_date_is_not_a_bad_order_number(engine, language, 
     at the number."""
     *_, result = play(engine, messages, language=language)
     assert result.replies[0].text != engine.flow.text("invalid_order_number", language)
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I returned the sandals on 2 May and I still haven't received the refund"),
+    ("it", "Buongiorno, ho fatto il reso dei sandali il 2 maggio e non ho ancora ricevuto il rimborso"),
+    ("es", "hace un mes que devolví la chaqueta y el dinero no aparece"),
+    ("pt", "devolvi o casaco há um mês e o dinheiro não apareceu"),
+])
+def test_a_refund_still_not_received_hands_off_to_billing(engine, language, text):
+    """"non ho ancora ricevuto il rimborso" once read as "ricevuto il rimborso": settled."""
+    [result] = play(engine, [text], language=language)
+    assert not result.analysis.settled and "money_back" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I don't want a refund or anything, just asking if the socks come in a pack of 3"),
+    ("it", "non voglio il rimborso, solo sapere se le calze sono in confezione da 3"),
+    ("es", "no quiero reembolso ni nada eh, solo preguntar si los calcetines vienen en pack de 3"),
+    ("pt", "não quero reembolso nenhum, só saber se as meias vêm em pack de 3"),
+])
+def test_not_wanting_a_refund_is_not_money_asked_back(text, language):
+    from tierline.nlu.cues import extract_cues
+
+    assert "money_back" not in extract_cues(text).fired
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the invoice for ND-209983 came without my VAT number"),
+    ("it", "la fattura di ND-583021 è intestata a mio marito ma serviva a nome della mia ditta"),
+    ("es", "sale a nombre de otra persona y con mi DNI mal"),
+    ("pt", "a fatura da ND-209983 veio sem o meu NIF"),
+    ("en", "you took £89 but the order total was £71 with the discount code"),
+])
+def test_an_invoice_to_the_wrong_name_or_without_a_tax_number_goes_to_billing(engine, language,
+                                                                               text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["ND-512877", "yeah, 'in transit'. since the 2nd. great, super useful bot 👏"]),
+    ("it", ["ND-512877", "sì, 'in transito'. dal 2. fantastico, utilissimo il bot 👏"]),
+    ("es", ["pedido ND-512877", "ya, 'en tránsito'. desde el día 2. genial, súper útil el bot este 👏"]),
+    ("pt", ["o código de seguimento não existe no site dos CTT",
+            "pois, muito obrigado pela resposta automática inútil. fantástico. 👏👏"]),
+])
+def test_thanking_the_bot_sarcastically_hands_off(engine, language, messages):
+    *_, result = play(engine, messages, language=language)
+    assert set(result.analysis.cues) & {"sarcasm", "bot_insult"}
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I ordered the navy blazer in 12 and you've sent a green one in 14, ND-118847"),
+    ("it", "ho ordinato la giacca blu in 42 e mi avete mandato una verde in 46"),
+    ("es", "pedí la americana azul en la 38 y me habéis enviado una verde en la 42"),
+    ("pt", "encomendei o blazer azul no 38 e me mandaram um verde no 42"),
+])
+def test_a_vip_sent_another_item_than_ordered_gets_a_human(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert result.analysis.problem and result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "ugh forgot my password AGAIN 🙄 how do i reset it"),
+    ("it", "ho dimenticato la password DI NUOVO 🙄 sono un disastro ahah"),
+    ("es", "OTRA VEZ me he olvidado de la contraseña jajaja soy un desastre"),
+    ("pt", "esqueci a senha DE NOVO kkkk sou um desastre"),
+])
+def test_laughing_at_ones_own_forgotten_password_is_not_shouting(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "all_caps" not in result.analysis.cues
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("text", ["desculpem, mensagem enviada por engano",
+                                  "annulla, ho scritto per sbaglio",
+                                  "cancela lo anterior, me he liado",
+                                  "sorry, sent that by mistake"])
+def test_a_message_sent_by_mistake_is_taken_back(text):
+    assert small_talk_of(text) == "acknowledgement"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "is there an agent available right now?"),
+    ("en", "I'd prefer to discuss it with one of your staff rather than a machine, if possible."),
+    ("it", "ok grazie, ma devo chiarire una cosa con voi, c'è un collega disponibile?"),
+    ("es", "¿hay algún asesor disponible?"),
+    ("pt", "tem algum atendente disponível?"),
+])
+def test_asking_whether_someone_is_available_is_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "are you hiring for the warehouse? where do I send my CV"),
+    ("it", "fate anche programmi di affiliazione?"),
+    ("es", "hola! ¿a qué hora abre la tienda de Barcelona los domingos?"),
+    ("es", "¿Se puede elegir la fecha de entrega? su cumple es el 14"),
+    ("pt", "aceitam candidaturas espontâneas?"),
+])
+def test_jobs_shops_and_chosen_delivery_days_are_failed_replies(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "when can I still cancel an order? asking before I buy"),
+    ("it", "in generale, fino a quando si può annullare un ordine? chiedo prima di comprare"),
+    ("es", "¿hasta cuándo se puede cancelar un pedido? pregunto antes de comprar"),
+    ("pt", "até quando dá para cancelar uma encomenda? pergunto antes de comprar"),
+])
+def test_a_cancellation_question_before_buying_is_the_faqs(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons

@@ -51,7 +51,8 @@ _STATUS_WORDS = re.compile(
     r"\b(?:status|track\w*|where|when|arriv\w*|ship\w*|sent|dispatch\w*|deliver\w*|update\w*|"
     r"news|eta|check|stato|dove|quando|spedit\w*|partit\w*|consegn\w*|punto|novita|estado|"
     r"estatus|donde|cuando|lleg\w*|envi\w*|sali\w*|entreg\w*|cade|onde|cheg\w*|saiu|"
-    r"rastre\w*|novidade\w*|situacao|situacion|seguimiento|tracciamento|late|delay\w*|"
+    r"rastre\w*|novidade\w*|situacao|situacion|seguimiento|tracciamento|late|delay\w*|ponto|"
+    r"esta|anda|va|"
     r"ritardo|retras\w*|atras\w*|still|ancora|todavia|ainda)\b")
 
 
@@ -95,6 +96,8 @@ _TAKE_BACK = re.compile(
     r"ignore (?:that|this|it|me|my last|the last|previous)|ignorate|ignoralo|ignoratelo|"
     r"ignora (?:quello|questo|il messaggio|l ultimo|eso|esto|el mensaje|isso|a mensagem)|"
     r"ignoren(?:lo)?|ignorem|desconsider\w*|"
+    r"(?:cancel|annulla|cancela)\w* (?:lo anterior|o anterior|quello di prima|il messaggio di prima|"
+    r"the last one|my last message|that last message)|"
     r"(?:cancel|annulla|cancela)\w* (?:(?:that|this|the|my|la|il|el|lo|a|o) )?(?:question|"
     r"message|msg|typo|domanda|messaggio|pregunta|mensaje|pergunta|mensagem)|"
     r"(?:cancel|annulla|cancela)\w*,? (?:(?:that|this|it)\b.*\btypo|ho sbagliato|"
@@ -137,6 +140,15 @@ BEYOND_THE_BOT = re.compile(
     r"secadora|maquina de secar|maquina de lavar|lavadora|lavatrice|asciugatrice|tumble dr\w*|"
     r"dryer|washing machine|hand wash|lavar a mano|lavare a mano|lavar a mao|shrink\w*|"
     r"restring\w*|encog\w*|encolh\w*|"
+    # ... jobs, collaborations, the shops and a chosen delivery day
+    r"job|jobs|vacanc\w*|hiring|recruit\w*|recrutar|candidatur\w*|curriculum|cv|media kit|"
+    r"collaborazion\w*|colaboracion\w*|colaboracao|affiliat\w*|affiliazion\w*|afiliad\w*|"
+    r"ofertas de (?:trabajo|empleo)|lavorare con voi|trabajar con vosotros|trabalhar com voces|"
+    r"recursos humanos|risorse umane|human resources|"
+    r"opening (?:hours|times)|(?:a )?que hora abre|horario de la tienda|orari del negozio|"
+    r"horario da loja|negozio fisico|tienda fisica|loja fisica|punto vendita|physical (?:store|shop)|"
+    r"showroom|(?:elegir|escoger|scegliere|escolher|choose|pick) (?:la |a |the )?(?:fecha|data|date|"
+    r"dia|giorno|day) (?:de |di |of )?(?:entrega|consegna|delivery)|"
     r"tell (?:him|her|the driver|the courier|your driver)|dite al corriere|avvisate il corriere|"
     r"digan al repartidor|decidle al repartidor|avisen al repartidor|diga ao estafeta|"
     r"avisem o estafeta|fala pro entregador|avisa o entregador)\b")
@@ -160,7 +172,7 @@ _APOLOGY = re.compile(
 APOLOGY_WORDS = 10
 #: "I ordered a dress by mistake, please cancel it" is a slip with an order, not with the chat.
 _PURCHASE = re.compile(r"\b(?:ordered|bought|purchased|ordinato|comprato|acquistato|pedi|compre|"
-                       r"comprei|encomendei|cancel\w*|annull\w*)\b")
+                       r"comprei|encomendei)\b")
 _SERIOUS = re.compile(r"\b(?:orders?|ordine|pedidos?|encomendas?|account|cuenta|conta|"
                       r"abbonamento|subscription|suscripcion|assinatura|payment|pagamento|pago)\b")
 

@@ -149,7 +149,8 @@ SLIP = re.compile(
     r"\b(?:(?:pressed|clicked|tapped|hit) (?:the )?wrong|by mistake|by accident|"
     r"(?:premuto|pigiato|cliccato|schiacciato)(?: \w+){0,2} sbagliato|per sbaglio|"
     r"sin querer|(?:aprete|pulse|toque|clique) (?:mal|otro|el boton equivocado)|"
-    r"(?:apertei|cliquei|toquei) errado|sem querer)\b")
+    r"(?:apertei|cliquei|toquei) errado|sem querer|por engano|por error|por equivocacion|"
+    r"sent by mistake|enviad[oa] por (?:engano|error))\b")
 #: Something that should have happened did not, in en/it/es/pt (folded text): "the reset
 #: email isnt coming", "nn mi arriva la mail", "no me llega el código", "não recebo o email",
 #: "tracking hasnt moved". With PROBLEM_WORDS, what makes a message a problem report.
@@ -197,7 +198,9 @@ DISPUTE = re.compile(
     r"small claims|trading standards|consumer protection|report you to|"
     r"contestare (?:l )?addebito|contestazione|storno|avvocat[oi]|denuncia|altroconsumo|"
     r"desconocer (?:el )?cargo|contracargo|abogad[oa]s?|denunciar|consumo|omic|"
-    r"contestar (?:a )?cobranca|advogad[oa]|procon|reclame aqui|processar)\b")
+    r"contestar (?:a )?cobranca|advogad[oa]|procon|reclame aqui|processar|"
+    r"(?:abrir|abro|aprire|apro|open|file) (?:uma |una |a )?(?:contestacao|contestazione|disputa|"
+    r"dispute|reclamacion con el banco)|contestacao no cartao)\b")
 #: Charged twice, in so many words (folded text).
 DOUBLE_CHARGE = re.compile(
     r"\b(?:(?:charged|billed|paid|debited) (?:me )?(?:twice|two times|2 times|2x|double)|"
@@ -246,7 +249,12 @@ TRIED_AGAIN = re.compile(
 DOWNPLAYED = re.compile(
     r"\b(?:but whatever|no big deal|not a big deal|never ?mind that|its fine|it s fine|"
     r"va ?bbe|vabbe|ma va bene|pazienza|poco male|pero bueno|no pasa nada|da igual|bueno da igual|"
-    r"mas tudo bem|mas beleza|de boa|sem problema|nao tem problema|tranquilo)\b")
+    r"mas tudo bem|mas beleza|de boa|sem problema|nao tem problema|tranquilo|"
+    # ... or the customer's own slip: "forgot my password AGAIN 🙄", "soy un desastre jajaja"
+    r"my bad|my fault|colpa mia|culpa mia|minha culpa|i m (?:so )?(?:hopeless|a mess|a disaster)|"
+    r"sono un disastro|soy un desastre|sou um desastre|(?:i )?forgot my password|"
+    r"(?:me )?(?:he )?olvidado (?:de )?(?:la|mi) contrasena|mi sono dimenticat[oa] la password|"
+    r"esqueci (?:a|minha) senha|ho dimenticato la password)\b")
 #: Ironic praise of a failure: "great, 3 weeks for a tshirt 👏👏", "in ritardo. ancora.
 #: complimenti davvero", "genial, 20 días para unas calcetas", "nossa que rapidez, só 1 mês pra
 #: chegar" (folded text). Praise beside a long wait or a delay, where nothing says it arrived.
@@ -263,6 +271,8 @@ LONG_WAIT = re.compile(
     r"\b(?:[7-9]|[1-9]\d|seven|eight|nine|ten|fifteen|twenty|sette|otto|nove|dieci|quindici|venti|"
     r"siete|ocho|nueve|diez|quince|veinte|sete|oito|dez|quinze|vinte) (?:days|giorni|dias)\b|"
     r"\b(?:another|un altra|altra|otra|outra)(?: \w+)? (?:week|settimana|semana)\b|"
+    r"\b(?:since the|since|desde el|desde o|desde a|dal|da) (?:dia |day |giorno )?\d{1,2}"
+    r"(?:st|nd|rd|th)?\b|"
     r"\b(?:late|delayed|still waiting|in ritardo|ritardo|ancora niente|retrasad[oa]|retraso|"
     r"atrasad[oa]|atraso|otra vez|de novo|again)\b|"
     r"\b(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth) day\b|\bdays? (?:running|in a row)\b|"
@@ -295,7 +305,17 @@ INVOICE_ERROR = re.compile(
     r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer|"
     r"missing|manca|mancano|falta|faltan?|faltando|tiene mal|tem mal|mal el|mal la|"
     r"old address|indirizzo vecchio|direccion antigua|endereco antigo|morada antiga|"
-    r"maior|mayor|higher|piu alto|piu alta)\b|"
+    r"maior|mayor|higher|piu alto|piu alta|serviva|otra persona|outra pessoa|a nome di|"
+    r"sem o|sem a|sin el|sin mi|without|senza)\b|"
+    # ... or a tax number missing or wrong on its own: "DNI mal", "sem o meu NIF"
+    r"\b(?:(?:dni|nif|cif|nie|cpf|cnpj|partita iva|p iva|codice fiscale|vat number|tax id)"
+    r"(?: \w+){0,2}? (?:mal|errad\w*|equivocad\w*|sbagliat\w*|wrong|incorrect\w*)|"
+    r"(?:sem|sin|senza|without) (?:o |el |la |il |mi |my |the |meu )?(?:dni|nif|cif|nie|cpf|cnpj|"
+    r"partita iva|p iva|codice fiscale|vat number|tax id))\b|"
+    # ... or taken more than the total: "you took £89 but the order total was £71"
+    r"\b(?:took|charged|billed|cobraron|cobraram|addebitato|preso|tolto|pagato|paid)(?: \w+){0,3}? "
+    r"(?:but|ma|pero|mas) (?:the )?(?:order |item )?(?:total|price|prezzo|totale|precio|preco|"
+    r"valor) (?:was|era|is|e|es)\b|"
     # ... or a statement that does not match the order: "nell'estratto conto vedo 89€ ma
     # l'ordine era di 69, c'è un errore"
     r"\b(?:estratto conto|bank statement|statement|extracto|estado de cuenta|extrato)\b.*"
@@ -310,6 +330,9 @@ WRONG_OR_OVERDUE = re.compile(
     r"(?:should|was supposed to) (?:have )?(?:arrived|come|been here)|"
     r"doveva (?:arrivare|essere qui)|dovevano arrivare|deberia (?:haber|de haber) llegado|"
     r"tendria que haber llegado|devia (?:ter )?chegado|era (?:pra|para) (?:ter )?chegado|"
+    r"\b(?:i ordered|ho ordinato|avevo ordinato|pedi|encomendei)\b.*\b(?:you ve sent|you sent|"
+    r"sent me|i got|i received|mi avete mandato|mi avete spedito|mi e arrivat\w*|me habeis enviado|"
+    r"me enviasteis|me han enviado|me llego|me mandaram|me enviaram|recebi)\b|"
     r"(?:but|and|ma|e|y|pero|mas) (?:i |io |yo |eu )?(?:ordered|l ho ordinat[oa]|l avevo ordinat[oa]|"
     r"avevo ordinato|la pedi|lo pedi|las pedi|los pedi|pedi|encomendei)|"
     # ... or a status that has not changed for days: "lo vedo in preparazione da 3 giorni",
@@ -342,7 +365,7 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"estorn\w*|dinheiro|"
         r"cartao(?! (?:de presente|presente|escrito|personalizado|de felicitacoes|com (?:uma )?"
         r"mensagem|de visita))|fatura|boleto|preco|taxas?|frete|nota fiscal|multas?|imposto|"
-        r"juros)\b"),
+        r"juros|dni|nif|cif|partita iva|p iva|codice fiscale|vat number|cpf|cnpj)\b"),
     "account": re.compile(
         r"\b(?:password|passwords|login|log in|logged in|sign in|signin|account|accounts|"
         r"register\w*|registration|sign up|signup|username|user name|otp|2fa|"
@@ -369,16 +392,19 @@ MONEY_BACK = re.compile(
     r"money back|refund me|ridate(?:mi)? (?:i |indietro i )?soldi|ridatemi|rimborsatemi|"
     r"restituite(?:mi)? (?:i )?soldi|devolv\w* (?:el |la |mi |me |los |las )*(?:dinero|plata|"
     r"transferencia|pago|importe)|(?:dinheiro|valor) de volta|devolv\w* (?:o |meu |os )*dinheiro|"
-    r"estorn\w*|(?:would like|d like|d rather have|rather have|want|need|can i (?:get|have)) "
-    r"(?:a |my |the )?refund|(?:vorrei|voglio|preferirei) (?:il |un )?rimborso|"
-    r"(?:preferirei|vorrei|voglio) riavere (?:i )?soldi|(?:quiero|quisiera|prefiero) "
-    r"(?:un |el |que me hagan el )?reembolso|(?:quero|queria|gostaria de|prefiro) (?:o |um )?"
+    r"estorn\w*|(?<!not )(?<!t )(?:would like|d like|d rather have|rather have|want|need|can i (?:get|have)) "
+    r"(?:a |my |the )?refund|(?<!non )(?:vorrei|voglio|preferirei) (?:il |un )?rimborso|"
+    r"(?:preferirei|vorrei|voglio) riavere (?:i )?soldi|(?<!no )(?:quiero|quisiera|prefiero) "
+    r"(?:un |el |que me hagan el )?reembolso|(?<!nao )(?:quero|queria|gostaria de|prefiro) (?:o |um )?"
     r"reembolso|"
     # ... or money owed back that has not come: "até agora nada do reembolso", "still nothing
     # back on my card", "il rimborso non è ancora arrivato"
     r"(?:nada|niente|nulla|nothing|nenhum|ningun)(?: \w+){0,2}? (?:do |del |de |of the |of my |"
     r"del mio |dal )?(?:reembolso|rimborso|refund|estorno)|nothing back on my (?:card|account)|"
-    r"(?:still|yet) no (?:money|refund)|no money back|ancora (?:niente|nessun) (?:soldi|rimborso)|"
+    r"(?:still|yet) no (?:money|refund)|no money back|"
+    r"(?:dinero|dinheiro|soldi|money|refund|rimborso|reembolso)(?: \w+){0,2}? (?:no|non|nn|nao|not|"
+    r"still not|hasn t|hasnt) (?:\w+ )?(?:aparece|aparecido|apareceu|arriva|arrivato|llega|"
+    r"llegado|chega|chegou|shown up|showed up|show up|come|arrived|visto)|ancora (?:niente|nessun) (?:soldi|rimborso)|"
     r"todavia sin (?:el )?(?:dinero|reembolso)|ainda sem (?:o )?(?:dinheiro|reembolso)|"
     r"(?:refund|rimborso|reembolso|estorno)(?: \w+){0,3}? (?:not|non|nn|no|nao|never|hasn t|hasnt|"
     r"has not|still not|ancora non|todavia no|ainda nao)(?: \w+){0,2}? (?:arrived|arrivato|"
@@ -432,11 +458,17 @@ CANCEL_REQUEST = re.compile(
     r"cancel(?:em|e) (?:o|meu|a|minha) (?:pedido|encomenda|compra))\b"
     r"(?! (?:\w+ ){0,2}(?:newsletter|subscription|iscrizione|abbonamento|suscripcion|assinatura|"
     r"account|cuenta|conta|email|e mail|notifiche|notificaciones|notificacoes))")
+#: A negation in the few words before a "settled" phrase: "non ho ancora ricevuto il rimborso",
+#: "I still haven't got my refund" (folded text, matched at the end of the words before).
+_NEGATED_BEFORE = re.compile(r"\b(?:not|non|nn|no|nao|never|haven t|havent|hasn t|hasnt|didn t|"
+                             r"didnt|mai|nunca)(?: \w+){0,2} ?$")
 #: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
 #: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
 HYPOTHETICAL = re.compile(
     r"\b(?:just asking|just wondering|asking for a friend|for my friend|out of curiosity|"
     r"asking in general|general question|pregunto en general|pregunta general|chiedo in generale|"
+    r"(?:chiedo |pregunto |pergunto |asking )?(?:prima di (?:comprare|ordinare|acquistare)|"
+    r"antes de (?:comprar|pedir|encomendar)|before (?:i )?(?:buy|order|buying|ordering))|"
     r"domanda generale|pergunto em geral|pergunta geral|(?:haven t|havent|have not) (?:ordered|bought) (?:anything )?yet|"
     r"non ho ancora (?:ordinato|comprato)|todavia no he comprado|aun no he comprado|"
     r"ainda nao comprei|ainda nao fiz (?:o )?pedido|"
@@ -462,7 +494,8 @@ POLICY_QUESTION = re.compile(
     r"(?:puedo|podria) devolver (?:algo|un articulo|cosas)|(?:posso|da pra|da para) "
     r"(?:devolver|trocar) (?:algo|um item|uma peca|pecas|produtos|coisas))\b")
 #: Insults about the bot itself ("sei un bot inutile", "robô burro", "this bot is useless").
-BOT_WORDS: frozenset[str] = frozenset("bot bots robot robo chatbot maquina machine".split())
+BOT_WORDS: frozenset[str] = frozenset(
+    "bot bots robot robo chatbot maquina machine automatica automatico automated automatic".split())
 INSULTS: frozenset[str] = frozenset(
     """useless stupid dumb idiot idiotic pointless inutile inutili stupido scemo idiota cretino
     inutil tonto estupido burro imbecil lerdo idiota""".split())
@@ -619,7 +652,8 @@ def extract_cues(text: str) -> Cues:
     # A general question about returns with no problem or order in it is the FAQ's to answer.
     hypothetical = bool(HYPOTHETICAL.search(plain_text)) or bool(
         POLICY_QUESTION.search(plain_text) and not problem and not _ORDER_DIGITS.search(text))
-    settled = bool(SETTLED.search(plain_text))
+    settled = any(not _NEGATED_BEFORE.search(plain_text[max(0, m.start() - 30):m.start()])
+                  for m in SETTLED.finditer(plain_text))
     if not (hypothetical or settled) and MONEY_BACK.search(plain_text):
         fired.append("money_back")
     if not (hypothetical or settled) and CANCEL_REQUEST.search(plain_text):
