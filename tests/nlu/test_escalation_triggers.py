@@ -1403,3 +1403,125 @@ def test_jobs_shops_and_chosen_delivery_days_are_failed_replies(engine, language
 def test_a_cancellation_question_before_buying_is_the_faqs(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I'm a travel agent and order from you all the time lol, what payment methods do you take now?"),
+    ("it", "sono agente immobiliare e sono sempre in giro, posso scegliere un punto di ritiro?"),
+    ("es", "soy agente inmobiliario y estoy todo el día en la calle, ¿puedo elegir un punto de recogida?"),
+    ("pt", "sou agente de viagens e viajo muito, posso escolher um ponto de retirada?"),
+])
+def test_agent_as_the_customers_own_job_is_not_a_request(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "customer asked for a human agent" not in result.decision.reasons, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "jjjjjjjjjjjjjjjkkkkk"), ("it", "kkkkkkkjjjjjjjj"), ("es", "ñññññññjjjj"), ("pt", "kkkkkkkkkkkkjjjj"),
+])
+def test_a_cat_on_the_keyboard_is_no_elongated_word(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "elongated_word" not in result.analysis.cues and not result.handoff
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "holy crap this jumper is gorgeous, damn you for making me spend my whole salary 😂😂"),
+    ("it", "porca miseria che bello sto maglione, mannaggia a voi che mi fate spendere tutto lo stipendio 😂😂"),
+    ("es", "joder qué bonito el jersey, malditos, me hacéis gastar todo el sueldo 😂😂"),
+    ("pt", "porra que lindo esse casaco, vocês me fazem gastar o salário todo 😂😂"),
+])
+def test_swearing_laughing_about_good_news_is_not_anger(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "still waiting for the jacket for the wedding... which was on Saturday. Thanks for nothing 👏👏"),
+    ("it", "sto ancora aspettando la giacca per il matrimonio... che era sabato. Grazie per niente 👏👏"),
+    ("es", "pues nada, aquí sigo esperando la chaqueta para la boda... que fue el sábado. Gracias por nada 👏👏"),
+    ("pt", "ainda estou esperando o casaco para o casamento... que foi sábado. Obrigada por nada 👏👏"),
+])
+def test_thanks_for_nothing_is_sarcasm(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "sarcasm" in result.analysis.cues and result.handoff, result.decision.reasons
+
+
+def test_thanks_for_nothing_laughing_is_a_joke():
+    from tierline.nlu.cues import extract_cues
+
+    assert "sarcasm" not in extract_cues(
+        "obrigada por nada viu, agora minha mãe quer um igual e vou ter que comprar outro 🙄😂").fired
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "wow what a smart bot, I asked one thing and you answered another 🙄"),
+    ("it", "che bot intelligente, ho chiesto una cosa e mi hai risposto un'altra 🙄"),
+    ("es", "qué bot tan listo, pregunté una cosa y me respondiste otra 🙄"),
+    ("pt", "nossa que bot inteligente hein, perguntei uma coisa e vc me respondeu outra 🙄🙄"),
+])
+def test_the_bot_answering_another_question_is_an_insult_to_it(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "bot_insult" in result.analysis.cues and result.handoff
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "returned the coat a month ago and the refund still hasn't shown up"),
+    ("it", "ho fatto il reso un mese fa e il rimborso non è ancora arrivato"),
+    ("es", "hace un mes devolví el abrigo y el reembolso sigue sin aparecer. ¿qué pasa?"),
+    ("pt", "devolvi o casaco há um mês e o reembolso continua sem aparecer"),
+])
+def test_a_refund_that_still_does_not_appear_is_money_asked_back(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "money_back" in result.analysis.cues and result.handoff
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the invoice says 89 and I paid 79 with the coupon"),
+    ("it", "ho reso le scarpe e mi avete rimborsato 39 euro invece di 59, mancano 20 euro"),
+    ("es", "en la factura de ND-382275 no aparece mi NIF y la necesito para la empresa, está mal"),
+    ("pt", "encontrei, mas a fatura diz 89€ e eu paguei 79€ com o cupão"),
+])
+def test_amounts_that_do_not_match_go_to_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "thanks. I opened it and you've sent me the black bag, I ordered tan"),
+    ("it", "ho ricevuto l'ordine ma dentro c'è una camicia da uomo taglia XL, io avevo ordinato un top donna S 😅"),
+    ("es", "me habéis enviado el bolso negro y yo pedí el camel"),
+    ("pt", "me mandaram a bolsa preta e eu pedi a caramelo"),
+])
+def test_a_vip_sent_another_item_says_so_either_way_round(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert result.analysis.problem and result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "Would it be possible to have a colleague of yours look into it personally? Many thanks"),
+    ("es", "ah pues entonces cancélame el ND-418826, que lo necesitaba para el finde"),
+])
+def test_a_colleague_to_look_into_it_and_cancelame(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "are you open on Sundays?"),
+    ("it", "posso venire a provare le scarpe prima di ordinarle?"),
+    ("es", "¿tenéis tarjeta regalo?"),
+    ("es", "¿cuándo vuelve a entrar?"),
+    ("pt", "Olá! Têm lojas físicas em Lisboa?"),
+    ("pt", "Olá, sou fotógrafa e gostava de propor uma parceria para a nova coleção"),
+    ("it", "in alternativa consegnate dopo le 18? lavoro fino a tardi"),
+])
+def test_shops_gift_cards_restocking_and_partnerships_are_failed_replies(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("text", ["annulla annulla, ho scritto una cavolata 😅", "cancel cancel, wrote it wrong",
+                                  "cancela cancela, escribí mal", "cancela cancela kkk"])
+def test_cancel_cancel_takes_a_message_back(text):
+    assert small_talk_of(text) == "acknowledgement"

@@ -85,7 +85,7 @@ LAUGHTER = re.compile(r"^(?:a?(?:[hj][aeiou]){2,}h?|a?h?a(?:h+a+)+h?|(?:[aeiou][
 POSITIVE_WORDS: frozenset[str] = frozenset(
     """thanks thank thx ty tks great perfect awesome amazing love lovely nice cool brilliant
     excellent wonderful yes yay super sorry apologies welcome ok okay best beautiful gorgeous
-    fantastic incredible omg loved loving happy
+    fantastic incredible omg loved loving happy bello bella belli belle bonito bonita
     grazie mille perfetto perfetta ottimo ottima bravi bravo bellissimo bellissima bellissimi
     bellissime fantastico fantastica stupendo stupenda stupendi stupende meraviglioso
     meravigliosa gentilissimi gentilissimo scusa scusate scusami si evviva top adoro felice
@@ -265,6 +265,10 @@ IRONY = re.compile(
     r"que eficiencia|que rapidez|que maravilla|gracias por nada|menudo servicio|parabens|nossa|"
     r"que maravilha|otimo|obrigad[oa] por nada|que servico|fantastic[oa]|what a surprise|"
     r"che sorpresa|que sorpresa|que surpresa|unos cracks|sois unos cracks)\b")
+#: Thanks for nothing, whatever else is said: "Gracias por nada 👏👏", "grazie per niente".
+THANKS_FOR_NOTHING = re.compile(
+    r"\b(?:thanks for nothing|thank you for nothing|grazie per (?:niente|nulla)|gracias por nada|"
+    r"obrigad[oa] por nada|valeu por nada)\b")
 LONG_WAIT = re.compile(
     r"\b(?:\d+|a|an|one|two|three|four|un|una|uno|due|tre|quattro|dos|tres|cuatro|um|uma|duas|"
     r"tres|quatro) (?:weeks?|months?|settimane|settimana|mesi|mese|semanas?|mes|meses|mes)\b|"
@@ -274,6 +278,8 @@ LONG_WAIT = re.compile(
     r"\b(?:since the|since|desde el|desde o|desde a|dal|da) (?:dia |day |giorno )?\d{1,2}"
     r"(?:st|nd|rd|th)?\b|"
     r"\b(?:late|delayed|still waiting|in ritardo|ritardo|ancora niente|retrasad[oa]|retraso|"
+    r"sigo esperando|sto ancora aspettando|continuo (?:a )?(?:esperar|aspettare)|"
+    r"ainda (?:estou )?esperando|"
     r"atrasad[oa]|atraso|otra vez|de novo|again)\b|"
     r"\b(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth) day\b|\bdays? (?:running|in a row)\b|"
     r"\b(?:since|da|dal|desde|desde el|desde a) (?:monday|tuesday|wednesday|thursday|friday|"
@@ -305,13 +311,20 @@ INVOICE_ERROR = re.compile(
     r"rehac\w*|antigua empresa|errad[oa]|corrig\w*|emitam outra|emitir outra|refazer|"
     r"missing|manca|mancano|falta|faltan?|faltando|tiene mal|tem mal|mal el|mal la|"
     r"old address|indirizzo vecchio|direccion antigua|endereco antigo|morada antiga|"
-    r"maior|mayor|higher|piu alto|piu alta|serviva|otra persona|outra pessoa|a nome di|"
+    r"maior|mayor|higher|piu alto|piu alta|serviva|otra persona|outra pessoa|a nome di|esta mal|"
+    r"no aparece|nao aparece|non compare|doesn t show|"
     r"sem o|sem a|sin el|sin mi|without|senza)\b|"
     # ... or a tax number missing or wrong on its own: "DNI mal", "sem o meu NIF"
     r"\b(?:(?:dni|nif|cif|nie|cpf|cnpj|partita iva|p iva|codice fiscale|vat number|tax id)"
     r"(?: \w+){0,2}? (?:mal|errad\w*|equivocad\w*|sbagliat\w*|wrong|incorrect\w*)|"
     r"(?:sem|sin|senza|without) (?:o |el |la |il |mi |my |the |meu )?(?:dni|nif|cif|nie|cpf|cnpj|"
     r"partita iva|p iva|codice fiscale|vat number|tax id))\b|"
+    # ... or shows another amount than was paid: "a fatura diz 89€ e eu paguei 79€"
+    r"\b(?:says|shows|dice|pone|diz|mostra|riporta|segna) (?:\w+ )?\d+(?: \w+){0,6}? (?:i paid|paid|"
+    r"ho pagato|pagato|pague|paguei) (?:\w+ )?\d+\b|"
+    # ... or refunded a wrong amount: "mi avete rimborsato 39 euro invece di 59"
+    r"\b(?:rimborsat\w*|refunded|reembolsad\w*|devolvieron|estornad\w*|devolveram)(?: \w+){0,3}? "
+    r"\d+(?: \w+)? (?:invece di|instead of|en vez de|em vez de|rather than|not|e non|y no|e nao)\b|"
     # ... or taken more than the total: "you took £89 but the order total was £71"
     r"\b(?:took|charged|billed|cobraron|cobraram|addebitato|preso|tolto|pagato|paid)(?: \w+){0,3}? "
     r"(?:but|ma|pero|mas) (?:the )?(?:order |item )?(?:total|price|prezzo|totale|precio|preco|"
@@ -333,6 +346,9 @@ WRONG_OR_OVERDUE = re.compile(
     r"\b(?:i ordered|ho ordinato|avevo ordinato|pedi|encomendei)\b.*\b(?:you ve sent|you sent|"
     r"sent me|i got|i received|mi avete mandato|mi avete spedito|mi e arrivat\w*|me habeis enviado|"
     r"me enviasteis|me han enviado|me llego|me mandaram|me enviaram|recebi)\b|"
+    r"\b(?:you ve sent|you sent|sent me|mi avete mandato|mi avete spedito|dentro c e|me habeis enviado|"
+    r"me han enviado|me mandaram|me enviaram|veio)\b.*\b(?:i ordered|avevo ordinato|ho ordinato|"
+    r"yo pedi|pedi|encomendei|eu pedi)\b|"
     r"(?:but|and|ma|e|y|pero|mas) (?:i |io |yo |eu )?(?:ordered|l ho ordinat[oa]|l avevo ordinat[oa]|"
     r"avevo ordinato|la pedi|lo pedi|las pedi|los pedi|pedi|encomendei)|"
     # ... or a status that has not changed for days: "lo vedo in preparazione da 3 giorni",
@@ -406,6 +422,9 @@ MONEY_BACK = re.compile(
     r"still not|hasn t|hasnt) (?:\w+ )?(?:aparece|aparecido|apareceu|arriva|arrivato|llega|"
     r"llegado|chega|chegou|shown up|showed up|show up|come|arrived|visto)|ancora (?:niente|nessun) (?:soldi|rimborso)|"
     r"todavia sin (?:el )?(?:dinero|reembolso)|ainda sem (?:o )?(?:dinheiro|reembolso)|"
+    r"(?:refund|rimborso|reembolso|estorno|dinero|dinheiro)(?: \w+){0,2}? (?:sigue sin|continua sem|"
+    r"ainda sem|still hasn t|still not) (?:aparecer|llegar|chegar|cair|arrive|arrived|show up|"
+    r"shown up|come)|"
     r"(?:refund|rimborso|reembolso|estorno)(?: \w+){0,3}? (?:not|non|nn|no|nao|never|hasn t|hasnt|"
     r"has not|still not|ancora non|todavia no|ainda nao)(?: \w+){0,2}? (?:arrived|arrivato|"
     r"llegado|llego|chegou|caiu|come|came|received|ricevuto|recibido|recebido|visto|vi)|"
@@ -453,7 +472,7 @@ CANCEL_REQUEST = re.compile(
     r"(?:vorrei|voglio|volevo|devo|potete|puoi|per favore|mi potete) annullar\w*|"
     r"annullate(?:mi|lo|la)?(?: l ordine| il mio ordine| tutto)?|"
     r"(?:quiero|quisiera|necesito|podeis|pueden|puedes|por favor|me podeis|me pueden) cancelar\w*|"
-    r"cancel(?:adme|enme|adlo|enlo|alo)|cancela(?:r)? (?:el|mi) pedido|"
+    r"cancel(?:adme|enme|adlo|enlo|alo|ame|amelo|arme)|cancela(?:r)? (?:el|mi) pedido|"
     r"(?:quero|queria|gostaria de|preciso|podem|pode|por favor|da pra|tem como) cancelar|"
     r"cancel(?:em|e) (?:o|meu|a|minha) (?:pedido|encomenda|compra))\b"
     r"(?! (?:\w+ ){0,2}(?:newsletter|subscription|iscrizione|abbonamento|suscripcion|assinatura|"
@@ -507,6 +526,10 @@ NOTHING_UNDERSTOOD = re.compile(
     # ... or does not answer what was asked: "perche nn rispondi", "why wont you answer"
     r"why (?:don t|dont|won t|wont|can t|cant) (?:you|u) (?:just )?(?:answer|reply|respond)|"
     r"perche (?:non|nn) (?:mi )?rispond\w*|por ?que no (?:me )?respond\w*|"
+    # ... or answers another question: "perguntei uma coisa e vc me respondeu outra"
+    r"(?:i asked|perguntei|pregunte|ho chiesto) (?:one thing|something|uma coisa|una cosa)"
+    r"(?: \w+){1,3}? (?:answered|replied|respondeu|respondiste|respondio|risposto)"
+    r"(?: \w+)? (?:another|something else|outra|otra|un altra)|"
     r"por ?que (?:vc |voce )?nao (?:me )?respond\w*"
     r")\b")
 #: Capitalised words that are names, not shouting ("ND-1234", "DHL", "VIP").
@@ -578,8 +601,9 @@ def extract_cues(text: str) -> Cues:
 
     folded = [fold(w) for w in words]
     squashed = [squash_elongation(f) for f in folded]
+    # "jjjjjjjkkkkk" (a cat on the phone) squashes to no word: a mash, not an elongated word.
     elongated = [w for w, f, q in zip(words, folded, squashed)
-                 if q != f and q not in POSITIVE_WORDS]
+                 if q != f and q not in POSITIVE_WORDS and len(q) >= 2 and set(q) & set("aeiouy")]
     negatives = sorted({w for w in folded if w in NEGATIVE_WORDS})
     swears = sorted({w for w in folded if w in PROFANITY})
     folded_text = " ".join(folded)
@@ -589,7 +613,9 @@ def extract_cues(text: str) -> Cues:
                 or any(ch in HAPPY_EMOJI for ch in text))
     slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
     sarcastic = bool(IRONY.search(plain_text) and LONG_WAIT.search(plain_text)
-                     and not ARRIVED.search(plain_text))
+                     and not ARRIVED.search(plain_text)) or bool(
+        THANKS_FOR_NOTHING.search(plain_text) and not laughing
+        and not any(ch in LAUGHING_EMOJI for ch in text))  # "obrigada por nada viu 😂" jokes
     reported = bool(repeats or sarcastic
                     or NOT_HAPPENING.search(folded_text) or WRONG_OR_OVERDUE.search(plain_text)
                     or any(f in PROBLEM_WORDS and f not in WHERE_WORDS for f in slip_free))
@@ -600,8 +626,9 @@ def extract_cues(text: str) -> Cues:
     other_problem = bool(negatives or reported)
     # "damn that was quick!!", "porra, chegou rápido demais": swearing with good news and no
     # other problem is emphasis, not anger.
-    if swears and not other_problem and any(q in POSITIVE_WORDS and q not in ARRIVAL_WORDS
-                                            for q in squashed):
+    if swears and not other_problem and (any(q in POSITIVE_WORDS and q not in ARRIVAL_WORDS
+                                                 for q in squashed)
+                                             or any(ch in LAUGHING_EMOJI for ch in text)):
         swears = []
     problem = bool(other_problem or swears)
     # "GRAZIE, WHERE IS MY ORDER??" is not happy shouting, though "where" alone reports nothing.

@@ -144,6 +144,9 @@ TALK_TO_SOMEONE = re.compile(
     r"olhar|ajudar|resolver|corrigir|alterar)|(?:mi |me |lo |la |o |a )?(?:cambi|sistemi|"
     r"controlli|guardi|modifichi|corregga|aiuti|cambie|revise|mire|ayude|arregle|corrija|"
     r"modifique|troque|mude|verifique|veja|ajude|altere|resolva))\b"
+    # ... or one to look into it: "would it be possible to have a colleague of yours look into it"
+    r"|\b(?:have|get) (?:a |an |one of your )?(?:colleague|member of staff|staff member|person|human|"
+    r"someone)(?: of yours)? (?:look|check|call|contact|handle|sort|deal)\b"
     # ... or it needs one: "this needs a human honestly"
     r"|\b(?:needs|need|requires) (?:a |an )?(?:human|real person|actual person|person to look)\b"
     # ... or to be called by the shop: "can you call me?", "mi potete chiamare?", "¿me podéis
@@ -214,7 +217,13 @@ _WANTS_ONE = (r"\b(?:want|wanna|need|needs|would like|d like|can i (?:get|have)|
 #: A human named only to say none is needed, or to tell of one spoken to before: "não precisa
 #: de atendente não", "no need for an agent", "ayer hablé con una asesora y me solucionó todo",
 #: "ho parlato con un operatore ieri" (folded).
-_NOT_ASKING = (r"\b(?:no need|dont need|don t need|do not need|dont want|don t want|"
+_NOT_ASKING = (# ... the customer's own job: "I'm a travel agent", "soy agente inmobiliario"
+               r"\b(?:i m|im|i am|sono|soy|sou|work as|lavoro come|trabajo de|trabajo como|"
+               r"trabalho como) (?:a |an |un |una |um |uma )?(?:\w+ )?(?:{keywords})\b|"
+               r"\b(?:travel|estate|real estate|insurance|immobiliare|inmobiliario|de viajes|"
+               r"de viagens|di viaggio|de seguros) (?:{keywords})|(?:{keywords}) (?:immobiliare|"
+               r"inmobiliario|de viajes|de viagens|di viaggio|de seguros|imobiliario)\b|"
+               r"\b(?:no need|dont need|don t need|do not need|dont want|don t want|"
                r"(?:non|nn) (?:mi )?serve|non ho bisogno|non voglio|no necesito|no hace falta|no quiero|"
                r"nao precis[ao]|nao quero|sem necessidade|"
                r"spoke|talked|already spoke|ho parlato|ho sentito|abbiamo parlato|hable|hablamos|"
