@@ -1525,3 +1525,27 @@ def test_shops_gift_cards_restocking_and_partnerships_are_failed_replies(engine,
                                   "cancela cancela, escribí mal", "cancela cancela kkk"])
 def test_cancel_cancel_takes_a_message_back(text):
     assert small_talk_of(text) == "acknowledgement"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "Do you offer express delivery to London? And what's the cut-off time?"),
+    ("en", "can I pay with Klarna?"),
+    ("it", "posso pagare con satispay?"),
+    ("es", "buenas tardes, ¿aceptáis Bizum?"),
+    ("pt", "dá pra pagar na entrega?"),
+    ("pt", "tem ponto de recolha em Lisboa?"),
+])
+def test_a_vip_question_naming_an_faq_keyword_gets_the_faq(engine, language, text):
+    """The intent model reads some of these as out of scope; the FAQ entry's keywords answer
+    them, so a VIP's routine question is not a failed reply handed over."""
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert not result.handoff and not result.bot_failed, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "my express delivery is late!"),
+    ("it", "ho pagato con paypal e mi avete addebitato due volte"),
+])
+def test_a_problem_naming_an_faq_keyword_is_not_answered_with_the_faq(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert result.handoff, result.decision.reasons

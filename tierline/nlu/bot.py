@@ -500,7 +500,7 @@ class MenuBot:
                 return self._order_status(state, state.order_number)
             state.step = "awaiting_order_number"
             return BotResponse([Reply(self.flow.text("ask_order_number", lang))], failed=False)
-        match = self.faq.match(analysis)
+        match = self.faq.match(analysis, text)
         if match is not None:
             answer = match.entry.answer.get(lang) or match.entry.answer[self.flow.default_language]
             state.step = "menu"

@@ -1,7 +1,11 @@
-"""FAQ matching: by the NLU intent first, then by embedding similarity with the same encoder.
+"""FAQ matching: by the NLU intent first, then by embedding similarity with the same encoder,
+then by the entry's keywords.
 
 "how long does shipping take" finds the delivery-time entry either because the intent model
 says ``delivery_period`` or because its sentence embedding is close to an example question.
+A question naming a keyword of an entry ("can I pay with Klarna?", "do you offer express
+delivery to London?") finds it when the intent model read it as out of scope and no example is
+close enough: the business names what its answers are about in so many words.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from tierline.nlu.analyzer import AnalysisResult, BundleAnalyzer
 from tierline.nlu.flow import FlowError
 from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.similarity import ExampleIndex
+from tierline.nlu.text import words_of
 
 
 class FaqEntry(BaseModel):
@@ -24,6 +29,9 @@ class FaqEntry(BaseModel):
     id: str
     intents: list[str] = []
     questions: dict[str, list[str]]
+    #: Words or phrases (any language, matched as whole folded words) that make a question this
+    #: entry's: brands of payment, "express", "pick-up point"...
+    keywords: list[str] = []
     answer: dict[str, str]
 
 
@@ -32,7 +40,7 @@ class FaqMatch:
     """The entry that answers a message, how it matched, and the similarity."""
 
     entry: FaqEntry
-    by: str  # "intent" or "similarity"
+    by: str  # "intent", "similarity" or "keyword"
     similarity: float
 
 
@@ -46,6 +54,7 @@ class FaqIndex:
         self.out_of_scope_similarity = max(min_similarity, out_of_scope_similarity or 0.0)
         pairs = [(i, q) for i, e in enumerate(entries) for qs in e.questions.values() for q in qs]
         self._owner = [i for i, _ in pairs]
+        self._keywords = {e.id: [" ".join(words_of(k)) for k in e.keywords] for e in entries}
         self._questions = ExampleIndex([q for _, q in pairs], analyzer)
 
     @classmethod
@@ -62,8 +71,10 @@ class FaqIndex:
             raise FlowError(f"{path}: {exc}") from exc
         return cls(entries, analyzer, min_similarity, out_of_scope_similarity)
 
-    def match(self, analysis: AnalysisResult) -> FaqMatch | None:
-        """The best entry for ``analysis``, or None when nothing is close enough."""
+    def match(self, analysis: AnalysisResult, text: str | None = None) -> FaqMatch | None:
+        """The best entry for ``analysis``, or None when nothing is close enough. With the
+        message's ``text``, a question that names one entry's keywords (and reports no problem)
+        finds it last."""
         for entry in self.entries:
             if analysis.intent in entry.intents and analysis.intent_confidence >= 0.5:
                 return FaqMatch(entry, "intent", 1.0)
@@ -73,4 +84,10 @@ class FaqIndex:
                   else self.min_similarity)
         if nearest is not None and nearest[1] >= needed:
             return FaqMatch(self.entries[self._owner[nearest[0]]], "similarity", nearest[1])
+        if text is not None and "?" in text and not analysis.problem:
+            folded = f" {' '.join(words_of(text))} "
+            named = [e for e in self.entries
+                     if any(f" {k} " in folded for k in self._keywords[e.id])]
+            if len(named) == 1:  # one entry named, not a question about several things
+                return FaqMatch(named[0], "keyword", 0.0)
         return None
