@@ -1549,3 +1549,57 @@ def test_a_vip_question_naming_an_faq_keyword_gets_the_faq(engine, language, tex
 def test_a_problem_naming_an_faq_keyword_is_not_answered_with_the_faq(engine, language, text):
     [result] = play(engine, [text], tier="vip", language=language)
     assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "How long does it normally take for a parcel to reach Zurich?"),
+    ("en", "Which countries do you ship to exactly? I'm moving to Lisbon next month"),
+    ("en", "do you deliver to Norway?"),
+    ("it", "spedite anche nel Regno Unito? devo mandare un regalo a Londra"),
+    ("es", "¿cuántos días tarda a Canarias?"),
+    ("pt", "quantos dias demora para os Açores?"),
+])
+def test_a_vip_asking_where_and_how_long_gets_the_delivery_faq(engine, language, text):
+    [result] = play(engine, [text], tier="vip", language=language)
+    assert not result.handoff and not result.bot_failed, result.decision.reasons
+
+
+def test_a_keyword_said_not_to_be_the_question_is_not_answered():
+    *_, result = play(TurnEngine.shipped(), ["I need to change the delivery address",
+                                             "no that's not what I asked",
+                                             "are you actually thick? I SAID ADDRESS not delivery times"])
+    assert result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "damn this linen shirt is fire"),
+    ("en", "Thanks so much, have a lovely weekend and say hi to the whole team from me!"),
+    ("it", "grazie di tutto, un saluto a tutto il team!"),
+    ("es", "gracias por todo, saludos al equipo!"),
+    ("pt", "obrigada por tudo, beijos para a equipe!"),
+    ("en", "wow, great, now the whole office wants the same mug. thanks a lot 🙄😂"),
+    ("en", "I was charged... oh wait no, that was my Spotify 🤦"),
+])
+def test_slang_praise_greetings_to_the_team_and_a_charge_taken_back_keep_the_bot(engine, language,
+                                                                                  text):
+    [result] = play(engine, [text], language=language)
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["where is ND-527760?",
+            "oh great, another 'your order is on its way'. really helpful. genuinely amazing work 🙄"]),
+    ("it", ["dov'è ND-527760?", "fantastico, un altro 'il tuo ordine è in viaggio'. complimenti 🙄"]),
+    ("es", ["¿dónde está ND-527760?", "genial, otro 'tu pedido está en camino'. enhorabuena 🙄"]),
+    ("pt", ["cadê ND-527760?", "ótimo, mais um 'seu pedido está a caminho'. parabéns 🙄"]),
+])
+def test_praise_rolling_its_eyes_is_sarcasm(engine, language, messages):
+    *_, result = play(engine, messages, language=language)
+    assert "sarcasm" in result.analysis.cues and result.handoff
+
+
+def test_what_is_it_again_asks_to_be_reminded():
+    from tierline.nlu.cues import extract_cues
+
+    assert "repeated_complaint" not in extract_cues("so what's the returns window again?").fired
+    assert "repeated_complaint" in extract_cues("it broke again, the second time").fired

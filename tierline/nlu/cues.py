@@ -86,6 +86,7 @@ POSITIVE_WORDS: frozenset[str] = frozenset(
     """thanks thank thx ty tks great perfect awesome amazing love lovely nice cool brilliant
     excellent wonderful yes yay super sorry apologies welcome ok okay best beautiful gorgeous
     fantastic incredible omg loved loving happy bello bella belli belle bonito bonita
+    fire lit dope slaps obsessed
     grazie mille perfetto perfetta ottimo ottima bravi bravo bellissimo bellissima bellissimi
     bellissime fantastico fantastica stupendo stupenda stupendi stupende meraviglioso
     meravigliosa gentilissimi gentilissimo scusa scusate scusami si evviva top adoro felice
@@ -481,6 +482,8 @@ CANCEL_REQUEST = re.compile(
 #: "I still haven't got my refund" (folded text, matched at the end of the words before).
 _NEGATED_BEFORE = re.compile(r"\b(?:not|non|nn|no|nao|never|haven t|havent|hasn t|hasnt|didn t|"
                              r"didnt|mai|nunca)(?: \w+){0,2} ?$")
+#: "what's the returns window again?": asked to be reminded, not a complaint repeated.
+_REMIND_ME = re.compile(r"\b(?:again|di nuovo|de nuevo|de novo)\s*\?+\s*$", re.IGNORECASE)
 #: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
 #: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
 HYPOTHETICAL = re.compile(
@@ -526,6 +529,10 @@ NOTHING_UNDERSTOOD = re.compile(
     # ... or does not answer what was asked: "perche nn rispondi", "why wont you answer"
     r"why (?:don t|dont|won t|wont|can t|cant) (?:you|u) (?:just )?(?:answer|reply|respond)|"
     r"perche (?:non|nn) (?:mi )?rispond\w*|por ?que no (?:me )?respond\w*|"
+    # ... or is called thick: "are you actually thick?", "sei sordo?", "¿eres tonto?"
+    r"are (?:you|u) (?:actually |really |just |being )?(?:thick|stupid|dumb|an idiot|deaf|slow)|"
+    r"(?:ma )?sei (?:scemo|stupido|sordo|tonto)|eres (?:tonto|idiota|sordo)|"
+    r"(?:vc|voce) e (?:burro|surdo|lerdo)|"
     # ... or answers another question: "perguntei uma coisa e vc me respondeu outra"
     r"(?:i asked|perguntei|pregunte|ho chiesto) (?:one thing|something|uma coisa|una cosa)"
     r"(?: \w+){1,3}? (?:answered|replied|respondeu|respondiste|respondio|risposto)"
@@ -609,10 +616,15 @@ def extract_cues(text: str) -> Cues:
     folded_text = " ".join(folded)
     plain_text = " ".join(_WORD_OR_NUMBER.findall(fold(text)))  # numbers kept: "2 volte"
     repeats = sum(1 for p in REPEAT_PATTERNS if p.search(folded_text))
+    if repeats and _REMIND_ME.search(text):  # "so what's the returns window again?"
+        repeats -= 1
     positive = (laughing or any(q in POSITIVE_WORDS for q in squashed)
                 or any(ch in HAPPY_EMOJI for ch in text))
     slip_free = SLIP.sub(" ", MISDIRECTED.sub(" ", folded_text)).split()
-    sarcastic = bool(IRONY.search(plain_text) and LONG_WAIT.search(plain_text)
+    # "oh great, another 'your order is on its way'. really helpful 🙄": praise rolling its eyes
+    eye_roll = (bool(IRONY.search(plain_text)) and any(ch in "🙄🙃" for ch in text) and not laughing
+                and not any(ch in LAUGHING_EMOJI for ch in text))
+    sarcastic = eye_roll or bool(IRONY.search(plain_text) and LONG_WAIT.search(plain_text)
                      and not ARRIVED.search(plain_text)) or bool(
         THANKS_FOR_NOTHING.search(plain_text) and not laughing
         and not any(ch in LAUGHING_EMOJI for ch in text))  # "obrigada por nada viu 😂" jokes

@@ -10,6 +10,7 @@ close enough: the business names what its answers are about in so many words.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from tierline.nlu.flow import FlowError
 from tierline.nlu.labels import OUT_OF_SCOPE
 from tierline.nlu.similarity import ExampleIndex
 from tierline.nlu.text import words_of
+
+
+#: A keyword said not to be the question: "I SAID ADDRESS not delivery times" (folded words
+#: before the keyword).
+_NEGATED = re.compile(r"\b(?:not|non|no|nao|nicht)\s*$")
 
 
 class FaqEntry(BaseModel):
@@ -73,8 +79,9 @@ class FaqIndex:
 
     def match(self, analysis: AnalysisResult, text: str | None = None) -> FaqMatch | None:
         """The best entry for ``analysis``, or None when nothing is close enough. With the
-        message's ``text``, a question that names one entry's keywords (and reports no problem)
-        finds it last."""
+        message's ``text``, a calm question that names one entry's keywords (no problem, no cue,
+        not frustrated: "I SAID ADDRESS not delivery times" is no question about them) finds it
+        last."""
         for entry in self.entries:
             if analysis.intent in entry.intents and analysis.intent_confidence >= 0.5:
                 return FaqMatch(entry, "intent", 1.0)
@@ -84,10 +91,12 @@ class FaqIndex:
                   else self.min_similarity)
         if nearest is not None and nearest[1] >= needed:
             return FaqMatch(self.entries[self._owner[nearest[0]]], "similarity", nearest[1])
-        if text is not None and "?" in text and not analysis.problem:
+        if (text is not None and "?" in text and not analysis.problem and not analysis.cues
+                and not analysis.frustrated):
             folded = f" {' '.join(words_of(text))} "
             named = [e for e in self.entries
-                     if any(f" {k} " in folded for k in self._keywords[e.id])]
+                     if any(f" {k} " in folded and not _NEGATED.search(folded.split(f" {k} ")[0])
+                            for k in self._keywords[e.id])]
             if len(named) == 1:  # one entry named, not a question about several things
                 return FaqMatch(named[0], "keyword", 0.0)
         return None
