@@ -1603,3 +1603,72 @@ def test_what_is_it_again_asks_to_be_reminded():
 
     assert "repeated_complaint" not in extract_cues("so what's the returns window again?").fired
     assert "repeated_complaint" in extract_cues("it broke again, the second time").fired
+
+
+@pytest.mark.parametrize("text", [
+    "cmq x favore nn ce la faccio a scrivere tutto qui, mi fate chiamare da qlc? grz",
+    "Talè, stu menù nun lu capisciu bonu... c'è qualcunu cu cui pozzu parrari?",
+    "ok ma nn si capisce niente da sto tracking, posso parlare con qlc?",
+    "vulesse parlà cu nu cristiano, no cu 'na macchinetta 😅",
+])
+def test_italian_requests_in_abbreviations_and_dialect(engine, text):
+    [result] = play(engine, [text], language="it")
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the order was 59.90 but on my bank statement I see 79.90, why?"),
+    ("it", "Salve, l'ordine ND-433901 era di 59,90 ma sull'estratto conto vedo 79,90. Come mai?"),
+    ("es", "el pedido era de 59,90 pero en el extracto veo 79,90"),
+    ("pt", "a encomenda era de 59,90 mas no extrato vejo 79,90"),
+    ("it", "Trovata, grazie. Però c'è un errore: la partita IVA della mia azienda è sbagliata, va corretta"),
+])
+def test_a_statement_or_tax_number_that_does_not_match_goes_to_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "the partial refund came but the shipping costs are missing, shouldn't you refund them?"),
+    ("it", "Mi è arrivato il rimborso parziale ma mancano le spese di spedizione, non dovevate rimborsarle?"),
+    ("es", "me llegó el reembolso parcial pero faltan los gastos de envío"),
+    ("pt", "chegou o reembolso parcial mas falta o valor do frete"),
+])
+def test_a_refund_missing_a_part_is_money_asked_back_for_billing(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "money_back" in result.analysis.cues and "missing_item" not in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I wanted to cancel the order because I thought it was lost, but it just arrived! All good 😄"),
+    ("it", "Volevo annullare l'ordine perché pensavo fosse perso, ma è appena arrivato! Tutto ok, grazie 😄"),
+    ("es", "quería cancelar el pedido porque pensaba que se había perdido, pero acaba de llegar! 😄"),
+    ("pt", "queria cancelar a encomenda porque achava que tinha se perdido, mas acabou de chegar! 😄"),
+])
+def test_a_cancellation_meant_before_the_parcel_came_is_settled(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.settled and not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("it", "ok e se nn torna potete avvisarmi quando arriva?"),
+    ("it", "Nel vostro magazzino ne arrivano altri prima di Natale?"),
+    ("it", "Potete togliere il prezzo dallo scontrino dentro il pacco?"),
+    ("en", "can you let me know when it comes in?"),
+])
+def test_being_told_when_stock_comes_and_prices_left_out_are_failed_replies(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.bot_failed, [r.text for r in result.replies]
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "2-4 working days eh? give me a break. you're a bunch of clowns"),
+    ("it", "Ah 2-4 giorni lavorativi eh? Ma fatemi il piacere. Siete dei buffoni"),
+    ("es", "¿2-4 días laborables? sois unos payasos"),
+    ("pt", "2-4 dias úteis? vocês são uns palhaços"),
+])
+def test_calling_the_shop_clowns_is_frustration(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff, result.decision.reasons

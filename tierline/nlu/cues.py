@@ -34,6 +34,8 @@ NEGATIVE_WORDS: frozenset[str] = frozenset(
     {
         # English
         "useless", "ridiculous", "worst", "scam", "terrible", "awful", "horrible", "pathetic",
+        "clowns", "incompetent", "buffoni", "buffone", "pagliacci", "incompetenti", "payasos",
+        "incompetentes", "palhacos",
         "unacceptable", "disgusting", "disgrace", "joke", "incompetent", "furious", "angry",
         "fed", "sick", "annoyed", "annoying", "frustrated", "frustrating", "fraud", "liars",
         "shameful", "rubbish", "garbage", "hopeless", "stupid", "nonsense", "outrageous",
@@ -228,6 +230,7 @@ FED_UP = re.compile(
     r"stufat[oa]|ne ho abbastanza|non ne posso piu|(?:estoy|ya estoy|me tiene) hart[oa]|"
     r"hasta las narices|(?:estou|to|ja estou) fart[oa]|de saco cheio|cansad[oa] de esperar|"
     r"are you kidding|(?:you re|youre|you are|u r|ur) kidding|you ve got to be kidding|"
+    r"ma fatemi il piacere|ma per favore|ma va a ciapa|"
     r"(?:this|it s|its|it is|what|such|site is|service is) (?:is )?a (?:joke|farce)|"
     r"(?:e|sembra) una (?:barzelletta|presa in giro|farsa)|(?:e|parece) (?:uma )?piada|que piada|"
     r"(?:es|parece) (?:un chiste|una tomadura de pelo|una farsa)|"
@@ -317,9 +320,14 @@ INVOICE_ERROR = re.compile(
     r"sem o|sem a|sin el|sin mi|without|senza)\b|"
     # ... or a tax number missing or wrong on its own: "DNI mal", "sem o meu NIF"
     r"\b(?:(?:dni|nif|cif|nie|cpf|cnpj|partita iva|p iva|codice fiscale|vat number|tax id)"
-    r"(?: \w+){0,2}? (?:mal|errad\w*|equivocad\w*|sbagliat\w*|wrong|incorrect\w*)|"
+    r"(?: \w+){0,4}? (?:mal|errad\w*|equivocad\w*|sbagliat\w*|wrong|incorrect\w*)|"
     r"(?:sem|sin|senza|without) (?:o |el |la |il |mi |my |the |meu )?(?:dni|nif|cif|nie|cpf|cnpj|"
     r"partita iva|p iva|codice fiscale|vat number|tax id))\b|"
+    # ... or an order that cost one amount and a statement that shows another: "l'ordine era di
+    # 59,90 ma sull'estratto conto vedo 79,90"
+    r"\b(?:era|was|costava|cost|costaba|custava) (?:di |de )?\d+(?: \w+){0,8}? (?:estratto conto|"
+    r"statement|extracto|extrato|vedo|i see|veo|vejo|addebitat\w*|charged|cobrad\w*)(?: \w+){0,2}? "
+    r"\d+\b|"
     # ... or shows another amount than was paid: "a fatura diz 89€ e eu paguei 79€"
     r"\b(?:says|shows|dice|pone|diz|mostra|riporta|segna) (?:\w+ )?\d+(?: \w+){0,6}? (?:i paid|paid|"
     r"ho pagato|pagato|pague|paguei) (?:\w+ )?\d+\b|"
@@ -382,7 +390,8 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"estorn\w*|dinheiro|"
         r"cartao(?! (?:de presente|presente|escrito|personalizado|de felicitacoes|com (?:uma )?"
         r"mensagem|de visita))|fatura|boleto|preco|taxas?|frete|nota fiscal|multas?|imposto|"
-        r"juros|dni|nif|cif|partita iva|p iva|codice fiscale|vat number|cpf|cnpj)\b"),
+        r"juros|dni|nif|cif|partita iva|p iva|codice fiscale|vat number|cpf|cnpj|restituit\w*|"
+        r"devolvi|devuelt[oa]|devolvid[oa]|returned|sent back|mandat[oa] indietro|extrato)\b"),
     "account": re.compile(
         r"\b(?:password|passwords|login|log in|logged in|sign in|signin|account|accounts|"
         r"register\w*|registration|sign up|signup|username|user name|otp|2fa|"
@@ -419,6 +428,8 @@ MONEY_BACK = re.compile(
     r"(?:nada|niente|nulla|nothing|nenhum|ningun)(?: \w+){0,2}? (?:do |del |de |of the |of my |"
     r"del mio |dal )?(?:reembolso|rimborso|refund|estorno)|nothing back on my (?:card|account)|"
     r"(?:still|yet) no (?:money|refund)|no money back|"
+    r"(?:partial refund|rimborso parziale|reembolso parcial)(?: \w+){0,6}? (?:missing|mancano|manca|"
+    r"faltan?|falta|is missing|are missing)|"
     r"(?:dinero|dinheiro|soldi|money|refund|rimborso|reembolso)(?: \w+){0,2}? (?:no|non|nn|nao|not|"
     r"still not|hasn t|hasnt) (?:\w+ )?(?:aparece|aparecido|apareceu|arriva|arrivato|llega|"
     r"llegado|chega|chegou|shown up|showed up|show up|come|arrived|visto)|ancora (?:niente|nessun) (?:soldi|rimborso)|"
@@ -449,6 +460,9 @@ SETTLED = re.compile(
     r"(?:got|received|ricevuto|recibi|recebi) (?:the |my |il |el |mi |o |meu )?(?:refund|rimborso|"
     r"reembolso|estorno)|ya me (?:llego|devolvieron)|(?:ho|abbiamo) risolto|"
     r"(?:already|all) sorted|sorted it|ya (?:esta|lo tengo) resuelto|lo he resuelto|"
+    r"(?:volevo|was going to|wanted to|iba a|queria|ia) (?:annullar\w*|cancel\w*)(?: \w+){0,12}? "
+    r"(?:arrivat\w*|arrived|arrive|llego|llegar|chegou|chegar|trovat\w*|found|encontre|achei|"
+    r"apparso)|"
     r"(?:decided to keep|ho deciso di tener\w*|he decidido quedarme\w*|decidi quedarme\w*|"
     r"resolvi ficar|decidi ficar)|(?:i ll|ill|i will) (?:just )?keep (?:it|them)|"
     r"(?:va be|vabbe|ok|allora|quindi) (?:me )?lo tengo|me (?:lo|la|los|las) quedo|"
@@ -484,6 +498,10 @@ _NEGATED_BEFORE = re.compile(r"\b(?:not|non|nn|no|nao|never|haven t|havent|hasn 
                              r"didnt|mai|nunca)(?: \w+){0,2} ?$")
 #: "what's the returns window again?": asked to be reminded, not a complaint repeated.
 _REMIND_ME = re.compile(r"\b(?:again|di nuovo|de nuevo|de novo)\s*\?+\s*$", re.IGNORECASE)
+_REFUND_WORD = re.compile(r"\b(?:refund\w*|rimbors\w*|reembols\w*|estorn\w*)\b")
+#: "the partial refund came but the shipping costs are missing": settled only in part.
+_BUT_SHORT = re.compile(r"\b(?:but|ma|pero|mas)\b.*\b(?:missing|mancano|manca|falta|faltan|"
+                        r"short|less|meno|menos|not all|non tutto|no todo|nao tudo)\b")
 #: A question asked only to know: "chiedo solo per sapere", "es solo para saber", "só pra
 #: saber", "asking for a friend" (folded text): about refunds or cancelling in general.
 HYPOTHETICAL = re.compile(
@@ -529,6 +547,11 @@ NOTHING_UNDERSTOOD = re.compile(
     # ... or does not answer what was asked: "perche nn rispondi", "why wont you answer"
     r"why (?:don t|dont|won t|wont|can t|cant) (?:you|u) (?:just )?(?:answer|reply|respond)|"
     r"perche (?:non|nn) (?:mi )?rispond\w*|por ?que no (?:me )?respond\w*|"
+    # ... or the shop is called names: "you're a bunch of clowns", "sois unos payasos"
+    r"(?:you re|you are|youre|siete|sois|son|voces sao|vcs sao|voces sao uns|vcs sao uns) "
+    r"(?:a bunch of |dei |degli |unos |uns |uma cambada de |such )?(?:clowns|buffoni|pagliacci|"
+    r"payasos|palhacos|incompetent\w*|idiots|idioti|idiotas|scammers|truffatori|estafadores|"
+    r"ladri|ladrones|ladroes|thieves|a joke|una barzelletta|un chiste|uma piada)|"
     # ... or is called thick: "are you actually thick?", "sei sordo?", "¿eres tonto?"
     r"are (?:you|u) (?:actually |really |just |being )?(?:thick|stupid|dumb|an idiot|deaf|slow)|"
     r"(?:ma )?sei (?:scemo|stupido|sordo|tonto)|eres (?:tonto|idiota|sordo)|"
@@ -686,17 +709,24 @@ def extract_cues(text: str) -> Cues:
         if pattern.search(plain_text))
     if "invoice_error" in fired and "missing_item" in fired:  # "manca una cifra" on an invoice
         fired.remove("missing_item")
+
     if sarcastic:
         fired.append("sarcasm")
     # A general question about returns with no problem or order in it is the FAQ's to answer.
     hypothetical = bool(HYPOTHETICAL.search(plain_text)) or bool(
         POLICY_QUESTION.search(plain_text) and not problem and not _ORDER_DIGITS.search(text))
     settled = any(not _NEGATED_BEFORE.search(plain_text[max(0, m.start() - 30):m.start()])
+                  and not _BUT_SHORT.search(plain_text[m.end():])
                   for m in SETTLED.finditer(plain_text))
     if not (hypothetical or settled) and MONEY_BACK.search(plain_text):
         fired.append("money_back")
     if not (hypothetical or settled) and CANCEL_REQUEST.search(plain_text):
         fired.append("cancel_request")
+    if "missing_item" in fired and _REFUND_WORD.search(plain_text) and not (hypothetical or settled):
+        # "rimborso parziale ma mancano le spese di spedizione": money owed, not a parcel's item
+        fired.remove("missing_item")
+        if "money_back" not in fired:
+            fired.append("money_back")
     if problem and not happy and TRIED_AGAIN.search(plain_text):
         fired.append("tried_again")
     if (any(f in INSULTS or f in NEGATIVE_WORDS for f in folded) and any(f in BOT_WORDS for f in folded)
