@@ -145,10 +145,82 @@ def test_taking_back_the_question_is_not_taking_back_a_cancellation(language, te
     ("it", "devo parlare con qualcuno x la fattura, manca la partita iva"),
     ("es", "me podeis pasar con alguien de facturación? la factura me sale a nombre de otro"),
     ("pt", "preciso falar com alguém sobre a nota fiscal, veio com o CPF errado"),
+    # asking to be called back is a request for a human
+    ("en", "can someone call me back? easier to explain on the phone"),
+    ("it", "salve, mi può richiamare un suo collega? preferisco spiegare a voce"),
+    ("es", "¿me puede llamar alguien por teléfono? es más fácil explicarlo"),
+    ("pt", "olá, alguém da vossa equipa pode ligar-me?"),
+    ("en", "could u call me? long story 😅"),
+    ("it", "mi potete chiamare? è complicato da scrivere"),
+    ("es", "¿me podéis llamar? prefiero hablarlo por teléfono"),
+    ("pt", "vcs podem me ligar? é mais fácil explicar"),
+    # a request at the end of a long story is a request
+    ("it", "salve ho ordinato un divano ma il corriere porta solo fino al portone e io abito al "
+           "quarto piano, mi passate un operatore per favore"),
+    ("es", "buenas, el pedido llegó incompleto y ya escribí por la web sin respuesta, quisiera "
+           "hablar con un agente"),
+    ("pt", "fiz uma encomenda para o natal e queria mudar a morada, o site não deixa, podem "
+           "passar-me a um operador?"),
+    ("en", "ordered a sofa last week, delivery guy says ground floor only and i'm on the 4th, "
+           "can you put me through to an agent"),
+    ("en", "the zip broke on day one, could someone from your team get back to me please"),
+    ("en", "is there anyone real i can talk to about ND-100000?"),
+    ("en", "I'd like to speak with a member of staff about my order"),
+    ("es", "me llegó otra talla, me puede atender alguien para arreglarlo?"),
+    ("pt", "tem algum telefone que eu possa ligar? é sobre a minha encomenda"),
+    ("it", "mi serve un customer care vero, il pacco è fermo da giorni"),
+    # a request in one clause of a longer message is a request
+    ("en", "can't get into my account since the update, I need an actual person to look at it pls"),
+    ("es", "el pago se quedó a medias. ¿hay alguna persona que me pueda atender?"),
+    ("pt", "o app trava no checkout, tem como um técnico de vcs me ajudar?"),
+    ("it", "il sito mi dà errore al pagamento, c'è qualcuno dello staff che mi può aiutare?"),
+    # asking who to talk to or for someone who can help is a request
+    ("en", "who would i speak to about a bulk order for our office?"),
+    ("it", "ciao! con chi posso parlare per un ordine grosso x il negozio?"),
+    ("es", "¿con quién puedo hablar de un pedido grande para mi tienda?"),
+    ("pt", "com quem eu falo sobre um pedido grande pra minha loja?"),
+    ("it", "ah senti, posso sentire qualcuno per un ordine da 40 pezzi?"),
+    ("it", "c'è qualcuno dell'amministrazione che mi può seguire per la fattura?"),
+    ("en", "honestly i think this needs a human 😅"),
+    # someone asked to do what the bot cannot is a request
+    ("en", "the site won't let me edit it, can someone from your team fix the address?"),
+    ("it", "è possibile che qualcuno dello staff lo cambi a mano? dal sito nn me lo fa fare"),
+    ("es", "la web no me deja, ¿alguien de ustedes puede cambiarlo a mano?"),
+    ("pt", "o site não deixa, alguém da equipe pode trocar isso pra mim?"),
+    # rather dealing with a person is a request
+    ("en", "there's a few things I need to change, I'd rather deal with a person on this one tbh"),
+    ("it", "preferirei parlarne con una persona, grazie"),
+    ("es", "prefiero tratarlo con una persona, la verdad"),
+    ("pt", "prefiro resolver isso com uma pessoa"),
+    # asking whether someone is available is a request
+    ("en", "is there an agent available right now?"),
+    ("en", "I'd prefer to discuss it with one of your staff rather than a machine, if possible."),
+    ("it", "ok grazie, ma devo chiarire una cosa con voi, c'è un collega disponibile?"),
+    ("es", "¿hay algún asesor disponible?"),
+    ("pt", "tem algum atendente disponível?"),
+    # asking to phone the shop, whether a person reads, for one who can look at it; formal and
+    # teenage requests
+    ("en", "is there an actual person reading these or is it all automated?"),
+    ("en", "can I call you? I'd rather sort it out over the phone"),
+    ("it", "posso chiamarvi? preferisco risolvere per telefono"),
+    ("es", "¿puedo llamaros? prefiero hablarlo por teléfono"),
+    ("pt", "tem como eu ligar pra vcs? prefiro resolver por telefone"),
+    ("pt", "tem alguém lendo isso aqui?"),
+    ("en", "is there a person who can look at my account? I doubt the bot will know this"),
+    ("en", "kindly do the needful and connect me to a customer care executive"),
+    ("it", "c'è un operatore che può aggiornarmi i dati? grz"),
+    ("it", "vulesse parlà cu nu operatore, pe' piacere"),
+    ("es", "¿hay una persona que pueda revisar mi cuenta?"),
+    ("pt", "tem uma pessoa que possa olhar minha conta?"),
+    ("en", "could one of your staff members call me on this number please?"),
+    ("it", "posso parlare con uno vero? non un bot 😭😭😭"),
+    ("es", "¿Sería tan amable alguno de sus empleados de llamarme por teléfono a este mismo número?"),
+    ("pt", "Seria possível que um funcionário me telefonasse para este número? Fico muito grato."),
 ])
-def test_typos_and_talk_to_someone_are_requests_for_a_human(engine, language, text):
+def test_requests_for_a_person_in_any_words(engine, language, text):
     [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
+        result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -184,21 +256,6 @@ def test_a_vips_problem_report_goes_to_a_human_a_standard_customer_gets_the_answ
 def test_a_vips_routine_question_is_answered_by_the_bot(engine, language, text):
     [vip] = play(engine, [text], tier="vip", language=language)
     assert not vip.analysis.problem and not vip.handoff
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "can someone call me back? easier to explain on the phone"),
-    ("it", "salve, mi può richiamare un suo collega? preferisco spiegare a voce"),
-    ("es", "¿me puede llamar alguien por teléfono? es más fácil explicarlo"),
-    ("pt", "olá, alguém da vossa equipa pode ligar-me?"),
-    ("en", "could u call me? long story 😅"),
-    ("it", "mi potete chiamare? è complicato da scrivere"),
-    ("es", "¿me podéis llamar? prefiero hablarlo por teléfono"),
-    ("pt", "vcs podem me ligar? é mais fácil explicar"),
-])
-def test_asking_to_be_called_back_is_a_request_for_a_human(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -383,27 +440,6 @@ def test_topics_of_a_message(engine, language, text, topics):
 
 
 @pytest.mark.parametrize("language,text", [
-    ("it", "salve ho ordinato un divano ma il corriere porta solo fino al portone e io abito al "
-           "quarto piano, mi passate un operatore per favore"),
-    ("es", "buenas, el pedido llegó incompleto y ya escribí por la web sin respuesta, quisiera "
-           "hablar con un agente"),
-    ("pt", "fiz uma encomenda para o natal e queria mudar a morada, o site não deixa, podem "
-           "passar-me a um operador?"),
-    ("en", "ordered a sofa last week, delivery guy says ground floor only and i'm on the 4th, "
-           "can you put me through to an agent"),
-    ("en", "the zip broke on day one, could someone from your team get back to me please"),
-    ("en", "is there anyone real i can talk to about ND-100000?"),
-    ("en", "I'd like to speak with a member of staff about my order"),
-    ("es", "me llegó otra talla, me puede atender alguien para arreglarlo?"),
-    ("pt", "tem algum telefone que eu possa ligar? é sobre a minha encomenda"),
-    ("it", "mi serve un customer care vero, il pacco è fermo da giorni"),
-])
-def test_a_request_at_the_end_of_a_long_story_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
-
-
-@pytest.mark.parametrize("language,text", [
     ("en", "no need for an agent, just tell me where ND-100000 is"),
     ("it", "non mi serve un operatore, volevo solo sapere dell'ordine ND-100000"),
     ("es", "no necesito un asesor, solo quería saber del pedido ND-100000"),
@@ -411,8 +447,43 @@ def test_a_request_at_the_end_of_a_long_story_is_a_request(engine, language, tex
     ("en", "spoke to an agent yesterday and it's all sorted, thanks"),
     ("es", "ayer hablé con una asesora y me lo solucionó, gracias"),
     ("pt", "falei com uma atendente ontem e resolveu, obrigada"),
+    # someone described declined or thanked is not a request
+    ("en", "no rush, my flatmate is home all day so there's always someone in to sign for it"),
+    ("es", "lo recogió mi vecina, es una persona de total confianza jaja"),
+    ("pt", "quem recebeu foi a minha vizinha, é uma pessoa de confiança"),
+    ("it", "nn ho bisogno di un operatore eh, volevo solo sapere se spedite in Austria"),
+    ("it", "ieri un vostro operatore mi ha aiutato tantissimo, ringraziatelo da parte mia"),
+    ("es", "no hace falta que me pases con nadie, solo dime dónde está el ND-100000"),
+    # someone already heard from is not a request
+    ("en", "I don't need a human, the bot is fine"),
+    ("it", "ho sentito qualcuno ieri, tutto ok grazie"),
+    ("es", "ya hablé con alguien ayer y todo bien"),
+    ("pt", "já falei com alguém ontem, tá tudo certo"),
+    # a colleague spoken to before is not a request
+    ("en", "Yesterday I spoke with a colleague of yours, Emma, and it's all sorted"),
+    ("it", "ieri ho parlato con una vostra collega, Giulia, ed è tutto risolto"),
+    ("es", "ayer hablé con una compañera vuestra, Lucía, y ya está todo resuelto"),
+    ("pt", "Ontem falei com uma colega vossa, a Inês, e ficou tudo resolvido"),
+    # deciding to keep the order after all does not hand off
+    ("en", "Yesterday I wrote to cancel but never mind, I've decided to keep it!"),
+    ("it", "Ieri vi avevo scritto per annullare ma lasciate stare, non serve annullare niente: ho deciso di tenerlo!"),
+    ("es", "Ayer os escribí para cancelar pero nada, he decidido quedármelo!"),
+    ("pt", "Ontem escrevi para cancelar mas esquece, decidi ficar com ele!"),
+    # swearing laughing about good news is not anger
+    ("en", "holy crap this jumper is gorgeous, damn you for making me spend my whole salary 😂😂"),
+    ("it", "porca miseria che bello sto maglione, mannaggia a voi che mi fate spendere tutto lo stipendio 😂😂"),
+    ("es", "joder qué bonito el jersey, malditos, me hacéis gastar todo el sueldo 😂😂"),
+    ("pt", "porra que lindo esse casaco, vocês me fazem gastar o salário todo 😂😂"),
+    # slang praise greetings to the team and a charge taken back keep the bot
+    ("en", "damn this linen shirt is fire"),
+    ("en", "Thanks so much, have a lovely weekend and say hi to the whole team from me!"),
+    ("it", "grazie di tutto, un saluto a tutto il team!"),
+    ("es", "gracias por todo, saludos al equipo!"),
+    ("pt", "obrigada por tudo, beijos para a equipe!"),
+    ("en", "wow, great, now the whole office wants the same mug. thanks a lot 🙄😂"),
+    ("en", "I was charged... oh wait no, that was my Spotify 🤦"),
 ])
-def test_a_human_named_to_decline_one_or_told_of_is_not_handed_off(engine, language, text):
+def test_people_named_declined_or_greeted_and_harmless_words_keep_the_bot(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert not result.handoff, result.decision.reasons
 
@@ -422,8 +493,23 @@ def test_a_human_named_to_decline_one_or_told_of_is_not_handed_off(engine, langu
     ("it", "il rimborso è arrivato stamattina, grazie mille"),
     ("es", "ya me llegó el reembolso, gracias!!"),
     ("pt", "o estorno caiu hoje, valeu!!"),
+    # told not to cancel after all is settled not handed off
+    ("en", "don't cancel anything, found the parcel behind the bins 😅"),
+    ("it", "non annullate niente!! il pacco l'ho trovato in garage"),
+    ("es", "no canceléis nada eh, ya apareció el paquete, lo tenía el portero"),
+    ("pt", "não cancela não!! achei o pacote, tava com o porteiro"),
+    # keeping the order after all is settled
+    ("en", "was going to cancel the order but it's already out for delivery, I'll keep it lol"),
+    ("it", "volevo annullare l'ordine ma ormai è in consegna, va be lo tengo 😅"),
+    ("es", "iba a cancelar el pedido pero ya está en reparto, así que nada, me lo quedo jeje"),
+    ("pt", "ia cancelar o pedido mas já saiu pra entrega, vou ficar com ele rsrs"),
+    # a cancellation meant before the parcel came is settled
+    ("en", "I wanted to cancel the order because I thought it was lost, but it just arrived! All good 😄"),
+    ("it", "Volevo annullare l'ordine perché pensavo fosse perso, ma è appena arrivato! Tutto ok, grazie 😄"),
+    ("es", "quería cancelar el pedido porque pensaba que se había perdido, pero acaba de llegar! 😄"),
+    ("pt", "queria cancelar a encomenda porque achava que tinha se perdido, mas acabou de chegar! 😄"),
 ])
-def test_money_that_came_back_is_settled_not_handed_off(engine, language, text):
+def test_settled_matters_are_not_handed_off(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert result.analysis.settled and not result.handoff, result.decision.reasons
 
@@ -451,8 +537,23 @@ def test_swearing_with_good_news_is_emphasis_not_anger(engine, language, text):
     ("it", "se annullo prima della spedizione mi ridate tutto? chiedo solo per sapere"),
     ("es", "si cancelo antes del envío me devuelven todo? es solo para saber"),
     ("pt", "se eu cancelar antes de enviar recebo tudo de volta? só pra saber"),
+    # a cancellation wondered about is hypothetical
+    ("en", "if I wanted to cancel an order, how would I do it? just curious"),
+    ("it", "se volessi annullare un ordine come dovrei fare? pura curiosità"),
+    ("es", "si quisiera cancelar una compra, ¿cómo lo hago? solo curiosidad"),
+    ("pt", "se eu quisesse cancelar uma compra, como faria? é só curiosidade msm"),
+    # how returns work is the FAQ's question not a refund case
+    ("en", "can i return something i bought in the sale?"),
+    ("it", "come funzionano i resi? ho visto un cappotto ma nn so se mi sta 😅"),
+    ("es", "se puede devolver algo comprado en rebajas??"),
+    ("pt", "dá pra trocar uma peça se não servir?"),
+    # a cancellation question before buying is the faqs
+    ("en", "when can I still cancel an order? asking before I buy"),
+    ("it", "in generale, fino a quando si può annullare un ordine? chiedo prima di comprare"),
+    ("es", "¿hasta cuándo se puede cancelar un pedido? pregunto antes de comprar"),
+    ("pt", "até quando dá para cancelar uma encomenda? pergunto antes de comprar"),
 ])
-def test_a_refund_or_cancellation_asked_about_only_to_know_is_not_handed_off(
+def test_questions_asked_only_to_know_are_not_handed_off(
         engine, language, text):
     [result] = play(engine, [text], language=language)
     assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
@@ -514,52 +615,6 @@ def test_one_syllable_is_a_word_not_laughter(word):
     assert not LAUGHTER.match(word) and LAUGHTER.match(word * 2)
 
 
-@pytest.mark.parametrize("language,text", [
-    ("en", "can't get into my account since the update, I need an actual person to look at it pls"),
-    ("es", "el pago se quedó a medias. ¿hay alguna persona que me pueda atender?"),
-    ("pt", "o app trava no checkout, tem como um técnico de vcs me ajudar?"),
-    ("it", "il sito mi dà errore al pagamento, c'è qualcuno dello staff che mi può aiutare?"),
-])
-def test_a_request_in_one_clause_of_a_longer_message_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "no rush, my flatmate is home all day so there's always someone in to sign for it"),
-    ("es", "lo recogió mi vecina, es una persona de total confianza jaja"),
-    ("pt", "quem recebeu foi a minha vizinha, é uma pessoa de confiança"),
-    ("it", "nn ho bisogno di un operatore eh, volevo solo sapere se spedite in Austria"),
-    ("it", "ieri un vostro operatore mi ha aiutato tantissimo, ringraziatelo da parte mia"),
-    ("es", "no hace falta que me pases con nadie, solo dime dónde está el ND-100000"),
-])
-def test_someone_described_declined_or_thanked_is_not_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert not result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "don't cancel anything, found the parcel behind the bins 😅"),
-    ("it", "non annullate niente!! il pacco l'ho trovato in garage"),
-    ("es", "no canceléis nada eh, ya apareció el paquete, lo tenía el portero"),
-    ("pt", "não cancela não!! achei o pacote, tava com o porteiro"),
-])
-def test_told_not_to_cancel_after_all_is_settled_not_handed_off(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.analysis.settled and not result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "if I wanted to cancel an order, how would I do it? just curious"),
-    ("it", "se volessi annullare un ordine come dovrei fare? pura curiosità"),
-    ("es", "si quisiera cancelar una compra, ¿cómo lo hago? solo curiosidad"),
-    ("pt", "se eu quisesse cancelar uma compra, como faria? é só curiosidade msm"),
-])
-def test_a_cancellation_wondered_about_is_hypothetical(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
-
-
 @pytest.mark.parametrize("language,text,cue", [
     ("en", "oh brilliant, 'out for delivery' for the 3rd day running 👏👏", "sarcasm"),
     ("it", "complimenti davvero, in consegna dal lunedì 👏", "sarcasm"),
@@ -612,21 +667,25 @@ def test_a_field_missing_from_an_invoice_is_an_invoice_error_for_billing(engine,
     ("it", "avevo scelto la express e lo vedo in preparazione da 3 giorni"),
     ("es", "pagué el exprés y sigue en preparación desde hace 4 días"),
     ("pt", "paguei o expresso e está em preparação há 3 dias"),
+    # a vip reporting a stain gets a human
+    ("en", "I opened the parcel and the shirt has an ink stain on the cuff."),
+    ("it", "ho aperto il pacco e la camicia ha una macchia d'inchiostro sul polsino"),
+    ("es", "He abierto el paquete y la camisa tiene una mancha de tinta en el puño."),
+    ("pt", "abri o pacote e a camisa tem uma mancha de tinta no punho"),
+    # a vip sent another item than ordered gets a human
+    ("en", "I ordered the navy blazer in 12 and you've sent a green one in 14, ND-118847"),
+    ("it", "ho ordinato la giacca blu in 42 e mi avete mandato una verde in 46"),
+    ("es", "pedí la americana azul en la 38 y me habéis enviado una verde en la 42"),
+    ("pt", "encomendei o blazer azul no 38 e me mandaram um verde no 42"),
+    # a vip sent another item says so either way round
+    ("en", "thanks. I opened it and you've sent me the black bag, I ordered tan"),
+    ("it", "ho ricevuto l'ordine ma dentro c'è una camicia da uomo taglia XL, io avevo ordinato un top donna S 😅"),
+    ("es", "me habéis enviado el bolso negro y yo pedí el camel"),
+    ("pt", "me mandaram a bolsa preta e eu pedi a caramelo"),
 ])
-def test_tracking_that_does_not_move_is_a_vips_problem_report(engine, language, text):
+def test_a_vips_problem_report_gets_a_human(engine, language, text):
     [result] = play(engine, [text], tier="vip", language=language)
     assert result.analysis.problem and result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "can i return something i bought in the sale?"),
-    ("it", "come funzionano i resi? ho visto un cappotto ma nn so se mi sta 😅"),
-    ("es", "se puede devolver algo comprado en rebajas??"),
-    ("pt", "dá pra trocar uma peça se não servir?"),
-])
-def test_how_returns_work_is_the_faqs_question_not_a_refund_case(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -638,31 +697,6 @@ def test_how_returns_work_is_the_faqs_question_not_a_refund_case(engine, languag
 def test_a_return_question_about_a_damaged_item_is_a_case(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert not result.analysis.hypothetical and result.analysis.problem
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "who would i speak to about a bulk order for our office?"),
-    ("it", "ciao! con chi posso parlare per un ordine grosso x il negozio?"),
-    ("es", "¿con quién puedo hablar de un pedido grande para mi tienda?"),
-    ("pt", "com quem eu falo sobre um pedido grande pra minha loja?"),
-    ("it", "ah senti, posso sentire qualcuno per un ordine da 40 pezzi?"),
-    ("it", "c'è qualcuno dell'amministrazione che mi può seguire per la fattura?"),
-    ("en", "honestly i think this needs a human 😅"),
-])
-def test_asking_who_to_talk_to_or_for_someone_who_can_help_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "I don't need a human, the bot is fine"),
-    ("it", "ho sentito qualcuno ieri, tutto ok grazie"),
-    ("es", "ya hablé con alguien ayer y todo bien"),
-    ("pt", "já falei com alguém ontem, tá tudo certo"),
-])
-def test_someone_already_heard_from_is_not_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert not result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,opening,question", [
@@ -677,17 +711,6 @@ def test_anyone_there_opening_a_chat_gets_the_menu_not_an_agent(engine, language
     assert not first.handoff and not first.bot_failed
     assert first.replies[0].text.startswith(engine.flow.text("welcome", language)[:20])
     assert not second.handoff, second.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "the site won't let me edit it, can someone from your team fix the address?"),
-    ("it", "è possibile che qualcuno dello staff lo cambi a mano? dal sito nn me lo fa fare"),
-    ("es", "la web no me deja, ¿alguien de ustedes puede cambiarlo a mano?"),
-    ("pt", "o site não deixa, alguém da equipe pode trocar isso pra mim?"),
-])
-def test_someone_asked_to_do_what_the_bot_cannot_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -711,8 +734,35 @@ def test_someone_else_or_a_relative_taking_the_parcel_is_not_a_request(engine, l
     ("it", "nell'estratto conto vedo 89€ ma l'ordine era di 69, c'è un errore"),
     ("es", "la factura de noviembre tiene mal el CIF de la empresa"),
     ("pt", "a fatura de outubro saiu com o endereço antigo da empresa"),
+    # charged more than the price goes to billing
+    ("en", "The site said 20% off but I paid full price, £64 instead of £51.20. Can that be sorted?"),
+    ("it", "c'era lo sconto del 20% ma ho pagato 64€ invece di 51"),
+    ("es", "ponía 20% de descuento pero me cobraron el precio completo"),
+    ("pt", "era pra ter 20% de desconto mas paguei 64 em vez de 51"),
+    # a wrong amount or an invoice to redo goes to billing
+    ("en", "I downloaded it but the amount is wrong, it says 89 euro and I paid 69"),
+    ("it", "Fattura ND-617740: intestata a me invece che alla società, P.IVA mancante. Va rifatta."),
+    ("es", "el importe está equivocado, pone 89 y pagué 69"),
+    ("pt", "o valor está errado, diz 89 e eu paguei 69"),
+    # an invoice to the wrong name or without a tax number goes to billing
+    ("en", "the invoice for ND-209983 came without my VAT number"),
+    ("it", "la fattura di ND-583021 è intestata a mio marito ma serviva a nome della mia ditta"),
+    ("es", "sale a nombre de otra persona y con mi DNI mal"),
+    ("pt", "a fatura da ND-209983 veio sem o meu NIF"),
+    ("en", "you took £89 but the order total was £71 with the discount code"),
+    # amounts that do not match go to billing
+    ("en", "the invoice says 89 and I paid 79 with the coupon"),
+    ("it", "ho reso le scarpe e mi avete rimborsato 39 euro invece di 59, mancano 20 euro"),
+    ("es", "en la factura de ND-382275 no aparece mi NIF y la necesito para la empresa, está mal"),
+    ("pt", "encontrei, mas a fatura diz 89€ e eu paguei 79€ com o cupão"),
+    # a statement or tax number that does not match goes to billing
+    ("en", "the order was 59.90 but on my bank statement I see 79.90, why?"),
+    ("it", "Salve, l'ordine ND-433901 era di 59,90 ma sull'estratto conto vedo 79,90. Come mai?"),
+    ("es", "el pedido era de 59,90 pero en el extracto veo 79,90"),
+    ("pt", "a encomenda era de 59,90 mas no extrato vejo 79,90"),
+    ("it", "Trovata, grazie. Però c'è un errore: la partita IVA della mia azienda è sbagliata, va corretta"),
 ])
-def test_wrong_details_or_amount_on_an_invoice_or_statement_go_to_billing(engine, language, text):
+def test_billing_errors_go_to_billing(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert "invoice_error" in result.analysis.cues
     assert result.handoff and result.handoff.team == "billing", result.decision.reasons
@@ -735,8 +785,50 @@ def test_a_refund_that_has_not_come_is_money_asked_back(engine, language, text):
     ("it", "nn capisco se lo fate o no il pacchetto regalo 😅"),
     ("es", "hacéis envoltorio de regalo con tarjeta escrita a mano? 🙏"),
     ("pt", "vcs fazem embrulho de presente com cartão escrito à mão? 😅"),
+    # stock and courier instructions are failed replies:
+    # The intent model hears a delivery question in them ("¿cuándo vuelve a haber stock?" as
+    # delivery_period); the FAQ's delivery answer would be beside the point.
+    ("en", "when will the green one be back in stock?"),
+    ("en", "for order ND-284471 could the courier leave it with the corner shop if I'm out"),
+    ("it", "per l'ordine ND-260915 il corriere può lasciarlo al portiere?"),
+    ("it", "la taglia M torna disponibile?"),
+    ("es", "para el pedido ND-241606, ¿el repartidor lo puede dejar en la conserjería?"),
+    ("es", "¿y cuándo vuelve a haber stock del verde?"),
+    ("pt", "para a encomenda ND-242717 o estafeta pode deixar na porteira?"),
+    ("pt", "e o verde volta a ter stock quando?"),
+    # an order number in a question the bot cannot answer is a failed reply
+    ("en", "hey 🙂 can u gift wrap ND-612930? its a bday present"),
+    ("pt", "oiii vcs embrulham pra presente o ND-734129? é pra minha irmã"),
+    # courier slots holding items and care questions are failed replies
+    ("en", "can the driver leave the parcel at the bakery next door?"),
+    ("it", "il corriere può passare dopo le 18?"),
+    ("es", "¿el repartidor puede dejar el paquete en el bar de abajo?"),
+    ("pt", "o entregador pode deixar o pacote na padaria do lado?"),
+    ("es", "¿me las podéis apartar hasta el viernes?"),
+    ("pt", "pode ir à máquina de secar?"),
+    ("en", "does it shrink if I wash it at 30"),
+    ("pt", "e quando volta o 38?"),
+    # jobs shops and chosen delivery days are failed replies
+    ("en", "are you hiring for the warehouse? where do I send my CV"),
+    ("it", "fate anche programmi di affiliazione?"),
+    ("es", "hola! ¿a qué hora abre la tienda de Barcelona los domingos?"),
+    ("es", "¿Se puede elegir la fecha de entrega? su cumple es el 14"),
+    ("pt", "aceitam candidaturas espontâneas?"),
+    # shops gift cards restocking and partnerships are failed replies
+    ("en", "are you open on Sundays?"),
+    ("it", "posso venire a provare le scarpe prima di ordinarle?"),
+    ("es", "¿tenéis tarjeta regalo?"),
+    ("es", "¿cuándo vuelve a entrar?"),
+    ("pt", "Olá! Têm lojas físicas em Lisboa?"),
+    ("pt", "Olá, sou fotógrafa e gostava de propor uma parceria para a nova coleção"),
+    ("it", "in alternativa consegnate dopo le 18? lavoro fino a tardi"),
+    # being told when stock comes and prices left out are failed replies
+    ("it", "ok e se nn torna potete avvisarmi quando arriva?"),
+    ("it", "Nel vostro magazzino ne arrivano altri prima di Natale?"),
+    ("it", "Potete togliere il prezzo dallo scontrino dentro il pacco?"),
+    ("en", "can you let me know when it comes in?"),
 ])
-def test_a_question_the_bot_cannot_answer_with_a_polite_emoji_is_a_failed_reply(
+def test_questions_the_bot_cannot_answer_are_failed_replies(
         engine, language, text):
     [result] = play(engine, [text], language=language)
     assert result.bot_failed, [r.text for r in result.replies]
@@ -780,8 +872,13 @@ def test_a_gift_or_greeting_card_is_not_a_billing_matter(engine, language, text)
     ("it", "rivoglio i soldi, la lampada è arrivata rotta"),
     ("es", "quiero que me devuelvan el dinero, la lámpara llegó rota"),
     ("pt", "quero o dinheiro de volta, o candeeiro chegou partido"),
+    # a refund not received is not settled
+    ("en", "I still haven't received my refund on the card, can you check?"),
+    ("it", "ancora nn ho ricevuto il rimborso sulla carta, potete controllare?"),
+    ("es", "y todavía no me llega el reembolso a la tarjeta, lo podés revisar?"),
+    ("pt", "e ainda não recebi o reembolso no cartão, podem verificar?"),
 ])
-def test_money_asked_back_for_an_item_that_came_broken_is_not_settled(engine, language, text):
+def test_money_asked_back_or_not_received_is_not_settled(engine, language, text):
     """"el dinero, la lámpara llegó" once read as "the money came": a settled refund."""
     [result] = play(engine, [text], language=language)
     assert not result.analysis.settled
@@ -836,27 +933,29 @@ def test_writing_again_about_the_same_thing_hands_off(engine, language, text):
 
 
 @pytest.mark.parametrize("language,text", [
-    ("en", "is there an actual person reading these or is it all automated?"),
-    ("en", "can I call you? I'd rather sort it out over the phone"),
-    ("it", "posso chiamarvi? preferisco risolvere per telefono"),
-    ("es", "¿puedo llamaros? prefiero hablarlo por teléfono"),
-    ("pt", "tem como eu ligar pra vcs? prefiro resolver por telefone"),
-    ("pt", "tem alguém lendo isso aqui?"),
-])
-def test_asking_to_phone_the_shop_or_whether_a_person_reads_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
-        result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
     ("en", "morning! how long does delivery to Ireland usually take?"),
     ("en", "do you ship to Switzerland?"),
     ("it", "spedite in svizzera?"),
     ("es", "¿hacéis envíos a Suiza?"),
     ("pt", "vocês enviam para a Suíça?"),
+    # a vip question naming an faq keyword gets the faq:
+    # The intent model reads some of these as out of scope; the FAQ entry's keywords answer
+    # them, so a VIP's routine question is not a failed reply handed over.
+    ("en", "Do you offer express delivery to London? And what's the cut-off time?"),
+    ("en", "can I pay with Klarna?"),
+    ("it", "posso pagare con satispay?"),
+    ("es", "buenas tardes, ¿aceptáis Bizum?"),
+    ("pt", "dá pra pagar na entrega?"),
+    ("pt", "tem ponto de recolha em Lisboa?"),
+    # a vip asking where and how long gets the delivery faq
+    ("en", "How long does it normally take for a parcel to reach Zurich?"),
+    ("en", "Which countries do you ship to exactly? I'm moving to Lisbon next month"),
+    ("en", "do you deliver to Norway?"),
+    ("it", "spedite anche nel Regno Unito? devo mandare un regalo a Londra"),
+    ("es", "¿cuántos días tarda a Canarias?"),
+    ("pt", "quantos dias demora para os Açores?"),
 ])
-def test_a_vip_asking_about_delivery_to_a_country_gets_the_faq(engine, language, text):
+def test_a_vips_faq_question_gets_the_faq(engine, language, text):
     """The English model reads "delivery to Ireland" as out of scope; the FAQ's examples with
     a country answer it, so a VIP's routine question is not a failed reply."""
     [result] = play(engine, [text], tier="vip", language=language)
@@ -874,18 +973,6 @@ def test_cancelling_an_order_for_a_wrong_size_is_not_taking_a_message_back(engin
     assert small_talk_of(text) is None
     [result] = play(engine, [text], language=language)
     assert result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "I still haven't received my refund on the card, can you check?"),
-    ("it", "ancora nn ho ricevuto il rimborso sulla carta, potete controllare?"),
-    ("es", "y todavía no me llega el reembolso a la tarjeta, lo podés revisar?"),
-    ("pt", "e ainda não recebi o reembolso no cartão, podem verificar?"),
-])
-def test_a_refund_not_received_is_not_settled(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert not result.analysis.settled
-    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
 
 
 @pytest.mark.parametrize("language,messages", [
@@ -944,70 +1031,6 @@ def test_are_you_kidding_me_about_a_problem_is_fed_up(engine, language, text):
     assert result.handoff, result.decision.reasons
 
 
-@pytest.mark.parametrize("language,text", [
-    ("en", "The site said 20% off but I paid full price, £64 instead of £51.20. Can that be sorted?"),
-    ("it", "c'era lo sconto del 20% ma ho pagato 64€ invece di 51"),
-    ("es", "ponía 20% de descuento pero me cobraron el precio completo"),
-    ("pt", "era pra ter 20% de desconto mas paguei 64 em vez de 51"),
-])
-def test_charged_more_than_the_price_goes_to_billing(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert "invoice_error" in result.analysis.cues
-    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "is there a person who can look at my account? I doubt the bot will know this"),
-    ("en", "kindly do the needful and connect me to a customer care executive"),
-    ("it", "c'è un operatore che può aggiornarmi i dati? grz"),
-    ("it", "vulesse parlà cu nu operatore, pe' piacere"),
-    ("es", "¿hay una persona que pueda revisar mi cuenta?"),
-    ("pt", "tem uma pessoa que possa olhar minha conta?"),
-])
-def test_asking_for_a_person_who_can_look_at_it_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
-        result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "Yesterday I spoke with a colleague of yours, Emma, and it's all sorted"),
-    ("it", "ieri ho parlato con una vostra collega, Giulia, ed è tutto risolto"),
-    ("es", "ayer hablé con una compañera vuestra, Lucía, y ya está todo resuelto"),
-    ("pt", "Ontem falei com uma colega vossa, a Inês, e ficou tudo resolvido"),
-])
-def test_a_colleague_spoken_to_before_is_not_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert not result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "when will the green one be back in stock?"),
-    ("en", "for order ND-284471 could the courier leave it with the corner shop if I'm out"),
-    ("it", "per l'ordine ND-260915 il corriere può lasciarlo al portiere?"),
-    ("it", "la taglia M torna disponibile?"),
-    ("es", "para el pedido ND-241606, ¿el repartidor lo puede dejar en la conserjería?"),
-    ("es", "¿y cuándo vuelve a haber stock del verde?"),
-    ("pt", "para a encomenda ND-242717 o estafeta pode deixar na porteira?"),
-    ("pt", "e o verde volta a ter stock quando?"),
-])
-def test_stock_and_courier_instructions_are_failed_replies(engine, language, text):
-    """The intent model hears a delivery question in them ("¿cuándo vuelve a haber stock?" as
-    delivery_period); the FAQ's delivery answer would be beside the point."""
-    [result] = play(engine, [text], language=language)
-    assert result.bot_failed, [r.text for r in result.replies]
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "hey 🙂 can u gift wrap ND-612930? its a bday present"),
-    ("pt", "oiii vcs embrulham pra presente o ND-734129? é pra minha irmã"),
-])
-def test_an_order_number_in_a_question_the_bot_cannot_answer_is_a_failed_reply(engine, language,
-                                                                             text):
-    [result] = play(engine, [text], language=language)
-    assert result.bot_failed, [r.text for r in result.replies]
-
-
 @pytest.mark.parametrize("language,first,second", [
     ("en", "Hello, status of ND-655120 please?", "sorry, it's ND-655121"),
     ("it", "Buongiorno, a che punto è l'ordine ND-571163?", "scusate, è ND-571164"),
@@ -1045,6 +1068,11 @@ def test_asking_to_cancel_an_order_hands_off_whatever_the_intent_model_says(engi
     "do I need to cancel and reorder to change size?", "I want to cancel my newsletter subscription",
     "se annullo prima che parta mi ridate tutto? chiedo solo per sapere",
     "Si cancelo un pedido antes de que salga, ¿se cobra algo? Pregunto en general, todavía no he comprado.",
+    # can one cancel an order in general is no request
+    "can I cancel an order after paying?",
+    "posso annullare un ordine dopo il pagamento?",
+    "¿puedo cancelar un pedido?",
+    "posso cancelar um pedido depois?",
 ])
 def test_cancel_words_that_ask_no_cancellation(text):
     from tierline.nlu.cues import extract_cues
@@ -1064,30 +1092,6 @@ def test_sarcasm_about_a_wait_in_words_hands_off(engine, language, messages):
     *_, result = play(engine, messages, language=language)
     assert "sarcasm" in result.analysis.cues
     assert result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "I downloaded it but the amount is wrong, it says 89 euro and I paid 69"),
-    ("it", "Fattura ND-617740: intestata a me invece che alla società, P.IVA mancante. Va rifatta."),
-    ("es", "el importe está equivocado, pone 89 y pagué 69"),
-    ("pt", "o valor está errado, diz 89 e eu paguei 69"),
-])
-def test_a_wrong_amount_or_an_invoice_to_redo_goes_to_billing(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert "invoice_error" in result.analysis.cues
-    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "could one of your staff members call me on this number please?"),
-    ("it", "posso parlare con uno vero? non un bot 😭😭😭"),
-    ("es", "¿Sería tan amable alguno de sus empleados de llamarme por teléfono a este mismo número?"),
-    ("pt", "Seria possível que um funcionário me telefonasse para este número? Fico muito grato."),
-])
-def test_formal_and_teenage_requests_for_a_person_are_requests(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons, \
-        result.decision.reasons
 
 
 @pytest.mark.parametrize("language,messages", [
@@ -1111,34 +1115,12 @@ def test_a_message_meant_for_a_colleague_is_a_wrong_chat(text, language):
     assert small_talk_of(text) == "goodbye"
 
 
-@pytest.mark.parametrize("language,text", [
-    ("en", "Yesterday I wrote to cancel but never mind, I've decided to keep it!"),
-    ("it", "Ieri vi avevo scritto per annullare ma lasciate stare, non serve annullare niente: ho deciso di tenerlo!"),
-    ("es", "Ayer os escribí para cancelar pero nada, he decidido quedármelo!"),
-    ("pt", "Ontem escrevi para cancelar mas esquece, decidi ficar com ele!"),
-])
-def test_deciding_to_keep_the_order_after_all_does_not_hand_off(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert not result.handoff, result.decision.reasons
-
-
 @pytest.mark.parametrize("text,choice", [("premo 3", "menu_agent"), ("press 1", "menu_order"),
                                           ("elijo 2", "menu_faq"), ("escolho 3", "menu_agent")])
 def test_pressing_an_option_in_words_is_the_option(text, choice):
     from tierline.nlu.bot import menu_choice
 
     assert menu_choice(text) == choice
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "I opened the parcel and the shirt has an ink stain on the cuff."),
-    ("it", "ho aperto il pacco e la camicia ha una macchia d'inchiostro sul polsino"),
-    ("es", "He abierto el paquete y la camisa tiene una mancha de tinta en el puño."),
-    ("pt", "abri o pacote e a camisa tem uma mancha de tinta no punho"),
-])
-def test_a_vip_reporting_a_stain_gets_a_human(engine, language, text):
-    [result] = play(engine, [text], tier="vip", language=language)
-    assert result.analysis.problem and result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,messages", [
@@ -1162,14 +1144,7 @@ def test_the_same_faq_answer_twice_is_a_failed_reply(engine, language, messages)
             "es ridículo!!! llevo dos días intentando entrar 😡"]),
     ("pt", ["não chega o email para redefinir a senha",
             "é ridículo!!! dois dias tentando entrar 😡"]),
-])
-def test_an_outburst_about_an_account_problem_goes_to_the_technical_team(engine, language,
-                                                                          messages):
-    *_, result = play(engine, messages, language=language)
-    assert result.handoff and result.handoff.team == "technical", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,messages", [
+    # a request for a person after an account problem goes to the technical team
     ("en", ["hey so I changed my email and now the login page doesnt recognise me",
             "can you call me back this afternoon?"]),
     ("it", ["ho cambiato mail e non riesco piu ad entrare nell'account",
@@ -1179,8 +1154,8 @@ def test_an_outburst_about_an_account_problem_goes_to_the_technical_team(engine,
     ("pt", ["mudei o email e agora não consigo entrar na minha conta",
             "tem alguém de verdade pra me ajudar?"]),
 ])
-def test_a_request_for_a_person_after_an_account_problem_goes_to_the_technical_team(
-        engine, language, messages):
+def test_an_account_problem_routes_what_follows_to_the_technical_team(engine, language,
+                                                                          messages):
     *_, result = play(engine, messages, language=language)
     assert result.handoff and result.handoff.team == "technical", result.decision.reasons
 
@@ -1207,17 +1182,6 @@ def test_a_gift_card_in_gift_wrapping_does_not_send_a_failed_reply_handoff_to_bi
     assert result.handoff and result.handoff.team == "general", result.decision.reasons
 
 
-@pytest.mark.parametrize("language,text", [
-    ("en", "was going to cancel the order but it's already out for delivery, I'll keep it lol"),
-    ("it", "volevo annullare l'ordine ma ormai è in consegna, va be lo tengo 😅"),
-    ("es", "iba a cancelar el pedido pero ya está en reparto, así que nada, me lo quedo jeje"),
-    ("pt", "ia cancelar o pedido mas já saiu pra entrega, vou ficar com ele rsrs"),
-])
-def test_keeping_the_order_after_all_is_settled(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.analysis.settled and not result.handoff, result.decision.reasons
-
-
 @pytest.mark.parametrize("language,messages", [
     ("en", ["hey", "quick question", "can I pay cash on delivery?"]),
     ("it", ["hey ciao", "domanda veloce", "si può pagare in contrassegno?"]),
@@ -1231,32 +1195,6 @@ def test_a_question_announced_is_asked_for_not_handed_off(engine, language, mess
 
 
 @pytest.mark.parametrize("language,text", [
-    ("en", "there's a few things I need to change, I'd rather deal with a person on this one tbh"),
-    ("it", "preferirei parlarne con una persona, grazie"),
-    ("es", "prefiero tratarlo con una persona, la verdad"),
-    ("pt", "prefiro resolver isso com uma pessoa"),
-])
-def test_rather_dealing_with_a_person_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "can the driver leave the parcel at the bakery next door?"),
-    ("it", "il corriere può passare dopo le 18?"),
-    ("es", "¿el repartidor puede dejar el paquete en el bar de abajo?"),
-    ("pt", "o entregador pode deixar o pacote na padaria do lado?"),
-    ("es", "¿me las podéis apartar hasta el viernes?"),
-    ("pt", "pode ir à máquina de secar?"),
-    ("en", "does it shrink if I wash it at 30"),
-    ("pt", "e quando volta o 38?"),
-])
-def test_courier_slots_holding_items_and_care_questions_are_failed_replies(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.bot_failed, [r.text for r in result.replies]
-
-
-@pytest.mark.parametrize("language,text", [
     ("en", "hey, can I cancel ND-219460? ordered the wrong size by mistake"),
     ("it", "posso annullarlo? ho sbagliato taglia"),
     ("es", "¿puedo cancelarlo? me equivoqué de talla"),
@@ -1265,15 +1203,6 @@ def test_courier_slots_holding_items_and_care_questions_are_failed_replies(engin
 def test_can_i_cancel_it_is_a_cancellation_request(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert "cancel_request" in result.analysis.cues and result.handoff
-
-
-@pytest.mark.parametrize("text", ["can I cancel an order after paying?",
-                                  "posso annullare un ordine dopo il pagamento?",
-                                  "¿puedo cancelar un pedido?", "posso cancelar um pedido depois?"])
-def test_can_one_cancel_an_order_in_general_is_no_request(text):
-    from tierline.nlu.cues import extract_cues
-
-    assert "cancel_request" not in extract_cues(text).fired
 
 
 @pytest.mark.parametrize("language,messages", [
@@ -1312,20 +1241,6 @@ def test_not_wanting_a_refund_is_not_money_asked_back(text, language):
     assert "money_back" not in extract_cues(text).fired
 
 
-@pytest.mark.parametrize("language,text", [
-    ("en", "the invoice for ND-209983 came without my VAT number"),
-    ("it", "la fattura di ND-583021 è intestata a mio marito ma serviva a nome della mia ditta"),
-    ("es", "sale a nombre de otra persona y con mi DNI mal"),
-    ("pt", "a fatura da ND-209983 veio sem o meu NIF"),
-    ("en", "you took £89 but the order total was £71 with the discount code"),
-])
-def test_an_invoice_to_the_wrong_name_or_without_a_tax_number_goes_to_billing(engine, language,
-                                                                               text):
-    [result] = play(engine, [text], language=language)
-    assert "invoice_error" in result.analysis.cues
-    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
 @pytest.mark.parametrize("language,messages", [
     ("en", ["ND-512877", "yeah, 'in transit'. since the 2nd. great, super useful bot 👏"]),
     ("it", ["ND-512877", "sì, 'in transito'. dal 2. fantastico, utilissimo il bot 👏"]),
@@ -1337,17 +1252,6 @@ def test_thanking_the_bot_sarcastically_hands_off(engine, language, messages):
     *_, result = play(engine, messages, language=language)
     assert set(result.analysis.cues) & {"sarcasm", "bot_insult"}
     assert result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "I ordered the navy blazer in 12 and you've sent a green one in 14, ND-118847"),
-    ("it", "ho ordinato la giacca blu in 42 e mi avete mandato una verde in 46"),
-    ("es", "pedí la americana azul en la 38 y me habéis enviado una verde en la 42"),
-    ("pt", "encomendei o blazer azul no 38 e me mandaram um verde no 42"),
-])
-def test_a_vip_sent_another_item_than_ordered_gets_a_human(engine, language, text):
-    [result] = play(engine, [text], tier="vip", language=language)
-    assert result.analysis.problem and result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -1371,41 +1275,6 @@ def test_a_message_sent_by_mistake_is_taken_back(text):
 
 
 @pytest.mark.parametrize("language,text", [
-    ("en", "is there an agent available right now?"),
-    ("en", "I'd prefer to discuss it with one of your staff rather than a machine, if possible."),
-    ("it", "ok grazie, ma devo chiarire una cosa con voi, c'è un collega disponibile?"),
-    ("es", "¿hay algún asesor disponible?"),
-    ("pt", "tem algum atendente disponível?"),
-])
-def test_asking_whether_someone_is_available_is_a_request(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "are you hiring for the warehouse? where do I send my CV"),
-    ("it", "fate anche programmi di affiliazione?"),
-    ("es", "hola! ¿a qué hora abre la tienda de Barcelona los domingos?"),
-    ("es", "¿Se puede elegir la fecha de entrega? su cumple es el 14"),
-    ("pt", "aceitam candidaturas espontâneas?"),
-])
-def test_jobs_shops_and_chosen_delivery_days_are_failed_replies(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.bot_failed, [r.text for r in result.replies]
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "when can I still cancel an order? asking before I buy"),
-    ("it", "in generale, fino a quando si può annullare un ordine? chiedo prima di comprare"),
-    ("es", "¿hasta cuándo se puede cancelar un pedido? pregunto antes de comprar"),
-    ("pt", "até quando dá para cancelar uma encomenda? pergunto antes de comprar"),
-])
-def test_a_cancellation_question_before_buying_is_the_faqs(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.analysis.hypothetical and not result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
     ("en", "I'm a travel agent and order from you all the time lol, what payment methods do you take now?"),
     ("it", "sono agente immobiliare e sono sempre in giro, posso scegliere un punto di ritiro?"),
     ("es", "soy agente inmobiliario y estoy todo el día en la calle, ¿puedo elegir un punto de recogida?"),
@@ -1422,17 +1291,6 @@ def test_agent_as_the_customers_own_job_is_not_a_request(engine, language, text)
 def test_a_cat_on_the_keyboard_is_no_elongated_word(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert "elongated_word" not in result.analysis.cues and not result.handoff
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "holy crap this jumper is gorgeous, damn you for making me spend my whole salary 😂😂"),
-    ("it", "porca miseria che bello sto maglione, mannaggia a voi che mi fate spendere tutto lo stipendio 😂😂"),
-    ("es", "joder qué bonito el jersey, malditos, me hacéis gastar todo el sueldo 😂😂"),
-    ("pt", "porra que lindo esse casaco, vocês me fazem gastar o salário todo 😂😂"),
-])
-def test_swearing_laughing_about_good_news_is_not_anger(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert not result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -1476,70 +1334,23 @@ def test_a_refund_that_still_does_not_appear_is_money_asked_back(engine, languag
 
 
 @pytest.mark.parametrize("language,text", [
-    ("en", "the invoice says 89 and I paid 79 with the coupon"),
-    ("it", "ho reso le scarpe e mi avete rimborsato 39 euro invece di 59, mancano 20 euro"),
-    ("es", "en la factura de ND-382275 no aparece mi NIF y la necesito para la empresa, está mal"),
-    ("pt", "encontrei, mas a fatura diz 89€ e eu paguei 79€ com o cupão"),
-])
-def test_amounts_that_do_not_match_go_to_billing(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert "invoice_error" in result.analysis.cues
-    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "thanks. I opened it and you've sent me the black bag, I ordered tan"),
-    ("it", "ho ricevuto l'ordine ma dentro c'è una camicia da uomo taglia XL, io avevo ordinato un top donna S 😅"),
-    ("es", "me habéis enviado el bolso negro y yo pedí el camel"),
-    ("pt", "me mandaram a bolsa preta e eu pedi a caramelo"),
-])
-def test_a_vip_sent_another_item_says_so_either_way_round(engine, language, text):
-    [result] = play(engine, [text], tier="vip", language=language)
-    assert result.analysis.problem and result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
     ("en", "Would it be possible to have a colleague of yours look into it personally? Many thanks"),
     ("es", "ah pues entonces cancélame el ND-418826, que lo necesitaba para el finde"),
+    # calling the shop clowns is frustration
+    ("en", "2-4 working days eh? give me a break. you're a bunch of clowns"),
+    ("it", "Ah 2-4 giorni lavorativi eh? Ma fatemi il piacere. Siete dei buffoni"),
+    ("es", "¿2-4 días laborables? sois unos payasos"),
+    ("pt", "2-4 dias úteis? vocês são uns palhaços"),
 ])
-def test_a_colleague_to_look_into_it_and_cancelame(engine, language, text):
+def test_a_colleague_cancelame_and_calling_the_shop_clowns_hand_off(engine, language, text):
     [result] = play(engine, [text], language=language)
     assert result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "are you open on Sundays?"),
-    ("it", "posso venire a provare le scarpe prima di ordinarle?"),
-    ("es", "¿tenéis tarjeta regalo?"),
-    ("es", "¿cuándo vuelve a entrar?"),
-    ("pt", "Olá! Têm lojas físicas em Lisboa?"),
-    ("pt", "Olá, sou fotógrafa e gostava de propor uma parceria para a nova coleção"),
-    ("it", "in alternativa consegnate dopo le 18? lavoro fino a tardi"),
-])
-def test_shops_gift_cards_restocking_and_partnerships_are_failed_replies(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.bot_failed, [r.text for r in result.replies]
 
 
 @pytest.mark.parametrize("text", ["annulla annulla, ho scritto una cavolata 😅", "cancel cancel, wrote it wrong",
                                   "cancela cancela, escribí mal", "cancela cancela kkk"])
 def test_cancel_cancel_takes_a_message_back(text):
     assert small_talk_of(text) == "acknowledgement"
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "Do you offer express delivery to London? And what's the cut-off time?"),
-    ("en", "can I pay with Klarna?"),
-    ("it", "posso pagare con satispay?"),
-    ("es", "buenas tardes, ¿aceptáis Bizum?"),
-    ("pt", "dá pra pagar na entrega?"),
-    ("pt", "tem ponto de recolha em Lisboa?"),
-])
-def test_a_vip_question_naming_an_faq_keyword_gets_the_faq(engine, language, text):
-    """The intent model reads some of these as out of scope; the FAQ entry's keywords answer
-    them, so a VIP's routine question is not a failed reply handed over."""
-    [result] = play(engine, [text], tier="vip", language=language)
-    assert not result.handoff and not result.bot_failed, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -1551,39 +1362,11 @@ def test_a_problem_naming_an_faq_keyword_is_not_answered_with_the_faq(engine, la
     assert result.handoff, result.decision.reasons
 
 
-@pytest.mark.parametrize("language,text", [
-    ("en", "How long does it normally take for a parcel to reach Zurich?"),
-    ("en", "Which countries do you ship to exactly? I'm moving to Lisbon next month"),
-    ("en", "do you deliver to Norway?"),
-    ("it", "spedite anche nel Regno Unito? devo mandare un regalo a Londra"),
-    ("es", "¿cuántos días tarda a Canarias?"),
-    ("pt", "quantos dias demora para os Açores?"),
-])
-def test_a_vip_asking_where_and_how_long_gets_the_delivery_faq(engine, language, text):
-    [result] = play(engine, [text], tier="vip", language=language)
-    assert not result.handoff and not result.bot_failed, result.decision.reasons
-
-
 def test_a_keyword_said_not_to_be_the_question_is_not_answered():
     *_, result = play(TurnEngine.shipped(), ["I need to change the delivery address",
                                              "no that's not what I asked",
                                              "are you actually thick? I SAID ADDRESS not delivery times"])
     assert result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "damn this linen shirt is fire"),
-    ("en", "Thanks so much, have a lovely weekend and say hi to the whole team from me!"),
-    ("it", "grazie di tutto, un saluto a tutto il team!"),
-    ("es", "gracias por todo, saludos al equipo!"),
-    ("pt", "obrigada por tudo, beijos para a equipe!"),
-    ("en", "wow, great, now the whole office wants the same mug. thanks a lot 🙄😂"),
-    ("en", "I was charged... oh wait no, that was my Spotify 🤦"),
-])
-def test_slang_praise_greetings_to_the_team_and_a_charge_taken_back_keep_the_bot(engine, language,
-                                                                                  text):
-    [result] = play(engine, [text], language=language)
-    assert not result.handoff, result.decision.reasons
 
 
 @pytest.mark.parametrize("language,messages", [
@@ -1617,19 +1400,6 @@ def test_italian_requests_in_abbreviations_and_dialect(engine, text):
 
 
 @pytest.mark.parametrize("language,text", [
-    ("en", "the order was 59.90 but on my bank statement I see 79.90, why?"),
-    ("it", "Salve, l'ordine ND-433901 era di 59,90 ma sull'estratto conto vedo 79,90. Come mai?"),
-    ("es", "el pedido era de 59,90 pero en el extracto veo 79,90"),
-    ("pt", "a encomenda era de 59,90 mas no extrato vejo 79,90"),
-    ("it", "Trovata, grazie. Però c'è un errore: la partita IVA della mia azienda è sbagliata, va corretta"),
-])
-def test_a_statement_or_tax_number_that_does_not_match_goes_to_billing(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert "invoice_error" in result.analysis.cues
-    assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
     ("en", "the partial refund came but the shipping costs are missing, shouldn't you refund them?"),
     ("it", "Mi è arrivato il rimborso parziale ma mancano le spese di spedizione, non dovevate rimborsarle?"),
     ("es", "me llegó el reembolso parcial pero faltan los gastos de envío"),
@@ -1639,36 +1409,3 @@ def test_a_refund_missing_a_part_is_money_asked_back_for_billing(engine, languag
     [result] = play(engine, [text], language=language)
     assert "money_back" in result.analysis.cues and "missing_item" not in result.analysis.cues
     assert result.handoff and result.handoff.team == "billing", result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "I wanted to cancel the order because I thought it was lost, but it just arrived! All good 😄"),
-    ("it", "Volevo annullare l'ordine perché pensavo fosse perso, ma è appena arrivato! Tutto ok, grazie 😄"),
-    ("es", "quería cancelar el pedido porque pensaba que se había perdido, pero acaba de llegar! 😄"),
-    ("pt", "queria cancelar a encomenda porque achava que tinha se perdido, mas acabou de chegar! 😄"),
-])
-def test_a_cancellation_meant_before_the_parcel_came_is_settled(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.analysis.settled and not result.handoff, result.decision.reasons
-
-
-@pytest.mark.parametrize("language,text", [
-    ("it", "ok e se nn torna potete avvisarmi quando arriva?"),
-    ("it", "Nel vostro magazzino ne arrivano altri prima di Natale?"),
-    ("it", "Potete togliere il prezzo dallo scontrino dentro il pacco?"),
-    ("en", "can you let me know when it comes in?"),
-])
-def test_being_told_when_stock_comes_and_prices_left_out_are_failed_replies(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.bot_failed, [r.text for r in result.replies]
-
-
-@pytest.mark.parametrize("language,text", [
-    ("en", "2-4 working days eh? give me a break. you're a bunch of clowns"),
-    ("it", "Ah 2-4 giorni lavorativi eh? Ma fatemi il piacere. Siete dei buffoni"),
-    ("es", "¿2-4 días laborables? sois unos payasos"),
-    ("pt", "2-4 dias úteis? vocês são uns palhaços"),
-])
-def test_calling_the_shop_clowns_is_frustration(engine, language, text):
-    [result] = play(engine, [text], language=language)
-    assert result.handoff, result.decision.reasons
