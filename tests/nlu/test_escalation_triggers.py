@@ -302,6 +302,8 @@ def test_telling_of_an_agent_is_not_an_explicit_request(engine):
     ("it", "è la terza volta che vi scrivo x lo stesso ordine!!", "repeat_contact", "general"),
     ("es", "ya os escribí ayer y nadie me dice nada del pedido", "repeat_contact", "general"),
     ("pt", "já mandei mensagem 2x e nada do meu pedido", "repeat_contact", "general"),
+    ("en", "This is the third time I have written about this order. It is now Friday.",
+     "repeat_contact", "general"),
     ("en", "tracking says delivered but i never got it 😡", "delivered_not_received", "general"),
     ("it", "risulta consegnato ma a me non è arrivato niente", "delivered_not_received", "general"),
     ("es", "pone entregado pero aquí no ha llegado nada", "delivered_not_received", "general"),
@@ -1040,11 +1042,29 @@ def test_are_you_kidding_me_about_a_problem_is_fed_up(engine, language, text):
 def test_a_vip_is_asked_again_for_an_unknown_order_number_then_handed_over(engine, language,
                                                                            first, second):
     """"I couldn't find order X, please check the number" asks again: the first unknown
-    number is not a failed reply, the second is (a VIP's first failed reply hands over)."""
+    number is not a failed reply, the second is, and the first with it (a VIP's first failed
+    reply hands over)."""
     asked, again = play(engine, [first, second], tier="vip", language=language)
     assert not asked.handoff and not asked.bot_failed, asked.decision.reasons
     assert asked.state.step == "awaiting_order_number"
-    assert again.handoff and "1 failed bot replies" in again.handoff.reasons
+    assert again.handoff and "2 failed bot replies" in again.handoff.reasons
+
+
+@pytest.mark.parametrize("language,texts", [
+    ("en", ["ND-999999", "hmm try ND-888888", "ok what about ND-777777?? 🙄"]),
+    ("it", ["ND-999999", "allora ND-888888", "boh prova ND-777777"]),
+    ("es", ["ND-999999", "pues ND-888888", "y ND-777777?"]),
+    ("pt", ["ND-999999", "entao ND-888888", "tenta ND-777777 pfv"]),
+])
+def test_three_order_numbers_the_shop_cannot_find_are_three_failed_replies(engine, language,
+                                                                          texts):
+    """The first unknown number had the benefit of a typo; a second one takes it back, so
+    the third hands a standard customer over (three failed replies), not the fifth."""
+    first, second, third = play(engine, texts, language=language)
+    assert not first.bot_failed and not first.handoff
+    assert second.bot_failed and not second.handoff, second.decision.reasons
+    assert second.state.failed_attempts == 2
+    assert third.handoff and "3 failed bot replies" in third.handoff.reasons
 
 
 @pytest.mark.parametrize("language,text", [
@@ -1409,3 +1429,98 @@ def test_a_refund_missing_a_part_is_money_asked_back_for_billing(engine, languag
     [result] = play(engine, [text], language=language)
     assert "money_back" in result.analysis.cues and "missing_item" not in result.analysis.cues
     assert result.handoff and result.handoff.team == "billing", result.decision.reasons
+
+
+@pytest.mark.parametrize("language,texts", [
+    ("en", ["check my order ND-55", "sorry ND-5512", "ND-55120 i think"]),
+    ("it", ["guarda l'ordine ND-55", "scusa ND-5512", "ND-55120 credo"]),
+    ("es", ["mira el pedido ND-55", "perdón ND-5512", "ND-55120 creo"]),
+    ("pt", ["olha o pedido ND-55", "desculpa ND-5512", "ND-55120 acho"]),
+])
+def test_three_mistyped_order_numbers_are_three_failed_replies(engine, language, texts):
+    """"ND-55" is the shop's prefix with digits that make no number: asked again as an unknown
+    number is, the first excused, the third handing over."""
+    first, second, third = play(engine, texts, language=language)
+    assert not first.bot_failed and first.state.step == "awaiting_order_number"
+    assert second.bot_failed and second.state.failed_attempts == 2
+    assert third.handoff and "3 failed bot replies" in third.handoff.reasons
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["which payment methods do you take?", "and can I pay with PayPal?"]),
+    ("it", ["quali metodi di pagamento accettate?", "e posso pagare con PayPal?"]),
+    ("es", ["¿qué métodos de pago aceptáis?", "¿y se puede pagar con PayPal?"]),
+    ("pt", ["olá, quais métodos de pagamento aceitam?", "e dá para pagar com PayPal?"]),
+])
+def test_a_follow_up_the_same_faq_answer_names_is_answered_not_failed(engine, language,
+                                                                      messages):
+    """The payment methods' answer lists PayPal: asked about PayPal next, the same answer
+    answers it (a VIP was handed over for it as a failed reply)."""
+    first, second = play(engine, messages, tier="vip", language=language)
+    assert second.replies[0].text == first.replies[0].text
+    assert not second.bot_failed and not second.handoff, second.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "amazing service, I could have walked to Rome and back faster 👏👏"),
+    ("it", "complimenti eh, manco a piedi da milano a napoli ci mettevo tanto 👏👏"),
+    ("es", "enhorabuena, ni andando desde Madrid tardaba tanto 👏"),
+    ("pt", "parabéns, nem a pé de Lisboa ao Porto demorava tanto 👏"),
+])
+def test_walking_would_have_been_faster_is_sarcasm_about_a_delay(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "sarcasm" in result.analysis.cues
+    assert result.handoff and "customer is being sarcastic about a delay" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("en", "I have got the invoice, thank you. But the total say 112 euro and I have paid 89 "
+           "euro, please correct it"),
+    ("it", "ho ricevuto la fattura ma il totale dice 112 euro e io ho pagato 89 euro, me la "
+           "correggete?"),
+    ("es", "me llegó la factura pero el total pone 112 euros y yo he pagado 89 euros, ¿me la "
+           "corregís?"),
+    ("pt", "recebi a fatura mas o total diz 112 euros e eu paguei 89 euros, podem corrigir?"),
+])
+def test_a_total_other_than_what_was_paid_is_an_invoice_error(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert "invoice_error" in result.analysis.cues
+    assert result.handoff and result.handoff.team == "billing"
+
+
+@pytest.mark.parametrize("language,text", [
+    ("it", "si buonasera allora ho fatto un ordine per mia nipote ma la taglia forse è sbagliata "
+           "mi potete passare qualcuno che mi spiega come si fa grazie"),
+    ("es", "Buenos días. Quisiera, si es posible, tratar con una persona de su departamento un "
+           "asunto relativo a una factura. Gracias."),
+    ("es", "hola buenas tardes fíjese que los jeans le quedaron chicos a mi hijo y no le entiendo "
+           "al menú, será que me puede atender un asesor por favor"),
+    ("pt", "boa tarde, comprei uma calça pro meu filho e ficou pequena, não entendo o menu, será "
+           "que pode me atender um atendente por favor"),
+])
+def test_a_request_for_a_person_inside_a_long_dictated_message(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.handoff and "customer asked for a human agent" in result.handoff.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("es", "una duda nomás, si cancelo un pedido me devuelven toda la plata? no lo voy a "
+           "cancelar, es pura curiosidad"),
+    ("pt", "uma dúvida, se eu cancelar um pedido devolvem o dinheiro todo? não vou cancelar, é "
+           "pura curiosidade"),
+])
+def test_pure_curiosity_about_cancelling_is_asked_only_to_know(engine, language, text):
+    [result] = play(engine, [text], language=language)
+    assert result.analysis.hypothetical
+    assert not result.handoff, result.decision.reasons
+
+
+@pytest.mark.parametrize("language,text", [
+    ("it", "QUESTA PAGINA NON FUNZIONA, È UN'ORA CHE PROVO"),
+    ("es", "ES UNA PORQUERÍA ESTA PÁGINA, LLEVO UNA HORA"),
+    ("pt", "ESSA PÁGINA NÃO FUNCIONA, JÁ FAZ UMA HORA"),
+])
+def test_a_web_page_is_not_a_payment(engine, language, text):
+    """"página" begins like "pagar": a page that does not work is not billing's."""
+    [result] = play(engine, [text], language=language)
+    assert "money" not in result.analysis.topics

@@ -252,7 +252,9 @@ def _small_talk_of(text: str) -> str | None:
     if len(folded) <= 200 and not _SERIOUS.search(folded):
         if MISDIRECTED.search(folded):
             return "goodbye"
-        if (SLIP.search(folded) and not _PURCHASE.search(folded)) or _TAKE_BACK.search(folded):
+        # "bueno da igual, me pasas la receta de la tortilla?": taken back, then a new question.
+        if ((SLIP.search(folded) and not _PURCHASE.search(folded))
+                or (_TAKE_BACK.search(folded) and "?" not in folded)):
             return "acknowledgement"
         if (_APOLOGY.match(folded.strip()) and len(WORD.findall(folded)) <= APOLOGY_WORDS
                 and "?" not in folded and not extract_cues(text).problem):
@@ -371,8 +373,11 @@ class ConversationState:
     #: (:data:`tierline.nlu.order_numbers.MAX_REMEMBERED` at most): context for agents.
     order_numbers: list[str] = field(default_factory=list)
     recent_intents: list[str] = field(default_factory=list)
-    #: Order numbers looked up and not found (the first is asked again, not a failure).
+    #: Order numbers looked up and not found, or mistyped (the first is asked again, not a
+    #: failure).
     orders_not_found: int = 0
+    #: The first such number was excused as a typo (not counted as a failed reply yet).
+    order_miss_excused: bool = False
     #: The latest intent the model was sure of and that names a topic: a handoff routes by it
     #: ("Opciones" read as check_payment_methods at 0.16 must not send "agente" to billing).
     routing_intent: str | None = None
@@ -425,6 +430,14 @@ class BotResponse:
 
     replies: list[Reply]
     failed: bool
+    #: Earlier replies that count as failed from now on: the first unknown order number was
+    #: given the benefit of a typo, and a second one takes it back.
+    recounted: int = 0
+
+    @property
+    def failures(self) -> int:
+        """Failed replies this message adds to the conversation's count."""
+        return int(self.failed) + self.recounted
 
 
 class MenuBot:
@@ -477,6 +490,11 @@ class MenuBot:
             # question was something else the bot cannot do.
             response.failed = response.failed or self._asks_something_else(text, found, analysis)
             return response
+        if found is None and self.order_numbers.mistyped(text):
+            # "mira el pedido ND-55", "ops ND-55291": a number mistyped, asked again as an
+            # unknown one is (the first has the benefit of a typo).
+            return self._order_missed(state, Reply(self.flow.text("invalid_order_number", lang)),
+                                      mistyped=True)
         if state.step == "awaiting_order_number" and self._looks_like_an_attempt(text, analysis):
             return BotResponse([Reply(self.flow.text("invalid_order_number", lang))], failed=True)
 
@@ -514,8 +532,11 @@ class MenuBot:
             # The same answer again did not help the first time: "¿y cuándo vuelve a haber
             # stock?" read as delivery_period after the delivery times were given, a second
             # account question answered with the same account help. A failed reply.
-            repeated = any(line["role"] == "bot" and line["text"] == answer
-                           for line in state.history)
+            # A follow-up about what the answer names in so many words ("e dá para pagar com
+            # PayPal?" after the payment methods, which list PayPal) is answered by it again.
+            repeated = (any(line["role"] == "bot" and line["text"] == answer
+                            for line in state.history)
+                        and not self.faq.names(match.entry, text, also_in=answer))
             return BotResponse([Reply(answer)], failed=repeated)
         if analysis.happy and (praises(text) or _thanks_first(text)):
             # "OMG THE BOOTS ARE AMAZING", "CHEGOU TUDO LINDO 🥰", "thank u sm, fits like a
@@ -534,17 +555,31 @@ class MenuBot:
             # "Please check the number" asks again, as a form asks again for a mistyped field:
             # the first number the shop's system does not know (a typo, an order not synced
             # yet) is not a failed reply, so a VIP checking an order is not handed over for it;
-            # a second one is.
-            state.orders_not_found += 1
-            state.step = "awaiting_order_number"
-            return BotResponse([Reply(self.flow.text("order_not_found", lang, order_number=number))],
-                               failed=state.orders_not_found > 1)
+            # a second one is, and then the first counts too: three numbers the shop cannot
+            # find are three failed replies.
+            return self._order_missed(state, Reply(self.flow.text(
+                "order_not_found", lang, order_number=number)))
         state.order_number = order.number
         state.step = "menu"
         return BotResponse([Reply(self.flow.text(
             "order_status", lang, order_number=order.number,
             status=self.flow.order_status(order.status, lang), carrier=order.carrier,
             eta=order.eta))], failed=False)
+
+    @staticmethod
+    def _order_missed(state: ConversationState, reply: Reply, mistyped: bool = False
+                      ) -> BotResponse:
+        """An order number the shop does not know, or one mistyped: asked for again. The first
+        is excused (a typo, an order not synced yet), a mistyped one only where the bot has
+        not failed yet ("ND12" after two replies that did not help is a third); a second is a
+        failed reply and takes the excused first with it."""
+        state.orders_not_found += 1
+        state.step = "awaiting_order_number"
+        if state.orders_not_found == 1 and not (mistyped and state.failed_attempts):
+            state.order_miss_excused = True
+            return BotResponse([reply], failed=False)
+        recounted, state.order_miss_excused = int(state.order_miss_excused), False
+        return BotResponse([reply], failed=True, recounted=recounted)
 
     def gives_order_number(self, text: str) -> bool:
         """``text`` is an order number with at most a few words around it ("è ND-369246",

@@ -167,7 +167,8 @@ NOT_HAPPENING = re.compile(
 #: "Third time I write", "ho già scritto", "ya les escribí", "já mandei mensagem": the customer
 #: has been in touch before about this, and the bot's answer did not end it (folded text).
 REPEAT_CONTACT = re.compile(
-    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:(?:i|im|i m|i am|ive|i ve) )?"
+    r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)?) time (?:that )?(?:(?:i|im|i m|i am|ive|i ve|i have|"
+    r"i had|i ve been|i have been) )?"
     r"(?:writ|ask|messag|contact|call|text)\w*|(?:writing|messaging|texting) (?:you )?again|"
     r"(?:torno|ritorno) a scriver\w*|vi riscrivo|(?:vuelvo|volvemos) a escribir\w*|"
     r"(?:escrevo|escrevendo|mandando mensagem) (?:de novo|outra vez|novamente)|(?:already|i ve|ive) (?:wrote|written|messaged|"
@@ -289,7 +290,17 @@ LONG_WAIT = re.compile(
     r"\b(?:since|da|dal|desde|desde el|desde a) (?:monday|tuesday|wednesday|thursday|friday|"
     r"lunedi|martedi|mercoledi|giovedi|venerdi|lunes|martes|miercoles|jueves|viernes|"
     r"segunda|terca|quarta|quinta|sexta|last week|la settimana scorsa|la semana pasada|"
-    r"semana passada)\b")
+    r"semana passada)\b|"
+    # ... or said by an idiom: "manco a piedi ci mettevo tanto", "I could have walked it
+    # faster", "andando llegaba antes", "a pé chegava mais rápido", "a passo di lumaca"
+    r"\b(?:manco|nemmeno|neanche|neppure|ni|nem) (?:a piedi|a pie|andando|a pe)\b|"
+    r"\ba piedi (?:facevo|faceva|facevamo|arrivav\w*|ci mettev\w*)|"
+    r"\b(?:walk(?:ed|ing)?|on foot)(?: \w+){0,5}? (?:faster|quicker|sooner)\b|"
+    r"\b(?:faster|quicker) (?:on foot|walking|to walk)\b|"
+    r"\b(?:a pie|andando|caminando) (?:llega\w*|habria|iba|lo traia)\b|"
+    r"\b(?:a pe|andando) (?:chega\w*|tinha chegado|ia mais rapido|era mais rapido)\b|"
+    r"\b(?:a passo di lumaca|snail s pace|snail pace|at a snail|a paso de tortuga|"
+    r"a ritmo de tortuga|a passo de tartaruga|a passo de caracol)\b")
 ARRIVED = re.compile(
     r"\b(?:arrived|came|got it|received|arrivat[oaie]|ricevut[oaie]|llego|llegaron|recibi|"
     r"chegou|chegaram|recebi)\b")
@@ -301,6 +312,10 @@ INVOICE_ERROR = re.compile(
     r"\b(?:amount|total|importo|totale|importe|valor|montante|cifra)(?: \w+){0,2}? "
     r"(?:is |e |es |esta |ta |are )?(?:wrong|incorrect|sbagliat\w*|errat\w*|equivocad\w*|"
     r"incorrect\w*|errad\w*)\b|"
+    # ... or says one amount where the customer paid another: "the total say 112 euro and I
+    # have paid 89 euro", "il totale dice 80 ma ho pagato 65"
+    r"\b(?:total|amount|importo|totale|importe|valor|montante)\b(?: \w+){0,3}? \d+(?: \w+){0,8}? "
+    r"(?:paid|pagato|pagado|pague|paguei)(?: \w+){0,2}? \d+\b|"
     # Charged more than the price: "I paid full price, £64 instead of £51.20", "mi avete
     # addebitato 40 invece di 30", "me cobraron el precio completo"
     r"\b(?:(?:paid|charged|pagato|addebitat\w*|pagado|pague|cobrad\w*|cobraron|paguei|"
@@ -379,7 +394,7 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"(?<!handwritten )(?<!personali[sz]ed )cards?(?! (?:message|with a message|note))|"
         r"credit|debit\w*|invoices?|receipts?|bill|billed|billing|price|fees?|costs?|"
         r"euros?|dollars?|bank|transfer|paypal|pix|mbway|iban|chargeback|statement|penalty|vat|"
-        r"pag[aoi]\w*|pague\w*|addebit\w*|rimbors\w*|soldi|carta di credito|fattur\w*|"
+        r"pag(?!ina)[aoi]\w*|pague\w*|addebit\w*|rimbors\w*|soldi|carta di credito|fattur\w*|"
         r"ricevuta|ricevute|prezz\w*|costo|costa|costano|commission\w*|bonifico|scalat\w*|"
         r"estratto conto|cuesta|cuestan|custa|custam|"
         r"saldo|penale|penali|iva|"
@@ -515,7 +530,8 @@ HYPOTHETICAL = re.compile(
     r"solo per sapere|chiedo solo|per curiosita|giusto per sapere|es solo para saber|"
     r"solo para saber|solo pregunto|por curiosidad|so pra saber|so para saber|por curiosidade|"
     r"so pergunto|pergunta so|just curious|only curious|(?:e )?so curiosidade|curiosidade (?:msm|"
-    r"mesmo)|solo curiosidad|curiosidad nada mas|solo curiosita|pura curiosita|"
+    r"mesmo)|solo curiosidad|curiosidad nada mas|solo curiosita|pura curiosita|pura curiosidade?|"
+    r"mera curiosidade?|just out of curiosity|"
     r"if i (?:wanted|were|was) to|se (?:io )?volessi|si (?:yo )?quisiera|se (?:eu )?quisesse)\b")
 #: How returns or refunds work in general, the FAQ's question rather than a case: "can I return
 #: something I bought in the sale?", "come funzionano i resi?", "¿se puede devolver algo?",

@@ -337,7 +337,7 @@ class TurnEngine:
                                           routing=self._routing(state, analysis, explicit=False))
             decision.escalate = True
             decision.reason_codes = [Reason("with_agent")] + decision.reason_codes
-            self._update_counters(state, analysis, stack.policy, failed=False)
+            self._update_counters(state, analysis, stack.policy, failures=0)
             replies = []
             if not state.told_with_agent:  # once: "an agent has your conversation"
                 state.told_with_agent = True
@@ -366,13 +366,14 @@ class TurnEngine:
         response = None
         if not (decision.escalate and act):
             response = stack.bot.respond(state, text, analysis, button_id)
-            reason = stack.policy.failed_replies_rule(state.failed_attempts + 1, state.tier)
+            reason = stack.policy.failed_replies_rule(state.failed_attempts + response.failures,
+                                                      state.tier)
             if act and response.failed and reason:
                 decision.escalate = True
                 decision.reason_codes = [reason] + [r for r in decision.reason_codes
                                                     if r.code != "failed_replies"]
         failed = bool(response and response.failed)
-        self._update_counters(state, analysis, stack.policy, failed)
+        self._update_counters(state, analysis, stack.policy, response.failures if response else 0)
         if decision.escalate and act:
             return self._hand_off(state, decision, analysis, now, failed, stack.name)
         for reply in response.replies:
@@ -418,10 +419,10 @@ class TurnEngine:
 
     @staticmethod
     def _update_counters(state: ConversationState, analysis: AnalysisResult,
-                         policy: EscalationPolicy, failed: bool) -> None:
+                         policy: EscalationPolicy, failures: int) -> None:
         routing = policy.config.routing
         state.turns += 1
-        state.failed_attempts += int(failed)
+        state.failed_attempts += failures
         if not analysis.empty:
             state.recent_intents = (state.recent_intents + [analysis.intent])[-RECENT_INTENTS:]
             if _routes(analysis):

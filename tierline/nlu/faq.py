@@ -93,10 +93,17 @@ class FaqIndex:
             return FaqMatch(self.entries[self._owner[nearest[0]]], "similarity", nearest[1])
         if (text is not None and "?" in text and not analysis.problem and not analysis.cues
                 and not analysis.frustrated):
-            folded = f" {' '.join(words_of(text))} "
-            named = [e for e in self.entries
-                     if any(f" {k} " in folded and not _NEGATED.search(folded.split(f" {k} ")[0])
-                            for k in self._keywords[e.id])]
+            named = [e for e in self.entries if self.names(e, text)]
             if len(named) == 1:  # one entry named, not a question about several things
                 return FaqMatch(named[0], "keyword", 0.0)
         return None
+
+    def names(self, entry: FaqEntry, text: str, also_in: str | None = None) -> bool:
+        """``text`` names one of ``entry``'s keywords, not negated ("can I pay with PayPal?"
+        names the payment methods' entry; "I SAID ADDRESS not delivery times" does not); with
+        ``also_in``, one that text names as well (an answer that says "PayPal")."""
+        folded = f" {' '.join(words_of(text))} "
+        other = f" {' '.join(words_of(also_in))} " if also_in is not None else None
+        return any(f" {k} " in folded and not _NEGATED.search(folded.split(f" {k} ")[0])
+                   and (other is None or f" {k} " in other)
+                   for k in self._keywords[entry.id])

@@ -119,7 +119,13 @@ TALK_TO_SOMEONE = re.compile(
     r"|\b(?:someone|somebody|qualcuno|alguien|alguem)\b(?:\s+\w+){0,5}?\s+(?:get back to me|"
     r"contact me|reach out|ricontattarmi|contattarmi|contactarme|contactame|me contacte|"
     r"entrar em contato comigo|me contatar|atender(?:me)?|atienda|atiende|me atenda)\b"
-    r"|\b(?:atender(?:me)?|atienda|me atenda)\s+(?:\w+\s+){0,2}?(?:alguien|alguem)\b"
+    r"|\b(?:atender(?:me)?|atienda|me atenda)\s+(?:\w+\s+){0,2}?(?:alguien|alguem|un asesor|"
+    r"una asesora|un agente|una persona|uma pessoa|um atendente|uma atendente|um agente)\b"
+    # ... "mi potete passare qualcuno che mi spiega", "¿podría tratar con una persona de su
+    # departamento un asunto...?"
+    r"|\bmi (?:potete |puoi |puo |potreste |potresti |potrebbe )?passa(?:re|te|i)? (?:qualcuno|"
+    r"qlc|qlcn|una persona|un collega|una collega)\b"
+    r"|\btratar(?: \w+){0,3}? con (?:una persona|alguien|un agente|un asesor|una asesora)\b"
     # ... or who to talk to: "who can I speak to about a bulk order?", "con chi posso parlare?",
     # "¿con quién hablo?", "com quem eu falo?"
     r"|\bwho (?:can|could|would|should|do) i (?:speak|talk|write) to\b"

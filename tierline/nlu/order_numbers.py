@@ -39,6 +39,10 @@ class OrderNumbers:
         core = pattern.strip("^$")
         self._format = re.compile(core, re.IGNORECASE)
         self._written = re.compile(f"(?<![0-9A-Za-z])(?:{core})(?![0-9A-Za-z])", re.IGNORECASE)
+        # The format's own letters ("ND" of "ND-\d{6}"): a typed prefix that is them, with
+        # digits that make no number, is a number mistyped.
+        letters = re.match(r"[A-Za-z]+", core)
+        self._prefix = letters.group(0).upper() if letters else None
 
     def is_number(self, text: str) -> bool:
         """``text`` is an order number of this format (any case)."""
@@ -62,6 +66,13 @@ class OrderNumbers:
                 seen.add(f.number)
                 ordered.append(f)
         return ordered
+
+    def mistyped(self, text: str) -> bool:
+        """``text`` holds no order number but the format's prefix with digits that make none:
+        "ND-55", "ND-5512", "nd 1234567" (a digit short or one too many)."""
+        if self._prefix is None or self.find_all(text):
+            return False
+        return any(m.group(1).upper() == self._prefix for m in _TYPED.finditer(text))
 
     def first(self, text: str) -> FoundNumber | None:
         """The first order number in ``text``, or None."""
