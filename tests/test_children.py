@@ -111,7 +111,11 @@ def test_a_child_and_its_own_children_stop_with_the_command(tmp_path, how):
         proc = subprocess.Popen([sys.executable, "-c", COMMAND, how], stdout=fh,
                                 stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
     try:
-        child = int(wait_for_line(out, r"child (\d+)", proc, 60).group(1))
+        # "^": the shell may print "grandchild N" before Python prints "child N", and a bare
+        # "child (\d+)" reads the grandchild's line, so the signal could come before the
+        # command reached its block. (A CI-like run under load once saw the SIGINT case outlive
+        # the 30 s wait; not reproduced in isolation, and this race is the one found.)
+        child = int(wait_for_line(out, r"(?m)^child (\d+)", proc, 60).group(1))
         grandchild = int(wait_for_line(out, r"grandchild (\d+)", proc, 60).group(1))
         assert running(child) and running(grandchild)
         if how != "exit":
