@@ -1524,3 +1524,20 @@ def test_a_web_page_is_not_a_payment(engine, language, text):
     """"página" begins like "pagar": a page that does not work is not billing's."""
     [result] = play(engine, [text], language=language)
     assert "money" not in result.analysis.topics
+
+
+@pytest.mark.parametrize("language,messages", [
+    ("en", ["the app logs me out every time I log in",
+            "ffs this is the fifth time, this app is total garbage"]),
+    ("it", ["l'app mi butta fuori ogni volta che faccio login",
+            "ma porca miseria è la quinta volta, sta app è una ciofeca"]),
+    ("es", ["la app me saca cada vez que inicio sesión",
+            "joder es la quinta vez, esta app es una basura"]),
+    ("pt", ["o app me desloga toda vez que faço login", "pqp é a quinta vez, esse app é um lixo"]),
+])
+def test_an_outburst_after_a_login_problem_goes_to_the_technical_team(engine, language,
+                                                                       messages):
+    """The outburst names no topic of its own and no problem was reported before it: the
+    account topic the conversation carries routes it (it went to general)."""
+    results = play(engine, messages, language=language)
+    assert results[-1].handoff and results[-1].handoff.team == "technical"

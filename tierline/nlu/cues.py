@@ -412,7 +412,7 @@ TOPICS: dict[str, re.Pattern[str]] = {
         r"register\w*|registration|sign up|signup|username|user name|otp|2fa|"
         r"accedere|accedo|accesso all account|credenziali|registrazione|registrarmi|acceder|"
         r"logar|"
-        r"contrasena|cuenta|iniciar sesion|registro|registrarme|"
+        r"contrasena|cuenta|inici\w* (?:la )?sesion|registro|registrarme|"
         r"senha|(?:minha|sua|da|na|uma|de) conta|conta (?:bloqueada|suspensa)|cadastr\w*|login)\b"),
 }
 #: Gift wrapping asked for (folded text): a card named with it is a greeting card.

@@ -406,15 +406,19 @@ class TurnEngine:
         """What a handoff now routes by: an intent, and topics for when the intent names no
         team. The message's own confident intent first. A problem reported without one
         continues an earlier problem's intent ("sito ridicolo!!!" after a password reset that
-        never came is technical's), or else is routed by its own words (a parcel stuck in
-        customs after a question about payment methods is not billing's). A request for a
+        never came is technical's), or else is routed by its own words and the account topic
+        the conversation carries ("sta app è una ciofeca" after the app logs the customer out
+        is technical's; a parcel stuck in customs after a question about payment methods is not
+        billing's: money is not carried). A request for a
         person, or anything else, follows the conversation: its latest confident intent
         ("agent please" after a refund question goes to billing), else the latest topics it
         named."""
         if _routes(analysis):
             return analysis.intent, []
         if analysis.problem and not explicit:
-            return state.problem_intent or OUT_OF_SCOPE, []
+            if state.problem_intent:
+                return state.problem_intent, []
+            return OUT_OF_SCOPE, list(state.routing_topics)
         return state.routing_intent or OUT_OF_SCOPE, list(state.routing_topics)
 
     @staticmethod
