@@ -104,17 +104,25 @@ COMMAND = textwrap.dedent("""
 """)
 
 
+def _default_ctrl_c() -> None:  # runs in the child, between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["SIGINT", "SIGHUP", "SIGTERM", "exit"])
 def test_a_child_and_its_own_children_stop_with_the_command(tmp_path, how):
     out = tmp_path / "out.txt"
     with open(out, "w") as fh:
+        # Started as from a terminal, with Ctrl-C's default disposition: a process inherits an
+        # ignored SIGINT (a pytest worker's, a background job's), and Python then never raises
+        # KeyboardInterrupt. Two fresh-clone runs of the whole suite saw the SIGINT case
+        # outlive the 30 s wait; neither the file alone nor beside the Ray test did, so this
+        # inherited disposition is a suspected cause, not a confirmed one.
         proc = subprocess.Popen([sys.executable, "-c", COMMAND, how], stdout=fh,
-                                stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+                                stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+                                preexec_fn=_default_ctrl_c)
     try:
         # "^": the shell may print "grandchild N" before Python prints "child N", and a bare
-        # "child (\d+)" reads the grandchild's line, so the signal could come before the
-        # command reached its block. (A CI-like run under load once saw the SIGINT case outlive
-        # the 30 s wait; not reproduced in isolation, and this race is the one found.)
+        # "child (\d+)" reads the grandchild's line.
         child = int(wait_for_line(out, r"(?m)^child (\d+)", proc, 60).group(1))
         grandchild = int(wait_for_line(out, r"grandchild (\d+)", proc, 60).group(1))
         assert running(child) and running(grandchild)
