@@ -93,7 +93,8 @@ class FaqIndex:
             return FaqMatch(self.entries[self._owner[nearest[0]]], "similarity", nearest[1])
         if (text is not None and "?" in text and not analysis.problem and not analysis.cues
                 and not analysis.frustrated):
-            named = [e for e in self.entries if self.names(e, text)]
+            folded = _padded(text)
+            named = [e for e in self.entries if self._named(e, folded)]
             if len(named) == 1:  # one entry named, not a question about several things
                 return FaqMatch(named[0], "keyword", 0.0)
         return None
@@ -102,8 +103,17 @@ class FaqIndex:
         """``text`` names one of ``entry``'s keywords, not negated ("can I pay with PayPal?"
         names the payment methods' entry; "I SAID ADDRESS not delivery times" does not); with
         ``also_in``, one that text names as well (an answer that says "PayPal")."""
-        folded = f" {' '.join(words_of(text))} "
-        other = f" {' '.join(words_of(also_in))} " if also_in is not None else None
+        return self._named(entry, _padded(text),
+                           _padded(also_in) if also_in is not None else None)
+
+    def _named(self, entry: FaqEntry, folded: str, other: str | None = None) -> bool:
+        """:meth:`names` on text already folded by :func:`_padded` (folded once for all
+        entries)."""
         return any(f" {k} " in folded and not _NEGATED.search(folded.split(f" {k} ")[0])
                    and (other is None or f" {k} " in other)
                    for k in self._keywords[entry.id])
+
+
+def _padded(text: str) -> str:
+    """``text``'s folded words, a space either side, for whole-word keyword tests."""
+    return f" {' '.join(words_of(text))} "

@@ -70,9 +70,11 @@ class OrderNumbers:
     def mistyped(self, text: str) -> bool:
         """``text`` holds no order number but the format's prefix with digits that make none:
         "ND-55", "ND-5512", "nd 1234567" (a digit short or one too many)."""
-        if self._prefix is None or self.find_all(text):
+        if self._prefix is None:
             return False
-        return any(m.group(1).upper() == self._prefix for m in _TYPED.finditer(text))
+        # The cheap test first: most messages type no such prefix at all.
+        return (any(m.group(1).upper() == self._prefix for m in _TYPED.finditer(text))
+                and not self.find_all(text))
 
     def first(self, text: str) -> FoundNumber | None:
         """The first order number in ``text``, or None."""
